@@ -1,0 +1,196 @@
+// conv.wgsl — 3×3 convolution, stride 1, zero padding PAD (1; 3 on the first conv for 28×28 inputs), NCHW, f32.
+// Shapes: x [N,CIN,H,W], w [COUT,CIN,3,3], b [COUT], y [N,COUT,HO,WO] with HO = H + 2·PAD − 2.
+//
+// entry point       bindings (group 0, in order)                     one invocation computes
+// forward           0 x, 1 w, 2 b, 3 y (rw)                          4 output channels × 4 adjacent columns of one row
+// backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 4 adjacent columns of one row
+// backward_weight   0 x, 1 dy, 2 dw (rw)                             one weight tap dw[co,ci,ky,kx], summed over N·HO·WO
+// backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
+// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/4⌉ (forward), N·⌈CIN/4⌉·H·⌈W/4⌉ (backward_input),
+//           COUT·CIN·9 (backward_weight), COUT (backward_bias); workgroup 64.
+// Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
+// 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
+// performance work; this file is the portable baseline that every test runs.
+
+override N: u32;
+override CIN: u32;
+override COUT: u32;
+override H: u32;
+override W: u32;
+override PAD: u32;
+override HO: u32 = H + 2u * PAD - 2u;
+override WO: u32 = W + 2u * PAD - 2u;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+// backward_input
+@group(0) @binding(0) var<storage, read> dy_bi: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+// backward_weight (x at 0)
+@group(0) @binding(1) var<storage, read> dy_bw: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+// backward_bias
+@group(0) @binding(0) var<storage, read> dy_bb: array<f32>;
+@group(0) @binding(1) var<storage, read_write> db: array<f32>;
+
+// Value of x[n,c,row,col] with zero outside the image; `rowbase` = ((n·CIN + c)·H + row)·W.
+fn x_at(rowbase: u32, col: i32) -> f32 {
+    let inside = col >= 0 && col < i32(W);
+    return select(0.0, x[rowbase + u32(clamp(col, 0, i32(W) - 1))], inside);
+}
+
+fn dy_at(rowbase: u32, col: i32) -> f32 {
+    let inside = col >= 0 && col < i32(WO);
+    return select(0.0, dy_bi[rowbase + u32(clamp(col, 0, i32(WO) - 1))], inside);
+}
+
+// w[co,ci,ky,kx] for 4 consecutive output channels co0..co0+3 (0 past COUT).
+fn w4_out(co0: u32, ci: u32, ky: u32, kx: u32) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) {
+        let co = co0 + c;
+        if (co < COUT) { r[c] = w[((co * CIN + ci) * 3u + ky) * 3u + kx]; }
+    }
+    return r;
+}
+
+// w[co,ci,ky,kx] for 4 consecutive input channels ci0..ci0+3 (0 past CIN).
+fn w4_in(co: u32, ci0: u32, ky: u32, kx: u32) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) {
+        let ci = ci0 + c;
+        if (ci < CIN) { r[c] = w[((co * CIN + ci) * 3u + ky) * 3u + kx]; }
+    }
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let xblocks = (WO + 3u) / 4u;
+    let cblocks = (COUT + 3u) / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cblocks * HO * xblocks) { return; }
+    let xb = id % xblocks;
+    let oy = (id / xblocks) % HO;
+    let cb = (id / (xblocks * HO)) % cblocks;
+    let n = id / (xblocks * HO * cblocks);
+    let ox0 = xb * 4u;
+    let co0 = cb * 4u;
+
+    // acc_j holds output column ox0 + j for channels co0..co0+3.
+    var bias = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) { if (co0 + c < COUT) { bias[c] = b[co0 + c]; } }
+    var acc0 = bias; var acc1 = bias; var acc2 = bias; var acc3 = bias;
+    let c0 = i32(ox0) - i32(PAD);
+    for (var ci = 0u; ci < CIN; ci++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let iy = i32(oy + ky) - i32(PAD);
+            if (iy < 0 || iy >= i32(H)) { continue; }
+            let rb = ((n * CIN + ci) * H + u32(iy)) * W;
+            // input columns ox0 − PAD + t, t = 0..5, feed output column j through tap kx = t − j
+            let v0 = x_at(rb, c0); let v1 = x_at(rb, c0 + 1); let v2 = x_at(rb, c0 + 2);
+            let v3 = x_at(rb, c0 + 3); let v4 = x_at(rb, c0 + 4); let v5 = x_at(rb, c0 + 5);
+            let k0 = w4_out(co0, ci, ky, 0u); let k1 = w4_out(co0, ci, ky, 1u); let k2 = w4_out(co0, ci, ky, 2u);
+            acc0 += v0 * k0 + v1 * k1 + v2 * k2;
+            acc1 += v1 * k0 + v2 * k1 + v3 * k2;
+            acc2 += v2 * k0 + v3 * k1 + v4 * k2;
+            acc3 += v3 * k0 + v4 * k1 + v5 * k2;
+        }
+    }
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var j = 0u; j < 4u; j++) {
+        let ox = ox0 + j;
+        if (ox >= WO) { break; }
+        for (var c = 0u; c < 4u; c++) {
+            let co = co0 + c;
+            if (co < COUT) { y[((n * COUT + co) * HO + oy) * WO + ox] = accs[j][c]; }
+        }
+    }
+}
+
+// dx[n,ci,iy,ix] = Σ_co Σ_ky Σ_kx w[co,ci,ky,kx] · dy[n,co,iy+PAD−ky,ix+PAD−kx]  (the transposed convolution)
+@compute @workgroup_size(64)
+fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let xblocks = (W + 3u) / 4u;
+    let cblocks = (CIN + 3u) / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cblocks * H * xblocks) { return; }
+    let xb = id % xblocks;
+    let iy = (id / xblocks) % H;
+    let cb = (id / (xblocks * H)) % cblocks;
+    let n = id / (xblocks * H * cblocks);
+    let ix0 = xb * 4u;
+    let ci0 = cb * 4u;
+
+    var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0); var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
+    let c0 = i32(ix0 + PAD) - 2;
+    for (var co = 0u; co < COUT; co++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let oy = i32(iy + PAD) - i32(ky);
+            if (oy < 0 || oy >= i32(HO)) { continue; }
+            let rb = ((n * COUT + co) * HO + u32(oy)) * WO;
+            // dy columns ix0 + PAD − 2 + t, t = 0..5, reach input column j through tap kx = j + 2 − t
+            let u0 = dy_at(rb, c0); let u1 = dy_at(rb, c0 + 1); let u2 = dy_at(rb, c0 + 2);
+            let u3 = dy_at(rb, c0 + 3); let u4 = dy_at(rb, c0 + 4); let u5 = dy_at(rb, c0 + 5);
+            let k0 = w4_in(co, ci0, ky, 0u); let k1 = w4_in(co, ci0, ky, 1u); let k2 = w4_in(co, ci0, ky, 2u);
+            acc0 += u2 * k0 + u1 * k1 + u0 * k2;
+            acc1 += u3 * k0 + u2 * k1 + u1 * k2;
+            acc2 += u4 * k0 + u3 * k1 + u2 * k2;
+            acc3 += u5 * k0 + u4 * k1 + u3 * k2;
+        }
+    }
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var j = 0u; j < 4u; j++) {
+        let ix = ix0 + j;
+        if (ix >= W) { break; }
+        for (var c = 0u; c < 4u; c++) {
+            let ci = ci0 + c;
+            if (ci < CIN) { dx[((n * CIN + ci) * H + iy) * W + ix] = accs[j][c]; }
+        }
+    }
+}
+
+// dw[co,ci,ky,kx] = Σ_n Σ_oy Σ_ox dy[n,co,oy,ox] · x[n,ci,oy+ky−PAD,ox+kx−PAD]
+// The loops run only over the (oy, ox) whose input pixel lies inside the image, so the body has no tests.
+@compute @workgroup_size(64)
+fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if (id >= COUT * CIN * 9u) { return; }
+    let tap = id % 9u;
+    let ci = (id / 9u) % CIN;
+    let co = id / (9u * CIN);
+    let ky = tap / 3u;
+    let kx = tap % 3u;
+    // valid oy: 0 ≤ oy + ky − PAD < H
+    let oy_lo = u32(max(i32(PAD) - i32(ky), 0));
+    let oy_hi = u32(min(i32(HO), i32(H + PAD) - i32(ky)));
+    let ox_lo = u32(max(i32(PAD) - i32(kx), 0));
+    let ox_hi = u32(min(i32(WO), i32(W + PAD) - i32(kx)));
+    var acc = 0.0;
+    for (var n = 0u; n < N; n++) {
+        for (var oy = oy_lo; oy < oy_hi; oy++) {
+            let drow = ((n * COUT + co) * HO + oy) * WO;
+            // input column of output column ox is ox + kx − PAD ≥ 0 inside the loop bounds
+            let xrow = i32(((n * CIN + ci) * H + (oy + ky - PAD)) * W) + i32(kx) - i32(PAD);
+            for (var ox = ox_lo; ox < ox_hi; ox++) {
+                acc += dy_bw[drow + ox] * x[u32(xrow + i32(ox))];
+            }
+        }
+    }
+    dw[id] = acc;
+}
+
+@compute @workgroup_size(64)
+fn backward_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let co = linear_id(gid, nwg);
+    if (co >= COUT) { return; }
+    var acc = 0.0;
+    for (var n = 0u; n < N; n++) {
+        let base = (n * COUT + co) * HO * WO;
+        for (var i = 0u; i < HO * WO; i++) { acc += dy_bb[base + i]; }
+    }
+    db[co] = acc;
+}

@@ -1,0 +1,36 @@
+// loss.wgsl — softmax cross-entropy with hard labels, fused with its gradient.
+// Shapes: logits [N,K], labels [N] (u32), loss [N] (per-sample −log softmax(z)[label]), dlogits [N,K].
+//   dlogits[n,k] = SCALE·(softmax(z_n)[k] − [k = label_n]); SCALE = 1/N gives the gradient of the batch mean.
+//
+// entry point   bindings (group 0, in order)                                   one invocation per
+// softmax_xent  0 logits, 1 labels, 2 loss (rw), 3 dlogits (rw)                sample n
+// Dispatch: N invocations; workgroup 64. A label ≥ K gives loss NaN (callers validate labels on load).
+
+override N: u32;
+override K: u32;
+override SCALE: f32 = 1.0;
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<u32>;
+@group(0) @binding(2) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+
+@compute @workgroup_size(64)
+fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = linear_id(gid, nwg);
+    if (n >= N) { return; }
+    let base = n * K;
+    var m = logits[base];
+    for (var k = 1u; k < K; k++) { m = max(m, logits[base + k]); }
+    var s = 0.0;
+    for (var k = 0u; k < K; k++) { s += exp(logits[base + k] - m); }
+    let lse = m + log(s);
+    let label = labels[n];
+    var picked = bitcast<f32>(0x7fc00000u);  // NaN unless the label is in range
+    if (label < K) { picked = logits[base + label]; }
+    loss[n] = lse - picked;
+    for (var k = 0u; k < K; k++) {
+        let p = exp(logits[base + k] - lse);
+        dlogits[base + k] = SCALE * (p - select(0.0, 1.0, k == label));
+    }
+}

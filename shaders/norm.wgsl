@@ -1,0 +1,94 @@
+// norm.wgsl — instance norm as ConvNet uses it: GroupNorm with one group per channel, eps 1e-5,
+// biased variance, per-channel affine (gamma, beta). NCHW; one plane = the HW values of (n, c).
+//   x̂ = (x − μ)·r, r = 1/sqrt(σ² + eps);  y = γ[c]·x̂ + β[c]
+//
+// entry point     bindings (group 0, in order)                                   one invocation per
+// forward         0 x, 1 gamma, 2 beta, 3 y (rw), 4 stats (rw) [N·C·2] = (μ, r)     plane (n, c)
+// backward        0 x, 1 gamma, 2 stats, 3 dy, 4 dx (rw), 5 partial (rw) [N·C·2]    plane (n, c)
+//                   dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = γ·dy; partial = (Σ dy·x̂, Σ dy) for this plane
+// param_grad      0 partial, 1 dgamma (rw) [C], 2 dbeta (rw) [C]                     channel c (sums partial over n)
+// Dispatch: N·C, N·C and C invocations; workgroup 64. A plane is at most 64·64 values, so one thread
+// per plane keeps the kernel barrier-free (fast on lavapipe) while N·C threads still fill a GPU.
+
+override N: u32;
+override C: u32;
+override HW: u32;
+const EPS: f32 = 1e-5;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> gamma: array<f32>;
+@group(0) @binding(2) var<storage, read> beta: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats_out: array<f32>;
+
+// backward (x at 0, gamma at 1)
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partial_out: array<f32>;
+
+// param_grad
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dbeta: array<f32>;
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = linear_id(gid, nwg);
+    if (plane >= N * C) { return; }
+    let c = plane % C;
+    let base = plane * HW;
+    // Two passes (mean, then squared deviations): the one-pass E[x²] − E[x]² loses digits in f32.
+    var s = 0.0;
+    for (var i = 0u; i < HW; i++) { s += x[base + i]; }
+    let mu = s / f32(HW);
+    var v = 0.0;
+    for (var i = 0u; i < HW; i++) { let d = x[base + i] - mu; v += d * d; }
+    let r = inverseSqrt(v / f32(HW) + EPS);
+    let g = gamma[c];
+    let bt = beta[c];
+    for (var i = 0u; i < HW; i++) { y[base + i] = (x[base + i] - mu) * r * g + bt; }
+    stats_out[2u * plane] = mu;
+    stats_out[2u * plane + 1u] = r;
+}
+
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = linear_id(gid, nwg);
+    if (plane >= N * C) { return; }
+    let c = plane % C;
+    let base = plane * HW;
+    let mu = stats[2u * plane];
+    let r = stats[2u * plane + 1u];
+    let g = gamma[c];
+    var sum_dy = 0.0;
+    var sum_dy_xh = 0.0;
+    for (var i = 0u; i < HW; i++) {
+        let xh = (x[base + i] - mu) * r;
+        sum_dy += dy[base + i];
+        sum_dy_xh += dy[base + i] * xh;
+    }
+    let inv = 1.0 / f32(HW);
+    let mean_g = g * sum_dy * inv;
+    let mean_gx = g * sum_dy_xh * inv;
+    for (var i = 0u; i < HW; i++) {
+        let xh = (x[base + i] - mu) * r;
+        dx[base + i] = r * (g * dy[base + i] - mean_g - xh * mean_gx);
+    }
+    partial_out[2u * plane] = sum_dy_xh;
+    partial_out[2u * plane + 1u] = sum_dy;
+}
+
+@compute @workgroup_size(64)
+fn param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = linear_id(gid, nwg);
+    if (c >= C) { return; }
+    var sg = 0.0;
+    var sb = 0.0;
+    for (var n = 0u; n < N; n++) {
+        sg += partial[2u * (n * C + c)];
+        sb += partial[2u * (n * C + c) + 1u];
+    }
+    dgamma[c] = sg;
+    dbeta[c] = sb;
+}

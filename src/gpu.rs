@@ -1,0 +1,313 @@
+//! gpu: adapter and device selection, the pipeline cache, buffer helpers, dispatch and read-back.
+//!
+//! Everything that talks to wgpu directly lives here; `nn` and the rest only ask for kernels by
+//! (shader, entry point, constants) and hand over buffers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use wgpu::util::DeviceExt;
+
+use crate::shaders::Shader;
+
+/// Threads per workgroup of every kernel (`@workgroup_size(64)` in the WGSL files).
+pub const WORKGROUP: u32 = 64;
+
+/// What to tell a user whose machine has no usable adapter.
+pub const INSTALL_HINT: &str = "hyperdistill needs a GPU driver that wgpu can use: Vulkan (Linux, Windows), \
+Metal (macOS) or DX12 (Windows). On a machine without a GPU, install Mesa's software Vulkan driver \
+(lavapipe); on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`. \
+WGPU_BACKEND=vulkan|metal|dx12|gl picks a backend.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found (backends tried: {backends}; {detail}). {INSTALL_HINT}")]
+    NoAdapter { backends: String, detail: String },
+    #[error("could not open a device on adapter '{adapter}': {detail}")]
+    Device { adapter: String, detail: String },
+    #[error("buffer '{label}' needs {bytes} bytes but this adapter binds at most {limit} bytes per storage buffer; use a smaller batch")]
+    TooLarge { label: String, bytes: u64, limit: u64 },
+    #[error("reading a buffer back from the GPU failed: {0}")]
+    Readback(String),
+}
+
+/// Key of the pipeline cache: shader name, entry point, and the override constants (as f64 bits).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    shader: &'static str,
+    entry: &'static str,
+    constants: Vec<(&'static str, u64)>,
+}
+
+/// One opened adapter + device, with a cache of compiled shader modules and pipelines.
+pub struct Gpu {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+impl Gpu {
+    /// Open the preferred adapter: high-performance unless WGPU_POWER_PREF says otherwise,
+    /// backends from WGPU_BACKEND when set, else every backend compiled in.
+    pub fn new() -> Result<Gpu, GpuError> {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        pollster::block_on(Self::open(desc))
+    }
+
+    /// Open an adapter on exactly these backends (tests use `Backends::empty()` to see the no-adapter path).
+    pub fn with_backends(backends: wgpu::Backends) -> Result<Gpu, GpuError> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        pollster::block_on(Self::open(desc))
+    }
+
+    pub async fn open(desc: wgpu::InstanceDescriptor) -> Result<Gpu, GpuError> {
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        let power_preference =
+            wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter {
+                backends: format!("{backends:?}"),
+                detail: e.to_string(),
+            })?;
+        Self::from_adapter(adapter).await
+    }
+
+    /// Open a device on `adapter`, asking for the adapter's real limits: wgpu's defaults cap storage
+    /// bindings at 128 MiB and workgroup storage at 16 KiB, which real networks exceed.
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu, GpuError> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("hyperdistill"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| GpuError::Device { adapter: info.name.clone(), detail: e.to_string() })?;
+        Ok(Gpu {
+            adapter,
+            device,
+            queue,
+            info,
+            limits,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Largest storage buffer one binding may hold on this device, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// One line naming the adapter, for logs and output metadata.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            self.info.name, self.info.backend, self.info.device_type, self.info.driver, self.info.driver_info
+        )
+    }
+
+    /// Compiled pipeline for (shader, entry, constants); built once, then served from the cache.
+    pub fn pipeline(&self, shader: &Shader, entry: &'static str, constants: &[(&'static str, f64)]) -> wgpu::ComputePipeline {
+        let key = PipelineKey {
+            shader: shader.name,
+            entry,
+            constants: constants.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
+        };
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return p.clone();
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap();
+            modules
+                .entry(shader.name)
+                .or_insert_with(|| {
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.name),
+                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                    })
+                })
+                .clone()
+        };
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        });
+        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// Number of pipelines built so far (bench and tests report it).
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.lock().unwrap().len()
+    }
+
+    /// Record one kernel launch of `invocations` threads into `enc`. `buffers[i]` is bound at
+    /// `@group(0) @binding(i)`. The grid is split over x and y so that no dimension exceeds the
+    /// 65535-workgroup limit; kernels rebuild the linear id with `linear_id()` (see shaders/common).
+    pub fn dispatch(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        shader: &Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+        buffers: &[&wgpu::Buffer],
+        invocations: u64,
+    ) {
+        if invocations == 0 {
+            return;
+        }
+        let pipeline = self.pipeline(shader, entry, constants);
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &layout,
+            entries: &entries,
+        });
+        let (gx, gy) = grid(invocations, self.limits.max_compute_workgroups_per_dimension);
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes: None });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(gx, gy, 1);
+    }
+
+    pub fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+    }
+
+    /// Submit and block until the GPU has finished (GPU timings include this wait).
+    pub fn submit_wait(&self, enc: wgpu::CommandEncoder) {
+        self.queue.submit([enc.finish()]);
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+
+    fn check_size(&self, label: &str, bytes: u64) -> Result<(), GpuError> {
+        let limit = self.max_binding_bytes();
+        if bytes > limit {
+            return Err(GpuError::TooLarge { label: label.to_string(), bytes, limit });
+        }
+        Ok(())
+    }
+
+    /// Storage buffer holding `data` (at least 4 bytes: wgpu rejects empty bindings).
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer, GpuError> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.check_size(label, bytes.len() as u64)?;
+        let padded;
+        let contents = if bytes.len() < 4 {
+            padded = [0u8; 4];
+            &padded[..]
+        } else {
+            bytes
+        };
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        }))
+    }
+
+    /// Storage buffer of `len` f32, zero-filled.
+    pub fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer, GpuError> {
+        let bytes = (len.max(1) * 4) as u64;
+        self.check_size(label, bytes)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Overwrite the start of `buf` with `data`.
+    pub fn write<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, data: &[T]) {
+        self.queue.write_buffer(buf, 0, bytemuck::cast_slice(data));
+    }
+
+    /// Copy the first `len` f32 of `buf` back to the host (waits for all submitted work).
+    pub fn read_f32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        let bytes = (len * 4) as u64;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.encoder();
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let out = {
+            let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+/// Workgroup grid (x, y) covering `invocations` threads with x ≤ `max_dim`.
+pub fn grid(invocations: u64, max_dim: u32) -> (u32, u32) {
+    let groups = invocations.div_ceil(WORKGROUP as u64);
+    let max_dim = max_dim.max(1) as u64;
+    if groups <= max_dim {
+        (groups as u32, 1)
+    } else {
+        let gy = groups.div_ceil(max_dim);
+        let gx = groups.div_ceil(gy);
+        (gx as u32, gy as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_covers_every_invocation_within_limits() {
+        for &(n, max) in &[(1u64, 65535u32), (64, 65535), (65, 65535), (64 * 65535 + 1, 65535), (33_554_432, 65535), (1000, 3)] {
+            let (gx, gy) = grid(n, max);
+            assert!(gx <= max && gx >= 1 && gy >= 1, "{n} {max} -> {gx},{gy}");
+            assert!(gx as u64 * gy as u64 * WORKGROUP as u64 >= n, "{n} not covered by {gx}x{gy}");
+        }
+    }
+}
