@@ -1,0 +1,128 @@
+//! nn::ops: one function per GPU kernel. Each records a dispatch into `enc`; the shapes are baked in as
+//! pipeline-override constants, so the compiler sees fixed loop bounds and the pipeline cache keys on them.
+//! The CPU twin of each function, with the same name, is in `crate::reference`.
+
+use wgpu::{Buffer, CommandEncoder};
+
+use crate::gpu::Gpu;
+use crate::shaders;
+use crate::shapes::{ConvShape, LinearShape, NormShape, PoolShape};
+
+fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
+    [
+        ("N", s.n as f64),
+        ("CIN", s.cin as f64),
+        ("COUT", s.cout as f64),
+        ("H", s.h as f64),
+        ("W", s.w as f64),
+        ("PAD", s.pad as f64),
+    ]
+}
+
+/// y = conv(x, w) + b
+pub fn conv_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
+    let inv = s.n * s.cout.div_ceil(4) * s.ho() * s.wo().div_ceil(4);
+    gpu.dispatch(enc, &shaders::CONV, "forward", &conv_consts(s), &[x, w, b, y], inv as u64);
+}
+
+/// dx = ∂L/∂x from dy
+pub fn conv_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, dy: &Buffer, w: &Buffer, dx: &Buffer) {
+    let inv = s.n * s.cin.div_ceil(4) * s.h * s.w.div_ceil(4);
+    gpu.dispatch(enc, &shaders::CONV, "backward_input", &conv_consts(s), &[dy, w, dx], inv as u64);
+}
+
+/// dw = ∂L/∂w (overwritten, not accumulated)
+pub fn conv_backward_weight(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer) {
+    gpu.dispatch(enc, &shaders::CONV, "backward_weight", &conv_consts(s), &[x, dy, dw], s.w_len() as u64);
+}
+
+/// db = ∂L/∂b
+pub fn conv_backward_bias(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, dy: &Buffer, db: &Buffer) {
+    gpu.dispatch(enc, &shaders::CONV, "backward_bias", &conv_consts(s), &[dy, db], s.cout as u64);
+}
+
+fn norm_consts(s: &NormShape) -> [(&'static str, f64); 3] {
+    [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64)]
+}
+
+/// y = instance_norm(x)·γ + β; stats [n·c·2] receives (mean, 1/std) per plane for the backward pass.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, x: &Buffer, gamma: &Buffer, beta: &Buffer, y: &Buffer, stats: &Buffer) {
+    gpu.dispatch(enc, &shaders::NORM, "forward", &norm_consts(s), &[x, gamma, beta, y, stats], s.planes() as u64);
+}
+
+/// dx from dy; `partial` [n·c·2] receives each plane's (Σdy·x̂, Σdy) for `norm_param_grad`.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_backward(
+    gpu: &Gpu,
+    enc: &mut CommandEncoder,
+    s: &NormShape,
+    x: &Buffer,
+    gamma: &Buffer,
+    stats: &Buffer,
+    dy: &Buffer,
+    dx: &Buffer,
+    partial: &Buffer,
+) {
+    gpu.dispatch(enc, &shaders::NORM, "backward", &norm_consts(s), &[x, gamma, stats, dy, dx, partial], s.planes() as u64);
+}
+
+/// dγ, dβ from the per-plane partial sums of `norm_backward`.
+pub fn norm_param_grad(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, partial: &Buffer, dgamma: &Buffer, dbeta: &Buffer) {
+    gpu.dispatch(enc, &shaders::NORM, "param_grad", &norm_consts(s), &[partial, dgamma, dbeta], s.c as u64);
+}
+
+pub fn relu_forward(gpu: &Gpu, enc: &mut CommandEncoder, len: usize, x: &Buffer, y: &Buffer) {
+    gpu.dispatch(enc, &shaders::ACTIVATION, "relu_forward", &[("TOTAL", len as f64)], &[x, y], len as u64);
+}
+
+/// dx = dy·[x > 0], x being the forward input.
+pub fn relu_backward(gpu: &Gpu, enc: &mut CommandEncoder, len: usize, x: &Buffer, dy: &Buffer, dx: &Buffer) {
+    gpu.dispatch(enc, &shaders::ACTIVATION, "relu_backward", &[("TOTAL", len as f64)], &[x, dy, dx], len as u64);
+}
+
+fn pool_consts(s: &PoolShape) -> [(&'static str, f64); 3] {
+    [("P", s.planes as f64), ("H", s.h as f64), ("W", s.w as f64)]
+}
+
+pub fn pool_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &PoolShape, x: &Buffer, y: &Buffer) {
+    gpu.dispatch(enc, &shaders::ACTIVATION, "pool_forward", &pool_consts(s), &[x, y], s.y_len() as u64);
+}
+
+pub fn pool_backward(gpu: &Gpu, enc: &mut CommandEncoder, s: &PoolShape, dy: &Buffer, dx: &Buffer) {
+    gpu.dispatch(enc, &shaders::ACTIVATION, "pool_backward", &pool_consts(s), &[dy, dx], s.x_len() as u64);
+}
+
+fn linear_consts(s: &LinearShape) -> [(&'static str, f64); 3] {
+    [("N", s.n as f64), ("IN", s.inp as f64), ("OUT", s.out as f64)]
+}
+
+pub fn linear_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &LinearShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
+    gpu.dispatch(enc, &shaders::LINEAR, "forward", &linear_consts(s), &[x, w, b, y], (s.n * s.out) as u64);
+}
+
+pub fn linear_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &LinearShape, dy: &Buffer, w: &Buffer, dx: &Buffer) {
+    gpu.dispatch(enc, &shaders::LINEAR, "backward_input", &linear_consts(s), &[dy, w, dx], (s.n * s.inp) as u64);
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_params(gpu: &Gpu, enc: &mut CommandEncoder, s: &LinearShape, x: &Buffer, dy: &Buffer, dw: &Buffer, db: &Buffer) {
+    gpu.dispatch(enc, &shaders::LINEAR, "backward_params", &linear_consts(s), &[x, dy, dw, db], (s.out * s.inp) as u64);
+}
+
+/// Per-sample cross-entropy into `loss` [n] and scale·(softmax − onehot) into `dlogits` [n,k]; labels are u32.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_xent(
+    gpu: &Gpu,
+    enc: &mut CommandEncoder,
+    n: usize,
+    k: usize,
+    scale: f32,
+    logits: &Buffer,
+    labels: &Buffer,
+    loss: &Buffer,
+    dlogits: &Buffer,
+) {
+    let consts = [("N", n as f64), ("K", k as f64), ("SCALE", scale as f64)];
+    gpu.dispatch(enc, &shaders::LOSS, "softmax_xent", &consts, &[logits, labels, loss, dlogits], n as u64);
+}

@@ -1,0 +1,234 @@
+//! reference: every GPU kernel again, as plain CPU code in f64, op for op the same maths as the WGSL.
+//! Tests compare the kernels against these functions and check these functions' gradients by
+//! finite differences. Clarity over speed.
+
+use crate::shapes::{ConvShape, LinearShape, NormShape, PoolShape};
+
+/// Instance-norm epsilon (PyTorch GroupNorm default), as in shaders/norm.wgsl.
+pub const NORM_EPS: f64 = 1e-5;
+
+/// y[n,co,oy,ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co,ci,ky,kx] · x[n,ci,oy+ky−pad,ox+kx−pad]  (zero outside)
+pub fn conv_forward(s: &ConvShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let (ho, wo) = (s.ho(), s.wo());
+    let mut y = vec![0.0; s.y_len()];
+    for n in 0..s.n {
+        for co in 0..s.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = b[co];
+                    for ci in 0..s.cin {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                if let Some(v) = input_at(s, x, n, ci, oy + ky, ox + kx) {
+                                    acc += w[((co * s.cin + ci) * 3 + ky) * 3 + kx] * v;
+                                }
+                            }
+                        }
+                    }
+                    y[((n * s.cout + co) * ho + oy) * wo + ox] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// x[n,c,py−pad,px−pad] where (py, px) are coordinates in the zero-padded image; None in the padding.
+fn input_at(s: &ConvShape, x: &[f64], n: usize, c: usize, py: usize, px: usize) -> Option<f64> {
+    let (iy, ix) = (py.checked_sub(s.pad)?, px.checked_sub(s.pad)?);
+    (iy < s.h && ix < s.w).then(|| x[((n * s.cin + c) * s.h + iy) * s.w + ix])
+}
+
+/// dx = ∂L/∂x given dy = ∂L/∂y: each output scatters dy·w back onto the inputs it read.
+pub fn conv_backward_input(s: &ConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+    let (ho, wo) = (s.ho(), s.wo());
+    let mut dx = vec![0.0; s.x_len()];
+    for n in 0..s.n {
+        for co in 0..s.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
+                    for ci in 0..s.cin {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (py, px) = (oy + ky, ox + kx);
+                                if py < s.pad || px < s.pad || py - s.pad >= s.h || px - s.pad >= s.w {
+                                    continue;
+                                }
+                                let (iy, ix) = (py - s.pad, px - s.pad);
+                                dx[((n * s.cin + ci) * s.h + iy) * s.w + ix] += g * w[((co * s.cin + ci) * 3 + ky) * 3 + kx];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// dw[co,ci,ky,kx] = Σ_n,oy,ox dy[n,co,oy,ox] · x[n,ci,oy+ky−pad,ox+kx−pad]
+pub fn conv_backward_weight(s: &ConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
+    let (ho, wo) = (s.ho(), s.wo());
+    let mut dw = vec![0.0; s.w_len()];
+    for n in 0..s.n {
+        for co in 0..s.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
+                    for ci in 0..s.cin {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                if let Some(v) = input_at(s, x, n, ci, oy + ky, ox + kx) {
+                                    dw[((co * s.cin + ci) * 3 + ky) * 3 + kx] += g * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
+/// db[co] = Σ_n,oy,ox dy[n,co,oy,ox]
+pub fn conv_backward_bias(s: &ConvShape, dy: &[f64]) -> Vec<f64> {
+    let plane = s.ho() * s.wo();
+    (0..s.cout)
+        .map(|co| (0..s.n).map(|n| dy[(n * s.cout + co) * plane..][..plane].iter().sum::<f64>()).sum())
+        .collect()
+}
+
+/// Instance norm: returns (y, stats) with stats[2·plane] = mean, stats[2·plane+1] = 1/sqrt(var + eps).
+pub fn norm_forward(s: &NormShape, x: &[f64], gamma: &[f64], beta: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut y = vec![0.0; s.len()];
+    let mut stats = vec![0.0; 2 * s.planes()];
+    for p in 0..s.planes() {
+        let c = p % s.c;
+        let xs = &x[p * s.hw..(p + 1) * s.hw];
+        let mu = xs.iter().sum::<f64>() / s.hw as f64;
+        let var = xs.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / s.hw as f64;
+        let r = 1.0 / (var + NORM_EPS).sqrt();
+        for (i, v) in xs.iter().enumerate() {
+            y[p * s.hw + i] = (v - mu) * r * gamma[c] + beta[c];
+        }
+        stats[2 * p] = mu;
+        stats[2 * p + 1] = r;
+    }
+    (y, stats)
+}
+
+/// Instance-norm backward: (dx, dgamma, dbeta), with x̂ = (x − μ)·r and g = γ·dy:
+/// dx = r·(g − mean(g) − x̂·mean(g·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
+pub fn norm_backward(s: &NormShape, x: &[f64], gamma: &[f64], stats: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut dx = vec![0.0; s.len()];
+    let mut dgamma = vec![0.0; s.c];
+    let mut dbeta = vec![0.0; s.c];
+    let inv = 1.0 / s.hw as f64;
+    for p in 0..s.planes() {
+        let c = p % s.c;
+        let (mu, r) = (stats[2 * p], stats[2 * p + 1]);
+        let range = p * s.hw..(p + 1) * s.hw;
+        let xh: Vec<f64> = x[range.clone()].iter().map(|v| (v - mu) * r).collect();
+        let dys = &dy[range];
+        let sum_dy: f64 = dys.iter().sum();
+        let sum_dy_xh: f64 = dys.iter().zip(&xh).map(|(d, h)| d * h).sum();
+        for i in 0..s.hw {
+            dx[p * s.hw + i] = r * (gamma[c] * dys[i] - gamma[c] * sum_dy * inv - xh[i] * gamma[c] * sum_dy_xh * inv);
+        }
+        dgamma[c] += sum_dy_xh;
+        dbeta[c] += sum_dy;
+    }
+    (dx, dgamma, dbeta)
+}
+
+pub fn relu_forward(x: &[f64]) -> Vec<f64> {
+    x.iter().map(|v| v.max(0.0)).collect()
+}
+
+/// dx = dy where the forward input was > 0, else 0.
+pub fn relu_backward(x: &[f64], dy: &[f64]) -> Vec<f64> {
+    x.iter().zip(dy).map(|(v, d)| if *v > 0.0 { *d } else { 0.0 }).collect()
+}
+
+pub fn pool_forward(s: &PoolShape, x: &[f64]) -> Vec<f64> {
+    let (ho, wo) = (s.h / 2, s.w / 2);
+    let mut y = vec![0.0; s.y_len()];
+    for p in 0..s.planes {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let at = |dy: usize, dx: usize| x[(p * s.h + 2 * oy + dy) * s.w + 2 * ox + dx];
+                y[(p * ho + oy) * wo + ox] = 0.25 * (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1));
+            }
+        }
+    }
+    y
+}
+
+pub fn pool_backward(s: &PoolShape, dy: &[f64]) -> Vec<f64> {
+    let (ho, wo) = (s.h / 2, s.w / 2);
+    let mut dx = vec![0.0; s.x_len()];
+    for p in 0..s.planes {
+        for iy in 0..s.h {
+            for ix in 0..s.w {
+                dx[(p * s.h + iy) * s.w + ix] = 0.25 * dy[(p * ho + iy / 2) * wo + ix / 2];
+            }
+        }
+    }
+    dx
+}
+
+/// y[n,o] = b[o] + Σ_i x[n,i]·w[o,i]
+pub fn linear_forward(s: &LinearShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut y = vec![0.0; s.n * s.out];
+    for n in 0..s.n {
+        for o in 0..s.out {
+            y[n * s.out + o] = b[o] + (0..s.inp).map(|i| x[n * s.inp + i] * w[o * s.inp + i]).sum::<f64>();
+        }
+    }
+    y
+}
+
+pub fn linear_backward_input(s: &LinearShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+    let mut dx = vec![0.0; s.n * s.inp];
+    for n in 0..s.n {
+        for i in 0..s.inp {
+            dx[n * s.inp + i] = (0..s.out).map(|o| dy[n * s.out + o] * w[o * s.inp + i]).sum();
+        }
+    }
+    dx
+}
+
+/// (dw, db)
+pub fn linear_backward_params(s: &LinearShape, x: &[f64], dy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut dw = vec![0.0; s.out * s.inp];
+    let mut db = vec![0.0; s.out];
+    for o in 0..s.out {
+        for n in 0..s.n {
+            let g = dy[n * s.out + o];
+            db[o] += g;
+            for i in 0..s.inp {
+                dw[o * s.inp + i] += g * x[n * s.inp + i];
+            }
+        }
+    }
+    (dw, db)
+}
+
+/// Softmax cross-entropy with hard labels: (per-sample loss, scale·(softmax − onehot)).
+pub fn softmax_xent(n: usize, k: usize, logits: &[f64], labels: &[u32], scale: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut loss = vec![0.0; n];
+    let mut d = vec![0.0; n * k];
+    for i in 0..n {
+        let z = &logits[i * k..(i + 1) * k];
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        let label = labels[i] as usize;
+        loss[i] = lse - z[label];
+        for j in 0..k {
+            d[i * k + j] = scale * ((z[j] - lse).exp() - if j == label { 1.0 } else { 0.0 });
+        }
+    }
+    (loss, d)
+}

@@ -1,0 +1,77 @@
+//! shapes: the tensor shapes of every op, shared by the GPU kernels (`nn::ops`) and the CPU `reference`.
+//! All tensors are row-major NCHW f32 (f64 in the reference).
+
+/// 3×3 convolution, stride 1, zero padding `pad`: x [n,cin,h,w] → y [n,cout,ho,wo].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub n: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub h: usize,
+    pub w: usize,
+    pub pad: usize,
+}
+
+impl ConvShape {
+    pub fn ho(&self) -> usize {
+        self.h + 2 * self.pad - 2
+    }
+    pub fn wo(&self) -> usize {
+        self.w + 2 * self.pad - 2
+    }
+    pub fn x_len(&self) -> usize {
+        self.n * self.cin * self.h * self.w
+    }
+    pub fn w_len(&self) -> usize {
+        self.cout * self.cin * 9
+    }
+    pub fn y_len(&self) -> usize {
+        self.n * self.cout * self.ho() * self.wo()
+    }
+    /// Multiply-accumulates of the forward pass (the input-gradient pass has the same count).
+    pub fn macs(&self) -> u64 {
+        (self.y_len() * self.cin * 9) as u64
+    }
+}
+
+/// Instance norm over planes: x [n,c,hw].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NormShape {
+    pub n: usize,
+    pub c: usize,
+    pub hw: usize,
+}
+
+impl NormShape {
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.hw
+    }
+    pub fn planes(&self) -> usize {
+        self.n * self.c
+    }
+}
+
+/// 2×2 average pooling over `planes` planes of h×w (h, w even).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl PoolShape {
+    pub fn x_len(&self) -> usize {
+        self.planes * self.h * self.w
+    }
+    pub fn y_len(&self) -> usize {
+        self.planes * (self.h / 2) * (self.w / 2)
+    }
+}
+
+/// Fully connected layer: x [n,inp] · w[out,inp]ᵀ + b → y [n,out].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub n: usize,
+    pub inp: usize,
+    pub out: usize,
+}

@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests: one GPU per test binary, random data, poisoned outputs
+//! and error measures that print what they compare.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use hyperdistill::gpu::Gpu;
+use rand::RngExt;
+
+/// The device every GPU test uses. If no adapter exists the test FAILS with the install hint; it is
+/// never skipped.
+pub fn gpu() -> &'static Gpu {
+    static G: OnceLock<Result<Gpu, String>> = OnceLock::new();
+    match G.get_or_init(|| Gpu::new().map_err(|e| e.to_string())) {
+        Ok(g) => g,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+pub fn rng(seed: u64) -> hyperdistill::rng::ChaCha8Rng {
+    hyperdistill::rng::stream(seed, "tests")
+}
+
+/// `len` values uniform in [−scale, scale].
+pub fn rand_vec(rng: &mut impl rand::Rng, len: usize, scale: f64) -> Vec<f64> {
+    (0..len).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+pub fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Upload f64 data as f32.
+pub fn up(g: &Gpu, v: &[f64]) -> wgpu::Buffer {
+    g.upload("test-in", &to_f32(v)).unwrap()
+}
+
+/// Output buffer filled with NaN, so any element a kernel fails to write fails the comparison.
+pub fn poisoned(g: &Gpu, len: usize) -> wgpu::Buffer {
+    g.upload("test-out", &vec![f32::NAN; len]).unwrap()
+}
+
+pub fn down(g: &Gpu, b: &wgpu::Buffer, len: usize) -> Vec<f64> {
+    to_f64(&g.read_f32(b, len).unwrap())
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// ‖got − want‖ / ‖want‖ (NaN anywhere gives NaN, which fails every `<` bound).
+pub fn rel_err(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let diff: Vec<f64> = got.iter().zip(want).map(|(a, b)| a - b).collect();
+    norm(&diff) / norm(want).max(1e-30)
+}
+
+/// Compare a GPU result with the reference: prints the relative and max abs error, asserts rel < tol.
+pub fn check(name: &str, got: &[f64], want: &[f64], tol: f64) {
+    let rel = rel_err(got, want);
+    let max_abs = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, |m: f64, e| if e.is_nan() { f64::NAN } else { m.max(e) });
+    println!("{name:<40} n={:<7} rel {rel:.2e}  max|err| {max_abs:.2e}", want.len());
+    assert!(rel < tol, "{name}: relative error {rel:e} ≥ {tol:e}");
+}

@@ -1,0 +1,158 @@
+//! Every GPU kernel against its CPU reference on fresh random inputs, over shapes chosen so that
+//! channel counts, widths and totals do not divide the blocking factor (4) or the workgroup (64).
+//! Outputs start as NaN, so an element a kernel forgets to write fails.
+
+mod common;
+use common::*;
+use hyperdistill::nn::ops;
+use hyperdistill::reference as r;
+use hyperdistill::shapes::{ConvShape, LinearShape, NormShape, PoolShape};
+
+const TOL: f64 = 1e-4;
+
+fn conv_shapes() -> Vec<ConvShape> {
+    vec![
+        ConvShape { n: 2, cin: 3, cout: 5, h: 7, w: 7, pad: 1 },
+        ConvShape { n: 1, cin: 1, cout: 6, h: 6, w: 5, pad: 3 }, // 28×28-style padding, output larger than input
+        ConvShape { n: 3, cin: 6, cout: 8, h: 5, w: 9, pad: 1 },
+        ConvShape { n: 2, cin: 16, cout: 12, h: 8, w: 8, pad: 1 },
+        ConvShape { n: 1, cin: 3, cout: 4, h: 10, w: 10, pad: 3 },
+    ]
+}
+
+#[test]
+fn conv_forward_matches_reference() {
+    let g = gpu();
+    let mut rng = rng(1);
+    for s in conv_shapes() {
+        let x = rand_vec(&mut rng, s.x_len(), 1.0);
+        let w = rand_vec(&mut rng, s.w_len(), 0.5);
+        let b = rand_vec(&mut rng, s.cout, 0.5);
+        let y = poisoned(g, s.y_len());
+        let mut enc = g.encoder();
+        ops::conv_forward(g, &mut enc, &s, &up(g, &x), &up(g, &w), &up(g, &b), &y);
+        g.submit_wait(enc);
+        check(&format!("conv_forward {s:?}"), &down(g, &y, s.y_len()), &r::conv_forward(&s, &x, &w, &b), TOL);
+    }
+}
+
+#[test]
+fn conv_backward_matches_reference() {
+    let g = gpu();
+    let mut rng = rng(2);
+    for s in conv_shapes() {
+        let x = rand_vec(&mut rng, s.x_len(), 1.0);
+        let w = rand_vec(&mut rng, s.w_len(), 0.5);
+        let dy = rand_vec(&mut rng, s.y_len(), 1.0);
+        let (dx, dw, db) = (poisoned(g, s.x_len()), poisoned(g, s.w_len()), poisoned(g, s.cout));
+        let (xb, wb, dyb) = (up(g, &x), up(g, &w), up(g, &dy));
+        let mut enc = g.encoder();
+        ops::conv_backward_input(g, &mut enc, &s, &dyb, &wb, &dx);
+        ops::conv_backward_weight(g, &mut enc, &s, &xb, &dyb, &dw);
+        ops::conv_backward_bias(g, &mut enc, &s, &dyb, &db);
+        g.submit_wait(enc);
+        check(&format!("conv_backward_input {s:?}"), &down(g, &dx, s.x_len()), &r::conv_backward_input(&s, &dy, &w), TOL);
+        check(&format!("conv_backward_weight {s:?}"), &down(g, &dw, s.w_len()), &r::conv_backward_weight(&s, &x, &dy), TOL);
+        check(&format!("conv_backward_bias {s:?}"), &down(g, &db, s.cout), &r::conv_backward_bias(&s, &dy), TOL);
+    }
+}
+
+#[test]
+fn instance_norm_matches_reference() {
+    let g = gpu();
+    let mut rng = rng(3);
+    for s in [NormShape { n: 2, c: 3, hw: 7 }, NormShape { n: 3, c: 5, hw: 64 }, NormShape { n: 13, c: 7, hw: 16 }] {
+        // an offset and a scale per call, as conv outputs have
+        let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + 0.7).collect();
+        let gamma = rand_vec(&mut rng, s.c, 1.5);
+        let beta = rand_vec(&mut rng, s.c, 0.5);
+        let dy = rand_vec(&mut rng, s.len(), 1.0);
+        let (y, stats) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()));
+        let (dx, partial, dg, db) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()), poisoned(g, s.c), poisoned(g, s.c));
+        let (xb, gb) = (up(g, &x), up(g, &gamma));
+        let mut enc = g.encoder();
+        ops::norm_forward(g, &mut enc, &s, &xb, &gb, &up(g, &beta), &y, &stats);
+        ops::norm_backward(g, &mut enc, &s, &xb, &gb, &stats, &up(g, &dy), &dx, &partial);
+        ops::norm_param_grad(g, &mut enc, &s, &partial, &dg, &db);
+        g.submit_wait(enc);
+        let (ry, rstats) = r::norm_forward(&s, &x, &gamma, &beta);
+        let (rdx, rdg, rdb) = r::norm_backward(&s, &x, &gamma, &rstats, &dy);
+        check(&format!("norm_forward y {s:?}"), &down(g, &y, s.len()), &ry, TOL);
+        check(&format!("norm_forward stats {s:?}"), &down(g, &stats, 2 * s.planes()), &rstats, TOL);
+        check(&format!("norm_backward dx {s:?}"), &down(g, &dx, s.len()), &rdx, TOL);
+        check(&format!("norm dgamma {s:?}"), &down(g, &dg, s.c), &rdg, TOL);
+        check(&format!("norm dbeta {s:?}"), &down(g, &db, s.c), &rdb, TOL);
+    }
+}
+
+#[test]
+fn relu_and_pool_match_reference() {
+    let g = gpu();
+    let mut rng = rng(4);
+    for len in [1usize, 63, 1000] {
+        let x = rand_vec(&mut rng, len, 1.0);
+        let dy = rand_vec(&mut rng, len, 1.0);
+        let (y, dx) = (poisoned(g, len), poisoned(g, len));
+        let xb = up(g, &x);
+        let mut enc = g.encoder();
+        ops::relu_forward(g, &mut enc, len, &xb, &y);
+        ops::relu_backward(g, &mut enc, len, &xb, &up(g, &dy), &dx);
+        g.submit_wait(enc);
+        check(&format!("relu_forward len {len}"), &down(g, &y, len), &r::relu_forward(&x), TOL);
+        check(&format!("relu_backward len {len}"), &down(g, &dx, len), &r::relu_backward(&x, &dy), TOL);
+    }
+    for s in [PoolShape { planes: 5, h: 6, w: 10 }, PoolShape { planes: 33, h: 8, w: 8 }, PoolShape { planes: 1, h: 2, w: 2 }] {
+        let x = rand_vec(&mut rng, s.x_len(), 1.0);
+        let dy = rand_vec(&mut rng, s.y_len(), 1.0);
+        let (y, dx) = (poisoned(g, s.y_len()), poisoned(g, s.x_len()));
+        let mut enc = g.encoder();
+        ops::pool_forward(g, &mut enc, &s, &up(g, &x), &y);
+        ops::pool_backward(g, &mut enc, &s, &up(g, &dy), &dx);
+        g.submit_wait(enc);
+        check(&format!("pool_forward {s:?}"), &down(g, &y, s.y_len()), &r::pool_forward(&s, &x), TOL);
+        check(&format!("pool_backward {s:?}"), &down(g, &dx, s.x_len()), &r::pool_backward(&s, &dy), TOL);
+    }
+}
+
+#[test]
+fn linear_matches_reference() {
+    let g = gpu();
+    let mut rng = rng(5);
+    for s in [LinearShape { n: 3, inp: 37, out: 10 }, LinearShape { n: 70, inp: 5, out: 3 }] {
+        let x = rand_vec(&mut rng, s.n * s.inp, 1.0);
+        let w = rand_vec(&mut rng, s.out * s.inp, 0.5);
+        let b = rand_vec(&mut rng, s.out, 0.5);
+        let dy = rand_vec(&mut rng, s.n * s.out, 1.0);
+        let (y, dx, dw, db) = (poisoned(g, s.n * s.out), poisoned(g, s.n * s.inp), poisoned(g, s.out * s.inp), poisoned(g, s.out));
+        let (xb, wb, dyb) = (up(g, &x), up(g, &w), up(g, &dy));
+        let mut enc = g.encoder();
+        ops::linear_forward(g, &mut enc, &s, &xb, &wb, &up(g, &b), &y);
+        ops::linear_backward_input(g, &mut enc, &s, &dyb, &wb, &dx);
+        ops::linear_backward_params(g, &mut enc, &s, &xb, &dyb, &dw, &db);
+        g.submit_wait(enc);
+        let (rdw, rdb) = r::linear_backward_params(&s, &x, &dy);
+        check(&format!("linear_forward {s:?}"), &down(g, &y, s.n * s.out), &r::linear_forward(&s, &x, &w, &b), TOL);
+        check(&format!("linear_backward_input {s:?}"), &down(g, &dx, s.n * s.inp), &r::linear_backward_input(&s, &dy, &w), TOL);
+        check(&format!("linear dw {s:?}"), &down(g, &dw, s.out * s.inp), &rdw, TOL);
+        check(&format!("linear db {s:?}"), &down(g, &db, s.out), &rdb, TOL);
+    }
+}
+
+#[test]
+fn softmax_xent_matches_reference() {
+    let g = gpu();
+    let mut rng = rng(6);
+    for (n, k) in [(5usize, 10usize), (70, 3), (2, 200)] {
+        // large logits check the max-subtraction
+        let logits = rand_vec(&mut rng, n * k, 30.0);
+        let labels: Vec<u32> = (0..n).map(|i| ((i * 7 + 3) % k) as u32).collect();
+        let scale = 1.0 / n as f64;
+        let (loss, d) = (poisoned(g, n), poisoned(g, n * k));
+        let mut enc = g.encoder();
+        ops::softmax_xent(g, &mut enc, n, k, scale as f32, &up(g, &logits), &g.upload("labels", &labels).unwrap(), &loss, &d);
+        g.submit_wait(enc);
+        let (rl, rd) = r::softmax_xent(n, k, &logits, &labels, scale);
+        check(&format!("softmax_xent loss n={n} k={k}"), &down(g, &loss, n), &rl, TOL);
+        check(&format!("softmax_xent dlogits n={n} k={k}"), &down(g, &d, n * k), &rd, TOL);
+    }
+}
