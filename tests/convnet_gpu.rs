@@ -1,0 +1,118 @@
+//! The whole ConvNet-3 on the GPU against the reference network: embed, logits, input gradient and
+//! every parameter gradient, from both upstreams (embed, as distribution matching uses it; logits, as
+//! training uses it). Outputs are poisoned with NaN first.
+
+mod common;
+use common::*;
+use hyperdistill::nn::convnet::{ref_backward, ref_forward, ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, NUM_TENSORS};
+
+const TOL: f64 = 1e-4;
+
+fn poison(g: &hyperdistill::gpu::Gpu, b: &wgpu::Buffer, len: usize) {
+    g.write(b, &vec![f32::NAN; len]);
+}
+
+fn run(cfg: ConvNetConfig, n: usize, seed: u64) {
+    let g = gpu();
+    let mut rng = rng(seed);
+    let params = ConvNetParams::init(&cfg, &mut rng);
+    let p64 = params.to_f64();
+    let x = rand_vec(&mut rng, cfg.input_len(n), 1.5);
+    let de = rand_vec(&mut rng, n * cfg.embed_dim(), 1.0);
+    let dl = rand_vec(&mut rng, n * cfg.classes, 1.0);
+    let tag = format!("{}x{}x{} w{} n{}", cfg.channels, cfg.image, cfg.image, cfg.width, n);
+
+    let net = GpuConvNet::new(g, &params).unwrap();
+    let ws = net.workspace(g, n).unwrap();
+    let grads = net.grads(g).unwrap();
+    let lens = cfg.tensor_lens();
+    g.write(&ws.x, &to_f32(&x));
+    let act = ref_forward(&cfg, &p64, &x, n);
+
+    for upstream in [Upstream::Embed, Upstream::Logits] {
+        poison(g, &ws.embed, n * cfg.embed_dim());
+        poison(g, &ws.logits, n * cfg.classes);
+        poison(g, &ws.dx, cfg.input_len(n));
+        for (t, l) in grads.tensors.iter().zip(lens) {
+            poison(g, t, l);
+        }
+        match upstream {
+            Upstream::Embed => g.write(&ws.d_embed, &to_f32(&de)),
+            Upstream::Logits => g.write(&ws.d_logits, &to_f32(&dl)),
+        }
+        let mut enc = g.encoder();
+        net.forward(g, &mut enc, &ws, true);
+        net.backward(g, &mut enc, &ws, upstream, true, Some(&grads));
+        g.submit_wait(enc);
+
+        check(&format!("{tag} embed"), &down(g, &ws.embed, n * cfg.embed_dim()), &act.embed, TOL);
+        check(&format!("{tag} logits"), &down(g, &ws.logits, n * cfg.classes), &act.logits, TOL);
+        let (rdx, rgrads) = match upstream {
+            Upstream::Embed => ref_backward(&cfg, &p64, &act, Some(&de), None),
+            Upstream::Logits => ref_backward(&cfg, &p64, &act, None, Some(&dl)),
+        };
+        check(&format!("{tag} {upstream:?} dx"), &down(g, &ws.dx, cfg.input_len(n)), &rdx, TOL);
+        // The fc gradients are only produced from the logits upstream.
+        let last = if upstream == Upstream::Embed { 12 } else { NUM_TENSORS };
+        for t in 0..last {
+            let got = down(g, &grads.tensors[t], lens[t]);
+            if t < 12 && t % 4 == 1 {
+                // conv bias before instance norm: the true gradient is exactly 0; f32 leaves rounding noise
+                let max = got.iter().fold(0.0f64, |m, v| if v.is_nan() { f64::NAN } else { m.max(v.abs()) });
+                println!("{tag} {upstream:?} grad {t} (conv bias, exactly 0 in exact arithmetic): max|gpu| {max:.1e}");
+                assert!(max < 1e-4, "conv bias gradient {t} should vanish, got {max:e}");
+            } else {
+                check(&format!("{tag} {upstream:?} grad {t}"), &got, &rgrads[t], TOL);
+            }
+        }
+    }
+}
+
+#[test]
+fn convnet_28px_gray_matches_reference() {
+    run(ConvNetConfig::new(1, 28, 8, 10).unwrap(), 3, 31);
+}
+
+#[test]
+fn convnet_32px_rgb_matches_reference() {
+    run(ConvNetConfig::new(3, 32, 10, 10).unwrap(), 2, 32);
+}
+
+#[test]
+fn convnet_64px_matches_reference() {
+    run(ConvNetConfig::new(3, 64, 4, 5).unwrap(), 1, 33);
+}
+
+#[test]
+fn embed_dims_follow_the_paper() {
+    assert_eq!(ConvNetConfig::new(1, 28, 128, 10).unwrap().embed_dim(), 2048);
+    assert_eq!(ConvNetConfig::new(3, 32, 128, 10).unwrap().embed_dim(), 2048);
+    assert_eq!(ConvNetConfig::new(3, 64, 128, 200).unwrap().embed_dim(), 8192);
+    assert!(ConvNetConfig::new(3, 30, 128, 10).is_err());
+    assert!(ConvNetConfig::new(3, 32, 0, 10).is_err());
+}
+
+#[test]
+fn init_is_pytorch_default_and_seeded() {
+    let cfg = ConvNetConfig::new(3, 32, 128, 10).unwrap();
+    let a = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(5, "init"));
+    let b = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(5, "init"));
+    let c = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(6, "init"));
+    assert_eq!(a, b, "same seed, same network");
+    assert_ne!(a.tensors[0], c.tensors[0], "another seed, another network");
+    // conv1 (index 4): 128·128·9 weights, fan_in 1152 → U(±1/√1152)
+    let bound = 1.0 / (128.0f64 * 9.0).sqrt();
+    let w = &a.tensors[4];
+    let mean = w.iter().map(|&v| v as f64).sum::<f64>() / w.len() as f64;
+    let var = w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / w.len() as f64;
+    println!("conv1 weights: bound {bound:.5}, mean {mean:.2e}, var {var:.3e} (expected {:.3e})", bound * bound / 3.0);
+    assert!(w.iter().all(|&v| (v as f64).abs() <= bound));
+    assert!(mean.abs() < 0.02 * bound);
+    assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.02);
+    let b0 = 1.0 / 27.0f64.sqrt(); // conv0 bias: fan_in 3·9
+    assert!(a.tensors[1].iter().all(|&v| (v as f64).abs() <= b0));
+    assert!(a.tensors[2].iter().all(|&v| v == 1.0) && a.tensors[3].iter().all(|&v| v == 0.0));
+    let fc_bound = 1.0 / 2048.0f64.sqrt();
+    assert!(a.tensors[12].iter().chain(&a.tensors[13]).all(|&v| (v as f64).abs() <= fc_bound));
+    assert_eq!(a.num_params(), 3 * 128 * 9 + 128 + 256 + 2 * (128 * 128 * 9 + 128 + 256) + 2048 * 10 + 10);
+}
