@@ -1,9 +1,11 @@
 //! hyperdistill: Hyperbolic Dataset Distillation and the DM family on the GPU (wgpu + WGSL).
 //! See ARCHITECTURE.md for what each module owns and which way the dependencies point.
 
+pub mod bench;
 pub mod gpu;
 pub mod nn;
 pub mod reference;
 pub mod rng;
+pub mod selfcheck;
 pub mod shaders;
 pub mod shapes;

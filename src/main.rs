@@ -1,1 +1,168 @@
-fn main(){}
+//! The `hyperdistill` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use hyperdistill::bench::{self, BenchOptions};
+use hyperdistill::gpu::Gpu;
+use hyperdistill::selfcheck;
+
+#[derive(Parser)]
+#[command(
+    name = "hyperdistill",
+    version,
+    about = "Hyperbolic Dataset Distillation (HDD) and the DM family on the GPU, with wgpu + WGSL",
+    long_about = "Hyperbolic Dataset Distillation (HDD) and the DM family on the GPU, with wgpu + WGSL.\n\n\
+                  The GPU backend is chosen automatically (Vulkan, Metal, DX12, then GL); set WGPU_BACKEND=vulkan|metal|dx12|gl \
+                  to force one and WGPU_POWER_PREF=low|high to pick an adapter. Without a GPU, install Mesa's software \
+                  Vulkan driver (Debian: apt-get install mesa-vulkan-drivers libvulkan1)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the GPU adapter, the limits that matter, and check the engine against the CPU reference.
+    Info {
+        /// Seed of the self-check's random network and inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Time ConvNet-3 on the GPU: embed forward, and forward + backward to the input.
+    Bench {
+        /// Images per batch.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Channels of every conv layer (128 in the papers).
+        #[arg(long, default_value_t = 128)]
+        width: usize,
+        /// Timed runs per measurement (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Untimed runs first (pipeline compilation, caches).
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).
+        #[arg(long, default_value = "fmnist,cifar", value_delimiter = ',')]
+        shapes: Vec<String>,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,wgpu_hal::gles=off")).init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Info { seed } => info(seed),
+        Command::Bench { batch, width, runs, warmup, shapes, json, seed } => {
+            if batch == 0 || width == 0 || runs == 0 {
+                bail!("--batch, --width and --runs must be at least 1");
+            }
+            let shapes = shapes
+                .iter()
+                .map(|s| match s.trim() {
+                    "fmnist" | "mnist" => Ok((1, 28)),
+                    "cifar" | "svhn" => Ok((3, 32)),
+                    "tiny" => Ok((3, 64)),
+                    other => bail!("unknown shape '{other}': use fmnist, cifar or tiny"),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let opts = BenchOptions { batch, width, runs, warmup, seed, shapes };
+            bench_cmd(&opts, json)
+        }
+    }
+}
+
+fn info(seed: u64) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    let i = &gpu.info;
+    let l = &gpu.limits;
+    println!("adapter      {}", i.name);
+    println!("backend      {:?}", i.backend);
+    println!("device type  {:?}", i.device_type);
+    println!("driver       {} {}", i.driver, i.driver_info);
+    println!("limits");
+    println!("  max_storage_buffer_binding_size       {} MiB", l.max_storage_buffer_binding_size as u64 >> 20);
+    println!("  max_buffer_size                       {} MiB", l.max_buffer_size >> 20);
+    println!("  max_storage_buffers_per_shader_stage  {}", l.max_storage_buffers_per_shader_stage);
+    println!("  max_compute_workgroup_storage_size    {} KiB", l.max_compute_workgroup_storage_size >> 10);
+    println!("  max_compute_invocations_per_workgroup {}", l.max_compute_invocations_per_workgroup);
+    println!("  max_compute_workgroups_per_dimension  {}", l.max_compute_workgroups_per_dimension);
+    let f = gpu.adapter.features();
+    println!(
+        "features     shader-f16 {}, subgroups {}, timestamp-query {}",
+        yes(f.contains(wgpu::Features::SHADER_F16)),
+        yes(f.contains(wgpu::Features::SUBGROUP)),
+        yes(f.contains(wgpu::Features::TIMESTAMP_QUERY))
+    );
+    println!("self-check   ConvNet-3 forward (embed) and backward to the input, GPU f32 vs CPU f64 reference");
+    let results = selfcheck::run(&gpu, seed).context("self-check could not run")?;
+    let mut ok = true;
+    for r in &results {
+        println!(
+            "  {:<26} embed rel err {:.2e}, input-grad rel err {:.2e}  {}",
+            r.shape,
+            r.embed_rel_err,
+            r.input_grad_rel_err,
+            if r.passed() { "ok" } else { "FAILED" }
+        );
+        ok &= r.passed();
+    }
+    let max = results.iter().map(|r| r.max_err()).fold(0.0, f64::max);
+    println!("  max relative error {max:.2e} (tolerance {:.0e})", selfcheck::TOLERANCE);
+    if !ok {
+        eprintln!("error: this adapter's results disagree with the CPU reference; please report it with the output above");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn bench_cmd(opts: &BenchOptions, json: Option<PathBuf>) -> Result<ExitCode> {
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.describe());
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs  {msg}  (ETA {eta})")
+            .expect("valid template"),
+    );
+    let report = bench::run(&gpu, opts, &bar)?;
+    bar.finish_and_clear();
+    println!("adapter {} ({}, {})", report.adapter, report.backend, report.device_type);
+    println!(
+        "{:<10} {:<28} {:>6} {:>6} {:>11} {:>11} {:>10} {:>9}",
+        "shape", "pass", "batch", "width", "median ms", "min ms", "images/s", "GFLOP/s"
+    );
+    for t in &report.timings {
+        println!(
+            "{:<10} {:<28} {:>6} {:>6} {:>11.1} {:>11.1} {:>10.1} {:>9.2}",
+            t.shape, t.pass, t.batch, t.width, t.median_ms, t.min_ms, t.images_per_s, t.gflops
+        );
+    }
+    println!("(median of {} runs after {} warm-up; GPU time includes encode, submit and wait; FLOP = 2 × conv MACs)", opts.runs, opts.warmup);
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

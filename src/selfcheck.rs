@@ -1,0 +1,69 @@
+//! selfcheck: a small ConvNet-3 forward and input-backward on the GPU against the CPU reference, for
+//! `hyperdistill info` (and anyone who wants to know whether this adapter computes correctly).
+
+use crate::gpu::{Gpu, GpuError};
+use crate::nn::convnet::{ref_backward, ref_forward, ConvNetConfig, ConvNetParams, GpuConvNet, Upstream};
+use rand::RngExt;
+
+/// Largest acceptable ‖gpu − reference‖ / ‖reference‖.
+pub const TOLERANCE: f64 = 1e-4;
+
+pub struct CheckResult {
+    pub shape: String,
+    pub embed_rel_err: f64,
+    pub input_grad_rel_err: f64,
+}
+
+impl CheckResult {
+    pub fn max_err(&self) -> f64 {
+        self.embed_rel_err.max(self.input_grad_rel_err)
+    }
+    pub fn passed(&self) -> bool {
+        self.max_err() < TOLERANCE // false for NaN too
+    }
+}
+
+fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for (g, w) in got.iter().zip(want) {
+        num += (*g as f64 - w).powi(2);
+        den += w * w;
+    }
+    (num / den.max(1e-300)).sqrt()
+}
+
+/// Run the check on a 1×28×28 and a 3×32×32 network of width 16, batch 4.
+pub fn run(gpu: &Gpu, seed: u64) -> Result<Vec<CheckResult>, GpuError> {
+    let mut out = vec![];
+    for (channels, image) in [(1, 28), (3, 32)] {
+        let cfg = ConvNetConfig::new(channels, image, 16, 10).expect("valid built-in shape");
+        let n = 4;
+        let mut rng = crate::rng::stream(seed, "selfcheck");
+        let params = ConvNetParams::init(&cfg, &mut rng);
+        let x: Vec<f32> = (0..cfg.input_len(n)).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let de: Vec<f32> = (0..n * cfg.embed_dim()).map(|_| rng.random_range(-1.0..1.0)).collect();
+
+        let net = GpuConvNet::new(gpu, &params)?;
+        let ws = net.workspace(gpu, n)?;
+        gpu.write(&ws.x, &x);
+        gpu.write(&ws.d_embed, &de);
+        let mut enc = gpu.encoder();
+        net.forward(gpu, &mut enc, &ws, false);
+        net.backward(gpu, &mut enc, &ws, Upstream::Embed, true, None);
+        gpu.submit_wait(enc);
+        let embed = gpu.read_f32(&ws.embed, n * cfg.embed_dim())?;
+        let dx = gpu.read_f32(&ws.dx, cfg.input_len(n))?;
+
+        let p64 = params.to_f64();
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let de64: Vec<f64> = de.iter().map(|&v| v as f64).collect();
+        let act = ref_forward(&cfg, &p64, &x64, n);
+        let (rdx, _) = ref_backward(&cfg, &p64, &act, Some(&de64), None);
+        out.push(CheckResult {
+            shape: format!("{n}×{channels}×{image}×{image}, width 16"),
+            embed_rel_err: rel_err(&embed, &act.embed),
+            input_grad_rel_err: rel_err(&dx, &rdx),
+        });
+    }
+    Ok(out)
+}

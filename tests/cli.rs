@@ -1,0 +1,55 @@
+//! The command line end to end: `info` runs its self-check, `bench` times a tiny network and writes
+//! JSON, and bad options are refused with a clear message.
+
+use std::process::Command;
+
+fn hyperdistill(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hyperdistill")).args(args).output().expect("binary runs")
+}
+
+#[test]
+fn info_reports_adapter_and_passes_self_check() {
+    let out = hyperdistill(&["info"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "info failed");
+    for needle in ["adapter", "backend", "max_storage_buffer_binding_size", "max relative error"] {
+        assert!(stdout.contains(needle), "info output lacks '{needle}'");
+    }
+    assert_eq!(stdout.matches("  ok").count(), 2, "both self-check shapes must pass");
+}
+
+#[test]
+fn bench_writes_json() {
+    let dir = std::env::temp_dir().join(format!("hd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = hyperdistill(&[
+        "bench", "--batch", "3", "--width", "8", "--runs", "2", "--warmup", "1", "--json", json.to_str().unwrap(),
+    ]);
+    println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench failed");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let timings = v["timings"].as_array().unwrap();
+    assert_eq!(timings.len(), 4, "two shapes × two passes");
+    for t in timings {
+        assert!(t["median_ms"].as_f64().unwrap() > 0.0);
+        assert!(t["gflops"].as_f64().unwrap() > 0.0);
+        assert_eq!(t["batch"].as_u64(), Some(3));
+    }
+    // 1×28×28 at width 8, batch 3: conv MACs = 3·8·(32·32·1 + 16·16·8 + 8·8·8)·9
+    let fmnist_fwd = &timings[0];
+    let macs = 3.0 * 8.0 * (32.0 * 32.0 * 1.0 + 16.0 * 16.0 * 8.0 + 8.0 * 8.0 * 8.0) * 9.0;
+    assert!((fmnist_fwd["gflop"].as_f64().unwrap() - 2.0 * macs / 1e9).abs() < 1e-12);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_options_are_refused_clearly() {
+    let out = hyperdistill(&["bench", "--batch", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--batch"));
+    let out = hyperdistill(&["bench", "--shapes", "imagenet"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown shape 'imagenet'"));
+}
