@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for what each module owns and which way the dependencies point.
 
 pub mod bench;
+pub mod data;
 pub mod gpu;
 pub mod nn;
 pub mod reference;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use hyperdistill::bench::{self, BenchOptions};
+use hyperdistill::data::{self, fetch, Known};
 use hyperdistill::gpu::Gpu;
 use hyperdistill::selfcheck;
 
@@ -32,6 +33,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Datasets: inspect what a path or name loads as, or download the official files.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Time ConvNet-3 on the GPU: embed forward, and forward + backward to the input.
     Bench {
         /// Images per batch.
@@ -57,6 +63,31 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Load a dataset and print what was loaded: classes, counts per split, shape, normalisation.
+    Info {
+        /// A directory or .zip (IDX, CIFAR binary, SVHN .mat, image folders, Tiny ImageNet), a dataset name
+        /// (mnist, fashion-mnist, svhn, cifar10, cifar100, tiny-imagenet; looked up in the cache), or "embedded".
+        #[arg(default_value = "embedded")]
+        dataset: String,
+        /// Cache directory of `data fetch` [default: $HYPERDISTILL_CACHE, else the platform cache dir].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Download a dataset's official files into the cache, verify their checksums, unpack archives.
+    Fetch {
+        /// mnist, fashion-mnist, svhn, cifar10, cifar100 or tiny-imagenet.
+        name: String,
+        /// Cache directory [default: $HYPERDISTILL_CACHE, else the platform cache dir].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Base URL to download from instead of the official host (files keep their official names).
+        #[arg(long)]
+        mirror: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,wgpu_hal::gles=off")).init();
     match run(Cli::parse()) {
@@ -71,6 +102,16 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Info { seed } => info(seed),
+        Command::Data { command: DataCommand::Info { dataset, cache } } => data_info(&dataset, cache),
+        Command::Data { command: DataCommand::Fetch { name, dir, mirror } } => {
+            let k = Known::parse(&name).with_context(|| {
+                format!("unknown dataset '{name}': use one of {}", Known::ALL.map(Known::name).join(", "))
+            })?;
+            let dir = dir.unwrap_or_else(fetch::default_cache_dir);
+            let dest = fetch::fetch(k, &dir, mirror.as_deref(), &mut |m| eprintln!("{m}"))?;
+            println!("{} is in {}", k.name(), dest.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { batch, width, runs, warmup, shapes, json, seed } => {
             if batch == 0 || width == 0 || runs == 0 {
                 bail!("--batch, --width and --runs must be at least 1");
@@ -131,6 +172,39 @@ fn info(seed: u64) -> Result<ExitCode> {
         eprintln!("error: this adapter's results disagree with the CPU reference; please report it with the output above");
         return Ok(ExitCode::from(2));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn data_info(spec: &str, cache: Option<PathBuf>) -> Result<ExitCode> {
+    let cache = cache.unwrap_or_else(fetch::default_cache_dir);
+    let t = std::time::Instant::now();
+    let ds = data::open(spec, &cache)?;
+    let secs = t.elapsed().as_secs_f64();
+    println!("dataset     {}", ds.name);
+    println!("source      {}", ds.source);
+    println!("image       {} × {} × {} (channels × height × width)", ds.channels, ds.height, ds.width);
+    println!("classes     {}", ds.classes.len());
+    for (split_name, split) in [("train", &ds.train), ("test", &ds.test)] {
+        let counts: Vec<usize> = ds.class_indices(split).iter().map(Vec::len).collect();
+        let (lo, hi) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
+        println!("{split_name:<11} {} images, per class {lo}..{hi}", split.len());
+    }
+    let show = ds.classes.len().min(20);
+    let train_counts = ds.class_indices(&ds.train);
+    let test_counts = ds.class_indices(&ds.test);
+    for c in 0..show {
+        println!("  {c:>3} {:<24} train {:>6}  test {:>6}", ds.classes[c], train_counts[c].len(), test_counts[c].len());
+    }
+    if ds.classes.len() > show {
+        println!("  … {} more classes", ds.classes.len() - show);
+    }
+    let fmt = |v: &[f32]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+    println!("normalise   mean [{}], std [{}]{}", fmt(&ds.mean), fmt(&ds.std),
+        if ds.known.is_some() { " (the papers' values)" } else { " (measured on the training split)" });
+    let (m, s) = ds.pixel_stats(&ds.train);
+    let fmt64 = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+    println!("measured    train pixels in [0,1]: mean [{}], std [{}]", fmt64(&m), fmt64(&s));
+    println!("loaded in   {secs:.2} s, {:.1} MiB of pixels", (ds.train.images.len() + ds.test.images.len()) as f64 / (1 << 20) as f64);
     Ok(ExitCode::SUCCESS)
 }
 

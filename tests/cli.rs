@@ -53,3 +53,21 @@ fn bad_options_are_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown shape 'imagenet'"));
 }
+
+#[test]
+fn data_info_on_the_embedded_default_and_bad_paths() {
+    let out = hyperdistill(&["data", "info"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(out.status.success());
+    assert!(stdout.contains("fashion-mnist") && stdout.contains("5000 images, per class 500..500"));
+    assert!(stdout.contains("1000 images, per class 100..100") && stdout.contains("Ankle boot"));
+    assert!(stdout.contains("mean [0.2861], std [0.3530]"));
+    let out = hyperdistill(&["data", "info", "/definitely/not/here"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("neither a file or directory nor a dataset name"), "{err}");
+    let out = hyperdistill(&["data", "fetch", "imagenet-21k"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dataset 'imagenet-21k'"));
+}
