@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod data;
 pub mod gpu;
+pub mod lorentz;
 pub mod nn;
 pub mod reference;
 pub mod rng;

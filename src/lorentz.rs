@@ -1,0 +1,271 @@
+//! lorentz: the hyperbolic part of HDD (method.md §1.3–1.6) on the CPU: the reference that follows geoopt
+//! literally in f64, and an f64 mirror of the GPU kernels' stable formulas with their analytic gradient.
+//!
+//! Notation: geoopt's k (hyperboloid ⟨x,x⟩_L = −k), features v ∈ R^D per sample, hyperboloid point
+//! x = (t, s). A class's samples give T = Σ t_i, S = Σ s_i; the Law centroid's Klein coordinate is S/T.
+//!
+//! Why not the naive Klein form in f32: with the radius clamp on, every sample sits at t = √k·cosh 10, so for
+//! one synthetic image per class |S/T| = tanh 10 rounds to 1.0 in f32 and 1 − |κ|² vanishes. We never form
+//! 1 − |κ|² by subtraction. Instead −⟨A,A⟩ = T² − |S|² is assembled from non-negative pieces:
+//!   T² − |S|² = (T − R)(T + R) + R²·Σ_i w_i |u_i − ū|²,  T − R = Σ_i k/(t_i + r_i),
+//! with r_i = |s_i|, R = Σ r_i, u_i = s_i/r_i, w_i = r_i/R, ū = S/R (the last term is R² − |S|², written as a
+//! weighted variance). Then 1 − |κ|² = (T² − |S|²)/T² to full relative precision.
+
+/// Parity default of the radius clamp (geoopt's EXP_MAX_NORM in the HDD code).
+pub const EXP_MAX_NORM: f64 = 10.0;
+/// Floors used by geoopt in the HDD code.
+pub const NORM_FLOOR_SQ: f64 = 1e-8;
+pub const ACOSH_FLOOR: f64 = 1e-15;
+
+/// How Euclidean features reach the hyperboloid (method.md §1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LorentzMap {
+    /// expmap0 then projx (DM+HDD; IDM+HDD on CIFAR-10, Fashion-MNIST, SVHN).
+    Expmap,
+    /// projx of (0, v) only (IDM+HDD on CIFAR-100 and Tiny ImageNet).
+    Projx,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyperbolic {
+    /// geoopt's k > 0 (curvature −1/k).
+    pub k: f64,
+    /// Clamp of the geodesic radius parameter in expmap0 (Some(10) for parity; None = off).
+    pub clamp: Option<f64>,
+    pub map: LorentzMap,
+}
+
+impl Hyperbolic {
+    /// DM+HDD's released setting: k = 1, clamp 10, expmap0.
+    pub fn dm_parity() -> Self {
+        Hyperbolic { k: 1.0, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap }
+    }
+}
+
+/// geoopt's definitions, literally, in f64. Slow and clear: the ground truth of the tests.
+pub mod geoopt {
+    use super::*;
+
+    /// Lorentz (Minkowski) inner product −x0·y0 + Σ xs·ys.
+    pub fn inner(x: &[f64], y: &[f64]) -> f64 {
+        -x[0] * y[0] + x[1..].iter().zip(&y[1..]).map(|(a, b)| a * b).sum::<f64>()
+    }
+
+    /// expmap at the origin of (0, v): n = √max(‖v‖², 1e-8), t = min(n/√k, clamp), x = (√k cosh t, √k sinh t · v/n).
+    pub fn expmap0(v: &[f64], h: &Hyperbolic) -> Vec<f64> {
+        let sk = h.k.sqrt();
+        let n = v.iter().map(|a| a * a).sum::<f64>().max(NORM_FLOOR_SQ).sqrt();
+        let mut t = n / sk;
+        if let Some(c) = h.clamp {
+            t = t.min(c);
+        }
+        let mut x = Vec::with_capacity(v.len() + 1);
+        x.push(sk * t.cosh());
+        x.extend(v.iter().map(|a| sk * t.sinh() * a / n));
+        x
+    }
+
+    /// projx: recompute the time coordinate so that ⟨x,x⟩ = −k.
+    pub fn projx(x: &mut [f64], k: f64) {
+        x[0] = (k + x[1..].iter().map(|a| a * a).sum::<f64>()).sqrt();
+    }
+
+    /// Feature → hyperboloid point by the chosen map.
+    pub fn to_hyperboloid(v: &[f64], h: &Hyperbolic) -> Vec<f64> {
+        let mut x = match h.map {
+            LorentzMap::Expmap => expmap0(v, h),
+            LorentzMap::Projx => std::iter::once(0.0).chain(v.iter().copied()).collect(),
+        };
+        projx(&mut x, h.k);
+        x
+    }
+
+    /// Law's Lorentzian centroid: √k · a / √max(|⟨a,a⟩|, 1e-8), a = mean of the points.
+    pub fn centroid(points: &[Vec<f64>], k: f64) -> Vec<f64> {
+        let dim = points[0].len();
+        let mut a = vec![0.0; dim];
+        for p in points {
+            for (ai, pi) in a.iter_mut().zip(p) {
+                *ai += pi / points.len() as f64;
+            }
+        }
+        let denom = inner(&a, &a).abs().max(NORM_FLOOR_SQ).sqrt();
+        a.iter().map(|v| k.sqrt() * v / denom).collect()
+    }
+
+    /// geoopt's arcosh: log(z + √max(z² − 1, 1e-15)).
+    pub fn arcosh(z: f64) -> f64 {
+        (z + (z * z - 1.0).max(ACOSH_FLOOR).sqrt()).ln()
+    }
+
+    /// Geodesic distance √k · arcosh(−⟨x,y⟩/k).
+    pub fn dist(x: &[f64], y: &[f64], k: f64) -> f64 {
+        k.sqrt() * arcosh(-inner(x, y) / k)
+    }
+
+    /// Distance between the centroids of two feature sets (rows of `dim` values).
+    pub fn class_distance(real: &[f64], syn: &[f64], dim: usize, h: &Hyperbolic) -> f64 {
+        let pts = |f: &[f64]| f.chunks_exact(dim).map(|v| to_hyperboloid(v, h)).collect::<Vec<_>>();
+        dist(&centroid(&pts(real), h.k), &centroid(&pts(syn), h.k), h.k)
+    }
+}
+
+/// Per-sample quantities of the map, as the `sample_stats` kernel stores them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleStats {
+    /// s = f·v (the hyperboloid space part)
+    pub f: f64,
+    /// time coordinate t = √(k + r²)
+    pub t: f64,
+    /// r = |s|
+    pub r: f64,
+    /// ∂|s|/∂‖v‖ in the expmap case, cosh τ (0 when the clamp is active, or when ‖v‖² is under the floor)
+    pub e: f64,
+    /// ‖v‖
+    pub nv: f64,
+}
+
+pub fn sample_stats(v: &[f64], h: &Hyperbolic) -> SampleStats {
+    let nv2: f64 = v.iter().map(|a| a * a).sum();
+    let nv = nv2.sqrt();
+    let sk = h.k.sqrt();
+    let (f, e) = match h.map {
+        LorentzMap::Projx => (1.0, 0.0),
+        LorentzMap::Expmap => {
+            let n = nv2.max(NORM_FLOOR_SQ).sqrt();
+            let raw = n / sk;
+            let clamped = h.clamp.is_some_and(|c| raw > c);
+            let tau = if clamped { h.clamp.unwrap() } else { raw };
+            let tiny = nv2 < NORM_FLOOR_SQ; // n is then a constant: no radial derivative
+            let e = if clamped || tiny { 0.0 } else { tau.cosh() };
+            (sk * tau.sinh() / n, e)
+        }
+    };
+    let r = f * nv;
+    SampleStats { f, t: (h.k + r * r).sqrt(), r, e, nv }
+}
+
+/// A class's sums: S (vector), T, R, T − R (stable), and Q = T² − |S|² (stable, see the module comment).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassSums {
+    pub s: Vec<f64>,
+    pub t: f64,
+    pub q: f64,
+}
+
+pub fn class_sums(feats: &[f64], dim: usize, h: &Hyperbolic) -> (ClassSums, Vec<SampleStats>) {
+    let stats: Vec<SampleStats> = feats.chunks_exact(dim).map(|v| sample_stats(v, h)).collect();
+    let mut s = vec![0.0; dim];
+    let (mut t, mut r, mut t_minus_r) = (0.0, 0.0, 0.0);
+    for (v, st) in feats.chunks_exact(dim).zip(&stats) {
+        for (si, vi) in s.iter_mut().zip(v) {
+            *si += st.f * vi;
+        }
+        t += st.t;
+        r += st.r;
+        t_minus_r += h.k / (st.t + st.r);
+    }
+    // R² − |S|² as Σ_i r_i·R·|u_i − ū|², ū = S/R
+    let mut spread = 0.0;
+    if r > 0.0 {
+        for (v, st) in feats.chunks_exact(dim).zip(&stats) {
+            if st.nv > 0.0 {
+                let d2: f64 = v.iter().zip(&s).map(|(vi, si)| (vi / st.nv - si / r).powi(2)).sum();
+                spread += st.r * r * d2;
+            }
+        }
+    }
+    (ClassSums { s, t, q: t_minus_r * (t + r) + spread }, stats)
+}
+
+/// Distance between the centroids of real and synthetic features, and ∂d/∂(each synthetic feature),
+/// computed with the GPU kernels' formulas (the real side gets no gradient, as in the HDD code).
+pub fn class_distance_grad(real: &[f64], syn: &[f64], dim: usize, h: &Hyperbolic) -> (f64, Vec<f64>) {
+    let (cr, _) = class_sums(real, dim, h);
+    let (cs, stats) = class_sums(syn, dim, h);
+    let c = distance_coefficients(&cr, &cs, h.k);
+    let mut grad = vec![0.0; syn.len()];
+    for (j, (v, st)) in syn.chunks_exact(dim).zip(&stats).enumerate() {
+        let g = &mut grad[j * dim..(j + 1) * dim];
+        syn_sample_grad(v, st, &cr, &cs, &c, h, g);
+    }
+    (c.d, grad)
+}
+
+/// What the `class_distance` kernel computes per class.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coefficients {
+    pub d: f64,
+    /// g_s = c_delta·δ + c_b·b is ∂d/∂S_s, with δ = b − a, a = S_r/T_r, b = S_s/T_s
+    pub c_delta: f64,
+    pub c_b: f64,
+    /// ∂d/∂T_s
+    pub g_t: f64,
+}
+
+pub fn distance_coefficients(cr: &ClassSums, cs: &ClassSums, k: f64) -> Coefficients {
+    let (tr, ts) = (cr.t, cs.t);
+    let (mut dd, mut da, mut db_, mut aa) = (0.0, 0.0, 0.0, 0.0); // |δ|², δ·a, δ·b, |a|²
+    for (sr, ss) in cr.s.iter().zip(&cs.s) {
+        let (a, b) = (sr / tr, ss / ts);
+        let delta = b - a;
+        dd += delta * delta;
+        da += delta * a;
+        db_ += delta * b;
+        aa += a * a;
+    }
+    let wa = cr.q / (tr * tr); // 1 − |a|²
+    let wb = cs.q / (ts * ts); // 1 − |b|²
+    let p2 = if aa > 0.0 { da * da / aa } else { 0.0 };
+    let num = p2 + wa * (dd - p2).max(0.0);
+    let w2 = num / (wa * wb); // sinh²(d/√k) = q² − 1
+    let w = w2.sqrt();
+    let d = k.sqrt() * w.asinh();
+    // dθ/dq = 1/√(q² − 1); geoopt's floor makes it 1/(q + √1e-15) when q² − 1 < 1e-15
+    let q = (1.0 + w2).sqrt();
+    let theta = if w2 >= ACOSH_FLOOR { 1.0 / w } else { 1.0 / (q + ACOSH_FLOOR.sqrt()) };
+    // ∂q/∂b = [(1 − |b|²)δ + (δ·b) b] / [(1 − |a|²)^½ (1 − |b|²)^{3/2}];  ∂b/∂S = 1/T_s
+    let base = k.sqrt() * theta / (wa.sqrt() * wb.sqrt() * ts);
+    let c_delta = base;
+    let c_b = base * db_ / wb;
+    // ∂d/∂T_s = −(b·g_s)·… = −(c_delta·(δ·b) + c_b·|b|²), |b|² = 1 − wb
+    let g_t = -(c_delta * db_ + c_b * (1.0 - wb));
+    Coefficients { d, c_delta, c_b, g_t }
+}
+
+/// ∂d/∂v_j for one synthetic sample (the `syn_grad` kernel). With the expmap, the tangential part is
+/// f·P_j g_s (P_j = I − u_j u_jᵀ), and P_j b is computed as P_j (S − s_j)/T_s, which is exact when the
+/// sample dominates the sum (one image per class); the radial part is e·(u_j·G) u_j.
+pub fn syn_sample_grad(v: &[f64], st: &SampleStats, cr: &ClassSums, cs: &ClassSums, c: &Coefficients, h: &Hyperbolic, out: &mut [f64]) {
+    let (tr, ts) = (cr.t, cs.t);
+    let gs = |i: usize| {
+        let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
+        c.c_delta * (b - a) + c.c_b * b
+    };
+    let tiny = st.nv * st.nv < NORM_FLOOR_SQ;
+    if h.map == LorentzMap::Projx || tiny {
+        // s = f·v with f constant: G = g_s + g_t·s/t, ∂s/∂v = f·I
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = st.f * (gs(i) + c.g_t * st.f * v[i] / st.t);
+        }
+        return;
+    }
+    let u = |i: usize| v[i] / st.nv;
+    // u·δ, u·(S − s_j), u·g_s
+    let (mut ud, mut urest) = (0.0, 0.0);
+    for i in 0..v.len() {
+        let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
+        ud += u(i) * (b - a);
+        urest += u(i) * (cs.s[i] - st.f * v[i]);
+    }
+    let ub = urest / ts + st.r / ts; // u·b = u·(S − s_j)/T + r_j/T
+    let ugs = c.c_delta * ud + c.c_b * ub;
+    let radial = ugs + c.g_t * st.r / st.t; // u·G with G = g_s + g_t·s_j/t_j
+    for (i, o) in out.iter_mut().enumerate() {
+        let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
+        let p_delta = (b - a) - u(i) * ud;
+        let p_b = ((cs.s[i] - st.f * v[i]) - u(i) * urest) / ts;
+        *o = st.f * (c.c_delta * p_delta + c.c_b * p_b) + st.e * radial * u(i);
+    }
+}
