@@ -120,7 +120,7 @@ pub struct SampleStats {
     pub t: f64,
     /// r = |s|
     pub r: f64,
-    /// ∂|s|/∂‖v‖ in the expmap case, cosh τ (0 when the clamp is active, or when ‖v‖² is under the floor)
+    /// ∂|s|/∂‖v‖: cosh τ for the expmap (0 when the clamp is active or ‖v‖² is under the floor), 1 for projx
     pub e: f64,
     /// ‖v‖
     pub nv: f64,
@@ -131,7 +131,8 @@ pub fn sample_stats(v: &[f64], h: &Hyperbolic) -> SampleStats {
     let nv = nv2.sqrt();
     let sk = h.k.sqrt();
     let (f, e) = match h.map {
-        LorentzMap::Projx => (1.0, 0.0),
+        // s = v: ∂s/∂v = I = f·P + e·uuᵀ with f = e = 1
+        LorentzMap::Projx => (1.0, 1.0),
         LorentzMap::Expmap => {
             let n = nv2.max(NORM_FLOOR_SQ).sqrt();
             let raw = n / sk;
@@ -234,38 +235,121 @@ pub fn distance_coefficients(cr: &ClassSums, cs: &ClassSums, k: f64) -> Coeffici
     Coefficients { d, c_delta, c_b, g_t }
 }
 
-/// ∂d/∂v_j for one synthetic sample (the `syn_grad` kernel). With the expmap, the tangential part is
-/// f·P_j g_s (P_j = I − u_j u_jᵀ), and P_j b is computed as P_j (S − s_j)/T_s, which is exact when the
-/// sample dominates the sum (one image per class); the radial part is e·(u_j·G) u_j.
-pub fn syn_sample_grad(v: &[f64], st: &SampleStats, cr: &ClassSums, cs: &ClassSums, c: &Coefficients, h: &Hyperbolic, out: &mut [f64]) {
+/// ∂d/∂v_j for one synthetic sample (the `syn_grad` kernel): ∂s/∂v = f·P_j + e·u_j u_jᵀ, P_j = I − u_j u_jᵀ.
+/// With G = g_s + g_t·s_j/t_j (∂d/∂s_j), the tangential part is f·P_j g_s, where P_j b is computed as
+/// P_j (S − s_j)/T_s; the radial part u·G is written so that nothing cancels when one sample dominates
+/// its class (one image per class, centroid near the boundary):
+///   u·G = c_δ (u·δ − (δ·b)·r/t) + c_b (u·(S − s_j)/T + r(t − T)/(T t) + (1 − |b|²)·r/t).
+pub fn syn_sample_grad(v: &[f64], st: &SampleStats, cr: &ClassSums, cs: &ClassSums, c: &Coefficients, _h: &Hyperbolic, out: &mut [f64]) {
     let (tr, ts) = (cr.t, cs.t);
-    let gs = |i: usize| {
-        let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
-        c.c_delta * (b - a) + c.c_b * b
-    };
-    let tiny = st.nv * st.nv < NORM_FLOOR_SQ;
-    if h.map == LorentzMap::Projx || tiny {
-        // s = f·v with f constant: G = g_s + g_t·s/t, ∂s/∂v = f·I
+    if st.nv * st.nv < NORM_FLOOR_SQ {
+        // n is floored to a constant: s = f·v with f constant, ∂s/∂v = f·I, G = g_s + g_t·f·v/t
         for (i, o) in out.iter_mut().enumerate() {
-            *o = st.f * (gs(i) + c.g_t * st.f * v[i] / st.t);
+            let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
+            let gs = c.c_delta * (b - a) + c.c_b * b;
+            *o = st.f * (gs + c.g_t * st.f * v[i] / st.t);
         }
         return;
     }
     let u = |i: usize| v[i] / st.nv;
-    // u·δ, u·(S − s_j), u·g_s
-    let (mut ud, mut urest) = (0.0, 0.0);
+    let (mut ud, mut urest, mut db) = (0.0, 0.0, 0.0); // u·δ, u·(S − s_j), δ·b
     for i in 0..v.len() {
         let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
         ud += u(i) * (b - a);
         urest += u(i) * (cs.s[i] - st.f * v[i]);
+        db += (b - a) * b;
     }
-    let ub = urest / ts + st.r / ts; // u·b = u·(S − s_j)/T + r_j/T
-    let ugs = c.c_delta * ud + c.c_b * ub;
-    let radial = ugs + c.g_t * st.r / st.t; // u·G with G = g_s + g_t·s_j/t_j
+    let wb = cs.q / (ts * ts);
+    let radial = c.c_delta * (ud - db * st.r / st.t) + c.c_b * (urest / ts + st.r * (st.t - ts) / (ts * st.t) + wb * st.r / st.t);
     for (i, o) in out.iter_mut().enumerate() {
         let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
         let p_delta = (b - a) - u(i) * ud;
         let p_b = ((cs.s[i] - st.f * v[i]) - u(i) * urest) / ts;
         *o = st.f * (c.c_delta * p_delta + c.c_b * p_b) + st.e * radial * u(i);
+    }
+}
+
+/// The GPU path: buffers and dispatches of `shaders/lorentz.wgsl`.
+pub mod gpu {
+    use super::{Hyperbolic, LorentzMap};
+    use crate::gpu::{Gpu, GpuError};
+    use crate::shaders;
+    use wgpu::{Buffer, CommandEncoder};
+
+    /// Real features [classes·per_real, dim] and synthetic features [classes·per_syn, dim], class-major.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct HddShape {
+        pub classes: usize,
+        pub per_real: usize,
+        pub per_syn: usize,
+        pub dim: usize,
+    }
+
+    /// Scratch of one HDD evaluation, allocated once per shape and reused.
+    pub struct HddBuffers {
+        stats_r: Buffer,
+        sums_r: Buffer,
+        stats_s: Buffer,
+        sums_s: Buffer,
+        /// [classes, 8] = (d, c_δ, c_b, g_t, 1 − |b|², …) per class; d is the plain geodesic distance (without λ).
+        pub coef: Buffer,
+    }
+
+    impl HddBuffers {
+        pub fn new(gpu: &Gpu, s: &HddShape) -> Result<Self, GpuError> {
+            Ok(HddBuffers {
+                stats_r: gpu.zeros("hdd_stats_r", s.classes * s.per_real * 8)?,
+                sums_r: gpu.zeros("hdd_sums_r", s.classes * (s.dim + 4))?,
+                stats_s: gpu.zeros("hdd_stats_s", s.classes * s.per_syn * 8)?,
+                sums_s: gpu.zeros("hdd_sums_s", s.classes * (s.dim + 4))?,
+                coef: gpu.zeros("hdd_coef", s.classes * 8)?,
+            })
+        }
+    }
+
+    fn consts(s: &HddShape, h: &Hyperbolic, per: usize, lambda: f32) -> Vec<(&'static str, f64)> {
+        vec![
+            ("C", s.classes as f64),
+            ("D", s.dim as f64),
+            ("PER", per as f64),
+            ("PER_R", s.per_real as f64),
+            ("PER_S", s.per_syn as f64),
+            ("K", h.k),
+            ("CLAMP", h.clamp.unwrap_or(0.0)),
+            ("MAP", if h.map == LorentzMap::Expmap { 0.0 } else { 1.0 }),
+            ("LAMBDA", lambda as f64),
+        ]
+    }
+
+    /// Record the whole HDD term: per-class distances into `bufs.coef` and ∂(λ·Σ_c d_c)/∂syn into `grad`
+    /// [classes·per_syn, dim]. Nothing is read back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode(
+        gpu: &Gpu,
+        enc: &mut CommandEncoder,
+        s: &HddShape,
+        h: &Hyperbolic,
+        lambda: f32,
+        real: &Buffer,
+        syn: &Buffer,
+        bufs: &HddBuffers,
+        grad: &Buffer,
+    ) {
+        let sh = &shaders::LORENTZ;
+        for (feat, stats, sums, per) in [(real, &bufs.stats_r, &bufs.sums_r, s.per_real), (syn, &bufs.stats_s, &bufs.sums_s, s.per_syn)] {
+            let c = consts(s, h, per, lambda);
+            let n = (s.classes * per) as u64;
+            gpu.dispatch(enc, sh, "sample_stats", &c, &[feat, stats], n);
+            gpu.dispatch(enc, sh, "class_sums", &c, &[feat, stats, sums], (s.classes * s.dim) as u64);
+            gpu.dispatch(enc, sh, "sample_spread", &c, &[feat, stats, sums], n);
+        }
+        let c = consts(s, h, s.per_syn, lambda);
+        gpu.dispatch(enc, sh, "class_distance", &c, &[&bufs.sums_r, &bufs.stats_r, &bufs.sums_s, &bufs.stats_s, &bufs.coef], s.classes as u64);
+        gpu.dispatch(enc, sh, "syn_grad", &c, &[syn, &bufs.stats_s, &bufs.sums_r, &bufs.sums_s, &bufs.coef, grad], (s.classes * s.per_syn) as u64);
+    }
+
+    /// Read the per-class distances back (only when they are displayed or logged).
+    pub fn read_distances(gpu: &Gpu, bufs: &HddBuffers, classes: usize) -> Result<Vec<f32>, GpuError> {
+        Ok(gpu.read_f32(&bufs.coef, classes * 8)?.chunks_exact(8).map(|c| c[0]).collect())
     }
 }

@@ -20,9 +20,10 @@ shader!(NORM, "norm.wgsl");
 shader!(ACTIVATION, "activation.wgsl");
 shader!(LINEAR, "linear.wgsl");
 shader!(LOSS, "loss.wgsl");
+shader!(LORENTZ, "lorentz.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS];
+pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.
