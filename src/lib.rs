@@ -1,6 +1,7 @@
 //! hyperdistill: Hyperbolic Dataset Distillation and the DM family on the GPU (wgpu + WGSL).
 //! See ARCHITECTURE.md for what each module owns and which way the dependencies point.
 
+pub mod augment;
 pub mod bench;
 pub mod data;
 pub mod gpu;

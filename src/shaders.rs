@@ -21,9 +21,10 @@ shader!(ACTIVATION, "activation.wgsl");
 shader!(LINEAR, "linear.wgsl");
 shader!(LOSS, "loss.wgsl");
 shader!(LORENTZ, "lorentz.wgsl");
+shader!(AUGMENT, "augment.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ];
+pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

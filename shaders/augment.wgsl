@@ -1,0 +1,163 @@
+// augment.wgsl — differentiable siamese augmentation (DSA): color, crop, cutout, flip, scale and rotate
+// (scale and rotate are one affine op: bilinear sampling, zero padding, align_corners = false), forward and
+// backward to the input. Each image has its own op and parameters: params [N, 8] = [kind, p0 … p6] as
+// src/augment.rs `AugParams` documents, so one dispatch serves a batch whose classes drew different ops.
+// Images [N, C, H, W].
+//
+// entry point  bindings (group 0, in order)                          invocations
+// image_sum    0 src, 1 sums (rw) [N]                                   N (per-image sum, for color's means)
+// forward      0 x, 1 params, 2 sums (of x), 3 y (rw)                   N·C·H·W, one output element each
+// backward     0 dy, 1 params, 2 sums (of dy), 3 dx (rw)                N·C·H·W, one input element each (a gather:
+//                                                                        no atomics; the affine op visits the
+//                                                                        6×6 outputs that can sample this pixel)
+// Workgroup 64.
+
+override N: u32;
+override C: u32;
+override H: u32;
+override W: u32;
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> sums_rw: array<f32>;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> sums: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn image_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = linear_id(gid, nwg);
+    if (n >= N) { return; }
+    let len = C * H * W;
+    var s = 0.0;
+    for (var k = 0u; k < len; k++) { s += src[n * len + k]; }
+    sums_rw[n] = s;
+}
+
+fn p(n: u32, k: u32) -> f32 { return params[n * 8u + k]; }
+
+// Source (row, col) in pixels sampled by output pixel (i, j) under θ = (p1 p2; p3 p4).
+fn affine_source(n: u32, i: f32, j: f32) -> vec2<f32> {
+    let xn = (2.0 * j + 1.0) / f32(W) - 1.0;
+    let yn = (2.0 * i + 1.0) / f32(H) - 1.0;
+    let xs = p(n, 1u) * xn + p(n, 2u) * yn;
+    let ys = p(n, 3u) * xn + p(n, 4u) * yn;
+    return vec2<f32>(((ys + 1.0) * f32(H) - 1.0) * 0.5, ((xs + 1.0) * f32(W) - 1.0) * 0.5);
+}
+
+fn at(base: u32, r: i32, q: i32) -> f32 {
+    let inside = r >= 0 && q >= 0 && r < i32(H) && q < i32(W);
+    let idx = base + u32(clamp(r, 0, i32(H) - 1)) * W + u32(clamp(q, 0, i32(W) - 1));
+    return select(0.0, src[idx], inside);
+}
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if (id >= N * C * H * W) { return; }
+    let j = id % W;
+    let i = (id / W) % H;
+    let ch = (id / (W * H)) % C;
+    let n = id / (W * H * C);
+    let plane = H * W;
+    let base = (n * C + ch) * plane;       // this channel's plane
+    let kind = u32(p(n, 0u));
+    var y = src[id];
+    switch kind {
+        case 1u: {
+            let b = p(n, 1u);
+            let s = p(n, 2u);
+            let ct = p(n, 3u);
+            let m2 = sums[n] / f32(C * plane) + b;
+            var m1 = 0.0;
+            for (var c2 = 0u; c2 < C; c2++) { m1 += src[(n * C + c2) * plane + i * W + j]; }
+            m1 = m1 / f32(C) + b;
+            y = ((src[id] + b - m1) * s + m1 - m2) * ct + m2;
+        }
+        case 2u: {
+            y = at(base, i32(i) + i32(p(n, 1u)), i32(j) + i32(p(n, 2u)));
+        }
+        case 3u: {
+            let cut = f32(i) >= p(n, 1u) && f32(i) < p(n, 2u) && f32(j) >= p(n, 3u) && f32(j) < p(n, 4u);
+            y = select(src[id], 0.0, cut);
+        }
+        case 4u: {
+            if (p(n, 1u) > 0.5) { y = src[base + i * W + (W - 1u - j)]; }
+        }
+        case 5u: {
+            let s = affine_source(n, f32(i), f32(j));
+            let y0 = floor(s.x);
+            let x0 = floor(s.y);
+            let fy = s.x - y0;
+            let fx = s.y - x0;
+            let r = i32(y0);
+            let q = i32(x0);
+            y = (1.0 - fy) * ((1.0 - fx) * at(base, r, q) + fx * at(base, r, q + 1))
+              + fy * ((1.0 - fx) * at(base, r + 1, q) + fx * at(base, r + 1, q + 1));
+        }
+        default: {}
+    }
+    dst[id] = y;
+}
+
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if (id >= N * C * H * W) { return; }
+    let j = id % W;
+    let i = (id / W) % H;
+    let ch = (id / (W * H)) % C;
+    let n = id / (W * H * C);
+    let plane = H * W;
+    let base = (n * C + ch) * plane;
+    let kind = u32(p(n, 0u));
+    var g = src[id];   // src holds dy here
+    switch kind {
+        case 1u: {
+            let s = p(n, 2u);
+            let ct = p(n, 3u);
+            var pix = 0.0;
+            for (var c2 = 0u; c2 < C; c2++) { pix += src[(n * C + c2) * plane + i * W + j]; }
+            g = s * ct * src[id] + (1.0 - s) * ct / f32(C) * pix + (1.0 - ct) * sums[n] / f32(C * plane);
+        }
+        case 2u: {
+            // output (i', j') read input (i' + tx, j' + ty): this pixel was read by (i − tx, j − ty)
+            g = at(base, i32(i) - i32(p(n, 1u)), i32(j) - i32(p(n, 2u)));
+        }
+        case 3u: {
+            let cut = f32(i) >= p(n, 1u) && f32(i) < p(n, 2u) && f32(j) >= p(n, 3u) && f32(j) < p(n, 4u);
+            g = select(src[id], 0.0, cut);
+        }
+        case 4u: {
+            if (p(n, 1u) > 0.5) { g = src[base + i * W + (W - 1u - j)]; }
+        }
+        case 5u: {
+            // outputs o whose bilinear taps include this pixel lie near θ⁻¹(this pixel): visit a 6×6 window
+            let t00 = p(n, 1u);
+            let t01 = p(n, 2u);
+            let t10 = p(n, 3u);
+            let t11 = p(n, 4u);
+            let det = t00 * t11 - t01 * t10;
+            g = 0.0;
+            if (abs(det) > 1e-6) {
+                let xs = (2.0 * f32(j) + 1.0) / f32(W) - 1.0;
+                let ys = (2.0 * f32(i) + 1.0) / f32(H) - 1.0;
+                let xn = (t11 * xs - t01 * ys) / det;
+                let yn = (-t10 * xs + t00 * ys) / det;
+                let ci = i32(floor(((yn + 1.0) * f32(H) - 1.0) * 0.5));
+                let cj = i32(floor(((xn + 1.0) * f32(W) - 1.0) * 0.5));
+                for (var oi = ci - 2; oi <= ci + 3; oi++) {
+                    if (oi < 0 || oi >= i32(H)) { continue; }
+                    for (var oj = cj - 2; oj <= cj + 3; oj++) {
+                        if (oj < 0 || oj >= i32(W)) { continue; }
+                        let s = affine_source(n, f32(oi), f32(oj));
+                        let wy = max(0.0, 1.0 - abs(s.x - f32(i)));
+                        let wx = max(0.0, 1.0 - abs(s.y - f32(j)));
+                        g += wy * wx * src[base + u32(oi) * W + u32(oj)];
+                    }
+                }
+            }
+        }
+        default: {}
+    }
+    dst[id] = g;
+}

@@ -1,0 +1,299 @@
+//! augment: differentiable siamese augmentation (DSA, method.md §2.4) — parameter sampling, the CPU
+//! reference of every op (forward and backward to the input), and the GPU dispatches of shaders/augment.wgsl.
+//!
+//! Every image carries its own op and parameters (`AugParams`), so one dispatch augments a batch in which
+//! each class drew a different op. Siamese mode (distillation): one op and one parameter set shared by the
+//! real and the synthetic images of a class. Per-sample mode (evaluation training): one op per mini-batch,
+//! parameters drawn per image.
+
+use rand::{Rng, RngExt};
+
+/// One DSA op as the DSA code names them in the strategy string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Color,
+    Crop,
+    Cutout,
+    Flip,
+    Scale,
+    Rotate,
+}
+
+impl Op {
+    pub fn parse_strategy(s: &str) -> Result<Vec<Op>, String> {
+        s.split('_')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p {
+                "color" => Ok(Op::Color),
+                "crop" => Ok(Op::Crop),
+                "cutout" => Ok(Op::Cutout),
+                "flip" => Ok(Op::Flip),
+                "scale" => Ok(Op::Scale),
+                "rotate" => Ok(Op::Rotate),
+                other => Err(format!("unknown DSA op '{other}' (known: color, crop, cutout, flip, scale, rotate)")),
+            })
+            .collect()
+    }
+}
+
+/// The DM/HDD strategy.
+pub const DEFAULT_STRATEGY: &str = "color_crop_cutout_flip_scale_rotate";
+
+/// Per-image parameters, laid out as the kernel reads them: [kind, p0 … p6].
+/// kind 0 identity; 1 color (brightness shift, saturation factor, contrast factor);
+/// 2 crop (shift rows, shift cols); 3 cutout (row0, row1, col0, col1: the zeroed window);
+/// 4 flip (1 = flipped); 5 affine (θ00, θ01, θ10, θ11) with align_corners = false, zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct AugParams(pub [f32; 8]);
+
+impl AugParams {
+    pub const IDENTITY: AugParams = AugParams([0.0; 8]);
+    pub fn kind(&self) -> u32 {
+        self.0[0] as u32
+    }
+}
+
+/// Draw the parameters of `op` for an h×w image as the DSA code does.
+pub fn draw(op: Op, rng: &mut impl Rng, h: usize, w: usize) -> AugParams {
+    let mut p = [0f32; 8];
+    match op {
+        Op::Color => {
+            p[0] = 1.0;
+            p[1] = rng.random::<f32>() - 0.5; // brightness: x + (r − 0.5)·1.0
+            p[2] = rng.random::<f32>() * 2.0; // saturation: (x − m)·(2r) + m
+            p[3] = rng.random::<f32>() + 0.5; // contrast: (x − m)·(r + 0.5) + m
+        }
+        Op::Crop => {
+            let (sh, sw) = ((h as f32 * 0.125 + 0.5) as i64, (w as f32 * 0.125 + 0.5) as i64);
+            p[0] = 2.0;
+            p[1] = rng.random_range(-sh..=sh) as f32; // tx acts on the height axis
+            p[2] = rng.random_range(-sw..=sw) as f32;
+        }
+        Op::Cutout => {
+            let (lh, lw) = ((h as f32 * 0.5 + 0.5) as i64, (w as f32 * 0.5 + 0.5) as i64);
+            let oy = rng.random_range(0..h as i64 + (1 - lh % 2));
+            let ox = rng.random_range(0..w as i64 + (1 - lw % 2));
+            p[0] = 3.0;
+            p[1] = (oy - lh / 2).max(0) as f32;
+            p[2] = (oy + lh / 2 + lh % 2).min(h as i64) as f32;
+            p[3] = (ox - lw / 2).max(0) as f32;
+            p[4] = (ox + lw / 2 + lw % 2).min(w as i64) as f32;
+        }
+        Op::Flip => {
+            p[0] = 4.0;
+            p[1] = if rng.random::<f32>() < 0.5 { 1.0 } else { 0.0 };
+        }
+        Op::Scale => {
+            let r = 1.2f32;
+            let sx = rng.random::<f32>() * (r - 1.0 / r) + 1.0 / r;
+            let sy = rng.random::<f32>() * (r - 1.0 / r) + 1.0 / r;
+            p = [5.0, sx, 0.0, 0.0, sy, 0.0, 0.0, 0.0];
+        }
+        Op::Rotate => {
+            let theta = (rng.random::<f32>() - 0.5) * 2.0 * 15.0 / 180.0 * std::f32::consts::PI;
+            p = [5.0, theta.cos(), -theta.sin(), theta.sin(), theta.cos(), 0.0, 0.0, 0.0];
+        }
+    }
+    AugParams(p)
+}
+
+/// Siamese draw for one class: one op uniformly from the strategy, one parameter set.
+pub fn draw_siamese(ops: &[Op], rng: &mut impl Rng, h: usize, w: usize) -> AugParams {
+    if ops.is_empty() {
+        return AugParams::IDENTITY;
+    }
+    let op = ops[rng.random_range(0..ops.len())];
+    draw(op, rng, h, w)
+}
+
+/// Per-sample draw for a mini-batch: one op for the batch, parameters per image.
+pub fn draw_per_sample(ops: &[Op], rng: &mut impl Rng, n: usize, h: usize, w: usize) -> Vec<AugParams> {
+    if ops.is_empty() {
+        return vec![AugParams::IDENTITY; n];
+    }
+    let op = ops[rng.random_range(0..ops.len())];
+    (0..n).map(|_| draw(op, rng, h, w)).collect()
+}
+
+/// CPU reference (f64) of the kernels: images [n, c, h, w], one parameter set per image.
+pub mod reference {
+    use super::AugParams;
+
+    /// Source position (row, col) in pixels sampled by output pixel (i, j) under θ (align_corners = false).
+    pub fn affine_source(p: &AugParams, h: usize, w: usize, i: usize, j: usize) -> (f64, f64) {
+        let t = p.0.map(|v| v as f64);
+        let xn = (2.0 * j as f64 + 1.0) / w as f64 - 1.0;
+        let yn = (2.0 * i as f64 + 1.0) / h as f64 - 1.0;
+        let xs = t[1] * xn + t[2] * yn;
+        let ys = t[3] * xn + t[4] * yn;
+        (((ys + 1.0) * h as f64 - 1.0) / 2.0, ((xs + 1.0) * w as f64 - 1.0) / 2.0)
+    }
+
+    /// Bilinear taps (row, col, weight) of a source position; taps outside the image are dropped (zero padding).
+    pub fn bilinear_taps(py: f64, px: f64, h: usize, w: usize) -> Vec<(usize, usize, f64)> {
+        let (y0, x0) = (py.floor(), px.floor());
+        let (fy, fx) = (py - y0, px - x0);
+        let mut taps = vec![];
+        for (dy, wy) in [(0.0, 1.0 - fy), (1.0, fy)] {
+            for (dx, wx) in [(0.0, 1.0 - fx), (1.0, fx)] {
+                let (y, x) = (y0 + dy, x0 + dx);
+                if y >= 0.0 && x >= 0.0 && (y as usize) < h && (x as usize) < w {
+                    taps.push((y as usize, x as usize, wy * wx));
+                }
+            }
+        }
+        taps
+    }
+
+    pub fn forward(x: &[f64], params: &[AugParams], c: usize, h: usize, w: usize) -> Vec<f64> {
+        let plane = h * w;
+        let img = c * plane;
+        let mut y = vec![0.0; x.len()];
+        for (n, p) in params.iter().enumerate() {
+            let xi = &x[n * img..(n + 1) * img];
+            let yi = &mut y[n * img..(n + 1) * img];
+            let v = p.0.map(|v| v as f64);
+            match p.kind() {
+                1 => {
+                    let (b, s, ct) = (v[1], v[2], v[3]);
+                    let m2 = xi.iter().sum::<f64>() / img as f64 + b;
+                    for k in 0..plane {
+                        let m1 = (0..c).map(|ch| xi[ch * plane + k]).sum::<f64>() / c as f64 + b;
+                        for ch in 0..c {
+                            let y1 = xi[ch * plane + k] + b;
+                            let y2 = (y1 - m1) * s + m1;
+                            yi[ch * plane + k] = (y2 - m2) * ct + m2;
+                        }
+                    }
+                }
+                2 => {
+                    let (tx, ty) = (v[1] as i64, v[2] as i64);
+                    for ch in 0..c {
+                        for i in 0..h {
+                            for j in 0..w {
+                                let (si, sj) = (i as i64 + tx, j as i64 + ty);
+                                let inside = si >= 0 && sj >= 0 && (si as usize) < h && (sj as usize) < w;
+                                yi[ch * plane + i * w + j] = if inside { xi[ch * plane + si as usize * w + sj as usize] } else { 0.0 };
+                            }
+                        }
+                    }
+                }
+                3 => {
+                    for ch in 0..c {
+                        for i in 0..h {
+                            for j in 0..w {
+                                let cut = (i as f64) >= v[1] && (i as f64) < v[2] && (j as f64) >= v[3] && (j as f64) < v[4];
+                                yi[ch * plane + i * w + j] = if cut { 0.0 } else { xi[ch * plane + i * w + j] };
+                            }
+                        }
+                    }
+                }
+                4 => {
+                    for ch in 0..c {
+                        for i in 0..h {
+                            for j in 0..w {
+                                let sj = if v[1] > 0.5 { w - 1 - j } else { j };
+                                yi[ch * plane + i * w + j] = xi[ch * plane + i * w + sj];
+                            }
+                        }
+                    }
+                }
+                5 => {
+                    for i in 0..h {
+                        for j in 0..w {
+                            let (py, px) = affine_source(p, h, w, i, j);
+                            for (sy, sx, wt) in bilinear_taps(py, px, h, w) {
+                                for ch in 0..c {
+                                    yi[ch * plane + i * w + j] += wt * xi[ch * plane + sy * w + sx];
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => yi.copy_from_slice(xi),
+            }
+        }
+        y
+    }
+
+    /// ∂L/∂x from ∂L/∂y (every op is affine in x, so this is the transpose of `forward`).
+    pub fn backward(dy: &[f64], params: &[AugParams], c: usize, h: usize, w: usize) -> Vec<f64> {
+        let plane = h * w;
+        let img = c * plane;
+        let mut dx = vec![0.0; dy.len()];
+        for (n, p) in params.iter().enumerate() {
+            let gi = &dy[n * img..(n + 1) * img];
+            let di = &mut dx[n * img..(n + 1) * img];
+            let v = p.0.map(|v| v as f64);
+            match p.kind() {
+                1 => {
+                    // y = ct·(s·(x + b − m1) + m1 − m2) + m2, m1 = channel mean per pixel, m2 = image mean
+                    let (s, ct) = (v[2], v[3]);
+                    let total: f64 = gi.iter().sum();
+                    for k in 0..plane {
+                        let pix: f64 = (0..c).map(|ch| gi[ch * plane + k]).sum();
+                        for ch in 0..c {
+                            di[ch * plane + k] = s * ct * gi[ch * plane + k] + (1.0 - s) * ct / c as f64 * pix + (1.0 - ct) * total / img as f64;
+                        }
+                    }
+                }
+                5 => {
+                    for i in 0..h {
+                        for j in 0..w {
+                            let (py, px) = affine_source(p, h, w, i, j);
+                            for (sy, sx, wt) in bilinear_taps(py, px, h, w) {
+                                for ch in 0..c {
+                                    di[ch * plane + sy * w + sx] += wt * gi[ch * plane + i * w + j];
+                                }
+                            }
+                        }
+                    }
+                }
+                2 => {
+                    let (tx, ty) = (v[1] as i64, v[2] as i64);
+                    for ch in 0..c {
+                        for i in 0..h {
+                            for j in 0..w {
+                                let (si, sj) = (i as i64 + tx, j as i64 + ty);
+                                if si >= 0 && sj >= 0 && (si as usize) < h && (sj as usize) < w {
+                                    di[ch * plane + si as usize * w + sj as usize] += gi[ch * plane + i * w + j];
+                                }
+                            }
+                        }
+                    }
+                }
+                // cutout, flip and identity are their own transposes
+                _ => di.copy_from_slice(&forward(gi, std::slice::from_ref(p), c, h, w)),
+            }
+        }
+        dx
+    }
+}
+
+/// GPU dispatches of shaders/augment.wgsl.
+pub mod gpu {
+    use crate::gpu::Gpu;
+    use crate::shaders;
+    use wgpu::{Buffer, CommandEncoder};
+
+    fn consts(n: usize, c: usize, h: usize, w: usize) -> [(&'static str, f64); 4] {
+        [("N", n as f64), ("C", c as f64), ("H", h as f64), ("W", w as f64)]
+    }
+
+    /// y = aug(x): x, y [n, c, h, w]; params [n, 8] (AugParams); scratch [n] (per-image mean).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &Buffer, scratch: &Buffer, y: &Buffer) {
+        let k = consts(n, c, h, w);
+        gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[x, scratch], n as u64);
+        gpu.dispatch(enc, &shaders::AUGMENT, "forward", &k, &[x, params, scratch, y], (n * c * h * w) as u64);
+    }
+
+    /// dx = augᵀ(dy) with the same parameters; scratch [n] (per-image sum of dy).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &Buffer, scratch: &Buffer, dx: &Buffer) {
+        let k = consts(n, c, h, w);
+        gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[dy, scratch], n as u64);
+        gpu.dispatch(enc, &shaders::AUGMENT, "backward", &k, &[dy, params, scratch, dx], (n * c * h * w) as u64);
+    }
+}
