@@ -232,3 +232,31 @@ pub fn softmax_xent(n: usize, k: usize, logits: &[f64], labels: &[u32], scale: f
     }
     (loss, d)
 }
+
+/// torch.optim.SGD: (new param, new buf).
+pub fn sgd(param: &[f64], grad: &[f64], buf: &[f64], lr: f64, momentum: f64, wd: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut p = param.to_vec();
+    let mut b = buf.to_vec();
+    for i in 0..p.len() {
+        b[i] = momentum * b[i] + grad[i] + wd * param[i];
+        p[i] -= lr * b[i];
+    }
+    (p, b)
+}
+
+/// DM matching: (per-class loss, gradient w.r.t. the synthetic features). Features are class-major.
+pub fn dm_matching(classes: usize, per_real: usize, per_syn: usize, dim: usize, real: &[f64], syn: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut loss = vec![0.0; classes];
+    let mut grad = vec![0.0; syn.len()];
+    for c in 0..classes {
+        for d in 0..dim {
+            let mr = (0..per_real).map(|i| real[(c * per_real + i) * dim + d]).sum::<f64>() / per_real as f64;
+            let ms = (0..per_syn).map(|j| syn[(c * per_syn + j) * dim + d]).sum::<f64>() / per_syn as f64;
+            loss[c] += (mr - ms) * (mr - ms);
+            for j in 0..per_syn {
+                grad[(c * per_syn + j) * dim + d] = -2.0 * (mr - ms) / per_syn as f64;
+            }
+        }
+    }
+    (loss, grad)
+}

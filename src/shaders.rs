@@ -22,9 +22,11 @@ shader!(LINEAR, "linear.wgsl");
 shader!(LOSS, "loss.wgsl");
 shader!(LORENTZ, "lorentz.wgsl");
 shader!(AUGMENT, "augment.wgsl");
+shader!(MATCHING, "matching.wgsl");
+shader!(OPTIM, "optim.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT];
+pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

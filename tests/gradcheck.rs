@@ -146,3 +146,13 @@ fn convnet_gradients_28px_padding_3() {
 fn convnet_gradients_16px_rgb() {
     check_convnet(ConvNetConfig::new(3, 16, 4, 3).unwrap(), 2, 22);
 }
+
+#[test]
+fn dm_matching_gradient_is_the_gradient() {
+    let mut g = rng(14);
+    let (c, b, m, d) = (2, 5, 3, 4);
+    let real = rand_vec(&mut g, c * b * d, 1.0);
+    let syn = rand_vec(&mut g, c * m * d, 1.0);
+    let (_, grad) = r::dm_matching(c, b, m, d, &real, &syn);
+    gradcheck("dm matching d/d syn", &syn, &grad, None, |s| r::dm_matching(c, b, m, d, &real, s).0.iter().sum());
+}

@@ -156,3 +156,39 @@ fn softmax_xent_matches_reference() {
         check(&format!("softmax_xent dlogits n={n} k={k}"), &down(g, &d, n * k), &rd, TOL);
     }
 }
+
+#[test]
+fn sgd_and_dm_matching_match_reference() {
+    let g = gpu();
+    let mut rng = rng(7);
+    for (lr, mom, wd) in [(1.0, 0.5, 0.0), (0.01, 0.9, 5e-4)] {
+        let n = 1000;
+        let (p, gr, b) = (rand_vec(&mut rng, n, 1.0), rand_vec(&mut rng, n, 1.0), rand_vec(&mut rng, n, 1.0));
+        let (pb, bb) = (up(g, &p), up(g, &b));
+        let mut enc = g.encoder();
+        ops::sgd(g, &mut enc, n, lr as f32, mom as f32, wd as f32, &up(g, &gr), &pb, &bb);
+        g.submit_wait(enc);
+        let (rp, rb) = r::sgd(&p, &gr, &b, lr, mom, wd);
+        check(&format!("sgd param lr {lr} momentum {mom} wd {wd}"), &down(g, &pb, n), &rp, TOL);
+        check(&format!("sgd buf lr {lr} momentum {mom} wd {wd}"), &down(g, &bb, n), &rb, TOL);
+    }
+    for (classes, per_real, per_syn, dim) in [(3, 7, 1, 65), (10, 32, 10, 128)] {
+        let real = rand_vec(&mut rng, classes * per_real * dim, 1.0);
+        let syn = rand_vec(&mut rng, classes * per_syn * dim, 1.0);
+        let (sq, loss, grad) = (poisoned(g, classes * dim), poisoned(g, classes), poisoned(g, syn.len()));
+        let mut enc = g.encoder();
+        ops::dm_matching(g, &mut enc, classes, per_real, per_syn, dim, &up(g, &real), &up(g, &syn), &sq, &loss, &grad);
+        g.submit_wait(enc);
+        let (rl, rg) = r::dm_matching(classes, per_real, per_syn, dim, &real, &syn);
+        check(&format!("dm loss {classes}x{per_real}/{per_syn}x{dim}"), &down(g, &loss, classes), &rl, TOL);
+        check(&format!("dm grad {classes}x{per_real}/{per_syn}x{dim}"), &down(g, &grad, syn.len()), &rg, TOL);
+    }
+    // argmax accuracy
+    let logits = vec![0.1, 0.9, 0.0, 2.0, -1.0, 0.5, 0.2, 0.2, 0.7];
+    let labels: Vec<u32> = vec![1, 0, 0];
+    let out = poisoned(g, 3);
+    let mut enc = g.encoder();
+    ops::correct(g, &mut enc, 3, 3, &up(g, &logits), &g.upload("labels", &labels).unwrap(), &out);
+    g.submit_wait(enc);
+    assert_eq!(down(g, &out, 3), vec![1.0, 1.0, 0.0]);
+}

@@ -126,3 +126,36 @@ pub fn softmax_xent(
     let consts = [("N", n as f64), ("K", k as f64), ("SCALE", scale as f64)];
     gpu.dispatch(enc, &shaders::LOSS, "softmax_xent", &consts, &[logits, labels, loss, dlogits], n as u64);
 }
+
+/// torch.optim.SGD step on `n` values: buf = momentum·buf + (grad + wd·param); param −= lr·buf.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, lr: f32, momentum: f32, wd: f32, grad: &Buffer, param: &Buffer, buf: &Buffer) {
+    let consts = [("N", n as f64), ("LR", lr as f64), ("MOMENTUM", momentum as f64), ("WD", wd as f64)];
+    gpu.dispatch(enc, &shaders::OPTIM, "sgd", &consts, &[grad, param, buf], n as u64);
+}
+
+/// out[i] = 1 where argmax(logits[i]) == labels[i] (u32), else 0.
+pub fn correct(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, k: usize, logits: &Buffer, labels: &Buffer, out: &Buffer) {
+    gpu.dispatch(enc, &shaders::OPTIM, "correct", &[("N", n as f64), ("K", k as f64)], &[logits, labels, out], n as u64);
+}
+
+/// DM's matching term: per class Σ_d (mean_r − mean_s)² into `loss` [classes] (via `sq` [classes·dim])
+/// and its gradient with respect to the synthetic features into `grad` [classes·per_syn, dim].
+#[allow(clippy::too_many_arguments)]
+pub fn dm_matching(
+    gpu: &Gpu,
+    enc: &mut CommandEncoder,
+    classes: usize,
+    per_real: usize,
+    per_syn: usize,
+    dim: usize,
+    real: &Buffer,
+    syn: &Buffer,
+    sq: &Buffer,
+    loss: &Buffer,
+    grad: &Buffer,
+) {
+    let c = [("C", classes as f64), ("D", dim as f64), ("B", per_real as f64), ("M", per_syn as f64)];
+    gpu.dispatch(enc, &shaders::MATCHING, "dm", &c, &[real, syn, sq, grad], (classes * dim) as u64);
+    gpu.dispatch(enc, &shaders::MATCHING, "class_total", &c, &[sq, loss], classes as u64);
+}
