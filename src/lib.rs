@@ -4,6 +4,8 @@
 pub mod augment;
 pub mod bench;
 pub mod data;
+pub mod distill;
+pub mod eval;
 pub mod gpu;
 pub mod lorentz;
 pub mod nn;

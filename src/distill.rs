@@ -1,0 +1,369 @@
+//! distill: DM and DM+HDD on the GPU (method.md §2.3, §1.5): synthetic images learned by matching the
+//! features of a fresh random ConvNet-3 per iteration, with siamese DSA per class.
+//!
+//! One iteration is one command buffer, one submit, no read-back (the loss is read only when asked for):
+//!   new random net → per class: copy its real batch, augment (the class's siamese op), embed →
+//!   augment all synthetic images, embed them in chunks (each chunk keeps its activations) →
+//!   DM or HDD term and its gradient on the synthetic features → backward through the net and the
+//!   augmentation → SGD (momentum 0.5) on the pixels.
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use wgpu::Buffer;
+
+use crate::augment::{self, Op};
+use crate::data::Dataset;
+use crate::gpu::{Gpu, GpuError};
+use crate::lorentz::{self, Hyperbolic, LorentzMap};
+use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, Workspace};
+use crate::nn::ops;
+use crate::rng::{self, ChaCha8Rng};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    #[serde(rename = "dm")]
+    Dm,
+    #[serde(rename = "dm+hdd")]
+    DmHdd,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Result<Method, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "dm" => Ok(Method::Dm),
+            "dm+hdd" | "dmhdd" | "dm-hdd" | "hdd" => Ok(Method::DmHdd),
+            other => Err(format!("unknown method '{other}': use dm or dm+hdd")),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Dm => "dm",
+            Method::DmHdd => "dm+hdd",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// ipc distinct random real images per class (the papers' `--init real`)
+    Real,
+    /// standard normal pixels in the normalised space
+    Noise,
+}
+
+/// Every option of a distillation run; the defaults are DM+HDD as the authors released it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistillConfig {
+    pub method: Method,
+    pub ipc: usize,
+    pub iterations: usize,
+    pub batch_real: usize,
+    pub lr_img: f32,
+    pub momentum_img: f32,
+    /// ConvNet width (channels of every conv layer).
+    pub width: usize,
+    pub seed: u64,
+    /// HDD: geoopt's k, λ, radius clamp (None = off) and map.
+    pub k: f64,
+    pub lambda: f32,
+    pub clamp: Option<f64>,
+    pub map: LorentzMap,
+    /// DSA strategy, e.g. "color_crop_cutout_flip_scale_rotate"; "none" disables augmentation.
+    pub dsa: String,
+    pub init: Init,
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        DistillConfig {
+            method: Method::DmHdd,
+            ipc: 10,
+            iterations: 20000,
+            batch_real: 256,
+            lr_img: 1.0,
+            momentum_img: 0.5,
+            width: 128,
+            seed: 0,
+            k: 1.0,
+            lambda: 20.0,
+            clamp: Some(lorentz::EXP_MAX_NORM),
+            map: LorentzMap::Expmap,
+            dsa: augment::DEFAULT_STRATEGY.to_string(),
+            init: Init::Real,
+        }
+    }
+}
+
+impl DistillConfig {
+    pub fn ops(&self) -> Result<Vec<Op>, String> {
+        if self.dsa.is_empty() || self.dsa == "none" { Ok(vec![]) } else { Op::parse_strategy(&self.dsa) }
+    }
+
+    pub fn hyperbolic(&self) -> Hyperbolic {
+        Hyperbolic { k: self.k, clamp: self.clamp, map: self.map }
+    }
+
+    /// Reject bad options before any work starts.
+    pub fn validate(&self, ds: &Dataset) -> Result<(), String> {
+        if self.ipc == 0 {
+            return Err("ipc must be at least 1".into());
+        }
+        let smallest = ds.class_indices(&ds.train).iter().map(Vec::len).min().unwrap_or(0);
+        if self.ipc > smallest {
+            return Err(format!("ipc {} is larger than the smallest training class ({smallest} images)", self.ipc));
+        }
+        if self.batch_real == 0 {
+            return Err("batch_real must be at least 1".into());
+        }
+        if self.width == 0 {
+            return Err("width must be at least 1".into());
+        }
+        if !(self.k > 0.0 && self.k.is_finite()) {
+            return Err(format!("k must be positive, got {}", self.k));
+        }
+        if !(self.lr_img >= 0.0 && self.lr_img.is_finite()) {
+            return Err(format!("lr_img must be non-negative, got {}", self.lr_img));
+        }
+        if !(0.0..1.0).contains(&self.momentum_img) {
+            return Err(format!("momentum_img must be in [0, 1), got {}", self.momentum_img));
+        }
+        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
+            return Err(format!("lambda must be positive, got {}", self.lambda));
+        }
+        if let Some(c) = self.clamp {
+            if !(c > 0.0) {
+                return Err(format!("clamp must be positive (or off), got {c}"));
+            }
+        }
+        ConvNetConfig::new(ds.channels, ds.height, self.width, ds.classes.len()).map_err(|e| e.to_string())?;
+        self.ops()?;
+        Ok(())
+    }
+}
+
+/// A synthetic chunk: images [start, start + n) of the synthetic set and its own workspace.
+struct Chunk {
+    start: usize,
+    n: usize,
+    ws: Workspace,
+}
+
+pub struct Distiller<'g> {
+    gpu: &'g Gpu,
+    pub cfg: DistillConfig,
+    pub net_cfg: ConvNetConfig,
+    classes: usize,
+    /// real images per class per iteration: min(batch_real, smallest class)
+    pub per_real: usize,
+    img: usize,
+    class_idx: Vec<Vec<usize>>,
+    ops: Vec<Op>,
+    /// Synthetic pixels [classes·ipc, C, H, W] in the normalised space, class-major.
+    pub syn: Buffer,
+    syn_mom: Buffer,
+    net: GpuConvNet,
+    real_all: Buffer,
+    real_in: Buffer,
+    real_params: Vec<Buffer>,
+    real_ws: Workspace,
+    real_scratch: Buffer,
+    real_feat: Buffer,
+    syn_aug: Buffer,
+    syn_params: Buffer,
+    syn_scratch: Buffer,
+    chunks: Vec<Chunk>,
+    syn_feat: Buffer,
+    d_syn_feat: Buffer,
+    d_syn_aug: Buffer,
+    d_syn: Buffer,
+    dm_sq: Buffer,
+    dm_loss: Buffer,
+    hdd: lorentz::gpu::HddBuffers,
+    rng_net: ChaCha8Rng,
+    rng_dsa: ChaCha8Rng,
+    rng_real: ChaCha8Rng,
+    pub iteration: usize,
+}
+
+/// A buffer only copied from and to (never bound), so the storage-binding limit does not apply to it.
+fn copy_buffer(gpu: &Gpu, label: &str, floats: usize) -> Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (floats.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+fn copy_f32(enc: &mut wgpu::CommandEncoder, src: &Buffer, src_off: usize, dst: &Buffer, dst_off: usize, n: usize) {
+    enc.copy_buffer_to_buffer(src, (src_off * 4) as u64, dst, (dst_off * 4) as u64, (n * 4) as u64);
+}
+
+impl<'g> Distiller<'g> {
+    pub fn new(gpu: &'g Gpu, ds: &Dataset, cfg: DistillConfig) -> Result<Self, anyhow::Error> {
+        cfg.validate(ds).map_err(anyhow::Error::msg)?;
+        let classes = ds.classes.len();
+        let class_idx = ds.class_indices(&ds.train);
+        let per_real = cfg.batch_real.min(class_idx.iter().map(Vec::len).min().unwrap_or(1));
+        let net_cfg = ConvNetConfig::new(ds.channels, ds.height, cfg.width, classes)?;
+        let img = ds.image_len();
+        let m = classes * cfg.ipc;
+        let dim = net_cfg.embed_dim();
+
+        // synthetic initialisation
+        let mut rng_init = rng::stream(cfg.seed, "init");
+        let mut syn_host = Vec::with_capacity(m * img);
+        for idx in &class_idx {
+            match cfg.init {
+                Init::Real => {
+                    let mut pool = idx.clone();
+                    for i in 0..cfg.ipc {
+                        let j = rng_init.random_range(i..pool.len());
+                        pool.swap(i, j);
+                    }
+                    syn_host.extend(ds.normalized(&ds.train, &pool[..cfg.ipc]));
+                }
+                Init::Noise => {
+                    for _ in 0..cfg.ipc * img {
+                        // Box–Muller
+                        let (u1, u2): (f32, f32) = (rng_init.random::<f32>().max(1e-12), rng_init.random());
+                        syn_host.push((-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos());
+                    }
+                }
+            }
+        }
+
+        // chunks of the synthetic set small enough for the storage-binding limit
+        let per_image_bytes = (net_cfg.conv_shapes(1)[0].y_len() * 4) as u64; // the largest activation
+        let max_chunk = ((gpu.max_binding_bytes() / per_image_bytes.max(1)) as usize).max(1);
+        if per_real > max_chunk {
+            anyhow::bail!("batch_real {per_real} needs more than this adapter's {} MiB storage binding; use --batch-real {max_chunk} or less", gpu.max_binding_bytes() >> 20);
+        }
+        let net = GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, &mut rng::stream(cfg.seed, "net-shape")))?;
+        let mut chunks = vec![];
+        let mut start = 0;
+        while start < m {
+            let n = max_chunk.min(m - start);
+            chunks.push(Chunk { start, n, ws: net.workspace(gpu, n)? });
+            start += n;
+        }
+        let hdd_shape = lorentz::gpu::HddShape { classes, per_real, per_syn: cfg.ipc, dim };
+        Ok(Distiller {
+            gpu,
+            classes,
+            per_real,
+            img,
+            class_idx,
+            ops: cfg.ops().map_err(anyhow::Error::msg)?,
+            syn: gpu.upload("syn", &syn_host)?,
+            syn_mom: gpu.zeros("syn_mom", m * img)?,
+            real_all: copy_buffer(gpu, "real_all", classes * per_real * img),
+            real_in: gpu.zeros("real_in", per_real * img)?,
+            real_params: (0..classes).map(|_| gpu.zeros("real_params", per_real * 8)).collect::<Result<_, _>>()?,
+            real_ws: net.workspace(gpu, per_real)?,
+            real_scratch: gpu.zeros("real_scratch", per_real)?,
+            real_feat: gpu.zeros("real_feat", classes * per_real * dim)?,
+            syn_aug: gpu.zeros("syn_aug", m * img)?,
+            syn_params: gpu.zeros("syn_params", m * 8)?,
+            syn_scratch: gpu.zeros("syn_scratch", m)?,
+            chunks,
+            syn_feat: gpu.zeros("syn_feat", m * dim)?,
+            d_syn_feat: gpu.zeros("d_syn_feat", m * dim)?,
+            d_syn_aug: gpu.zeros("d_syn_aug", m * img)?,
+            d_syn: gpu.zeros("d_syn", m * img)?,
+            dm_sq: gpu.zeros("dm_sq", classes * dim)?,
+            dm_loss: gpu.zeros("dm_loss", classes)?,
+            hdd: lorentz::gpu::HddBuffers::new(gpu, &hdd_shape)?,
+            net,
+            net_cfg,
+            rng_net: rng::stream(cfg.seed, "iteration-net"),
+            rng_dsa: rng::stream(cfg.seed, "dsa"),
+            rng_real: rng::stream(cfg.seed, "real-batches"),
+            iteration: 0,
+            cfg,
+        })
+    }
+
+    pub fn synthetic_labels(&self) -> Vec<u32> {
+        (0..self.classes).flat_map(|c| std::iter::repeat_n(c as u32, self.cfg.ipc)).collect()
+    }
+
+    /// One distillation iteration (one submit).
+    pub fn step(&mut self, ds: &Dataset) -> Result<(), GpuError> {
+        let gpu = self.gpu;
+        let (classes, ipc, b, img) = (self.classes, self.cfg.ipc, self.per_real, self.img);
+        let dim = self.net_cfg.embed_dim();
+        let (h, w, ch) = (ds.height, ds.width, ds.channels);
+
+        // a fresh random network
+        self.net.load(gpu, &ConvNetParams::init(&self.net_cfg, &mut self.rng_net));
+        // real batches: batch_real distinct images per class
+        let mut real_host = Vec::with_capacity(classes * b * img);
+        for idx in &self.class_idx {
+            let mut pool = idx.clone();
+            for i in 0..b {
+                let j = self.rng_real.random_range(i..pool.len());
+                pool.swap(i, j);
+            }
+            real_host.extend(ds.normalized(&ds.train, &pool[..b]));
+        }
+        gpu.write(&self.real_all, &real_host);
+        // siamese DSA: one op and one parameter set per class, shared by its real and synthetic images
+        let mut syn_params = Vec::with_capacity(classes * ipc);
+        for c in 0..classes {
+            let p = augment::draw_siamese(&self.ops, &mut self.rng_dsa, h, w);
+            gpu.write(&self.real_params[c], &vec![p; b]);
+            syn_params.extend(std::iter::repeat_n(p, ipc));
+        }
+        gpu.write(&self.syn_params, &syn_params);
+
+        let mut enc = gpu.encoder();
+        for c in 0..classes {
+            copy_f32(&mut enc, &self.real_all, c * b * img, &self.real_in, 0, b * img);
+            augment::gpu::forward(gpu, &mut enc, b, ch, h, w, &self.real_in, &self.real_params[c], &self.real_scratch, &self.real_ws.x);
+            self.net.forward(gpu, &mut enc, &self.real_ws, false);
+            copy_f32(&mut enc, &self.real_ws.embed, 0, &self.real_feat, c * b * dim, b * dim);
+        }
+        let m = classes * ipc;
+        augment::gpu::forward(gpu, &mut enc, m, ch, h, w, &self.syn, &self.syn_params, &self.syn_scratch, &self.syn_aug);
+        for k in &self.chunks {
+            copy_f32(&mut enc, &self.syn_aug, k.start * img, &k.ws.x, 0, k.n * img);
+            self.net.forward(gpu, &mut enc, &k.ws, false);
+            copy_f32(&mut enc, &k.ws.embed, 0, &self.syn_feat, k.start * dim, k.n * dim);
+        }
+        match self.cfg.method {
+            Method::Dm => ops::dm_matching(gpu, &mut enc, classes, b, ipc, dim, &self.real_feat, &self.syn_feat, &self.dm_sq, &self.dm_loss, &self.d_syn_feat),
+            Method::DmHdd => {
+                let shape = lorentz::gpu::HddShape { classes, per_real: b, per_syn: ipc, dim };
+                lorentz::gpu::encode(gpu, &mut enc, &shape, &self.cfg.hyperbolic(), self.cfg.lambda, &self.real_feat, &self.syn_feat, &self.hdd, &self.d_syn_feat)
+            }
+        }
+        for k in &self.chunks {
+            copy_f32(&mut enc, &self.d_syn_feat, k.start * dim, &k.ws.d_embed, 0, k.n * dim);
+            self.net.backward(gpu, &mut enc, &k.ws, Upstream::Embed, true, None);
+            copy_f32(&mut enc, &k.ws.dx, 0, &self.d_syn_aug, k.start * img, k.n * img);
+        }
+        augment::gpu::backward(gpu, &mut enc, m, ch, h, w, &self.d_syn_aug, &self.syn_params, &self.syn_scratch, &self.d_syn);
+        ops::sgd(gpu, &mut enc, m * img, self.cfg.lr_img, self.cfg.momentum_img, 0.0, &self.d_syn, &self.syn, &self.syn_mom);
+        gpu.submit_wait(enc);
+        self.iteration += 1;
+        Ok(())
+    }
+
+    /// The last iteration's loss: (total, per class). DM: Σ_d (mean_r − mean_s)²; HDD: λ·d_c (and d_c is
+    /// the per-class geodesic distance, returned as the second value divided by λ by `distances`).
+    pub fn loss(&self) -> Result<(f32, Vec<f32>), GpuError> {
+        let per_class = match self.cfg.method {
+            Method::Dm => self.gpu.read_f32(&self.dm_loss, self.classes)?,
+            Method::DmHdd => lorentz::gpu::read_distances(self.gpu, &self.hdd, self.classes)?.iter().map(|d| d * self.cfg.lambda).collect(),
+        };
+        Ok((per_class.iter().sum(), per_class))
+    }
+
+    /// The synthetic images (normalised space) and their labels.
+    pub fn synthetic(&self) -> Result<(Vec<f32>, Vec<u32>), GpuError> {
+        Ok((self.gpu.read_f32(&self.syn, self.classes * self.cfg.ipc * self.img)?, self.synthetic_labels()))
+    }
+}

@@ -1,0 +1,212 @@
+//! eval: the papers' evaluation protocol (method.md §3): a fresh ConvNet-3 trained on the synthetic set
+//! with hard labels and cross-entropy, SGD (lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, shuffled,
+//! last partial batch kept), lr × 0.1 with a fresh optimiser (momentum reset) after epoch E/2 + 1,
+//! per-sample DSA on every batch; then top-1 accuracy on the whole real test split. K networks → mean ± std.
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use crate::augment::{self, Op};
+use crate::data::Dataset;
+use crate::gpu::{Gpu, GpuError};
+use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, Workspace};
+use crate::nn::ops;
+use crate::rng;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Training runs for epochs + 1 passes (the DM code's `range(Epoch + 1)`).
+    pub epochs: usize,
+    pub nets: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub batch: usize,
+    pub dsa: String,
+    pub width: usize,
+    /// Marks results that did not use the papers' protocol.
+    pub quick: bool,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            epochs: 1000,
+            nets: 5,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            batch: 256,
+            dsa: augment::DEFAULT_STRATEGY.to_string(),
+            width: 128,
+            quick: false,
+        }
+    }
+}
+
+impl EvalConfig {
+    /// A reduced protocol for quick looks; every output labels it as quick.
+    pub fn quick() -> Self {
+        EvalConfig { epochs: 300, nets: 3, quick: true, ..Default::default() }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalResult {
+    pub accuracies: Vec<f64>,
+    pub mean: f64,
+    pub std: f64,
+    pub quick: bool,
+    pub epochs: usize,
+}
+
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// Test accuracy of `net` on the whole test split, in batches of up to 256.
+pub fn test_accuracy(gpu: &Gpu, net: &GpuConvNet, ds: &Dataset) -> Result<f64, GpuError> {
+    let n_test = ds.test.len();
+    if n_test == 0 {
+        return Ok(f64::NAN);
+    }
+    let bs = 256.min(n_test);
+    let mut wss: Vec<(usize, Workspace)> = vec![(bs, net.workspace(gpu, bs)?)];
+    let rem = n_test % bs;
+    if rem != 0 {
+        wss.push((rem, net.workspace(gpu, rem)?));
+    }
+    let labels = gpu.zeros("test_labels", bs)?;
+    let out = gpu.zeros("test_correct", bs)?;
+    let mut correct = 0.0f64;
+    let mut start = 0;
+    while start < n_test {
+        let n = bs.min(n_test - start);
+        let ws = &wss.iter().find(|(s, _)| *s == n).expect("workspace for this size").1;
+        let idx: Vec<usize> = (start..start + n).collect();
+        gpu.write(&ws.x, &ds.normalized(&ds.test, &idx));
+        gpu.write(&labels, &ds.test.labels[start..start + n]);
+        let mut enc = gpu.encoder();
+        net.forward(gpu, &mut enc, ws, true);
+        ops::correct(gpu, &mut enc, n, ds.classes.len(), &ws.logits, &labels, &out);
+        gpu.submit_wait(enc);
+        correct += gpu.read_f32(&out, n)?.iter().map(|&v| v as f64).sum::<f64>();
+        start += n;
+    }
+    Ok(correct / n_test as f64)
+}
+
+/// Train one fresh network on (images, labels) and return its test accuracy. `images` are normalised.
+pub fn train_and_test(
+    gpu: &Gpu,
+    ds: &Dataset,
+    images: &[f32],
+    labels: &[u32],
+    cfg: &EvalConfig,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(usize),
+) -> Result<f64, anyhow::Error> {
+    let n = labels.len();
+    anyhow::ensure!(n > 0 && images.len() == n * ds.image_len(), "the synthetic set is empty or mis-sized");
+    let ops_list: Vec<Op> = if cfg.dsa.is_empty() || cfg.dsa == "none" { vec![] } else { Op::parse_strategy(&cfg.dsa).map_err(anyhow::Error::msg)? };
+    let net_cfg = ConvNetConfig::new(ds.channels, ds.height, cfg.width, ds.classes.len())?;
+    let mut rng_init = rng::stream(seed, "eval-net");
+    let mut rng_shuffle = rng::stream(seed, "eval-shuffle");
+    let mut rng_dsa = rng::stream(seed, "eval-dsa");
+    let params = ConvNetParams::init(&net_cfg, &mut rng_init);
+    let net = GpuConvNet::new(gpu, &params)?;
+    let grads = net.grads(gpu)?;
+    let lens = net_cfg.tensor_lens();
+    let moms: Vec<wgpu::Buffer> = lens.iter().map(|&l| gpu.zeros("momentum", l)).collect::<Result<_, _>>()?;
+    let bs = cfg.batch.min(n);
+    // one workspace (and input, labels, params, loss buffers) per batch size: full and the remainder
+    let mut sizes = vec![bs];
+    if n % bs != 0 {
+        sizes.push(n % bs);
+    }
+    struct Slot {
+        n: usize,
+        ws: Workspace,
+        x: wgpu::Buffer,
+        labels: wgpu::Buffer,
+        params: wgpu::Buffer,
+        scratch: wgpu::Buffer,
+        loss: wgpu::Buffer,
+    }
+    let img = ds.image_len();
+    let slots: Vec<Slot> = sizes
+        .iter()
+        .map(|&s| -> Result<Slot, GpuError> {
+            Ok(Slot {
+                n: s,
+                ws: net.workspace(gpu, s)?,
+                x: gpu.zeros("eval_x", s * img)?,
+                labels: gpu.zeros("eval_labels", s)?,
+                params: gpu.zeros("eval_aug", s * 8)?,
+                scratch: gpu.zeros("eval_scratch", s)?,
+                loss: gpu.zeros("eval_loss", s)?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut lr = cfg.lr;
+    let mut order: Vec<usize> = (0..n).collect();
+    for ep in 0..=cfg.epochs {
+        for i in (1..n).rev() {
+            let j = rng_shuffle.random_range(0..=i);
+            order.swap(i, j);
+        }
+        for batch in order.chunks(bs) {
+            let slot = slots.iter().find(|s| s.n == batch.len()).expect("slot for this batch size");
+            let mut xb = Vec::with_capacity(batch.len() * img);
+            for &i in batch {
+                xb.extend_from_slice(&images[i * img..(i + 1) * img]);
+            }
+            let lb: Vec<u32> = batch.iter().map(|&i| labels[i]).collect();
+            gpu.write(&slot.x, &xb);
+            gpu.write(&slot.labels, &lb);
+            gpu.write(&slot.params, &augment::draw_per_sample(&ops_list, &mut rng_dsa, batch.len(), ds.height, ds.width));
+            let mut enc = gpu.encoder();
+            augment::gpu::forward(gpu, &mut enc, slot.n, ds.channels, ds.height, ds.width, &slot.x, &slot.params, &slot.scratch, &slot.ws.x);
+            net.forward(gpu, &mut enc, &slot.ws, true);
+            ops::softmax_xent(gpu, &mut enc, slot.n, ds.classes.len(), 1.0 / slot.n as f32, &slot.ws.logits, &slot.labels, &slot.loss, &slot.ws.d_logits);
+            net.backward(gpu, &mut enc, &slot.ws, Upstream::Logits, false, Some(&grads));
+            for t in 0..lens.len() {
+                ops::sgd(gpu, &mut enc, lens[t], lr, cfg.momentum, cfg.weight_decay, &grads.tensors[t], &net.params[t], &moms[t]);
+            }
+            gpu.queue.submit([enc.finish()]);
+        }
+        if ep == cfg.epochs / 2 + 1 {
+            // the DM code multiplies lr by 0.1 and builds a new optimiser: momentum starts again from zero
+            lr *= 0.1;
+            for (m, &l) in moms.iter().zip(&lens) {
+                gpu.write(m, &vec![0f32; l]);
+            }
+        }
+        on_epoch(ep);
+    }
+    let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
+    Ok(test_accuracy(gpu, &net, ds)?)
+}
+
+/// Train and test `cfg.nets` networks; mean ± std of their accuracies.
+pub fn evaluate(
+    gpu: &Gpu,
+    ds: &Dataset,
+    images: &[f32],
+    labels: &[u32],
+    cfg: &EvalConfig,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(usize, usize),
+) -> Result<EvalResult, anyhow::Error> {
+    let mut accs = vec![];
+    for k in 0..cfg.nets {
+        let net_seed = seed.wrapping_mul(1_000_003).wrapping_add(k as u64);
+        accs.push(train_and_test(gpu, ds, images, labels, cfg, net_seed, &mut |ep| on_epoch(k, ep))?);
+    }
+    let (mean, std) = mean_std(&accs);
+    Ok(EvalResult { accuracies: accs, mean, std, quick: cfg.quick, epochs: cfg.epochs })
+}
