@@ -143,6 +143,16 @@ impl DistillConfig {
     }
 }
 
+/// The state of a run between iterations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub iteration: usize,
+    pub syn: Vec<f32>,
+    pub momentum: Vec<f32>,
+    /// ChaCha word positions of the net, DSA and real-batch streams
+    pub rng_words: [u128; 3],
+}
+
 /// A synthetic chunk: images [start, start + n) of the synthetic set and its own workspace.
 struct Chunk {
     start: usize,
@@ -360,6 +370,32 @@ impl<'g> Distiller<'g> {
             Method::DmHdd => lorentz::gpu::read_distances(self.gpu, &self.hdd, self.classes)?.iter().map(|d| d * self.cfg.lambda).collect(),
         };
         Ok((per_class.iter().sum(), per_class))
+    }
+
+    /// Everything a run needs to continue exactly: pixels, their momentum, the iteration, and the
+    /// positions of the three random streams.
+    pub fn checkpoint(&self) -> Result<Checkpoint, GpuError> {
+        let n = self.classes * self.cfg.ipc * self.img;
+        Ok(Checkpoint {
+            iteration: self.iteration,
+            syn: self.gpu.read_f32(&self.syn, n)?,
+            momentum: self.gpu.read_f32(&self.syn_mom, n)?,
+            rng_words: [self.rng_net.get_word_pos(), self.rng_dsa.get_word_pos(), self.rng_real.get_word_pos()],
+        })
+    }
+
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<(), String> {
+        let n = self.classes * self.cfg.ipc * self.img;
+        if ck.syn.len() != n || ck.momentum.len() != n {
+            return Err(format!("checkpoint holds {} values, this run needs {n}", ck.syn.len()));
+        }
+        self.gpu.write(&self.syn, &ck.syn);
+        self.gpu.write(&self.syn_mom, &ck.momentum);
+        self.rng_net.set_word_pos(ck.rng_words[0]);
+        self.rng_dsa.set_word_pos(ck.rng_words[1]);
+        self.rng_real.set_word_pos(ck.rng_words[2]);
+        self.iteration = ck.iteration;
+        Ok(())
     }
 
     /// The synthetic images (normalised space) and their labels.

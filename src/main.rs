@@ -33,6 +33,30 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Distill a dataset with DM or DM+HDD, evaluate it, export it (defaults: DM+HDD as the authors released it).
+    Distill(DistillArgs),
+    /// Evaluate an exported synthetic set with the papers' protocol (train fresh ConvNets on it, test on real data).
+    Eval {
+        /// A synset.safetensors written by `distill`.
+        #[arg(long)]
+        synset: PathBuf,
+        /// The dataset to test on [default: the one recorded in the file, else embedded].
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        nets: Option<usize>,
+        #[arg(long)]
+        width: Option<usize>,
+        /// 300 epochs × 3 networks; results are labelled quick.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
     /// Datasets: inspect what a path or name loads as, or download the official files.
     Data {
         #[command(subcommand)]
@@ -61,6 +85,114 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct DistillArgs {
+    /// TOML file with any of the options below (and [distill]/[eval] tables); command-line flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in DIR from its checkpoint, exactly as if it had not stopped.
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    resume: Option<PathBuf>,
+    /// "embedded" (built-in Fashion-MNIST subset), a path, or a dataset name in the cache.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// dm or dm+hdd.
+    #[arg(long)]
+    method: Option<String>,
+    /// Synthetic images per class.
+    #[arg(long)]
+    ipc: Option<usize>,
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Real images per class per iteration.
+    #[arg(long)]
+    batch_real: Option<usize>,
+    #[arg(long)]
+    lr_img: Option<f32>,
+    /// ConvNet width (channels per conv layer).
+    #[arg(long)]
+    width: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// HDD: geoopt's curvature parameter k > 0.
+    #[arg(long)]
+    k: Option<f64>,
+    /// HDD: weight λ of the geodesic distance.
+    #[arg(long)]
+    lambda: Option<f32>,
+    /// HDD: radius clamp of the exponential map, a number or "off".
+    #[arg(long)]
+    clamp: Option<String>,
+    /// HDD: expmap or projx.
+    #[arg(long)]
+    map: Option<String>,
+    /// DSA strategy, e.g. color_crop_cutout_flip_scale_rotate, or none.
+    #[arg(long)]
+    dsa: Option<String>,
+    /// real or noise.
+    #[arg(long)]
+    init: Option<String>,
+    /// Evaluate every N iterations (0: only at the end).
+    #[arg(long)]
+    eval_every: Option<usize>,
+    #[arg(long)]
+    eval_epochs: Option<usize>,
+    #[arg(long)]
+    eval_nets: Option<usize>,
+    /// Evaluate with 300 epochs × 3 networks (labelled quick in every output).
+    #[arg(long)]
+    quick: bool,
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Output directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+impl DistillArgs {
+    fn resolve(&self) -> Result<hyperdistill::run::RunConfig> {
+        use hyperdistill::distill::{Init, Method};
+        use hyperdistill::lorentz::LorentzMap;
+        let mut c = match (&self.config, &self.resume) {
+            (Some(p), _) => hyperdistill::run::RunConfig::from_toml_file(p)?,
+            (None, Some(dir)) => hyperdistill::run::RunConfig::from_toml_file(&dir.join("config.toml"))?,
+            (None, None) => hyperdistill::run::RunConfig::default(),
+        };
+        if self.quick {
+            c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::quick() };
+        }
+        if let Some(v) = &self.dataset { c.dataset = v.clone(); }
+        if let Some(v) = &self.method { c.distill.method = Method::parse(v).map_err(anyhow::Error::msg)?; }
+        if let Some(v) = self.ipc { c.distill.ipc = v; }
+        if let Some(v) = self.iterations { c.distill.iterations = v; }
+        if let Some(v) = self.batch_real { c.distill.batch_real = v; }
+        if let Some(v) = self.lr_img { c.distill.lr_img = v; }
+        if let Some(v) = self.width { c.distill.width = v; c.eval.width = v; }
+        if let Some(v) = self.seed { c.distill.seed = v; }
+        if let Some(v) = self.k { c.distill.k = v; }
+        if let Some(v) = self.lambda { c.distill.lambda = v; }
+        if let Some(v) = &self.clamp {
+            c.distill.clamp = if v == "off" { None } else { Some(v.parse().with_context(|| format!("--clamp {v}: a number or off"))?) };
+        }
+        if let Some(v) = &self.map {
+            c.distill.map = match v.as_str() { "expmap" => LorentzMap::Expmap, "projx" => LorentzMap::Projx, o => bail!("--map {o}: use expmap or projx") };
+        }
+        if let Some(v) = &self.dsa { c.distill.dsa = v.clone(); c.eval.dsa = v.clone(); }
+        if let Some(v) = &self.init {
+            c.distill.init = match v.as_str() { "real" => Init::Real, "noise" => Init::Noise, o => bail!("--init {o}: use real or noise") };
+        }
+        if let Some(v) = self.eval_every { c.eval_every = v; }
+        if let Some(v) = self.eval_epochs { c.eval.epochs = v; c.eval.quick = true; }
+        if let Some(v) = self.eval_nets { c.eval.nets = v; }
+        if let Some(v) = self.checkpoint_every { c.checkpoint_every = v; }
+        if let Some(v) = &self.out { c.out = v.clone(); }
+        if let Some(dir) = &self.resume { c.out = dir.clone(); }
+        Ok(c)
+    }
 }
 
 #[derive(Subcommand)]
@@ -103,6 +235,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Info { seed } => info(seed),
         Command::Data { command: DataCommand::Info { dataset, cache } } => data_info(&dataset, cache),
+        Command::Distill(args) => {
+            let cfg = args.resolve()?;
+            let gpu = Gpu::new()?;
+            eprintln!("adapter: {}", gpu.describe());
+            let cache = args.cache.clone().unwrap_or_else(fetch::default_cache_dir);
+            let o = hyperdistill::run::run(&gpu, &cfg, args.resume.is_some(), &cache)?;
+            println!("{:.3} s per iteration (distillation steps only)", o.seconds_per_iteration);
+            if let Some(r) = &o.final_eval {
+                println!("final test accuracy {:.2} ± {:.2} % ({} nets, {} epochs{})", 100.0 * r.mean, 100.0 * r.std, r.accuracies.len(), r.epochs + 1,
+                    if r.quick { ", quick protocol" } else { "" });
+            }
+            println!("wrote {0}/synset.safetensors, {0}/synset.png, {0}/metrics.jsonl, {0}/config.toml, {0}/checkpoint.safetensors", o.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { synset, dataset, epochs, nets, width, quick, seed, cache } => {
+            let set = hyperdistill::export::read_safetensors(&synset)?;
+            let spec = dataset.or_else(|| set.meta.get("dataset_source").cloned()).unwrap_or_else(|| "embedded".into());
+            let cache = cache.unwrap_or_else(fetch::default_cache_dir);
+            let ds = data::open(&spec, &cache)?;
+            if (set.c, set.h, set.w) != (ds.channels, ds.height, ds.width) {
+                bail!("{}: images are {}×{}×{}, dataset '{}' has {}×{}×{}", synset.display(), set.c, set.h, set.w, ds.name, ds.channels, ds.height, ds.width);
+            }
+            if let Some(&bad) = set.labels.iter().find(|&&l| l as usize >= ds.classes.len()) {
+                bail!("{}: label {bad} but '{}' has {} classes", synset.display(), ds.name, ds.classes.len());
+            }
+            let mut cfg = if quick { hyperdistill::eval::EvalConfig::quick() } else { hyperdistill::eval::EvalConfig::default() };
+            if let Some(v) = epochs { cfg.epochs = v; cfg.quick = true; }
+            if let Some(v) = nets { cfg.nets = v; }
+            if let Some(v) = width { cfg.width = v; }
+            let gpu = Gpu::new()?;
+            let r = hyperdistill::eval::evaluate(&gpu, &ds, &set.images, &set.labels, &cfg, seed, &mut |k, ep| {
+                if ep % 50 == 0 { eprintln!("net {}/{} epoch {ep}/{}", k + 1, cfg.nets, cfg.epochs); }
+            })?;
+            println!("test accuracy {:.2} ± {:.2} % over {} nets ({} epochs{}): {:?}", 100.0 * r.mean, 100.0 * r.std, r.accuracies.len(), cfg.epochs + 1,
+                if r.quick { ", quick protocol" } else { "" }, r.accuracies);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Data { command: DataCommand::Fetch { name, dir, mirror } } => {
             let k = Known::parse(&name).with_context(|| {
                 format!("unknown dataset '{name}': use one of {}", Known::ALL.map(Known::name).join(", "))

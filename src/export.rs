@@ -1,0 +1,112 @@
+//! export: synthetic sets to files other tools read — safetensors (`images` [N,C,H,W] f32 in the
+//! normalised space, `labels` [N] i64, string metadata), a PNG grid (rows = classes, columns = images per
+//! class) — and back. Every file is written to a temporary name and renamed, so a crash never leaves a
+//! half-written file in place.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynSet {
+    /// [n, c, h, w], normalised space
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub meta: HashMap<String, String>,
+}
+
+/// Write `bytes` to `path` through `path.tmp` + rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+pub fn to_safetensors_bytes(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)], meta: &HashMap<String, String>) -> Result<Vec<u8>> {
+    let views = tensors
+        .iter()
+        .map(|(name, dt, shape, bytes)| Ok((name.to_string(), TensorView::new(*dt, shape.clone(), bytes)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    Ok(safetensors::serialize(views, Some(meta.clone()))?)
+}
+
+pub fn write_safetensors(path: &Path, set: &SynSet) -> Result<()> {
+    let n = set.labels.len();
+    let labels: Vec<i64> = set.labels.iter().map(|&l| l as i64).collect();
+    let bytes = to_safetensors_bytes(
+        &[
+            ("images", Dtype::F32, vec![n, set.c, set.h, set.w], bytemuck::cast_slice(&set.images).to_vec()),
+            ("labels", Dtype::I64, vec![n], bytemuck::cast_slice(&labels).to_vec()),
+        ],
+        &set.meta,
+    )?;
+    atomic_write(path, &bytes)
+}
+
+pub fn read_safetensors(path: &Path) -> Result<SynSet> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes)?;
+    let images = st.tensor("images").with_context(|| format!("{}: no 'images' tensor", path.display()))?;
+    let labels = st.tensor("labels").with_context(|| format!("{}: no 'labels' tensor", path.display()))?;
+    let shape = images.shape().to_vec();
+    if images.dtype() != Dtype::F32 || shape.len() != 4 {
+        bail!("{}: 'images' must be f32 [N, C, H, W], found {:?} {:?}", path.display(), images.dtype(), shape);
+    }
+    if labels.dtype() != Dtype::I64 || labels.shape() != [shape[0]] {
+        bail!("{}: 'labels' must be i64 [{}], found {:?} {:?}", path.display(), shape[0], labels.dtype(), labels.shape());
+    }
+    let imgs: Vec<f32> = images.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let mut labs = vec![];
+    for b in labels.data().chunks_exact(8) {
+        let v = i64::from_le_bytes(b.try_into().expect("8 bytes"));
+        if v < 0 || v > u32::MAX as i64 {
+            bail!("{}: label {v} out of range", path.display());
+        }
+        labs.push(v as u32);
+    }
+    Ok(SynSet { images: imgs, labels: labs, c: shape[1], h: shape[2], w: shape[3], meta: metadata.metadata().clone().unwrap_or_default() })
+}
+
+/// Pixels for display: denormalise (x·std + mean), clip to μ ± 2.5σ of the whole set, map to [0, 255].
+pub fn display_pixels(images: &[f32], c: usize, plane: usize, mean: &[f32], std: &[f32]) -> Vec<u8> {
+    let denorm: Vec<f32> = images.iter().enumerate().map(|(i, &v)| {
+        let ch = (i / plane) % c;
+        v * std[ch] + mean[ch]
+    }).collect();
+    let n = denorm.len().max(1) as f64;
+    let mu = denorm.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let sd = (denorm.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / n).sqrt().max(1e-8);
+    let (lo, hi) = (mu - 2.5 * sd, mu + 2.5 * sd);
+    denorm.iter().map(|&v| (((v as f64 - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+}
+
+/// A grid PNG: one row per class, `per_class` images per row, 1-pixel gaps.
+pub fn write_grid_png(path: &Path, set: &SynSet, classes: usize, per_class: usize, mean: &[f32], std: &[f32]) -> Result<()> {
+    let (c, h, w) = (set.c, set.h, set.w);
+    let px = display_pixels(&set.images, c, h * w, mean, std);
+    let (gw, gh) = ((w + 1) * per_class + 1, (h + 1) * classes + 1);
+    let mut img = image::RgbImage::from_pixel(gw as u32, gh as u32, image::Rgb([255, 255, 255]));
+    for (k, &label) in set.labels.iter().enumerate() {
+        let row = label as usize;
+        let col = set.labels[..k].iter().filter(|&&l| l == label).count();
+        if row >= classes || col >= per_class {
+            continue;
+        }
+        for y in 0..h {
+            for x in 0..w {
+                let at = |ch: usize| px[((k * c + ch.min(c - 1)) * h + y) * w + x];
+                img.put_pixel((1 + col * (w + 1) + x) as u32, (1 + row * (h + 1) + y) as u32, image::Rgb([at(0), at(1), at(2)]));
+            }
+        }
+    }
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)?;
+    atomic_write(path, &bytes.into_inner())
+}

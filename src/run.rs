@@ -1,0 +1,193 @@
+//! run: a whole distillation job as the CLI runs it — TOML config with command-line overrides, progress
+//! bar, evaluation every `eval_every` iterations (before that iteration's update, as the DM code does),
+//! metrics as JSON lines, checkpoints for `--resume`, and the exported synthetic set.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::Dtype;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Dataset};
+use crate::distill::{Checkpoint, DistillConfig, Distiller};
+use crate::eval::{self, EvalConfig};
+use crate::export::{self, SynSet};
+use crate::gpu::Gpu;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// "embedded", a path, or a dataset name in the cache.
+    pub dataset: String,
+    pub out: PathBuf,
+    /// Evaluate every this many iterations (0: only at the end).
+    pub eval_every: usize,
+    /// Read the loss back and log it every this many iterations.
+    pub log_every: usize,
+    /// Write a checkpoint every this many iterations (0: only at the end).
+    pub checkpoint_every: usize,
+    pub distill: DistillConfig,
+    pub eval: EvalConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            dataset: "embedded".into(),
+            out: PathBuf::from("hyperdistill-out"),
+            eval_every: 2000,
+            log_every: 10,
+            checkpoint_every: 100,
+            distill: DistillConfig::default(),
+            eval: EvalConfig::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn from_toml_file(path: &Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+    }
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+fn write_checkpoint(dir: &Path, ck: &Checkpoint) -> Result<()> {
+    let mut meta = HashMap::new();
+    meta.insert("iteration".to_string(), ck.iteration.to_string());
+    meta.insert("rng_words".to_string(), ck.rng_words.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
+    let bytes = export::to_safetensors_bytes(
+        &[
+            ("syn", Dtype::F32, vec![ck.syn.len()], bytemuck::cast_slice(&ck.syn).to_vec()),
+            ("momentum", Dtype::F32, vec![ck.momentum.len()], bytemuck::cast_slice(&ck.momentum).to_vec()),
+        ],
+        &meta,
+    )?;
+    export::atomic_write(&dir.join(CHECKPOINT), &bytes)
+}
+
+pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    let path = dir.join(CHECKPOINT);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
+    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes)?;
+    let meta = m.metadata().clone().unwrap_or_default();
+    let floats = |name: &str| -> Result<Vec<f32>> {
+        let t = st.tensor(name).with_context(|| format!("{}: no '{name}'", path.display()))?;
+        Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    };
+    let iteration = meta.get("iteration").and_then(|v| v.parse().ok()).with_context(|| format!("{}: no iteration", path.display()))?;
+    let words: Vec<u128> = meta.get("rng_words").map(|v| v.split(',').filter_map(|w| w.parse().ok()).collect()).unwrap_or_default();
+    if words.len() != 3 {
+        bail!("{}: no random-stream positions", path.display());
+    }
+    Ok(Checkpoint { iteration, syn: floats("syn")?, momentum: floats("momentum")?, rng_words: [words[0], words[1], words[2]] })
+}
+
+/// Metadata that goes into every exported set.
+fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> HashMap<String, String> {
+    let d = &cfg.distill;
+    let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    HashMap::from([
+        ("dataset".to_string(), ds.name.clone()),
+        ("dataset_source".to_string(), ds.source.clone()),
+        ("classes".to_string(), ds.classes.join("|")),
+        ("mean".to_string(), list(&ds.mean)),
+        ("std".to_string(), list(&ds.std)),
+        ("ipc".to_string(), d.ipc.to_string()),
+        ("method".to_string(), d.method.name().to_string()),
+        ("k".to_string(), d.k.to_string()),
+        ("lambda".to_string(), d.lambda.to_string()),
+        ("clamp".to_string(), d.clamp.map_or("off".to_string(), |c| c.to_string())),
+        ("map".to_string(), format!("{:?}", d.map).to_lowercase()),
+        ("seed".to_string(), d.seed.to_string()),
+        ("iteration".to_string(), iteration.to_string()),
+        ("adapter".to_string(), gpu.describe()),
+        ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("config".to_string(), cfg.to_toml().unwrap_or_default()),
+    ])
+}
+
+pub struct Outcome {
+    pub out: PathBuf,
+    pub final_eval: Option<eval::EvalResult>,
+    pub seconds_per_iteration: f64,
+}
+
+/// Run (or resume) a distillation job. `resume`: continue the run in `cfg.out` from its checkpoint.
+pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Outcome> {
+    let ds = data::open(&cfg.dataset, cache)?;
+    cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
+    let mut d = Distiller::new(gpu, &ds, cfg.distill.clone())?;
+    if resume {
+        let ck = read_checkpoint(&cfg.out)?;
+        d.restore(&ck).map_err(anyhow::Error::msg)?;
+        eprintln!("resuming {} at iteration {}", cfg.out.display(), ck.iteration);
+    }
+    export::atomic_write(&cfg.out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(cfg.out.join("metrics.jsonl"))?;
+    let mut log = |v: serde_json::Value| -> Result<()> { writeln!(metrics, "{v}").context("writing metrics.jsonl") };
+    log(serde_json::json!({"event": if resume { "resume" } else { "start" }, "iteration": d.iteration, "adapter": gpu.describe(),
+        "seed": cfg.distill.seed, "dataset": ds.name, "quick_eval": cfg.eval.quick}))?;
+
+    let total = cfg.distill.iterations;
+    let bar = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {msg}  (ETA {eta})").expect("template"),
+    );
+    bar.set_position(d.iteration as u64);
+    let mut final_eval = None;
+    let start_it = d.iteration;
+    let mut step_secs = 0.0; // distillation steps only, evaluations excluded
+    loop {
+        let it = d.iteration;
+        let due = (cfg.eval_every > 0 && it % cfg.eval_every == 0) || it == total;
+        if due && cfg.eval.nets > 0 {
+            bar.set_message(format!("evaluating iteration {it}"));
+            let (images, labels) = d.synthetic()?;
+            let r = eval::evaluate(gpu, &ds, &images, &labels, &cfg.eval, cfg.distill.seed ^ (it as u64).wrapping_mul(0x9e37_79b9), &mut |k, ep| {
+                bar.set_message(format!("evaluating iteration {it}: net {}/{} epoch {ep}/{}", k + 1, cfg.eval.nets, cfg.eval.epochs));
+            })?;
+            bar.println(format!(
+                "iteration {it}: test accuracy {:.2} ± {:.2} % over {} nets{}",
+                100.0 * r.mean, 100.0 * r.std, r.accuracies.len(), if r.quick { " (quick protocol)" } else { "" }
+            ));
+            log(serde_json::json!({"event": "eval", "iteration": it, "mean": r.mean, "std": r.std, "accuracies": r.accuracies,
+                "epochs": r.epochs, "quick": r.quick}))?;
+            if it == total {
+                final_eval = Some(r);
+            }
+        }
+        if it >= total {
+            break;
+        }
+        let t = std::time::Instant::now();
+        d.step(&ds)?;
+        step_secs += t.elapsed().as_secs_f64();
+        let done = d.iteration;
+        if cfg.log_every > 0 && (done % cfg.log_every == 0 || done == total) {
+            let (loss, per_class) = d.loss()?;
+            let spi = step_secs / (done - start_it) as f64;
+            bar.set_message(format!("loss {loss:.4}  {spi:.2} s/it"));
+            log(serde_json::json!({"event": "loss", "iteration": done, "loss": loss, "per_class": per_class, "seconds_per_iteration": spi}))?;
+        }
+        if cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
+            write_checkpoint(&cfg.out, &d.checkpoint()?)?;
+        }
+        bar.set_position(done as u64);
+    }
+    bar.finish_and_clear();
+    write_checkpoint(&cfg.out, &d.checkpoint()?)?;
+    let (images, labels) = d.synthetic()?;
+    let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration) };
+    export::write_safetensors(&cfg.out.join("synset.safetensors"), &set)?;
+    export::write_grid_png(&cfg.out.join("synset.png"), &set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)?;
+    let steps = (d.iteration - start_it).max(1);
+    Ok(Outcome { out: cfg.out.clone(), final_eval, seconds_per_iteration: step_secs / steps as f64 })
+}
