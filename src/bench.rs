@@ -123,3 +123,58 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &indicatif::ProgressBar) ->
         pipelines: gpu.pipeline_count(),
     })
 }
+
+/// One kernel's timing in `profile`.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelTiming {
+    pub kernel: String,
+    pub ms: f64,
+    /// 2 × MACs for convolutions and linear layers, 0 for memory-bound kernels
+    pub gflops: f64,
+}
+
+/// Time every kernel of ConvNet-3 training on its own (median of `runs`, one submit each) for a batch of
+/// `n` images of (channels, image) at `width`: where does an iteration's time go?
+pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize, runs: usize) -> Result<Vec<KernelTiming>, GpuError> {
+    use crate::nn::ops;
+    use crate::shapes::{NormShape, PoolShape};
+    let cfg = ConvNetConfig::new(channels, image, width, 10).expect("valid shape");
+    let mut out = vec![];
+    let mut time = |name: String, macs: u64, f: &dyn Fn(&mut wgpu::CommandEncoder)| {
+        let mut ms = vec![];
+        for i in 0..runs + 1 {
+            let t = Instant::now();
+            let mut enc = gpu.encoder();
+            f(&mut enc);
+            gpu.submit_wait(enc);
+            if i > 0 {
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let m = median(&mut ms);
+        out.push(KernelTiming { kernel: name, ms: m, gflops: 2.0 * macs as f64 / 1e9 / (m / 1e3) });
+    };
+    for (b, s) in cfg.conv_shapes(n).iter().enumerate() {
+        let x = gpu.zeros("x", s.x_len())?;
+        let w = gpu.zeros("w", s.w_len())?;
+        let bias = gpu.zeros("b", s.cout)?;
+        let y = gpu.zeros("y", s.y_len())?;
+        let dx = gpu.zeros("dx", s.x_len())?;
+        let dw = gpu.zeros("dw", s.w_len())?;
+        let scratch = gpu.zeros("scratch", ops::conv_weight_scratch_len(s))?;
+        time(format!("conv{b} forward {}→{} {}x{}", s.cin, s.cout, s.h, s.w), s.macs(), &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y));
+        time(format!("conv{b} backward_input"), s.macs(), &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx));
+        time(format!("conv{b} backward_weight"), s.macs(), &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch));
+        let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
+        let st = gpu.zeros("stats", 2 * ns.planes())?;
+        let part = gpu.zeros("partial", 2 * ns.planes())?;
+        let g = gpu.zeros("g", s.cout)?;
+        let y2 = gpu.zeros("y2", s.y_len())?;
+        time(format!("norm{b} forward"), 0, &|e| ops::norm_forward(gpu, e, &ns, &y, &g, &g, &y2, &st));
+        time(format!("norm{b} backward"), 0, &|e| ops::norm_backward(gpu, e, &ns, &y, &g, &st, &y2, &dx, &part));
+        time(format!("relu{b} forward"), 0, &|e| ops::relu_forward(gpu, e, s.y_len(), &y, &y2));
+        let ps = PoolShape { planes: n * s.cout, h: s.ho(), w: s.wo() };
+        time(format!("pool{b} forward"), 0, &|e| ops::pool_forward(gpu, e, &ps, &y, &y2));
+    }
+    Ok(out)
+}

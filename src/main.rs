@@ -84,6 +84,9 @@ enum Command {
         json: Option<PathBuf>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Instead: time every kernel of ConvNet-3 on its own, for the first shape.
+        #[arg(long)]
+        profile: bool,
     },
 }
 
@@ -281,7 +284,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} is in {}", k.name(), dest.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { batch, width, runs, warmup, shapes, json, seed } => {
+        Command::Bench { batch, width, runs, warmup, shapes, json, seed, profile } => {
             if batch == 0 || width == 0 || runs == 0 {
                 bail!("--batch, --width and --runs must be at least 1");
             }
@@ -294,6 +297,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     other => bail!("unknown shape '{other}': use fmnist, cifar or tiny"),
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if profile {
+                let gpu = Gpu::new()?;
+                let (c, s) = shapes[0];
+                println!("adapter {}; batch {batch}, width {width}, {c}x{s}x{s}; median of {runs} runs, one submit each", gpu.describe());
+                let t = bench::profile(&gpu, c, s, width, batch, runs)?;
+                let total: f64 = t.iter().map(|k| k.ms).sum();
+                for k in &t {
+                    println!("{:<40} {:>10.2} ms {:>5.1} %  {}", k.kernel, k.ms, 100.0 * k.ms / total,
+                        if k.gflops > 0.0 { format!("{:.2} GFLOP/s", k.gflops) } else { String::new() });
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let opts = BenchOptions { batch, width, runs, warmup, seed, shapes };
             bench_cmd(&opts, json)
         }

@@ -17,6 +17,7 @@ fn conv_shapes() -> Vec<ConvShape> {
         ConvShape { n: 3, cin: 6, cout: 8, h: 5, w: 9, pad: 1 },
         ConvShape { n: 2, cin: 16, cout: 12, h: 8, w: 8, pad: 1 },
         ConvShape { n: 1, cin: 3, cout: 4, h: 10, w: 10, pad: 3 },
+        ConvShape { n: 9, cin: 1, cout: 7, h: 11, w: 6, pad: 3 }, // the batch split over several threads
     ]
 }
 
@@ -45,10 +46,11 @@ fn conv_backward_matches_reference() {
         let w = rand_vec(&mut rng, s.w_len(), 0.5);
         let dy = rand_vec(&mut rng, s.y_len(), 1.0);
         let (dx, dw, db) = (poisoned(g, s.x_len()), poisoned(g, s.w_len()), poisoned(g, s.cout));
+        let scratch = poisoned(g, ops::conv_weight_scratch_len(&s));
         let (xb, wb, dyb) = (up(g, &x), up(g, &w), up(g, &dy));
         let mut enc = g.encoder();
         ops::conv_backward_input(g, &mut enc, &s, &dyb, &wb, &dx);
-        ops::conv_backward_weight(g, &mut enc, &s, &xb, &dyb, &dw);
+        ops::conv_backward_weight(g, &mut enc, &s, &xb, &dyb, &dw, &scratch);
         ops::conv_backward_bias(g, &mut enc, &s, &dyb, &db);
         g.submit_wait(enc);
         check(&format!("conv_backward_input {s:?}"), &down(g, &dx, s.x_len()), &r::conv_backward_input(&s, &dy, &w), TOL);

@@ -284,6 +284,7 @@ pub struct Workspace {
     grad_a: Buffer,
     grad_b: Buffer,
     partial: Buffer,
+    weight_scratch: Buffer,
 }
 
 impl GpuConvNet {
@@ -350,6 +351,7 @@ impl GpuConvNet {
             grad_a: gpu.zeros("grad_a", max_act)?,
             grad_b: gpu.zeros("grad_b", max_act)?,
             partial: gpu.zeros("norm_partial", 2 * n * self.cfg.width)?,
+            weight_scratch: gpu.zeros("weight_scratch", shapes.iter().map(ops::conv_weight_scratch_len).max().unwrap())?,
         })
     }
 
@@ -406,7 +408,7 @@ impl GpuConvNet {
             if let Some(g) = grads {
                 let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
                 let t = &g.tensors[b * PER_BLOCK..];
-                ops::conv_backward_weight(gpu, enc, s, input, &ws.grad_a, &t[0]);
+                ops::conv_backward_weight(gpu, enc, s, input, &ws.grad_a, &t[0], &ws.weight_scratch);
                 ops::conv_backward_bias(gpu, enc, s, &ws.grad_a, &t[1]);
                 ops::norm_param_grad(gpu, enc, &ns, &ws.partial, &t[2], &t[3]);
             }

@@ -31,9 +31,25 @@ pub fn conv_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, d
     gpu.dispatch(enc, &shaders::CONV, "backward_input", &conv_consts(s), &[dy, w, dx], inv as u64);
 }
 
-/// dw = ∂L/∂w (overwritten, not accumulated)
-pub fn conv_backward_weight(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer) {
-    gpu.dispatch(enc, &shaders::CONV, "backward_weight", &conv_consts(s), &[x, dy, dw], s.w_len() as u64);
+/// How many ways `conv_backward_weight` splits the sum over images: enough threads to fill the device
+/// (about 2048), never more than the batch.
+pub fn conv_weight_splits(s: &ConvShape) -> usize {
+    let threads = s.cout.div_ceil(4) * s.cin;
+    (2048 / threads.max(1)).clamp(1, s.n.max(1))
+}
+
+/// Scratch floats `conv_backward_weight` needs.
+pub fn conv_weight_scratch_len(s: &ConvShape) -> usize {
+    conv_weight_splits(s) * s.w_len()
+}
+
+/// dw = ∂L/∂w (overwritten, not accumulated); `scratch` holds at least `conv_weight_scratch_len(s)` floats.
+pub fn conv_backward_weight(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer, scratch: &Buffer) {
+    let splits = conv_weight_splits(s);
+    let mut consts = conv_consts(s).to_vec();
+    consts.push(("NSPLIT", splits as f64));
+    gpu.dispatch(enc, &shaders::CONV, "backward_weight", &consts, &[x, dy, scratch], (splits * s.cout.div_ceil(4) * s.cin) as u64);
+    gpu.dispatch(enc, &shaders::CONV, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
 }
 
 /// db = ∂L/∂b
