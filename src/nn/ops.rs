@@ -21,13 +21,13 @@ fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
 
 /// y = conv(x, w) + b
 pub fn conv_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
-    let inv = s.n * s.cout.div_ceil(4) * s.ho() * s.wo().div_ceil(4);
+    let inv = s.n * s.cout.div_ceil(4) * s.ho() * s.wo().div_ceil(8);
     gpu.dispatch(enc, &shaders::CONV, "forward", &conv_consts(s), &[x, w, b, y], inv as u64);
 }
 
 /// dx = ∂L/∂x from dy
 pub fn conv_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, dy: &Buffer, w: &Buffer, dx: &Buffer) {
-    let inv = s.n * s.cin.div_ceil(4) * s.h * s.w.div_ceil(4);
+    let inv = s.n * s.cin.div_ceil(4) * s.h * s.w.div_ceil(8);
     gpu.dispatch(enc, &shaders::CONV, "backward_input", &conv_consts(s), &[dy, w, dx], inv as u64);
 }
 
