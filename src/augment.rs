@@ -20,7 +20,11 @@ pub enum Op {
 }
 
 impl Op {
+    /// "color_crop_…" → the ops; "" or "none" → no augmentation.
     pub fn parse_strategy(s: &str) -> Result<Vec<Op>, String> {
+        if s.is_empty() || s == "none" {
+            return Ok(vec![]);
+        }
         s.split('_')
             .filter(|p| !p.is_empty())
             .map(|p| match p {

@@ -98,7 +98,7 @@ impl Default for DistillConfig {
 
 impl DistillConfig {
     pub fn ops(&self) -> Result<Vec<Op>, String> {
-        if self.dsa.is_empty() || self.dsa == "none" { Ok(vec![]) } else { Op::parse_strategy(&self.dsa) }
+        Op::parse_strategy(&self.dsa)
     }
 
     pub fn hyperbolic(&self) -> Hyperbolic {

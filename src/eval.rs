@@ -112,7 +112,7 @@ pub fn train_and_test(
 ) -> Result<f64, anyhow::Error> {
     let n = labels.len();
     anyhow::ensure!(n > 0 && images.len() == n * ds.image_len(), "the synthetic set is empty or mis-sized");
-    let ops_list: Vec<Op> = if cfg.dsa.is_empty() || cfg.dsa == "none" { vec![] } else { Op::parse_strategy(&cfg.dsa).map_err(anyhow::Error::msg)? };
+    let ops_list: Vec<Op> = Op::parse_strategy(&cfg.dsa).map_err(anyhow::Error::msg)?;
     let net_cfg = ConvNetConfig::new(ds.channels, ds.height, cfg.width, ds.classes.len())?;
     let mut rng_init = rng::stream(seed, "eval-net");
     let mut rng_shuffle = rng::stream(seed, "eval-shuffle");

@@ -6,20 +6,7 @@
 mod common;
 use common::*;
 use hyperdistill::lorentz::gpu::{encode, read_distances, HddBuffers, HddShape};
-use hyperdistill::lorentz::{class_distance_grad, geoopt, Hyperbolic, LorentzMap, EXP_MAX_NORM};
-use rand::RngExt;
-
-fn features(g: &mut impl rand::Rng, n: usize, dim: usize, norm: f64) -> Vec<f64> {
-    let common: Vec<f64> = rand_vec(g, dim, 1.0);
-    let mut out = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let v: Vec<f64> = common.iter().map(|c| c + g.random_range(-1.0..1.0)).collect();
-        let len = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        let scale = norm * g.random_range(0.5..1.5) / len;
-        out.extend(v.iter().map(|a| a * scale));
-    }
-    out
-}
+use hyperdistill::lorentz::{class_distance_grad, geoopt, Hyperbolic};
 
 /// Run the GPU term on `classes` classes and compare every class with the CPU.
 fn run_case(h: &Hyperbolic, norm: f64, s: HddShape, identical: bool, seed: u64) -> (f64, f64) {
@@ -68,24 +55,10 @@ fn run_case(h: &Hyperbolic, norm: f64, s: HddShape, identical: bool, seed: u64) 
     (worst_d, worst_g)
 }
 
-fn settings() -> Vec<(Hyperbolic, f64)> {
-    let mut v = vec![];
-    for k in [0.5, 1.0, 2.4] {
-        for norm in [0.1, 1.0, 25.0, 100.0] {
-            v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap }, norm));
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx }, norm));
-        }
-        for norm in [0.1, 1.0, 5.0] {
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap }, norm));
-        }
-    }
-    v
-}
-
 #[test]
 fn hdd_kernels_match_the_cpu_over_settings() {
     let (mut wd, mut wg) = (0.0f64, 0.0f64);
-    for (i, (h, norm)) in settings().into_iter().enumerate() {
+    for (i, (h, norm)) in lorentz_settings().into_iter().enumerate() {
         for s in [
             HddShape { classes: 3, per_real: 1, per_syn: 1, dim: 37 },
             HddShape { classes: 2, per_real: 20, per_syn: 1, dim: 64 },
@@ -108,7 +81,7 @@ fn hdd_kernels_at_convnet_size() {
 
 #[test]
 fn identical_sets_give_zero_and_finite_gradients() {
-    for (h, norm) in settings() {
+    for (h, norm) in lorentz_settings() {
         for per in [1, 256] {
             run_case(&h, norm, HddShape { classes: 2, per_real: per, per_syn: per, dim: 32 }, true, 9);
         }

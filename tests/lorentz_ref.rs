@@ -5,42 +5,12 @@
 
 mod common;
 use common::*;
-use hyperdistill::lorentz::{class_distance_grad, geoopt, Hyperbolic, LorentzMap, EXP_MAX_NORM};
-use rand::RngExt;
-
-/// `n` features of dimension `dim` whose norms are `norm` × U(0.5, 1.5); a shared mean direction makes
-/// the sets look like instance-normalised ConvNet features (correlated, not isotropic).
-fn features(g: &mut impl rand::Rng, n: usize, dim: usize, norm: f64) -> Vec<f64> {
-    let common: Vec<f64> = rand_vec(g, dim, 1.0);
-    let mut out = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let v: Vec<f64> = common.iter().map(|c| c + g.random_range(-1.0..1.0)).collect();
-        let len = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        let scale = norm * g.random_range(0.5..1.5) / len;
-        out.extend(v.iter().map(|a| a * scale));
-    }
-    out
-}
-
-fn settings() -> Vec<(Hyperbolic, f64)> {
-    // (setting, feature norm). Unclamped expmap keeps √k·sinh(‖v‖/√k) within what f64 geoopt resolves.
-    let mut v = vec![];
-    for k in [0.5, 1.0, 2.4] {
-        for norm in [0.1, 1.0, 25.0, 100.0] {
-            v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap }, norm));
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx }, norm));
-        }
-        for norm in [0.1, 1.0, 5.0] {
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap }, norm));
-        }
-    }
-    v
-}
+use hyperdistill::lorentz::{class_distance_grad, geoopt};
 
 #[test]
 fn geoopt_points_lie_on_the_manifold_and_distance_is_a_metric() {
     let mut g = rng(41);
-    for (h, norm) in settings() {
+    for (h, norm) in lorentz_settings() {
         let f = features(&mut g, 6, 8, norm);
         let pts: Vec<Vec<f64>> = f.chunks(8).map(|v| geoopt::to_hyperboloid(v, &h)).collect();
         for p in &pts {
@@ -67,7 +37,7 @@ fn stable_mirror_matches_geoopt_distance() {
     let mut g = rng(42);
     let dim = 16;
     let mut worst: f64 = 0.0;
-    for (h, norm) in settings() {
+    for (h, norm) in lorentz_settings() {
         for (nr, ns) in [(1, 1), (20, 1), (20, 5), (256, 10)] {
             let real = features(&mut g, nr, dim, norm);
             let syn = features(&mut g, ns, dim, norm);
@@ -89,7 +59,7 @@ fn analytic_gradient_matches_finite_differences() {
     let mut g = rng(43);
     let dim = 6;
     let mut worst: f64 = 0.0;
-    for (h, norm) in settings() {
+    for (h, norm) in lorentz_settings() {
         for (nr, ns) in [(7, 1), (9, 3)] {
             let real = features(&mut g, nr, dim, norm);
             let syn = features(&mut g, ns, dim, norm);
@@ -115,7 +85,7 @@ fn analytic_gradient_matches_finite_differences() {
 #[test]
 fn identical_sets_give_zero_distance_and_finite_gradient() {
     let mut g = rng(44);
-    for (h, norm) in settings() {
+    for (h, norm) in lorentz_settings() {
         for n in [1, 256] {
             let f = features(&mut g, n, 16, norm);
             let (d, grad) = class_distance_grad(&f, &f, 16, &h);

@@ -66,3 +66,34 @@ pub fn check(name: &str, got: &[f64], want: &[f64], tol: f64) {
     println!("{name:<40} n={:<7} rel {rel:.2e}  max|err| {max_abs:.2e}", want.len());
     assert!(rel < tol, "{name}: relative error {rel:e} ≥ {tol:e}");
 }
+
+/// `n` features of dimension `dim` whose norms are `norm` × U(0.5, 1.5); a shared mean direction makes
+/// the sets look like instance-normalised ConvNet features (correlated, not isotropic).
+pub fn features(g: &mut impl rand::Rng, n: usize, dim: usize, norm: f64) -> Vec<f64> {
+    let common: Vec<f64> = rand_vec(g, dim, 1.0);
+    let mut out = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let v: Vec<f64> = common.iter().map(|c| c + g.random_range(-1.0..1.0)).collect();
+        let len = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let scale = norm * g.random_range(0.5..1.5) / len;
+        out.extend(v.iter().map(|a| a * scale));
+    }
+    out
+}
+
+/// (setting, feature norm) pairs the Lorentz tests sweep: k ∈ {0.5, 1, 2.4}; norms 0.1–100 with the clamp
+/// on and with projx; unclamped expmap only where √k·sinh(‖v‖/√k) stays within what f64 geoopt resolves.
+pub fn lorentz_settings() -> Vec<(hyperdistill::lorentz::Hyperbolic, f64)> {
+    use hyperdistill::lorentz::{Hyperbolic, LorentzMap, EXP_MAX_NORM};
+    let mut v = vec![];
+    for k in [0.5, 1.0, 2.4] {
+        for norm in [0.1, 1.0, 25.0, 100.0] {
+            v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap }, norm));
+            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx }, norm));
+        }
+        for norm in [0.1, 1.0, 5.0] {
+            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap }, norm));
+        }
+    }
+    v
+}
