@@ -110,3 +110,29 @@ pub fn write_grid_png(path: &Path, set: &SynSet, classes: usize, per_class: usiz
     img.write_to(&mut bytes, image::ImageFormat::Png)?;
     atomic_write(path, &bytes.into_inner())
 }
+
+/// One PNG per synthetic image: `dir/<class index>_<class name>/<k>.png` (same display rule as the grid).
+pub fn write_image_folder(dir: &Path, set: &SynSet, class_names: &[String], mean: &[f32], std: &[f32]) -> Result<()> {
+    let (c, h, w) = (set.c, set.h, set.w);
+    let px = display_pixels(&set.images, c, h * w, mean, std);
+    let mut counts = vec![0usize; class_names.len()];
+    for (k, &label) in set.labels.iter().enumerate() {
+        let l = label as usize;
+        let name = class_names.get(l).map(String::as_str).unwrap_or("class");
+        let safe: String = name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect();
+        let sub = dir.join(format!("{l:03}_{safe}"));
+        std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+        let img = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let at = |ch: usize| px[((k * c + ch.min(c - 1)) * h + y as usize) * w + x as usize];
+            image::Rgb([at(0), at(1), at(2)])
+        });
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, image::ImageFormat::Png)?;
+        let idx = counts.get(l).copied().unwrap_or(0);
+        if l < counts.len() {
+            counts[l] += 1;
+        }
+        atomic_write(&sub.join(format!("{idx:04}.png")), &bytes.into_inner())?;
+    }
+    Ok(())
+}

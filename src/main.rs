@@ -149,6 +149,9 @@ struct DistillArgs {
     quick: bool,
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Also write one PNG per synthetic image under OUT/images/<class>/.
+    #[arg(long)]
+    export_images: bool,
     /// Output directory.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -192,6 +195,7 @@ impl DistillArgs {
         if let Some(v) = self.eval_epochs { c.eval.epochs = v; c.eval.quick = true; }
         if let Some(v) = self.eval_nets { c.eval.nets = v; }
         if let Some(v) = self.checkpoint_every { c.checkpoint_every = v; }
+        if self.export_images { c.export_images = true; }
         if let Some(v) = &self.out { c.out = v.clone(); }
         if let Some(dir) = &self.resume { c.out = dir.clone(); }
         Ok(c)

@@ -28,6 +28,8 @@ pub struct RunConfig {
     pub log_every: usize,
     /// Write a checkpoint every this many iterations (0: only at the end).
     pub checkpoint_every: usize,
+    /// Also write one PNG per synthetic image under `out/images/`.
+    pub export_images: bool,
     pub distill: DistillConfig,
     pub eval: EvalConfig,
 }
@@ -40,6 +42,7 @@ impl Default for RunConfig {
             eval_every: 2000,
             log_every: 10,
             checkpoint_every: 100,
+            export_images: false,
             distill: DistillConfig::default(),
             eval: EvalConfig::default(),
         }
@@ -188,6 +191,9 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
     let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration) };
     export::write_safetensors(&cfg.out.join("synset.safetensors"), &set)?;
     export::write_grid_png(&cfg.out.join("synset.png"), &set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)?;
+    if cfg.export_images {
+        export::write_image_folder(&cfg.out.join("images"), &set, &ds.classes, &ds.mean, &ds.std)?;
+    }
     let steps = (d.iteration - start_it).max(1);
     Ok(Outcome { out: cfg.out.clone(), final_eval, seconds_per_iteration: step_secs / steps as f64 })
 }

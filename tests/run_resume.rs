@@ -15,6 +15,7 @@ fn cfg(out: &std::path::Path, iterations: usize) -> RunConfig {
         eval_every: 0,
         log_every: 1,
         checkpoint_every: 2,
+        export_images: true,
         distill: DistillConfig { method: Method::DmHdd, ipc: 2, iterations, batch_real: 16, width: 8, seed: 11, ..DistillConfig::default() },
         eval: hyperdistill::eval::EvalConfig { nets: 0, ..Default::default() },
     }
@@ -42,6 +43,10 @@ fn interrupted_and_resumed_equals_uninterrupted() {
     assert_eq!(sa.meta["dataset"], "fashion-mnist");
     assert!(sa.meta["adapter"].contains(&gpu().info.name));
     assert_eq!(sa.labels, (0..10u32).flat_map(|c| [c, c]).collect::<Vec<_>>());
+    // one PNG per image, in a folder per class
+    let first = a.join("images").join("000_T-shirt_top");
+    assert!(first.join("0000.png").exists() && first.join("0001.png").exists(), "per-image export missing");
+    assert_eq!(std::fs::read_dir(a.join("images")).unwrap().count(), 10);
     // the checkpoint of the straight run equals the resumed one too
     assert_eq!(run::read_checkpoint(&a).unwrap(), run::read_checkpoint(&b).unwrap());
     let _ = std::fs::remove_dir_all(&base);
