@@ -248,7 +248,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("adapter: {}", gpu.describe());
             let cache = args.cache.clone().unwrap_or_else(fetch::default_cache_dir);
             let o = hyperdistill::run::run(&gpu, &cfg, args.resume.is_some(), &cache)?;
-            println!("{:.3} s per iteration (distillation steps only)", o.seconds_per_iteration);
+            if o.steps > 0 {
+                println!("{:.3} s per iteration over {} iterations (distillation steps only)", o.seconds_per_iteration, o.steps);
+            }
             if let Some(r) = &o.final_eval {
                 println!("final test accuracy {:.2} ± {:.2} % ({} nets, {} epochs{})", 100.0 * r.mean, 100.0 * r.std, r.accuracies.len(), r.epochs + 1,
                     if r.quick { ", quick protocol" } else { "" });

@@ -119,6 +119,8 @@ fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> Ha
 
 pub struct Outcome {
     pub out: PathBuf,
+    /// distillation steps run by this call
+    pub steps: usize,
     pub final_eval: Option<eval::EvalResult>,
     pub seconds_per_iteration: f64,
 }
@@ -194,6 +196,6 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
     if cfg.export_images {
         export::write_image_folder(&cfg.out.join("images"), &set, &ds.classes, &ds.mean, &ds.std)?;
     }
-    let steps = (d.iteration - start_it).max(1);
-    Ok(Outcome { out: cfg.out.clone(), final_eval, seconds_per_iteration: step_secs / steps as f64 })
+    let steps = d.iteration - start_it;
+    Ok(Outcome { out: cfg.out.clone(), steps, final_eval, seconds_per_iteration: step_secs / steps.max(1) as f64 })
 }
