@@ -169,6 +169,8 @@ pub struct Distiller<'g> {
     pub per_real: usize,
     img: usize,
     class_idx: Vec<Vec<usize>>,
+    /// scratch for sampling real batches (reused every iteration)
+    pool: Vec<usize>,
     ops: Vec<Op>,
     /// Synthetic pixels [classes·ipc, C, H, W] in the normalised space, class-major.
     pub syn: Buffer,
@@ -265,6 +267,7 @@ impl<'g> Distiller<'g> {
             classes,
             per_real,
             img,
+            pool: Vec::with_capacity(class_idx.iter().map(Vec::len).max().unwrap_or(0)),
             class_idx,
             ops: cfg.ops().map_err(anyhow::Error::msg)?,
             syn: gpu.upload("syn", &syn_host)?,
@@ -311,8 +314,11 @@ impl<'g> Distiller<'g> {
         self.net.load(gpu, &ConvNetParams::init(&self.net_cfg, &mut self.rng_net));
         // real batches: batch_real distinct images per class
         let mut real_host = Vec::with_capacity(classes * b * img);
+        let pool = &mut self.pool;
         for idx in &self.class_idx {
-            let mut pool = idx.clone();
+            // refill from the original order, then a partial Fisher–Yates: b distinct images, no allocation
+            pool.clear();
+            pool.extend_from_slice(idx);
             for i in 0..b {
                 let j = self.rng_real.random_range(i..pool.len());
                 pool.swap(i, j);

@@ -70,18 +70,5 @@ pub fn detect(src: &Source) -> Result<Option<Dataset>, DataError> {
     }
     let mut test = Split::default();
     parse_records(&src.display(test_file), &src.read(test_file)?, label_bytes, names.len(), &mut test)?;
-    let ds = Dataset {
-        name: String::new(),
-        known: None,
-        classes: names,
-        channels: 3,
-        height: 32,
-        width: 32,
-        mean: vec![],
-        std: vec![],
-        train,
-        test,
-        source: src.display(""),
-    };
-    Ok(Some(ds.with_known(known)))
+    Ok(Some(Dataset::known(known, names, 32, 32, train, test, src.display(""))))
 }

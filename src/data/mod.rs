@@ -210,6 +210,12 @@ impl Dataset {
         Ok(())
     }
 
+    /// A dataset the papers fix: name, channels and statistics come from `k`.
+    pub(crate) fn known(k: Known, classes: Vec<String>, height: usize, width: usize, train: Split, test: Split, source: String) -> Self {
+        let (mean, std) = k.mean_std();
+        Dataset { name: k.name().to_string(), known: Some(k), classes, channels: k.channels(), height, width, mean, std, train, test, source }
+    }
+
     /// Fill name, statistics and class names from a known dataset.
     pub(crate) fn with_known(mut self, k: Known) -> Self {
         self.name = k.name().to_string();

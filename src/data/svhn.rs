@@ -60,18 +60,6 @@ pub fn detect(src: &Source) -> Result<Option<Dataset>, DataError> {
     };
     let train = parse_mat(&src.display(train_f), &src.read(train_f)?)?;
     let test = parse_mat(&src.display(test_f), &src.read(test_f)?)?;
-    let ds = Dataset {
-        name: String::new(),
-        known: None,
-        classes: (0..10).map(|d| d.to_string()).collect(),
-        channels: 3,
-        height: 32,
-        width: 32,
-        mean: vec![],
-        std: vec![],
-        train,
-        test,
-        source: src.display(""),
-    };
-    Ok(Some(ds.with_known(Known::Svhn)))
+    let classes = (0..10).map(|d| d.to_string()).collect();
+    Ok(Some(Dataset::known(Known::Svhn, classes, 32, 32, train, test, src.display(""))))
 }
