@@ -68,11 +68,39 @@ pub struct DistillConfig {
     /// HDD: geoopt's k, λ, radius clamp (None = off) and map.
     pub k: f64,
     pub lambda: f32,
+    #[serde(with = "clamp_serde")]
     pub clamp: Option<f64>,
     pub map: LorentzMap,
     /// DSA strategy, e.g. "color_crop_cutout_flip_scale_rotate"; "none" disables augmentation.
     pub dsa: String,
     pub init: Init,
+}
+
+/// The clamp in TOML: a number, or "off" (TOML has no null, and a missing key would mean the default, 10).
+mod clamp_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(c: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match c {
+            Some(v) => s.serialize_f64(*v),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Num(v) => Ok(Some(v)),
+            Repr::Text(t) if t == "off" => Ok(None),
+            Repr::Text(t) => Err(serde::de::Error::custom(format!("clamp: a number or \"off\", not \"{t}\""))),
+        }
+    }
 }
 
 impl Default for DistillConfig {
@@ -209,7 +237,7 @@ fn copy_buffer(gpu: &Gpu, label: &str, floats: usize) -> Buffer {
     })
 }
 
-fn copy_f32(enc: &mut wgpu::CommandEncoder, src: &Buffer, src_off: usize, dst: &Buffer, dst_off: usize, n: usize) {
+pub(crate) fn copy_f32(enc: &mut wgpu::CommandEncoder, src: &Buffer, src_off: usize, dst: &Buffer, dst_off: usize, n: usize) {
     enc.copy_buffer_to_buffer(src, (src_off * 4) as u64, dst, (dst_off * 4) as u64, (n * 4) as u64);
 }
 
@@ -376,6 +404,12 @@ impl<'g> Distiller<'g> {
             Method::DmHdd => lorentz::gpu::read_distances(self.gpu, &self.hdd, self.classes)?.iter().map(|d| d * self.cfg.lambda).collect(),
         };
         Ok((per_class.iter().sum(), per_class))
+    }
+
+    /// ‖∂L/∂x‖ per synthetic image from the last iteration (the gradient the SGD step used).
+    pub fn pixel_grad_norms(&self) -> Result<Vec<f32>, GpuError> {
+        let g = self.gpu.read_f32(&self.d_syn, self.classes * self.cfg.ipc * self.img)?;
+        Ok(g.chunks(self.img).map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt()).collect())
     }
 
     /// Everything a run needs to continue exactly: pixels, their momentum, the iteration, and the

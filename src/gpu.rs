@@ -112,6 +112,20 @@ impl Gpu {
         })
     }
 
+    /// Wrap a device someone else opened (the app shares eframe's device so compute results can be drawn
+    /// without leaving the GPU). Its limits are the device's own, whatever it was opened with.
+    pub fn from_device(adapter: wgpu::Adapter, device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        Gpu {
+            info: adapter.get_info(),
+            limits: device.limits(),
+            adapter,
+            device,
+            queue,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Largest storage buffer one binding may hold on this device, in bytes.
     pub fn max_binding_bytes(&self) -> u64 {
         (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)

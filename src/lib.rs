@@ -1,6 +1,8 @@
 //! hyperdistill: Hyperbolic Dataset Distillation and the DM family on the GPU (wgpu + WGSL).
 //! See ARCHITECTURE.md for what each module owns and which way the dependencies point.
 
+#[cfg(feature = "app")]
+pub mod app;
 pub mod augment;
 pub mod bench;
 pub mod data;
@@ -16,3 +18,4 @@ pub mod run;
 pub mod selfcheck;
 pub mod shaders;
 pub mod shapes;
+pub mod view;

@@ -21,12 +21,24 @@ use hyperdistill::selfcheck;
                   Vulkan driver (Debian: apt-get install mesa-vulkan-drivers libvulkan1)."
 )]
 struct Cli {
+    /// With no command: the desktop app when a display is present, else this help.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The desktop app: watch the synthetic images evolve, with a Poincaré-disk view of the features.
+    Gui {
+        /// App settings (TOML, as saved from the app) to start with.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// Dataset to open instead of the embedded Fashion-MNIST subset (a path or a cached name).
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
     /// Show the GPU adapter, the limits that matter, and check the engine against the CPU reference.
     Info {
         /// Seed of the self-check's random network and inputs.
@@ -239,7 +251,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    let command = match cli.command {
+        Some(c) => c,
+        None if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() => {
+            Command::Gui { settings: None, dataset: None, cache: None }
+        }
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match command {
+        Command::Gui { settings, dataset, cache } => gui(settings, dataset, cache),
         Command::Info { seed } => info(seed),
         Command::Data { command: DataCommand::Info { dataset, cache } } => data_info(&dataset, cache),
         Command::Distill(args) => {
@@ -429,4 +453,27 @@ fn bench_cmd(opts: &BenchOptions, json: Option<PathBuf>) -> Result<ExitCode> {
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "app")]
+fn gui(settings: Option<PathBuf>, dataset: Option<String>, cache: Option<PathBuf>) -> Result<ExitCode> {
+    use hyperdistill::app::{self, AppSettings};
+    let mut s = match &settings {
+        Some(p) => AppSettings::load(p)?,
+        None => AppSettings::default(),
+    };
+    if let Some(d) = dataset {
+        s.dataset = d;
+    }
+    s.validate().map_err(anyhow::Error::msg)?;
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        bail!("the app needs a display (DISPLAY or WAYLAND_DISPLAY); on a headless machine run it under xvfb-run");
+    }
+    app::run_native(s, cache.unwrap_or_else(fetch::default_cache_dir))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "app"))]
+fn gui(_: Option<PathBuf>, _: Option<String>, _: Option<PathBuf>) -> Result<ExitCode> {
+    bail!("this build has no app: rebuild with the default feature \"app\"")
 }

@@ -94,7 +94,7 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
 }
 
 /// Metadata that goes into every exported set.
-fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> HashMap<String, String> {
+pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> HashMap<String, String> {
     let d = &cfg.distill;
     let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
     HashMap::from([

@@ -1,0 +1,302 @@
+//! session: the distillation worker behind the app. It owns a `Distiller` on the app's own wgpu device (shared
+//! with eframe's renderer), steps it on its own thread so the UI never waits for the GPU, and sends snapshots:
+//! the synthetic pixels, the loss, the pixel-gradient norms and the features of a fixed "view" ConvNet-3 mapped
+//! onto the hyperboloid for the disk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::settings::AppSettings;
+use crate::data::{self, Dataset};
+use crate::distill::{Distiller, Method, copy_f32};
+use crate::gpu::Gpu;
+use crate::lorentz::{Hyperbolic, geoopt};
+use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Workspace};
+use crate::rng;
+
+/// What the UI asks of the worker.
+pub enum Cmd {
+    /// Open the dataset and start a fresh distillation with these settings (paused at iteration 0).
+    Reset(Box<AppSettings>),
+    Play,
+    Pause,
+    /// One iteration, then pause.
+    Step,
+    Quit,
+}
+
+/// What the worker tells the UI.
+pub enum Msg {
+    Ready(Arc<SessionInfo>),
+    Snapshot(Box<Snapshot>),
+    Error(String),
+}
+
+/// Fixed facts of a session, sent once after a reset.
+pub struct SessionInfo {
+    pub settings: AppSettings,
+    pub dataset: Arc<Dataset>,
+    pub adapter: String,
+    /// Real images shown beside the synthetic grid and embedded for the views: `per_class` per class,
+    /// class-major, normalised pixels.
+    pub real: Vec<f32>,
+    pub real_per_class: usize,
+    /// The synthetic set at iteration 0.
+    pub initial: Vec<f32>,
+}
+
+/// The state after one iteration.
+pub struct Snapshot {
+    pub iteration: usize,
+    /// Synthetic pixels (normalised), class-major [classes·ipc, C, H, W].
+    pub syn: Arc<Vec<f32>>,
+    /// Training loss of this iteration (under its own fresh random network): total and per class.
+    /// None at iteration 0.
+    pub loss: Option<(f32, Vec<f32>)>,
+    /// ‖∂L/∂x‖ per synthetic image (empty at iteration 0).
+    pub grad_norms: Vec<f32>,
+    pub view: Arc<ViewFeatures>,
+    /// Seconds the iteration took on the GPU, including the wait (None at iteration 0).
+    pub step_seconds: Option<f64>,
+}
+
+/// Features of the fixed view network for the shown real images and all synthetic images.
+pub struct ViewFeatures {
+    pub hyper: Hyperbolic,
+    pub classes: usize,
+    /// Euclidean features v (length D), real then synthetic, with their labels.
+    pub real_feat: Vec<Vec<f64>>,
+    pub syn_feat: Vec<Vec<f64>>,
+    pub real_labels: Vec<usize>,
+    pub syn_labels: Vec<usize>,
+    /// The same on the hyperboloid (length D + 1).
+    pub real_pts: Vec<Vec<f64>>,
+    pub syn_pts: Vec<Vec<f64>>,
+    /// Law centroids per class, and of all real points.
+    pub real_centroids: Vec<Vec<f64>>,
+    pub syn_centroids: Vec<Vec<f64>>,
+    pub real_centre: Vec<f64>,
+    /// Per class: geodesic distance between the centroids, and DM's mean-feature MSE (mean over dimensions).
+    pub class_dist: Vec<f64>,
+    pub class_mse: Vec<f64>,
+}
+
+impl ViewFeatures {
+    pub fn from_features(hyper: Hyperbolic, classes: usize, feats: &[f32], dim: usize, real_labels: Vec<usize>, syn_labels: Vec<usize>) -> Self {
+        let rows: Vec<Vec<f64>> = feats.chunks(dim).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+        let (real_feat, syn_feat) = {
+            let (a, b) = rows.split_at(real_labels.len());
+            (a.to_vec(), b.to_vec())
+        };
+        let to_pts = |v: &[Vec<f64>]| v.iter().map(|f| geoopt::to_hyperboloid(f, &hyper)).collect::<Vec<_>>();
+        let (real_pts, syn_pts) = (to_pts(&real_feat), to_pts(&syn_feat));
+        let per_class = |pts: &[Vec<f64>], labels: &[usize], c: usize| -> Vec<Vec<f64>> {
+            pts.iter().zip(labels).filter(|(_, l)| **l == c).map(|(p, _)| p.clone()).collect()
+        };
+        let mut real_centroids = vec![];
+        let mut syn_centroids = vec![];
+        let mut class_dist = vec![];
+        let mut class_mse = vec![];
+        for c in 0..classes {
+            let (r, s) = (per_class(&real_pts, &real_labels, c), per_class(&syn_pts, &syn_labels, c));
+            let (cr, cs) = (geoopt::centroid(&r, hyper.k), geoopt::centroid(&s, hyper.k));
+            class_dist.push(geoopt::dist(&cr, &cs, hyper.k));
+            real_centroids.push(cr);
+            syn_centroids.push(cs);
+            let mean = |f: &[Vec<f64>], labels: &[usize]| {
+                let mut m = vec![0.0; dim];
+                let rows: Vec<&Vec<f64>> = f.iter().zip(labels).filter(|(_, l)| **l == c).map(|(x, _)| x).collect();
+                for x in &rows {
+                    m.iter_mut().zip(x.iter()).for_each(|(a, b)| *a += b / rows.len() as f64);
+                }
+                m
+            };
+            let (mr, ms) = (mean(&real_feat, &real_labels), mean(&syn_feat, &syn_labels));
+            class_mse.push(mr.iter().zip(&ms).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / dim as f64);
+        }
+        let real_centre = geoopt::centroid(&real_pts, hyper.k);
+        ViewFeatures { hyper, classes, real_feat, syn_feat, real_labels, syn_labels, real_pts, syn_pts, real_centroids, syn_centroids, real_centre, class_dist, class_mse }
+    }
+
+    /// ‖v‖/√k of a feature: the geodesic radius expmap0 would give it before the clamp.
+    pub fn radius(&self, v: &[f64]) -> f64 {
+        crate::view::norm(v) / self.hyper.k.sqrt()
+    }
+
+    /// True when the clamp bites for every shown point (then all sit at one distance from the origin).
+    pub fn clamp_binds_all(&self) -> bool {
+        match (self.hyper.clamp, self.hyper.map) {
+            (Some(c), crate::lorentz::LorentzMap::Expmap) => {
+                self.real_feat.iter().chain(&self.syn_feat).all(|v| self.radius(v) >= c)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The fixed network that produces the pictures (a fresh network per iteration would make them jump).
+struct ViewNet {
+    net: GpuConvNet,
+    ws: Workspace,
+    real_n: usize,
+    real_labels: Vec<usize>,
+}
+
+struct Live<'g> {
+    ds: Arc<Dataset>,
+    distiller: Distiller<'g>,
+    view: ViewNet,
+    settings: AppSettings,
+}
+
+/// The worker thread's body: runs until `Cmd::Quit` or the UI goes away.
+pub fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<dyn Fn() + Send>, cache: PathBuf) {
+    let send = |m: Msg| {
+        let ok = tx.send(m).is_ok();
+        repaint();
+        ok
+    };
+    let mut live: Option<Live<'_>> = None;
+    let mut running = false;
+    loop {
+        let cmd = if running && live.is_some() {
+            match rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(c) => Some(c),
+                Err(_) => return,
+            }
+        };
+        let mut step = running;
+        match cmd {
+            Some(Cmd::Reset(s)) => {
+                running = false;
+                step = false;
+                live = None;
+                match open(&gpu, *s, &cache) {
+                    Ok((l, info, snap)) => {
+                        live = Some(l);
+                        send(Msg::Ready(Arc::new(info)));
+                        send(Msg::Snapshot(Box::new(snap)));
+                    }
+                    Err(e) => {
+                        send(Msg::Error(format!("{e:#}")));
+                    }
+                }
+            }
+            Some(Cmd::Play) => {
+                running = true;
+                step = true;
+            }
+            Some(Cmd::Pause) => {
+                running = false;
+                step = false;
+            }
+            Some(Cmd::Step) => {
+                running = false;
+                step = true;
+            }
+            Some(Cmd::Quit) => return,
+            None => {}
+        }
+        if step && let Some(l) = live.as_mut() {
+            match iterate(&gpu, l) {
+                Ok(snap) => {
+                    if !send(Msg::Snapshot(Box::new(snap))) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    running = false;
+                    send(Msg::Error(format!("{e:#}")));
+                }
+            }
+        }
+    }
+}
+
+fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) -> Result<(Live<'g>, SessionInfo, Snapshot)> {
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let ds = Arc::new(data::open(&settings.dataset, cache)?);
+    let distiller = Distiller::new(gpu, &ds, settings.distill.clone())?;
+    // the shown real images: the first `per` of each class in a seeded shuffle
+    let class_idx = ds.class_indices(&ds.train);
+    let per = settings.view_real_per_class.min(class_idx.iter().map(Vec::len).min().unwrap_or(0)).max(1);
+    let mut r = rng::stream(settings.distill.seed, "app-view-real");
+    let mut real = vec![];
+    let mut real_labels = vec![];
+    for (c, idx) in class_idx.iter().enumerate() {
+        let mut pool = idx.clone();
+        for i in 0..per.min(pool.len()) {
+            let j = rand::RngExt::random_range(&mut r, i..pool.len());
+            pool.swap(i, j);
+        }
+        real.extend(ds.normalized(&ds.train, &pool[..per]));
+        real_labels.extend(std::iter::repeat_n(c, per));
+    }
+    let classes = ds.classes.len();
+    let m = classes * settings.distill.ipc;
+    let cfg = ConvNetConfig::new(ds.channels, ds.height, settings.distill.width, classes)?;
+    let net = GpuConvNet::new(gpu, &ConvNetParams::init(&cfg, &mut rng::stream(settings.distill.seed, "app-view-net")))?;
+    let ws = net.workspace(gpu, real_labels.len() + m)?;
+    gpu.write(&ws.x, &real);
+    let view = ViewNet { net, ws, real_n: real_labels.len(), real_labels };
+    let initial = distiller.synthetic()?.0;
+    let info = SessionInfo {
+        settings: settings.clone(),
+        dataset: ds.clone(),
+        adapter: gpu.describe(),
+        real,
+        real_per_class: per,
+        initial: initial.clone(),
+    };
+    let mut live = Live { ds, distiller, view, settings };
+    let view = view_features(gpu, &live)?;
+    let snap = Snapshot { iteration: 0, syn: Arc::new(initial), loss: None, grad_norms: vec![], view, step_seconds: None };
+    live.settings.distill.iterations = 0;
+    Ok((live, info, snap))
+}
+
+fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
+    let t = Instant::now();
+    l.distiller.step(&l.ds)?;
+    let step_seconds = t.elapsed().as_secs_f64();
+    let loss = l.distiller.loss()?;
+    let grad_norms = l.distiller.pixel_grad_norms()?;
+    let syn = Arc::new(l.distiller.synthetic()?.0);
+    let view = view_features(gpu, l)?;
+    Ok(Snapshot { iteration: l.distiller.iteration, syn, loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
+}
+
+/// Embed the shown real images and the current synthetic set with the view network; map to the hyperboloid.
+fn view_features(gpu: &Gpu, l: &Live<'_>) -> Result<Arc<ViewFeatures>> {
+    let v = &l.view;
+    let d = &l.distiller;
+    let img = l.ds.image_len();
+    let m = d.synthetic_labels().len();
+    let mut enc = gpu.encoder();
+    copy_f32(&mut enc, &d.syn, 0, &v.ws.x, v.real_n * img, m * img);
+    v.net.forward(gpu, &mut enc, &v.ws, false);
+    gpu.submit_wait(enc);
+    let dim = v.net.cfg.embed_dim();
+    let feats = gpu.read_f32(&v.ws.embed, (v.real_n + m) * dim)?;
+    let hyper = l.settings.distill.hyperbolic();
+    let syn_labels = d.synthetic_labels().iter().map(|&c| c as usize).collect();
+    Ok(Arc::new(ViewFeatures::from_features(hyper, l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels)))
+}
+
+/// Whether the method shows geodesic distances as its loss (HDD) or DM's squared mean difference.
+pub fn loss_name(method: Method) -> &'static str {
+    match method {
+        Method::Dm => "DM: Σ (mean real − mean syn)²",
+        Method::DmHdd => "HDD: λ · d_L(real centroid, syn centroid)",
+    }
+}

@@ -1,0 +1,87 @@
+//! settings: everything that defines an app session, saved to and loaded from TOML so a setup can be shared.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::distill::DistillConfig;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppSettings {
+    /// "embedded" (the built-in Fashion-MNIST subset), a path, or a dataset name in the cache.
+    pub dataset: String,
+    /// The distillation itself (method, IPC, k, λ, clamp, map, lr, batch_real, width, seed, DSA, init).
+    /// `iterations` is ignored: the app runs until paused.
+    pub distill: DistillConfig,
+    /// Real images per class embedded for the disk and PCA views.
+    pub view_real_per_class: usize,
+    /// Keep a snapshot of the synthetic set every this many iterations (the timeline).
+    pub snapshot_every: usize,
+    /// Quick evaluation from the app: epochs and networks (labelled quick).
+    pub eval_epochs: usize,
+    pub eval_nets: usize,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        // Sized for a live picture on a laptop GPU (and still usable on software Vulkan): a narrower ConvNet
+        // and fewer real images per class than the paper's 128 and 256.
+        let distill = DistillConfig { width: 32, batch_real: 64, iterations: 0, ..Default::default() };
+        AppSettings {
+            dataset: "embedded".into(),
+            distill,
+            view_real_per_class: 20,
+            snapshot_every: 1,
+            eval_epochs: 300,
+            eval_nets: 3,
+        }
+    }
+}
+
+impl AppSettings {
+    pub fn load(path: &Path) -> Result<AppSettings> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: not valid app settings", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self)?;
+        crate::export::atomic_write(path, text.as_bytes())
+    }
+
+    /// Checks that need no dataset (the rest happens when the session opens it).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.view_real_per_class == 0 {
+            return Err("view_real_per_class must be at least 1".into());
+        }
+        if self.snapshot_every == 0 {
+            return Err("snapshot_every must be at least 1".into());
+        }
+        if self.eval_nets == 0 {
+            return Err("eval_nets must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_through_toml() {
+        let dir = std::env::temp_dir().join(format!("hd-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = AppSettings::default();
+        s.distill.seed = 42;
+        s.distill.k = 2.4;
+        s.distill.clamp = None;
+        let p = dir.join("s.toml");
+        s.save(&p).unwrap();
+        assert_eq!(AppSettings::load(&p).unwrap(), s);
+        std::fs::write(&p, "bogus_key = 1\n").unwrap();
+        assert!(AppSettings::load(&p).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! The desktop app, headless: egui_kittest drives the real eframe app on the wgpu renderer (lavapipe here), the
+//! distillation runs a few iterations on the shared device, and the rendered pixels must show the synthetic grid
+//! (pixel for pixel) and the Poincaré disk (its outline and every class's colour).
+#![cfg(feature = "app")]
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use hyperdistill::app::{AppSettings, HyperApp, class_colour, egui, wgpu_options};
+
+fn wait_until(h: &mut Harness<'_, HyperApp>, what: &str, cond: impl Fn(&HyperApp) -> bool) {
+    let t = Instant::now();
+    while !cond(h.state()) {
+        assert!(h.state().error.is_none(), "app error: {:?}", h.state().error);
+        assert!(t.elapsed() < Duration::from_secs(300), "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn app_distills_live_and_draws_grid_and_disk() {
+    let mut s = AppSettings::default();
+    s.distill.ipc = 2;
+    s.distill.width = 8;
+    s.distill.batch_real = 8;
+    s.view_real_per_class = 6;
+    let cache = std::env::temp_dir().join("hd-app-test-cache");
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 1000.0))
+        .wgpu_setup(wgpu_options().wgpu_setup)
+        .build_eframe(|cc| HyperApp::new(cc, s.clone(), cache.clone()).expect("app starts"));
+    wait_until(&mut h, "the session", |a| a.latest.is_some());
+    h.state_mut().set_running(true);
+    wait_until(&mut h, "3 iterations", |a| a.latest.as_ref().is_some_and(|s| s.iteration >= 3));
+    h.state_mut().set_running(false);
+    // let any in-flight iteration land, then draw a settled frame
+    std::thread::sleep(Duration::from_millis(500));
+    h.run_steps(3);
+    let app = h.state();
+    let it = app.latest.as_ref().unwrap().iteration;
+    assert!(app.timeline.len() >= 4, "timeline holds {} snapshots after {it} iterations", app.timeline.len());
+    let expected = app.synthetic_grid_image().unwrap();
+    let grid = app.last_grid_rect.expect("grid drawn");
+    let disk = app.last_disk_rect.expect("disk drawn");
+    let img = h.render().expect("render");
+    img.save(std::env::temp_dir().join("hyperdistill-app-test.png")).unwrap();
+    let ppp = img.width() as f32 / 1400.0;
+    let px = |x: f32, y: f32| *img.get_pixel((x * ppp) as u32, (y * ppp) as u32);
+
+    // 1. the grid: sample the centre of every texel of the synthetic grid and compare with the expected image
+    let (tw, th) = (expected.size[0], expected.size[1]);
+    let (sx, sy) = (grid.width() / tw as f32, grid.height() / th as f32);
+    let (mut worst, mut distinct) = (0i32, std::collections::BTreeSet::new());
+    for ty in 0..th {
+        for tx in 0..tw {
+            let want = expected.pixels[ty * tw + tx].to_array();
+            let got = px(grid.min.x + (tx as f32 + 0.5) * sx, grid.min.y + (ty as f32 + 0.5) * sy).0;
+            for ch in 0..3 {
+                worst = worst.max((want[ch] as i32 - got[ch] as i32).abs());
+            }
+            distinct.insert(got[0]);
+        }
+    }
+    println!("grid {tw}×{th} texels at {sx:.2}× scale: max channel difference {worst}, {} grey levels", distinct.len());
+    assert!(worst <= 2, "rendered grid differs from the synthetic images by {worst}");
+    assert!(distinct.len() > 50, "grid looks flat: {} levels", distinct.len());
+
+    // 2. the disk: its dark outline on the horizontal diameter, a white interior, and every class's colour
+    let c = disk.center();
+    let r = disk.width() * 0.48;
+    let dark = (-4..=4).any(|d| px(c.x + r + d as f32 * 0.5, c.y).0[0] < 120);
+    assert!(dark, "no disk outline at the right edge");
+    let classes = 10;
+    let mut found = vec![0usize; classes];
+    for y in (disk.min.y as u32)..(disk.max.y as u32) {
+        for x in (disk.min.x as u32)..(disk.max.x as u32) {
+            let p = px(x as f32, y as f32).0;
+            for (k, f) in found.iter_mut().enumerate() {
+                let q = class_colour(k, classes).to_array();
+                if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= 3) {
+                    *f += 1;
+                }
+            }
+        }
+    }
+    println!("disk pixels per class colour: {found:?}");
+    assert!(found.iter().all(|&n| n >= 10), "some class is missing from the disk: {found:?}");
+}
