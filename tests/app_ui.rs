@@ -37,6 +37,20 @@ fn app_distills_live_and_draws_grid_and_disk() {
     // let any in-flight iteration land, then draw a settled frame
     std::thread::sleep(Duration::from_millis(500));
     h.run_steps(3);
+    // export: the shown set as safetensors + PNG, and the timeline as a GIF
+    let out = std::env::temp_dir().join(format!("hd-app-export-{}", std::process::id()));
+    h.state_mut().export_dir = out.display().to_string();
+    h.state_mut().export_current();
+    h.state_mut().export_gif();
+    assert!(h.state().error.is_none(), "export: {:?}", h.state().error);
+    let set = hyperdistill::export::read_safetensors(&out.join("synset.safetensors")).unwrap();
+    assert_eq!((set.labels.len(), set.c, set.h, set.w), (20, 1, 28, 28));
+    assert_eq!(set.images, *h.state().latest.as_ref().unwrap().syn.as_ref());
+    assert!(image::open(out.join("synset.png")).is_ok());
+    let gif = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(out.join("evolution.gif")).unwrap())).unwrap();
+    let frames = image::AnimationDecoder::into_frames(gif).count();
+    assert_eq!(frames, h.state().timeline.len(), "one GIF frame per snapshot");
+
     let app = h.state();
     let it = app.latest.as_ref().unwrap().iteration;
     assert!(app.timeline.len() >= 4, "timeline holds {} snapshots after {it} iterations", app.timeline.len());

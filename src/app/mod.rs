@@ -111,7 +111,7 @@ pub struct HyperApp {
     pub frame_seconds: Option<f64>,
     eval: Option<EvalJob>,
     settings_path: String,
-    export_dir: String,
+    pub export_dir: String,
     cache: PathBuf,
     /// Where the synthetic grid and the disk were drawn in the last frame (points); tests read the pixels there.
     pub last_grid_rect: Option<Rect>,
@@ -322,7 +322,8 @@ impl HyperApp {
         }
     }
 
-    fn export_current(&mut self) {
+    /// Write the shown synthetic set to `export_dir` (safetensors + PNG grid).
+    pub fn export_current(&mut self) {
         let (Some(info), Some((iteration, syn))) = (self.info.clone(), self.shown()) else { return };
         let dir = PathBuf::from(&self.export_dir);
         let result = (|| -> anyhow::Result<()> {
@@ -342,7 +343,8 @@ impl HyperApp {
         }
     }
 
-    fn export_gif(&mut self) {
+    /// Write the timeline to `export_dir/evolution.gif` (at most ~100 frames).
+    pub fn export_gif(&mut self) {
         let Some(info) = self.info.clone() else { return };
         let path = PathBuf::from(&self.export_dir).join("evolution.gif");
         let frames: Vec<_> = {
@@ -954,7 +956,7 @@ impl HyperApp {
             && let Some(g) = snap.grad_norms.get(i)
         {
             ui.label(format!(
-                "6. gradient on this image's pixels (last iteration's network):  ‖∂L/∂x‖ = {g:.4e};  SGD moves the pixels by lr = {} with momentum {}",
+                "6. gradient on this image's pixels (last iteration's network):  ‖∂L/∂x‖ = {g:.4};  SGD moves the pixels by lr = {} with momentum {}",
                 s.lr_img, s.momentum_img
             ));
         }
