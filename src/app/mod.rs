@@ -83,6 +83,7 @@ pub struct HyperApp {
     pub settings: AppSettings,
     tx: Sender<Cmd>,
     rx: Receiver<Msg>,
+    /// the compute device (eframe's own, except on software adapters: see `new`)
     device: (wgpu::Adapter, wgpu::Device, wgpu::Queue),
     pub info: Option<Arc<SessionInfo>>,
     pub latest: Option<Box<Snapshot>>,
@@ -132,9 +133,18 @@ impl HyperApp {
             .wgpu_render_state
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the app needs eframe's wgpu renderer (no wgpu render state)"))?;
-        let device = (rs.adapter.clone(), rs.device.clone(), rs.queue.clone());
         install_fonts(&cc.egui_ctx);
-        let gpu = Gpu::from_device(device.0.clone(), device.1.clone(), device.2.clone());
+        // Share eframe's device. Exception: a software adapter (lavapipe, SwiftShader) executes a queue's work in
+        // order on the CPU, so a frame would wait behind a whole distillation iteration; there the compute gets its
+        // own device on the same adapter (its own queue), and the UI keeps its frame rate.
+        let separate = rs.adapter.get_info().device_type == wgpu::DeviceType::Cpu || std::env::var_os("HYPERDISTILL_APP_OWN_DEVICE").is_some();
+        let gpu = if separate {
+            pollster::block_on(Gpu::from_adapter(rs.adapter.clone()))?
+        } else {
+            Gpu::from_device(rs.adapter.clone(), rs.device.clone(), rs.queue.clone())
+        };
+        let device = (gpu.adapter.clone(), gpu.device.clone(), gpu.queue.clone());
+        log::info!("app compute on {} device", if separate { "its own" } else { "eframe's" });
         let (tx, worker_rx) = channel();
         let (worker_tx, rx) = channel();
         let ctx = cc.egui_ctx.clone();
