@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::gpu::{Gpu, GpuError};
+use crate::data::{Dataset, Split};
+use crate::distill::{DistillConfig, Distiller, Method};
+use crate::gpu::{Counters, Gpu, GpuError};
 use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Upstream};
 
 #[derive(Clone, Debug)]
@@ -177,4 +179,109 @@ pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize,
         time(format!("pool{b} forward"), 0, &|e| ops::pool_forward(gpu, e, &ps, &y, &y2));
     }
     Ok(out)
+}
+
+/// One distillation iteration, timed, with what it asks of wgpu.
+#[derive(Clone, Debug, Serialize)]
+pub struct IterationBench {
+    pub shape: String,
+    pub method: String,
+    pub ipc: usize,
+    pub batch_real: usize,
+    pub width: usize,
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    /// convolution work of one iteration (real forward, synthetic forward and backward to the input), 2 FLOP per MAC
+    pub gflop: f64,
+    pub gflops: f64,
+    /// counts for one iteration after warm-up (no loss read-back: the loop reads it only when it logs)
+    pub per_iteration: Counters,
+}
+
+/// A generated 10-class dataset of random pixels, enough images per class for `batch_real` and `ipc`.
+pub fn random_dataset(channels: usize, side: usize, per_class: usize, seed: u64) -> Dataset {
+    use rand::RngExt;
+    let mut r = crate::rng::stream(seed, "bench-data");
+    let classes = 10;
+    let n = classes * per_class;
+    let split = |r: &mut rand_chacha::ChaCha8Rng, n: usize| Split {
+        images: (0..n * channels * side * side).map(|_| r.random::<u8>()).collect(),
+        labels: (0..n).map(|i| (i % classes) as u32).collect(),
+    };
+    Dataset {
+        name: "random".into(),
+        known: None,
+        classes: (0..classes).map(|c| format!("class{c}")).collect(),
+        channels,
+        height: side,
+        width: side,
+        mean: vec![0.5; channels],
+        std: vec![0.29; channels],
+        train: split(&mut r, n),
+        test: split(&mut r, classes),
+        source: "generated".into(),
+    }
+}
+
+/// Time `runs` distillation iterations (after `warmup`) on generated data of the given shape.
+#[allow(clippy::too_many_arguments)]
+pub fn distill_iteration(
+    gpu: &Gpu,
+    channels: usize,
+    side: usize,
+    method: Method,
+    ipc: usize,
+    batch_real: usize,
+    width: usize,
+    runs: usize,
+    warmup: usize,
+    seed: u64,
+    progress: &indicatif::ProgressBar,
+) -> Result<IterationBench, anyhow::Error> {
+    let ds = random_dataset(channels, side, batch_real.max(ipc), seed);
+    let cfg = DistillConfig { method, ipc, batch_real, width, seed, iterations: warmup + runs, ..Default::default() };
+    let mut d = Distiller::new(gpu, &ds, cfg)?;
+    for _ in 0..warmup {
+        d.step(&ds)?;
+        progress.inc(1);
+    }
+    let before = gpu.counters();
+    let mut ms = vec![];
+    for _ in 0..runs {
+        let t = Instant::now();
+        d.step(&ds)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        progress.inc(1);
+    }
+    let c = gpu.counters() - before;
+    let per = |v: u64| v / runs as u64;
+    let per_iteration = Counters {
+        dispatches: per(c.dispatches),
+        submits: per(c.submits),
+        readbacks: per(c.readbacks),
+        writes: per(c.writes),
+        write_bytes: per(c.write_bytes),
+        buffers_created: per(c.buffers_created),
+        bind_groups_created: per(c.bind_groups_created),
+    };
+    let net = ConvNetConfig::new(channels, side, width, 10)?;
+    let m = 10 * ipc;
+    let macs = net.embed_macs(10 * d.per_real) + net.embed_macs(m) + net.input_grad_macs(m);
+    let min = ms.iter().cloned().fold(f64::MAX, f64::min);
+    let med = median(&mut ms);
+    let gflop = 2.0 * macs as f64 / 1e9;
+    Ok(IterationBench {
+        shape: format!("{channels}x{side}x{side}"),
+        method: method.name().to_string(),
+        ipc,
+        batch_real,
+        width,
+        runs,
+        median_ms: med,
+        min_ms: min,
+        gflop,
+        gflops: gflop / (med / 1e3),
+        per_iteration,
+    })
 }

@@ -177,7 +177,7 @@ pub fn train_and_test(
             for t in 0..lens.len() {
                 ops::sgd(gpu, &mut enc, lens[t], lr, cfg.momentum, cfg.weight_decay, &grads.tensors[t], &net.params[t], &moms[t]);
             }
-            gpu.queue.submit([enc.finish()]);
+            gpu.submit(enc);
         }
         if ep == cfg.epochs / 2 + 1 {
             // the DM code multiplies lr by 0.1 and builds a new optimiser: momentum starts again from zero

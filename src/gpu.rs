@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use wgpu::util::DeviceExt;
 
@@ -39,6 +40,65 @@ struct PipelineKey {
     constants: Vec<(&'static str, u64)>,
 }
 
+/// Hardware-independent counts of what the engine asked of wgpu (the bench reports them per iteration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Counters {
+    pub dispatches: u64,
+    /// queue submissions (each read-back is one as well)
+    pub submits: u64,
+    /// GPU → host copies (each waits for the GPU)
+    pub readbacks: u64,
+    /// host → GPU writes and their bytes
+    pub writes: u64,
+    pub write_bytes: u64,
+    /// GPU objects created: buffers (incl. read-back staging) and bind groups
+    pub buffers_created: u64,
+    pub bind_groups_created: u64,
+}
+
+impl std::ops::Sub for Counters {
+    type Output = Counters;
+    fn sub(self, o: Counters) -> Counters {
+        Counters {
+            dispatches: self.dispatches - o.dispatches,
+            submits: self.submits - o.submits,
+            readbacks: self.readbacks - o.readbacks,
+            writes: self.writes - o.writes,
+            write_bytes: self.write_bytes - o.write_bytes,
+            buffers_created: self.buffers_created - o.buffers_created,
+            bind_groups_created: self.bind_groups_created - o.bind_groups_created,
+        }
+    }
+}
+
+#[derive(Default)]
+struct AtomicCounters([AtomicU64; 7]);
+
+impl AtomicCounters {
+    fn add(&self, i: usize, v: u64) {
+        self.0[i].fetch_add(v, Relaxed);
+    }
+    fn get(&self) -> Counters {
+        let g = |i: usize| self.0[i].load(Relaxed);
+        Counters {
+            dispatches: g(0),
+            submits: g(1),
+            readbacks: g(2),
+            writes: g(3),
+            write_bytes: g(4),
+            buffers_created: g(5),
+            bind_groups_created: g(6),
+        }
+    }
+}
+const DISPATCHES: usize = 0;
+const SUBMITS: usize = 1;
+const READBACKS: usize = 2;
+const WRITES: usize = 3;
+const WRITE_BYTES: usize = 4;
+const BUFFERS: usize = 5;
+const BIND_GROUPS: usize = 6;
+
 /// One opened adapter + device, with a cache of compiled shader modules and pipelines.
 pub struct Gpu {
     pub adapter: wgpu::Adapter,
@@ -48,6 +108,7 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    counters: AtomicCounters,
 }
 
 impl Gpu {
@@ -109,6 +170,7 @@ impl Gpu {
             limits,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            counters: AtomicCounters::default(),
         })
     }
 
@@ -123,7 +185,18 @@ impl Gpu {
             queue,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            counters: AtomicCounters::default(),
         }
+    }
+
+    /// What this `Gpu` has asked of wgpu so far (see `Counters`).
+    pub fn counters(&self) -> Counters {
+        self.counters.get()
+    }
+
+    /// Count a buffer created outside the helpers below.
+    pub fn note_buffer_created(&self) {
+        self.counters.add(BUFFERS, 1);
     }
 
     /// Largest storage buffer one binding may hold on this device, in bytes.
@@ -205,6 +278,8 @@ impl Gpu {
             layout: &layout,
             entries: &entries,
         });
+        self.counters.add(DISPATCHES, 1);
+        self.counters.add(BIND_GROUPS, 1);
         let (gx, gy) = grid(invocations, self.limits.max_compute_workgroups_per_dimension);
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes: None });
         pass.set_pipeline(&pipeline);
@@ -216,8 +291,15 @@ impl Gpu {
         self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
+    /// Submit without waiting (work queues up behind earlier submissions).
+    pub fn submit(&self, enc: wgpu::CommandEncoder) {
+        self.counters.add(SUBMITS, 1);
+        self.queue.submit([enc.finish()]);
+    }
+
     /// Submit and block until the GPU has finished (GPU timings include this wait).
     pub fn submit_wait(&self, enc: wgpu::CommandEncoder) {
+        self.counters.add(SUBMITS, 1);
         self.queue.submit([enc.finish()]);
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
     }
@@ -241,6 +323,7 @@ impl Gpu {
         } else {
             bytes
         };
+        self.counters.add(BUFFERS, 1);
         Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents,
@@ -252,6 +335,7 @@ impl Gpu {
     pub fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer, GpuError> {
         let bytes = (len.max(1) * 4) as u64;
         self.check_size(label, bytes)?;
+        self.counters.add(BUFFERS, 1);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
@@ -262,7 +346,10 @@ impl Gpu {
 
     /// Overwrite the start of `buf` with `data`.
     pub fn write<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, data: &[T]) {
-        self.queue.write_buffer(buf, 0, bytemuck::cast_slice(data));
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.counters.add(WRITES, 1);
+        self.counters.add(WRITE_BYTES, bytes.len() as u64);
+        self.queue.write_buffer(buf, 0, bytes);
     }
 
     /// Copy the first `len` f32 of `buf` back to the host (waits for all submitted work).
@@ -271,6 +358,9 @@ impl Gpu {
         if bytes == 0 {
             return Ok(Vec::new());
         }
+        self.counters.add(BUFFERS, 1);
+        self.counters.add(READBACKS, 1);
+        self.counters.add(SUBMITS, 1);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: bytes,

@@ -99,6 +99,19 @@ enum Command {
         /// Instead: time every kernel of ConvNet-3 on its own, for the first shape.
         #[arg(long)]
         profile: bool,
+        /// Instead: time whole distillation iterations (generated data, 10 classes) and count per iteration the
+        /// dispatches, submits, read-backs, host writes and GPU objects created.
+        #[arg(long)]
+        distill: bool,
+        /// --distill: synthetic images per class.
+        #[arg(long, default_value_t = 10)]
+        ipc: usize,
+        /// --distill: real images per class per iteration.
+        #[arg(long, default_value_t = 256)]
+        batch_real: usize,
+        /// --distill: methods, comma separated.
+        #[arg(long, default_value = "dm,dm+hdd", value_delimiter = ',')]
+        method: Vec<String>,
     },
 }
 
@@ -314,7 +327,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} is in {}", k.name(), dest.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { batch, width, runs, warmup, shapes, json, seed, profile } => {
+        Command::Bench { batch, width, runs, warmup, shapes, json, seed, profile, distill, ipc, batch_real, method } => {
             if batch == 0 || width == 0 || runs == 0 {
                 bail!("--batch, --width and --runs must be at least 1");
             }
@@ -338,6 +351,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         if k.gflops > 0.0 { format!("{:.2} GFLOP/s", k.gflops) } else { String::new() });
                 }
                 return Ok(ExitCode::SUCCESS);
+            }
+            if distill {
+                let methods = method.iter().map(|m| hyperdistill::distill::Method::parse(m).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+                return bench_distill(&shapes, &methods, ipc, batch_real, width, runs, warmup, seed, json);
             }
             let opts = BenchOptions { batch, width, runs, warmup, seed, shapes };
             bench_cmd(&opts, json)
@@ -424,6 +441,41 @@ fn data_info(spec: &str, cache: Option<PathBuf>) -> Result<ExitCode> {
 
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_distill(shapes: &[(usize, usize)], methods: &[hyperdistill::distill::Method], ipc: usize, batch_real: usize, width: usize,
+    runs: usize, warmup: usize, seed: u64, json: Option<PathBuf>) -> Result<ExitCode> {
+    if ipc == 0 || batch_real == 0 {
+        bail!("--ipc and --batch-real must be at least 1");
+    }
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.describe());
+    let bar = indicatif::ProgressBar::new((shapes.len() * methods.len() * (runs + warmup)) as u64).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} iterations (ETA {eta})").expect("valid template"),
+    );
+    let mut out = vec![];
+    for &(c, s) in shapes {
+        for &m in methods {
+            out.push(bench::distill_iteration(&gpu, c, s, m, ipc, batch_real, width, runs, warmup, seed, &bar)?);
+        }
+    }
+    bar.finish_and_clear();
+    println!("adapter {}", gpu.describe());
+    println!("{:<9} {:<7} {:>4} {:>6} {:>6} {:>10} {:>8} {:>8} {:>6} {:>6} {:>7} {:>10} {:>8} {:>6}",
+        "shape", "method", "ipc", "b_real", "width", "median ms", "GFLOP", "GFLOP/s", "disp", "subm", "rdback", "upload B", "buffers", "bind g");
+    for b in &out {
+        let c = &b.per_iteration;
+        println!("{:<9} {:<7} {:>4} {:>6} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>6} {:>6} {:>7} {:>10} {:>8} {:>6}",
+            b.shape, b.method, b.ipc, b.batch_real, b.width, b.median_ms, b.gflop, b.gflops, c.dispatches, c.submits, c.readbacks,
+            c.write_bytes, c.buffers_created, c.bind_groups_created);
+    }
+    println!("(per iteration, median of {runs} after {warmup} warm-up; counts are per iteration; generated data, 10 classes)");
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&out)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_cmd(opts: &BenchOptions, json: Option<PathBuf>) -> Result<ExitCode> {

@@ -70,3 +70,22 @@ fn evaluation_protocol_learns_from_real_images() {
     println!("10 real images per class, width 8, 41 epochs: test accuracy {:.3}", r.mean);
     assert!(r.mean > 0.4, "accuracy {} is barely above chance (0.1)", r.mean);
 }
+
+/// An iteration is one submit with nothing read back and no GPU buffer created (the loss is read only when
+/// logged). Counts, not speed: these hold on any adapter.
+#[test]
+fn an_iteration_is_one_submit_without_readback_or_new_buffers() {
+    let gpu = hyperdistill::gpu::Gpu::new().expect("adapter");
+    let ds = hyperdistill::bench::random_dataset(1, 28, 8, 0);
+    for method in [Method::Dm, Method::DmHdd] {
+        let cfg = DistillConfig { method, ipc: 1, batch_real: 4, width: 4, iterations: 0, seed: 1, ..DistillConfig::default() };
+        let mut d = Distiller::new(&gpu, &ds, cfg).unwrap();
+        d.step(&ds).unwrap();
+        let before = gpu.counters();
+        d.step(&ds).unwrap();
+        let c = gpu.counters() - before;
+        println!("{method:?}: {c:?}");
+        assert_eq!((c.submits, c.readbacks, c.buffers_created), (1, 0, 0), "{c:?}");
+        assert!(c.dispatches > 50, "{c:?}");
+    }
+}
