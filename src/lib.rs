@@ -12,6 +12,7 @@ pub mod export;
 pub mod gpu;
 pub mod lorentz;
 pub mod nn;
+pub mod prune;
 pub mod reference;
 pub mod rng;
 pub mod run;

@@ -177,6 +177,13 @@ struct DistillArgs {
     /// Also write one PNG per synthetic image under OUT/images/<class>/.
     #[arg(long)]
     export_images: bool,
+    /// Hyperbolic pruning: distill against only this fraction of each class's real images, those nearest the
+    /// class's Lorentz centroid under fixed random ConvNet-3s (e.g. 0.2; default 1 = all).
+    #[arg(long)]
+    keep_real: Option<f64>,
+    /// Random networks averaged for the pruning ranking.
+    #[arg(long)]
+    prune_nets: Option<usize>,
     /// Output directory.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -221,6 +228,8 @@ impl DistillArgs {
         if let Some(v) = self.eval_nets { c.eval.nets = v; }
         if let Some(v) = self.checkpoint_every { c.checkpoint_every = v; }
         if self.export_images { c.export_images = true; }
+        if let Some(v) = self.keep_real { c.keep_real = v; }
+        if let Some(v) = self.prune_nets { c.prune_nets = v; }
         if let Some(v) = &self.out { c.out = v.clone(); }
         if let Some(dir) = &self.resume { c.out = dir.clone(); }
         Ok(c)

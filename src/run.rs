@@ -30,6 +30,11 @@ pub struct RunConfig {
     pub checkpoint_every: usize,
     /// Also write one PNG per synthetic image under `out/images/`.
     pub export_images: bool,
+    /// Hyperbolic pruning: keep this fraction of each class's real training images, those nearest their class's
+    /// Lorentz centroid under fixed random ConvNet-3s (1 = no pruning). See `prune`.
+    pub keep_real: f64,
+    /// Random networks whose distances are averaged for the pruning ranking.
+    pub prune_nets: usize,
     pub distill: DistillConfig,
     pub eval: EvalConfig,
 }
@@ -43,6 +48,8 @@ impl Default for RunConfig {
             log_every: 10,
             checkpoint_every: 100,
             export_images: false,
+            keep_real: 1.0,
+            prune_nets: 1,
             distill: DistillConfig::default(),
             eval: EvalConfig::default(),
         }
@@ -127,8 +134,28 @@ pub struct Outcome {
 
 /// Run (or resume) a distillation job. `resume`: continue the run in `cfg.out` from its checkpoint.
 pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Outcome> {
-    let ds = data::open(&cfg.dataset, cache)?;
+    let mut ds = data::open(&cfg.dataset, cache)?;
+    if !(cfg.keep_real > 0.0 && cfg.keep_real <= 1.0) {
+        bail!("keep_real must be in (0, 1], not {}", cfg.keep_real);
+    }
+    if cfg.keep_real < 1.0 && cfg.prune_nets == 0 {
+        bail!("prune_nets must be at least 1");
+    }
     cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
+    let mut pruned = None;
+    if cfg.keep_real < 1.0 {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images ranked for pruning (ETA {eta})").expect("template"),
+        );
+        let batch = cfg.distill.batch_real.clamp(1, 256);
+        let ranking = crate::prune::rank(gpu, &ds, cfg.distill.width, cfg.prune_nets, &cfg.distill.hyperbolic(), cfg.distill.seed, batch, &bar)?;
+        bar.finish_and_clear();
+        let before = ds.train.len();
+        ds = crate::prune::keep(&ds, &ranking, cfg.keep_real, cfg.distill.ipc);
+        eprintln!("hyperbolic pruning: kept {} of {before} real training images (nearest {:.0} % of each class to its centroid)", ds.train.len(), 100.0 * cfg.keep_real);
+        pruned = Some((before, ds.train.len()));
+        cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
+    }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let mut d = Distiller::new(gpu, &ds, cfg.distill.clone())?;
     if resume {
@@ -141,6 +168,9 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
     let mut log = |v: serde_json::Value| -> Result<()> { writeln!(metrics, "{v}").context("writing metrics.jsonl") };
     log(serde_json::json!({"event": if resume { "resume" } else { "start" }, "iteration": d.iteration, "adapter": gpu.describe(),
         "seed": cfg.distill.seed, "dataset": ds.name, "quick_eval": cfg.eval.quick}))?;
+    if let Some((before, after)) = pruned {
+        log(serde_json::json!({"event": "prune", "keep_real": cfg.keep_real, "prune_nets": cfg.prune_nets, "train_before": before, "train_after": after}))?;
+    }
 
     let total = cfg.distill.iterations;
     let bar = indicatif::ProgressBar::new(total as u64).with_style(

@@ -71,3 +71,18 @@ fn data_info_on_the_embedded_default_and_bad_paths() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dataset 'imagenet-21k'"));
 }
+
+#[test]
+fn distill_with_hyperbolic_pruning_keeps_the_fraction() {
+    let out = std::env::temp_dir().join(format!("hd-cli-prune-{}", std::process::id()));
+    let o = hyperdistill(&["distill", "--keep-real", "0.2", "--iterations", "2", "--width", "4", "--ipc", "1", "--batch-real", "8",
+        "--eval-nets", "0", "--out", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("kept 1000 of 5000 real training images"), "{err}");
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains(r#""event":"prune""#) && metrics.contains(r#""train_after":1000"#), "{metrics}");
+    let o = hyperdistill(&["distill", "--keep-real", "1.5", "--iterations", "1", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("keep_real must be in (0, 1]"));
+}
