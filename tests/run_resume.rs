@@ -18,6 +18,7 @@ fn cfg(out: &std::path::Path, iterations: usize) -> RunConfig {
         export_images: true,
         distill: DistillConfig { method: Method::DmHdd, ipc: 2, iterations, batch_real: 16, width: 8, seed: 11, ..DistillConfig::default() },
         eval: hyperdistill::eval::EvalConfig { nets: 0, ..Default::default() },
+        ..RunConfig::default()
     }
 }
 

@@ -113,7 +113,6 @@ pub struct HyperApp {
     eval: Option<EvalJob>,
     settings_path: String,
     pub export_dir: String,
-    cache: PathBuf,
     /// Where the synthetic grid and the disk were drawn in the last frame (points); tests read the pixels there.
     pub last_grid_rect: Option<Rect>,
     pub last_disk_rect: Option<Rect>,
@@ -148,10 +147,9 @@ impl HyperApp {
         let (tx, worker_rx) = channel();
         let (worker_tx, rx) = channel();
         let ctx = cc.egui_ctx.clone();
-        let worker_cache = cache.clone();
         std::thread::Builder::new()
             .name("distill".into())
-            .spawn(move || session::worker(gpu, worker_rx, worker_tx, Box::new(move || ctx.request_repaint()), worker_cache))?;
+            .spawn(move || session::worker(gpu, worker_rx, worker_tx, Box::new(move || ctx.request_repaint()), cache))?;
         let app = HyperApp {
             settings: settings.clone(),
             tx,
@@ -183,7 +181,6 @@ impl HyperApp {
             eval: None,
             settings_path: "hyperdistill-app.toml".into(),
             export_dir: "hyperdistill-app-export".into(),
-            cache,
             last_grid_rect: None,
             last_disk_rect: None,
         };
@@ -647,7 +644,6 @@ impl HyperApp {
                 }
             }
         }
-        let _ = &self.cache;
     }
 
     fn central(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) {
@@ -681,21 +677,21 @@ impl HyperApp {
         let shown_it = self.shown().map_or(0, |s| s.0);
         ui.horizontal_top(|ui| {
             if let Some(t) = &self.textures.initial {
-                grid_block(ui, "initial", t, scale, None, ipc, &ds.height, None);
+                grid_block(ui, "initial", t, scale, None, ipc, ds.height, None);
             }
             if let Some((_, t)) = &self.textures.syn {
                 let hovered = match self.hover {
                     Some(Hover::Syn(i)) => Some(i),
                     _ => None,
                 };
-                let (rect, cell_hover) = grid_block(ui, &format!("synthetic · iteration {shown_it}"), t, scale, hovered, ipc, &ds.height, Some(classes * ipc));
+                let (rect, cell_hover) = grid_block(ui, &format!("synthetic · iteration {shown_it}"), t, scale, hovered, ipc, ds.height, Some(classes * ipc));
                 self.last_grid_rect = Some(rect);
                 if let Some(i) = cell_hover {
                     self.next_hover = Some(Hover::Syn(i));
                 }
             }
             if let Some(t) = &self.textures.real {
-                let (_, cell_hover) = grid_block(ui, "real samples", t, scale, None, info.real_per_class, &ds.height, Some(classes * info.real_per_class));
+                let (_, cell_hover) = grid_block(ui, "real samples", t, scale, None, info.real_per_class, ds.height, Some(classes * info.real_per_class));
                 if let Some(i) = cell_hover {
                     self.next_hover = Some(Hover::Real(i));
                 }
@@ -828,8 +824,7 @@ impl HyperApp {
                 (Some((i, ds)), None) => Some((Hover::Syn(i), ds)),
                 _ => None,
             };
-            if let Some((h, d)) = pick.filter(|(_, d)| *d < 8.0) {
-                let _ = d;
+            if let Some((h, _)) = pick.filter(|(_, d)| *d < 8.0) {
                 self.next_hover = Some(h);
                 if resp.clicked() {
                     let label = match h {
@@ -979,14 +974,14 @@ impl HyperApp {
 
 /// Draw one grid texture with a caption; returns its rect and the hovered cell (class-major index).
 #[allow(clippy::too_many_arguments)]
-fn grid_block(ui: &mut egui::Ui, caption: &str, tex: &egui::TextureHandle, scale: f32, highlight: Option<usize>, per: usize, side: &usize, count: Option<usize>) -> (Rect, Option<usize>) {
+fn grid_block(ui: &mut egui::Ui, caption: &str, tex: &egui::TextureHandle, scale: f32, highlight: Option<usize>, per: usize, side: usize, count: Option<usize>) -> (Rect, Option<usize>) {
     let mut out = (Rect::NOTHING, None);
     ui.vertical(|ui| {
         ui.label(caption);
         let size = tex.size_vec2() * scale;
         let (rect, resp) = ui.allocate_exact_size(size, Sense::hover());
         ui.painter().image(tex.id(), rect, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
-        let cell = (*side as f32 + 1.0) * scale;
+        let cell = (side as f32 + 1.0) * scale;
         let cell_rect = |i: usize| {
             let (row, col) = (i / per, i % per);
             Rect::from_min_size(rect.min + Vec2::new(col as f32 * cell + scale * 0.5, row as f32 * cell + scale * 0.5), Vec2::splat(cell))
