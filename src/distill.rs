@@ -399,22 +399,52 @@ impl<'g> Distiller<'g> {
 
     /// The last iteration's loss: (total, per class). DM: Σ_d (mean_r − mean_s)²; HDD: λ·d_c (and d_c is
     /// the per-class geodesic distance, returned as the second value divided by λ by `distances`).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn loss(&self) -> Result<(f32, Vec<f32>), GpuError> {
-        let per_class = match self.cfg.method {
-            Method::Dm => self.gpu.read_f32(&self.dm_loss, self.classes)?,
-            Method::DmHdd => lorentz::gpu::read_distances(self.gpu, &self.hdd, self.classes)?.iter().map(|d| d * self.cfg.lambda).collect(),
+        let (buf, len) = self.loss_source();
+        Ok(self.loss_from(&self.gpu.read_f32(buf, len)?))
+    }
+
+    /// Where the last loss lives on the GPU (buffer, f32 count), for batched read-backs; `loss_from` decodes it.
+    pub fn loss_source(&self) -> (&wgpu::Buffer, usize) {
+        match self.cfg.method {
+            Method::Dm => (&self.dm_loss, self.classes),
+            Method::DmHdd => (&self.hdd.coef, self.classes * lorentz::gpu::COEF_STRIDE),
+        }
+    }
+
+    pub fn loss_from(&self, raw: &[f32]) -> (f32, Vec<f32>) {
+        let per_class: Vec<f32> = match self.cfg.method {
+            Method::Dm => raw.to_vec(),
+            Method::DmHdd => lorentz::gpu::distances_from(raw).iter().map(|d| d * self.cfg.lambda).collect(),
         };
-        Ok((per_class.iter().sum(), per_class))
+        (per_class.iter().sum(), per_class)
     }
 
     /// ‖∂L/∂x‖ per synthetic image from the last iteration (the gradient the SGD step used).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn pixel_grad_norms(&self) -> Result<Vec<f32>, GpuError> {
-        let g = self.gpu.read_f32(&self.d_syn, self.classes * self.cfg.ipc * self.img)?;
-        Ok(g.chunks(self.img).map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt()).collect())
+        Ok(self.grad_norms_from(&self.gpu.read_f32(&self.d_syn, self.syn_len())?))
+    }
+
+    /// ∂L/∂x of the last iteration, one f32 per synthetic pixel.
+    pub fn pixel_grad(&self) -> &Buffer {
+        &self.d_syn
+    }
+
+    /// Number of synthetic pixel values (the length of `syn` and of the pixel gradient `d_syn`).
+    pub fn syn_len(&self) -> usize {
+        self.classes * self.cfg.ipc * self.img
+    }
+
+    /// Per-image L2 norms of a read-back pixel gradient.
+    pub fn grad_norms_from(&self, d_syn: &[f32]) -> Vec<f32> {
+        d_syn.chunks(self.img).map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt()).collect()
     }
 
     /// Everything a run needs to continue exactly: pixels, their momentum, the iteration, and the
     /// positions of the three random streams.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn checkpoint(&self) -> Result<Checkpoint, GpuError> {
         let n = self.classes * self.cfg.ipc * self.img;
         Ok(Checkpoint {
@@ -440,6 +470,7 @@ impl<'g> Distiller<'g> {
     }
 
     /// The synthetic images (normalised space) and their labels.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn synthetic(&self) -> Result<(Vec<f32>, Vec<u32>), GpuError> {
         Ok((self.gpu.read_f32(&self.syn, self.classes * self.cfg.ipc * self.img)?, self.synthetic_labels()))
     }

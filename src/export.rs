@@ -37,6 +37,11 @@ pub fn to_safetensors_bytes(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)], meta
 }
 
 pub fn write_safetensors(path: &Path, set: &SynSet) -> Result<()> {
+    atomic_write(path, &safetensors_bytes(set)?)
+}
+
+/// The safetensors file of `set` as bytes (the browser build offers them as a download).
+pub fn safetensors_bytes(set: &SynSet) -> Result<Vec<u8>> {
     let n = set.labels.len();
     let labels: Vec<i64> = set.labels.iter().map(|&l| l as i64).collect();
     let bytes = to_safetensors_bytes(
@@ -46,7 +51,7 @@ pub fn write_safetensors(path: &Path, set: &SynSet) -> Result<()> {
         ],
         &set.meta,
     )?;
-    atomic_write(path, &bytes)
+    Ok(bytes)
 }
 
 pub fn read_safetensors(path: &Path) -> Result<SynSet> {
@@ -89,6 +94,11 @@ pub fn display_pixels(images: &[f32], c: usize, plane: usize, mean: &[f32], std:
 
 /// A grid PNG: one row per class, `per_class` images per row, 1-pixel gaps.
 pub fn write_grid_png(path: &Path, set: &SynSet, classes: usize, per_class: usize, mean: &[f32], std: &[f32]) -> Result<()> {
+    atomic_write(path, &grid_png_bytes(set, classes, per_class, mean, std)?)
+}
+
+/// The grid PNG as bytes.
+pub fn grid_png_bytes(set: &SynSet, classes: usize, per_class: usize, mean: &[f32], std: &[f32]) -> Result<Vec<u8>> {
     let (c, h, w) = (set.c, set.h, set.w);
     let px = display_pixels(&set.images, c, h * w, mean, std);
     let (gw, gh) = ((w + 1) * per_class + 1, (h + 1) * classes + 1);
@@ -108,7 +118,31 @@ pub fn write_grid_png(path: &Path, set: &SynSet, classes: usize, per_class: usiz
     }
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, image::ImageFormat::Png)?;
-    atomic_write(path, &bytes.into_inner())
+    Ok(bytes.into_inner())
+}
+
+/// The metadata every exported set carries: dataset and its statistics, method and its hyperparameters, seed,
+/// iteration, adapter, version, and the whole resolved configuration (`config_toml`).
+pub fn metadata(d: &crate::distill::DistillConfig, ds: &crate::data::Dataset, adapter: String, iteration: usize, config_toml: String) -> HashMap<String, String> {
+    let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    HashMap::from([
+        ("dataset".to_string(), ds.name.clone()),
+        ("dataset_source".to_string(), ds.source.clone()),
+        ("classes".to_string(), ds.classes.join("|")),
+        ("mean".to_string(), list(&ds.mean)),
+        ("std".to_string(), list(&ds.std)),
+        ("ipc".to_string(), d.ipc.to_string()),
+        ("method".to_string(), d.method.name().to_string()),
+        ("k".to_string(), d.k.to_string()),
+        ("lambda".to_string(), d.lambda.to_string()),
+        ("clamp".to_string(), d.clamp.map_or("off".to_string(), |c| c.to_string())),
+        ("map".to_string(), format!("{:?}", d.map).to_lowercase()),
+        ("seed".to_string(), d.seed.to_string()),
+        ("iteration".to_string(), iteration.to_string()),
+        ("adapter".to_string(), adapter),
+        ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("config".to_string(), config_toml),
+    ])
 }
 
 /// One PNG per synthetic image: `dir/<class index>_<class name>/<k>.png` (same display rule as the grid).

@@ -114,12 +114,14 @@ pub struct Gpu {
 impl Gpu {
     /// Open the preferred adapter: high-performance unless WGPU_POWER_PREF says otherwise,
     /// backends from WGPU_BACKEND when set, else every backend compiled in.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Gpu, GpuError> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         pollster::block_on(Self::open(desc))
     }
 
     /// Open an adapter on exactly these backends (tests use `Backends::empty()` to see the no-adapter path).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_backends(backends: wgpu::Backends) -> Result<Gpu, GpuError> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
@@ -352,12 +354,28 @@ impl Gpu {
         self.queue.write_buffer(buf, 0, bytes);
     }
 
-    /// Copy the first `len` f32 of `buf` back to the host (waits for all submitted work).
+    /// Copy the first `len` f32 of `buf` back to the host (waits for all submitted work). Native only: a
+    /// browser cannot block, it uses `read_many_async`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_f32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
-        let bytes = (len * 4) as u64;
-        if bytes == 0 {
-            return Ok(Vec::new());
+        Ok(self.read_many(&[(buf, len)])?.pop().unwrap_or_default())
+    }
+
+    /// Copy the first `len` f32 of each buffer back in one submission and one mapping (blocking).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_many(&self, parts: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>, GpuError> {
+        pollster::block_on(self.read_many_async(parts))
+    }
+
+    /// Copy the first `len` f32 of each buffer back in one submission and one mapping. Natively this waits on
+    /// the device; in a browser it yields to the event loop until the mapping callback has run (a busy loop
+    /// would never let it run).
+    pub async fn read_many_async(&self, parts: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let total: usize = parts.iter().map(|p| p.1).sum();
+        if total == 0 {
+            return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
+        let bytes = (total * 4) as u64;
         self.counters.add(BUFFERS, 1);
         self.counters.add(READBACKS, 1);
         self.counters.add(SUBMITS, 1);
@@ -368,25 +386,62 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let mut enc = self.encoder();
-        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
+        let mut at = 0u64;
+        for (buf, len) in parts {
+            let b = (*len * 4) as u64;
+            if b > 0 {
+                enc.copy_buffer_to_buffer(buf, 0, &staging, at, b);
+            }
+            at += b;
+        }
         self.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let done: std::sync::Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> = Default::default();
+        let flag = done.clone();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
+            *flag.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let result = loop {
+            #[cfg(not(target_arch = "wasm32"))]
+            self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+            if let Some(r) = done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                break r;
+            }
+            #[cfg(target_arch = "wasm32")]
+            yield_now().await;
+        };
+        result.map_err(|e| GpuError::Readback(e.to_string()))?;
         let out = {
             let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            let all: &[f32] = bytemuck::cast_slice(&view);
+            let mut at = 0;
+            parts
+                .iter()
+                .map(|(_, len)| {
+                    at += len;
+                    all[at - len..at].to_vec()
+                })
+                .collect()
         };
         staging.unmap();
         Ok(out)
     }
+}
+
+/// Give the browser's event loop a turn (a `setTimeout(0)` promise): how async code waits in a browser.
+#[cfg(target_arch = "wasm32")]
+pub async fn yield_now() {
+    sleep_ms(0).await
+}
+
+/// Wait `ms` milliseconds without blocking the browser.
+#[cfg(target_arch = "wasm32")]
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// Workgroup grid (x, y) covering `invocations` threads with x ≤ `max_dim`.

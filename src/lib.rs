@@ -4,19 +4,26 @@
 #[cfg(feature = "app")]
 pub mod app;
 pub mod augment;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod data;
 pub mod distill;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod export;
 pub mod gpu;
 pub mod lorentz;
 pub mod nn;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod prune;
 pub mod reference;
 pub mod rng;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod run;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod selfcheck;
 pub mod shaders;
 pub mod shapes;
 pub mod view;
+#[cfg(all(target_arch = "wasm32", feature = "app"))]
+pub mod web;

@@ -302,7 +302,7 @@ pub mod gpu {
                 sums_r: gpu.zeros("hdd_sums_r", s.classes * (s.dim + 4))?,
                 stats_s: gpu.zeros("hdd_stats_s", s.classes * s.per_syn * 8)?,
                 sums_s: gpu.zeros("hdd_sums_s", s.classes * (s.dim + 4))?,
-                coef: gpu.zeros("hdd_coef", s.classes * 8)?,
+                coef: gpu.zeros("hdd_coef", s.classes * COEF_STRIDE)?,
             })
         }
     }
@@ -349,7 +349,16 @@ pub mod gpu {
     }
 
     /// Read the per-class distances back (only when they are displayed or logged).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_distances(gpu: &Gpu, bufs: &HddBuffers, classes: usize) -> Result<Vec<f32>, GpuError> {
-        Ok(gpu.read_f32(&bufs.coef, classes * 8)?.chunks_exact(8).map(|c| c[0]).collect())
+        Ok(distances_from(&gpu.read_f32(&bufs.coef, classes * COEF_STRIDE)?))
+    }
+
+    /// f32 per class in `HddBuffers::coef`; the first is the class's geodesic distance.
+    pub const COEF_STRIDE: usize = 8;
+
+    /// The per-class distances in a read-back copy of `HddBuffers::coef`.
+    pub fn distances_from(coef: &[f32]) -> Vec<f32> {
+        coef.chunks_exact(COEF_STRIDE).map(|c| c[0]).collect()
     }
 }

@@ -102,26 +102,7 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
 
 /// Metadata that goes into every exported set.
 pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> HashMap<String, String> {
-    let d = &cfg.distill;
-    let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
-    HashMap::from([
-        ("dataset".to_string(), ds.name.clone()),
-        ("dataset_source".to_string(), ds.source.clone()),
-        ("classes".to_string(), ds.classes.join("|")),
-        ("mean".to_string(), list(&ds.mean)),
-        ("std".to_string(), list(&ds.std)),
-        ("ipc".to_string(), d.ipc.to_string()),
-        ("method".to_string(), d.method.name().to_string()),
-        ("k".to_string(), d.k.to_string()),
-        ("lambda".to_string(), d.lambda.to_string()),
-        ("clamp".to_string(), d.clamp.map_or("off".to_string(), |c| c.to_string())),
-        ("map".to_string(), format!("{:?}", d.map).to_lowercase()),
-        ("seed".to_string(), d.seed.to_string()),
-        ("iteration".to_string(), iteration.to_string()),
-        ("adapter".to_string(), gpu.describe()),
-        ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("config".to_string(), cfg.to_toml().unwrap_or_default()),
-    ])
+    crate::export::metadata(&cfg.distill, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
 }
 
 pub struct Outcome {

@@ -449,3 +449,36 @@ fn embedded_subset_and_names() {
     }
     assert_eq!(Known::parse("FashionMNIST"), Some(Known::FashionMnist));
 }
+
+/// The browser's file picker hands files over as bytes: the same detection must read them, loose or in one zip.
+#[test]
+fn files_given_as_bytes_load_like_files_on_disk() {
+    let d = TempDir::new("memory");
+    write_idx_set(&d, "fashion-mnist", &labels_cycle(30, 10), &labels_cycle(20, 10), true);
+    let on_disk = open(&d.0.join("fashion-mnist")).unwrap();
+    let names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"];
+    let files: Vec<(String, Vec<u8>)> = names.iter().map(|n| (n.to_string(), std::fs::read(d.path(&format!("fashion-mnist/{n}"))).unwrap())).collect();
+    data::register_memory("fashion-mnist", files);
+    let m = data::open("memory:fashion-mnist", Path::new("/none")).unwrap();
+    assert_eq!((m.known, &m.train, &m.test), (Some(Known::FashionMnist), &on_disk.train, &on_disk.test));
+
+    // one zip holding image folders
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (rel, bytes) in folder_files(false) {
+        z.start_file(format!("Pets-images/{rel}"), zip::write::SimpleFileOptions::default()).unwrap();
+        z.write_all(&bytes).unwrap();
+    }
+    let zip_bytes = z.finish().unwrap().into_inner();
+    data::register_memory("pets.zip", vec![("pets.zip".into(), zip_bytes)]);
+    let p = data::open("memory:pets.zip", Path::new("/none")).unwrap();
+    assert_eq!(p.classes, ["bird", "cat", "dog"]);
+    assert_eq!((p.train.len(), p.test.len()), (9, 3));
+
+    // faults are named: nothing under that name; files that are no dataset
+    let e = data::open("memory:nothing", Path::new("/none")).unwrap_err().to_string();
+    assert!(e.contains("no files were loaded under the name 'nothing'"), "{e}");
+    data::register_memory("junk", vec![("notes.txt".into(), b"hello".to_vec())]);
+    let e = data::open("memory:junk", Path::new("/none")).unwrap_err().to_string();
+    println!("error as a user sees it: {e}");
+    assert!(e.starts_with("junk: no dataset layout recognised"), "{e}");
+}

@@ -9,12 +9,13 @@ pub mod settings;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::Instant;
+use web_time::Instant;
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::distill::{Init, Method};
-use crate::eval::{self, EvalConfig, EvalResult};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::eval::{self, EvalConfig};
 use crate::export::{self, SynSet};
 use crate::gpu::Gpu;
 use crate::lorentz::LorentzMap;
@@ -36,6 +37,7 @@ pub fn wgpu_options() -> eframe::egui_wgpu::WgpuConfiguration {
 }
 
 /// Open the app in a native window.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_native(settings: AppSettings, cache: PathBuf) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default().with_inner_size([1500.0, 950.0]).with_title("hyperdistill"),
@@ -67,9 +69,19 @@ struct EvalJob {
     progress: (usize, usize),
 }
 
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 enum EvalMsg {
     Progress(usize, usize),
-    Done(Result<EvalResult, String>),
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    Done(Result<EvalSummary, String>),
+}
+
+/// What the plots need of an evaluation (mean, std as fractions).
+struct EvalSummary {
+    mean: f64,
+    std: f64,
+    nets: usize,
+    epochs: usize,
 }
 
 struct Textures {
@@ -111,11 +123,16 @@ pub struct HyperApp {
     /// exponential average of the time between frames, in seconds
     pub frame_seconds: Option<f64>,
     eval: Option<EvalJob>,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     settings_path: String,
     pub export_dir: String,
     /// Where the synthetic grid and the disk were drawn in the last frame (points); tests read the pixels there.
     pub last_grid_rect: Option<Rect>,
     pub last_disk_rect: Option<Rect>,
+    /// start playing as soon as the dataset is open (the browser demo does)
+    pub autoplay: bool,
+    /// frames drawn so far
+    pub frames: u64,
 }
 
 impl Drop for HyperApp {
@@ -136,9 +153,18 @@ impl HyperApp {
         // Share eframe's device. Exception: a software adapter (lavapipe, SwiftShader) executes a queue's work in
         // order on the CPU, so a frame would wait behind a whole distillation iteration; there the compute gets its
         // own device on the same adapter (its own queue), and the UI keeps its frame rate.
+        // (A browser's WebGPU adapter gives out one device only, so there the device is always shared.)
+        #[cfg(not(target_arch = "wasm32"))]
         let separate = rs.adapter.get_info().device_type == wgpu::DeviceType::Cpu || std::env::var_os("HYPERDISTILL_APP_OWN_DEVICE").is_some();
+        #[cfg(target_arch = "wasm32")]
+        let separate = false;
         let gpu = if separate {
-            pollster::block_on(Gpu::from_adapter(rs.adapter.clone()))?
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                pollster::block_on(Gpu::from_adapter(rs.adapter.clone()))?
+            }
+            #[cfg(target_arch = "wasm32")]
+            unreachable!()
         } else {
             Gpu::from_device(rs.adapter.clone(), rs.device.clone(), rs.queue.clone())
         };
@@ -147,9 +173,13 @@ impl HyperApp {
         let (tx, worker_rx) = channel();
         let (worker_tx, rx) = channel();
         let ctx = cc.egui_ctx.clone();
+        let repaint = move || ctx.request_repaint();
+        #[cfg(not(target_arch = "wasm32"))]
         std::thread::Builder::new()
             .name("distill".into())
-            .spawn(move || session::worker(gpu, worker_rx, worker_tx, Box::new(move || ctx.request_repaint()), cache))?;
+            .spawn(move || pollster::block_on(session::worker(gpu, worker_rx, worker_tx, Box::new(repaint), cache)))?;
+        #[cfg(target_arch = "wasm32")]
+        wasm_bindgen_futures::spawn_local(session::worker(gpu, worker_rx, worker_tx, Box::new(repaint), cache));
         let app = HyperApp {
             settings: settings.clone(),
             tx,
@@ -183,6 +213,8 @@ impl HyperApp {
             export_dir: "hyperdistill-app-export".into(),
             last_grid_rect: None,
             last_disk_rect: None,
+            autoplay: false,
+            frames: 0,
         };
         app.tx.send(Cmd::Reset(Box::new(settings)))?;
         Ok(app)
@@ -226,6 +258,9 @@ impl HyperApp {
                     };
                     self.status = format!("{} · {} classes · {}", info.dataset.name, classes, info.adapter);
                     self.info = Some(info);
+                    if std::mem::take(&mut self.autoplay) {
+                        self.set_running(true);
+                    }
                 }
                 Msg::Snapshot(s) => {
                     let now = Instant::now();
@@ -274,7 +309,7 @@ impl HyperApp {
                             job.iteration,
                             100.0 * r.mean,
                             100.0 * r.std,
-                            r.accuracies.len(),
+                            r.nets,
                             r.epochs
                         );
                         self.eval = None;
@@ -290,6 +325,12 @@ impl HyperApp {
         }
     }
 
+    #[cfg(target_arch = "wasm32")]
+    fn start_eval(&mut self, _ctx: &egui::Context) {
+        self.error = Some("evaluation trains networks for minutes; it runs in the desktop app and the CLI, not in the browser".into());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     fn start_eval(&mut self, ctx: &egui::Context) {
         let (Some(info), Some(snap)) = (self.info.clone(), self.latest.as_ref()) else { return };
         let gpu = Gpu::from_device(self.device.0.clone(), self.device.1.clone(), self.device.2.clone());
@@ -306,6 +347,7 @@ impl HyperApp {
                 let _ = progress_tx.send(EvalMsg::Progress(net, ep));
                 ctx.request_repaint();
             });
+            let r = r.map(|r| EvalSummary { mean: r.mean, std: r.std, nets: r.accuracies.len(), epochs: r.epochs });
             let _ = tx.send(EvalMsg::Done(r.map_err(|e| format!("{e:#}"))));
             ctx.request_repaint();
         });
@@ -329,41 +371,53 @@ impl HyperApp {
         }
     }
 
-    /// Write the shown synthetic set to `export_dir` (safetensors + PNG grid).
+    /// Write the shown synthetic set to `export_dir` (safetensors + PNG grid); in a browser, download them.
     pub fn export_current(&mut self) {
         let (Some(info), Some((iteration, syn))) = (self.info.clone(), self.shown()) else { return };
-        let dir = PathBuf::from(&self.export_dir);
-        let result = (|| -> anyhow::Result<()> {
-            std::fs::create_dir_all(&dir)?;
+        let result = (|| -> anyhow::Result<String> {
             let ds = &info.dataset;
-            let run_cfg = crate::run::RunConfig { dataset: info.settings.dataset.clone(), distill: info.settings.distill.clone(), ..Default::default() };
-            let gpu = Gpu::from_device(self.device.0.clone(), self.device.1.clone(), self.device.2.clone());
             let labels = (0..ds.classes.len()).flat_map(|c| std::iter::repeat_n(c as u32, info.settings.distill.ipc)).collect();
-            let set = SynSet { images: syn.as_ref().clone(), labels, c: ds.channels, h: ds.height, w: ds.width, meta: crate::run::export_meta(&run_cfg, ds, &gpu, iteration) };
-            export::write_safetensors(&dir.join("synset.safetensors"), &set)?;
-            export::write_grid_png(&dir.join("synset.png"), &set, ds.classes.len(), info.settings.distill.ipc, &ds.mean, &ds.std)?;
-            Ok(())
+            let adapter = Gpu::from_device(self.device.0.clone(), self.device.1.clone(), self.device.2.clone()).describe();
+            let meta = export::metadata(&info.settings.distill, ds, adapter, iteration, info.settings.to_toml().unwrap_or_default());
+            let set = SynSet { images: syn.as_ref().clone(), labels, c: ds.channels, h: ds.height, w: ds.width, meta };
+            let a = save(&self.export_dir, "synset.safetensors", &export::safetensors_bytes(&set)?)?;
+            let b = save(&self.export_dir, "synset.png", &export::grid_png_bytes(&set, ds.classes.len(), info.settings.distill.ipc, &ds.mean, &ds.std)?)?;
+            Ok(format!("{a} and {b} (iteration {iteration})"))
         })();
         match result {
-            Ok(()) => self.status = format!("wrote {0}/synset.safetensors and {0}/synset.png (iteration {iteration})", dir.display()),
+            Ok(m) => self.status = m,
             Err(e) => self.error = Some(format!("export failed: {e:#}")),
         }
     }
 
-    /// Write the timeline to `export_dir/evolution.gif` (at most ~100 frames).
+    /// Write the timeline to `export_dir/evolution.gif` (at most ~100 frames); in a browser, download it.
     pub fn export_gif(&mut self) {
         let Some(info) = self.info.clone() else { return };
-        let path = PathBuf::from(&self.export_dir).join("evolution.gif");
         let frames: Vec<_> = {
             let n = self.timeline.len();
             let stride = n.div_ceil(100).max(1);
             self.timeline.iter().enumerate().filter(|(i, _)| i % stride == 0 || *i + 1 == n).map(|(_, f)| f.clone()).collect()
         };
-        match write_gif(&path, &info, &frames) {
-            Ok(()) => self.status = format!("wrote {} ({} frames)", path.display(), frames.len()),
+        match gif_bytes(&info, &frames).and_then(|b| save(&self.export_dir, "evolution.gif", &b)) {
+            Ok(m) => self.status = format!("{m} ({} frames)", frames.len()),
             Err(e) => self.error = Some(format!("GIF export failed: {e:#}")),
         }
     }
+}
+
+/// Save an exported file: natively into `dir` (atomic write); in a browser as a download. Returns what it did.
+#[cfg(not(target_arch = "wasm32"))]
+fn save(dir: &str, name: &str, bytes: &[u8]) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    let path = std::path::Path::new(dir).join(name);
+    export::atomic_write(&path, bytes)?;
+    Ok(format!("wrote {}", path.display()))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn save(_dir: &str, name: &str, bytes: &[u8]) -> anyhow::Result<String> {
+    crate::web::download(name, bytes).map_err(|e| anyhow::anyhow!("the browser refused the download: {e}"))?;
+    Ok(format!("downloaded {name}"))
 }
 
 /// RGBA grid image (rows = classes, `per` columns, 1-pixel gaps) with the export's display rule.
@@ -398,13 +452,10 @@ fn grid_texture(ctx: &egui::Context, name: &str, info: &SessionInfo, pixels: &[f
     ctx.load_texture(name, grid_rgba(info, pixels, per), egui::TextureOptions::NEAREST)
 }
 
-fn write_gif(path: &std::path::Path, info: &SessionInfo, frames: &[(usize, Arc<Vec<f32>>)]) -> anyhow::Result<()> {
+fn gif_bytes(info: &SessionInfo, frames: &[(usize, Arc<Vec<f32>>)]) -> anyhow::Result<Vec<u8>> {
     use image::codecs::gif::{GifEncoder, Repeat};
     if frames.is_empty() {
         anyhow::bail!("no snapshots yet");
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
     }
     let mut bytes = vec![];
     {
@@ -413,12 +464,13 @@ fn write_gif(path: &std::path::Path, info: &SessionInfo, frames: &[(usize, Arc<V
         for (_, px) in frames {
             let img = grid_rgba(info, px, info.settings.distill.ipc);
             let rgba: Vec<u8> = img.pixels.iter().flat_map(|p| p.to_array()).collect();
-            let buf = image::RgbaImage::from_raw(img.size[0] as u32, img.size[1] as u32, rgba).unwrap();
+            let buf = image::RgbaImage::from_raw(img.size[0] as u32, img.size[1] as u32, rgba)
+                .ok_or_else(|| anyhow::anyhow!("internal: grid image of the wrong size"))?;
             let buf = image::imageops::resize(&buf, buf.width() * 2, buf.height() * 2, image::imageops::FilterType::Nearest);
             enc.encode_frame(image::Frame::from_parts(buf, 0, 0, image::Delay::from_numer_denom_ms(120, 1)))?;
         }
     }
-    export::atomic_write(path, &bytes)
+    Ok(bytes)
 }
 
 /// egui's proportional font (Ubuntu Light) lacks ‖ ⟨ ⟩ ∈ → ● ○ ■ ▶, which the explanations use; the monospace
@@ -457,6 +509,16 @@ impl eframe::App for HyperApp {
             self.frame_seconds = Some(self.frame_seconds.map_or(dt, |f| 0.9 * f + 0.1 * dt));
         }
         self.last_frame = Some(now);
+        self.frames += 1;
+        #[cfg(target_arch = "wasm32")]
+        for ev in crate::web::take_events() {
+            match ev {
+                crate::web::PageEvent::OpenDataset(spec) => {
+                    self.settings.dataset = spec;
+                    self.reset();
+                }
+            }
+        }
         self.poll_messages(&ctx);
         self.hover = self.next_hover.take();
 
@@ -473,6 +535,30 @@ impl eframe::App for HyperApp {
         if self.running || self.eval.is_some() {
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
         }
+        #[cfg(target_arch = "wasm32")]
+        self.report_to_page(&ctx);
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl HyperApp {
+    /// Mirror the run's state into the page's status element (people see it; the browser test waits on it).
+    fn report_to_page(&self, ctx: &egui::Context) {
+        use crate::web::report;
+        report("frames", &self.frames.to_string());
+        report("iteration", &self.latest.as_ref().map_or(-1, |s| s.iteration as i64).to_string());
+        report("running", &self.running.to_string());
+        report("it-per-s", &self.it_per_s.map_or(String::new(), |r| format!("{r:.3}")));
+        report("frame-ms", &self.frame_seconds.map_or(String::new(), |f| format!("{:.1}", f * 1000.0)));
+        report("step-s", &self.latest.as_ref().and_then(|s| s.step_seconds).map_or(String::new(), |t| format!("{t:.3}")));
+        report("loss", &self.latest.as_ref().and_then(|s| s.loss.as_ref()).map_or(String::new(), |l| format!("{:.4}", l.0)));
+        report("dataset", &self.info.as_ref().map_or(String::new(), |i| format!("{} ({} train images)", i.dataset.name, i.dataset.train.len())));
+        report("adapter", &self.info.as_ref().map_or(String::new(), |i| i.adapter.clone()));
+        report("disk-points", &self.disk.as_ref().map_or(0, |(_, p)| p.real.len() + p.syn.len()).to_string());
+        report("disk-rect", &self.last_disk_rect.map_or(String::new(), |r| format!("{},{},{},{}", r.min.x, r.min.y, r.max.x, r.max.y)));
+        report("grid-rect", &self.last_grid_rect.map_or(String::new(), |r| format!("{},{},{},{}", r.min.x, r.min.y, r.max.x, r.max.y)));
+        report("pixels-per-point", &ctx.pixels_per_point().to_string());
+        report("error", self.error.as_deref().unwrap_or(""));
     }
 }
 
@@ -513,6 +599,45 @@ impl HyperApp {
                 ui.colored_label(Color32::from_rgb(220, 60, 60), e);
             }
         });
+    }
+
+    /// Settings to and from a TOML file (desktop) or a link with them in the URL hash (browser).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn settings_io(&mut self, ui: &mut egui::Ui) {
+        let l = ui.strong("Settings file");
+        ui.text_edit_singleline(&mut self.settings_path).labelled_by(l.id);
+        ui.horizontal(|ui| {
+            if ui.button("Save").clicked() {
+                match self.settings.save(std::path::Path::new(&self.settings_path)) {
+                    Ok(()) => self.status = format!("saved settings to {}", self.settings_path),
+                    Err(e) => self.error = Some(format!("{e:#}")),
+                }
+            }
+            if ui.button("Load + reset").clicked() {
+                match AppSettings::load(std::path::Path::new(&self.settings_path)) {
+                    Ok(s) => {
+                        self.settings = s;
+                        self.reset();
+                    }
+                    Err(e) => self.error = Some(format!("{e:#}")),
+                }
+            }
+        });
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn settings_io(&mut self, ui: &mut egui::Ui) {
+        ui.strong("Share");
+        if ui.button("Copy link with these settings").on_hover_text("the settings and seed go into the URL's #hash").clicked() {
+            match crate::web::share_link(&self.settings) {
+                Some(link) => {
+                    ui.ctx().copy_text(link);
+                    self.status = "link copied (the address bar has it too)".into();
+                }
+                None => self.error = Some("could not build the link".into()),
+            }
+        }
+        ui.label(egui::RichText::new("Your own IDX, CIFAR or zip files: use \"Open files\" above the app.").small().weak());
     }
 
     fn controls(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) {
@@ -590,28 +715,15 @@ impl HyperApp {
             ui.end_row();
         });
         ui.separator();
-        let l = ui.strong("Settings file");
-        ui.text_edit_singleline(&mut self.settings_path).labelled_by(l.id);
-        ui.horizontal(|ui| {
-            if ui.button("Save").clicked() {
-                match self.settings.save(std::path::Path::new(&self.settings_path)) {
-                    Ok(()) => self.status = format!("saved settings to {}", self.settings_path),
-                    Err(e) => self.error = Some(format!("{e:#}")),
-                }
-            }
-            if ui.button("Load + reset").clicked() {
-                match AppSettings::load(std::path::Path::new(&self.settings_path)) {
-                    Ok(s) => {
-                        self.settings = s;
-                        self.reset();
-                    }
-                    Err(e) => self.error = Some(format!("{e:#}")),
-                }
-            }
-        });
+        self.settings_io(ui);
         ui.separator();
-        let l = ui.strong("Export to directory");
-        ui.text_edit_singleline(&mut self.export_dir).labelled_by(l.id);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let l = ui.strong("Export to directory");
+            ui.text_edit_singleline(&mut self.export_dir).labelled_by(l.id);
+        }
+        #[cfg(target_arch = "wasm32")]
+        ui.strong("Export (downloads)");
         ui.horizontal(|ui| {
             if ui.add_enabled(self.latest.is_some(), egui::Button::new("Set (safetensors + PNG)")).clicked() {
                 self.export_current();

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::time::Instant;
+use web_time::Instant;
 
 use anyhow::Result;
 
@@ -153,8 +153,25 @@ struct Live<'g> {
     settings: AppSettings,
 }
 
-/// The worker thread's body: runs until `Cmd::Quit` or the UI goes away.
-pub fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<dyn Fn() + Send>, cache: PathBuf) {
+/// Wait for the next command: blocking on a native worker thread; in a browser (one thread) by polling the
+/// channel and sleeping on the event loop in between.
+async fn next_cmd(rx: &Receiver<Cmd>) -> Option<Cmd> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rx.recv().ok();
+    #[cfg(target_arch = "wasm32")]
+    loop {
+        match rx.try_recv() {
+            Ok(c) => return Some(c),
+            Err(TryRecvError::Empty) => crate::gpu::sleep_ms(30).await,
+            Err(TryRecvError::Disconnected) => return None,
+        }
+    }
+}
+
+/// The worker's body: runs until `Cmd::Quit` or the UI goes away. Natively it runs on its own thread under
+/// `pollster::block_on`; in a browser it is a task on the page's event loop (`spawn_local`), which is why it
+/// is async: every read-back awaits the GPU instead of blocking the only thread.
+pub async fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<dyn Fn()>, cache: PathBuf) {
     let send = |m: Msg| {
         let ok = tx.send(m).is_ok();
         repaint();
@@ -170,9 +187,9 @@ pub fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<dyn Fn(
                 Err(TryRecvError::Disconnected) => return,
             }
         } else {
-            match rx.recv() {
-                Ok(c) => Some(c),
-                Err(_) => return,
+            match next_cmd(&rx).await {
+                Some(c) => Some(c),
+                None => return,
             }
         };
         let mut step = running;
@@ -181,7 +198,7 @@ pub fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<dyn Fn(
                 running = false;
                 step = false;
                 live = None;
-                match open(&gpu, *s, &cache) {
+                match open(&gpu, *s, &cache).await {
                     Ok((l, info, snap)) => {
                         live = Some(l);
                         send(Msg::Ready(Arc::new(info)));
@@ -208,7 +225,7 @@ pub fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<dyn Fn(
             None => {}
         }
         if step && let Some(l) = live.as_mut() {
-            match iterate(&gpu, l) {
+            match iterate(&gpu, l).await {
                 Ok(snap) => {
                     if !send(Msg::Snapshot(Box::new(snap))) {
                         return;
@@ -219,11 +236,14 @@ pub fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<dyn Fn(
                     send(Msg::Error(format!("{e:#}")));
                 }
             }
+            // a browser draws only between tasks: give it a turn after every iteration
+            #[cfg(target_arch = "wasm32")]
+            crate::gpu::yield_now().await;
         }
     }
 }
 
-fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) -> Result<(Live<'g>, SessionInfo, Snapshot)> {
+async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) -> Result<(Live<'g>, SessionInfo, Snapshot)> {
     settings.validate().map_err(anyhow::Error::msg)?;
     let ds = Arc::new(data::open(&settings.dataset, cache)?);
     let distiller = Distiller::new(gpu, &ds, settings.distill.clone())?;
@@ -249,7 +269,7 @@ fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) -> Res
     let ws = net.workspace(gpu, real_labels.len() + m)?;
     gpu.write(&ws.x, &real);
     let view = ViewNet { net, ws, real_n: real_labels.len(), real_labels };
-    let initial = distiller.synthetic()?.0;
+    let initial = gpu.read_many_async(&[(&distiller.syn, distiller.syn_len())]).await?.remove(0);
     let info = SessionInfo {
         settings: settings.clone(),
         dataset: ds.clone(),
@@ -259,25 +279,27 @@ fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) -> Res
         initial: initial.clone(),
     };
     let mut live = Live { ds, distiller, view, settings };
-    let view = view_features(gpu, &live)?;
+    let (view, _) = read_state(gpu, &live, false).await?;
     let snap = Snapshot { iteration: 0, syn: Arc::new(initial), loss: None, grad_norms: vec![], view, step_seconds: None };
     live.settings.distill.iterations = 0;
     Ok((live, info, snap))
 }
 
-fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
+async fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
     let t = Instant::now();
     l.distiller.step(&l.ds)?;
+    let (view, reads) = read_state(gpu, l, true).await?;
     let step_seconds = t.elapsed().as_secs_f64();
-    let loss = l.distiller.loss()?;
-    let grad_norms = l.distiller.pixel_grad_norms()?;
-    let syn = Arc::new(l.distiller.synthetic()?.0);
-    let view = view_features(gpu, l)?;
-    Ok(Snapshot { iteration: l.distiller.iteration, syn, loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
+    let Some([syn, loss, grad]) = reads else { anyhow::bail!("internal: the state was not read back") };
+    let loss = l.distiller.loss_from(&loss);
+    let grad_norms = l.distiller.grad_norms_from(&grad);
+    Ok(Snapshot { iteration: l.distiller.iteration, syn: Arc::new(syn), loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
 }
 
-/// Embed the shown real images and the current synthetic set with the view network; map to the hyperboloid.
-fn view_features(gpu: &Gpu, l: &Live<'_>) -> Result<Arc<ViewFeatures>> {
+/// Embed the shown real images and the current synthetic set with the view network and map them to the
+/// hyperboloid; with `state`, read the synthetic pixels, the loss and the pixel gradient back in the same
+/// single read-back.
+async fn read_state(gpu: &Gpu, l: &Live<'_>, state: bool) -> Result<(Arc<ViewFeatures>, Option<[Vec<f32>; 3]>)> {
     let v = &l.view;
     let d = &l.distiller;
     let img = l.ds.image_len();
@@ -285,12 +307,24 @@ fn view_features(gpu: &Gpu, l: &Live<'_>) -> Result<Arc<ViewFeatures>> {
     let mut enc = gpu.encoder();
     copy_f32(&mut enc, &d.syn, 0, &v.ws.x, v.real_n * img, m * img);
     v.net.forward(gpu, &mut enc, &v.ws, false);
-    gpu.submit_wait(enc);
+    gpu.submit(enc);
     let dim = v.net.cfg.embed_dim();
-    let feats = gpu.read_f32(&v.ws.embed, (v.real_n + m) * dim)?;
+    let mut parts = vec![(&v.ws.embed, (v.real_n + m) * dim)];
+    if state {
+        parts.extend([(&d.syn, d.syn_len()), d.loss_source(), (d.pixel_grad(), d.syn_len())]);
+    }
+    let mut reads = gpu.read_many_async(&parts).await?.into_iter();
+    let feats = reads.next().unwrap_or_default();
+    let rest = if state {
+        let mut r = || reads.next().unwrap_or_default();
+        Some([r(), r(), r()])
+    } else {
+        None
+    };
     let hyper = l.settings.distill.hyperbolic();
     let syn_labels = d.synthetic_labels().iter().map(|&c| c as usize).collect();
-    Ok(Arc::new(ViewFeatures::from_features(hyper, l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels)))
+    let view = Arc::new(ViewFeatures::from_features(hyper, l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels));
+    Ok((view, rest))
 }
 
 /// Whether the method shows geodesic distances as its loss (HDD) or DM's squared mean difference.

@@ -47,8 +47,15 @@ impl AppSettings {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self)?;
-        crate::export::atomic_write(path, text.as_bytes())
+        crate::export::atomic_write(path, self.to_toml()?.as_bytes())
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    pub fn from_toml(text: &str) -> Result<AppSettings> {
+        Ok(toml::from_str(text)?)
     }
 
     /// Checks that need no dataset (the rest happens when the session opens it).

@@ -6,6 +6,7 @@
 
 pub mod cifar;
 pub mod embedded;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fetch;
 pub mod folder;
 pub mod idx;
@@ -235,6 +236,11 @@ pub fn open(spec: &str, cache_dir: &Path) -> Result<Dataset, DataError> {
     if spec.is_empty() || spec == "embedded" {
         return embedded::load();
     }
+    if let Some(name) = spec.strip_prefix("memory:") {
+        let files = memory().lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        let files = files.ok_or_else(|| DataError::Layout(format!("no files were loaded under the name '{name}'")))?;
+        return open_source(&source::Source::from_memory(name, files)?, name);
+    }
     let path = Path::new(spec);
     if path.exists() {
         return open_path(path);
@@ -257,10 +263,29 @@ pub fn open(spec: &str, cache_dir: &Path) -> Result<Dataset, DataError> {
     )))
 }
 
+type MemoryFiles = std::collections::HashMap<String, Vec<(String, Vec<u8>)>>;
+
+fn memory() -> &'static std::sync::Mutex<MemoryFiles> {
+    static FILES: std::sync::OnceLock<std::sync::Mutex<MemoryFiles>> = std::sync::OnceLock::new();
+    FILES.get_or_init(Default::default)
+}
+
+/// Keep files given as bytes (the browser's file picker hands them over this way) under `name`;
+/// `open("memory:<name>", …)` then reads them like a directory (a single .zip is unpacked).
+pub fn register_memory(name: &str, files: Vec<(String, Vec<u8>)>) {
+    memory().lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), files);
+}
+
 /// Detect the layout under `path` and load it.
 pub fn open_path(path: &Path) -> Result<Dataset, DataError> {
     let src = source::Source::open(path)?;
     let name_hint = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    open_source(&src, &name_hint)
+}
+
+/// Detect the layout of `src` and load it (`name_hint` names datasets whose files do not).
+pub fn open_source(src: &source::Source, name_hint: &str) -> Result<Dataset, DataError> {
+    let (src, name_hint) = (src, name_hint.to_string());
     let ds = if let Some(ds) = idx::detect(&src, &name_hint)? {
         ds
     } else if let Some(ds) = cifar::detect(&src)? {
@@ -276,7 +301,7 @@ pub fn open_path(path: &Path) -> Result<Dataset, DataError> {
             "{}: no dataset layout recognised. Expected one of: IDX files (train-images-idx3-ubyte[.gz], …), \
              CIFAR binaries (data_batch_1.bin … test_batch.bin, or train.bin/test.bin), SVHN train_32x32.mat/test_32x32.mat, \
              Tiny ImageNet (wnids.txt, train/, val/), or image folders (train/<class>/*, test/<class>/*)",
-            path.display()
+            src.display("")
         )));
     };
     ds.validate()?;

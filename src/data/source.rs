@@ -9,9 +9,37 @@ use super::{bad, io_err, DataError};
 pub enum Source {
     Dir { root: PathBuf, files: Vec<String> },
     Zip { path: PathBuf, archive: std::sync::Mutex<zip::ZipArchive<std::fs::File>>, files: Vec<String> },
+    /// Files handed over as bytes (the browser's file picker): `name` is what messages call the set.
+    Memory { name: String, files: Vec<String>, data: std::collections::HashMap<String, Vec<u8>> },
 }
 
 impl Source {
+    /// Files given as (name, bytes); a single .zip is opened and its members become the files.
+    pub fn from_memory(name: &str, given: Vec<(String, Vec<u8>)>) -> Result<Source, DataError> {
+        let mut data = std::collections::HashMap::new();
+        if let [(zip_name, bytes)] = &given[..]
+            && zip_name.to_ascii_lowercase().ends_with(".zip")
+        {
+            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice()))
+                .map_err(|e| bad(zip_name, format!("not a readable zip archive: {e}")))?;
+            for i in 0..archive.len() {
+                let mut f = archive.by_index(i).map_err(|e| bad(zip_name, format!("unreadable member: {e}")))?;
+                if f.is_dir() {
+                    continue;
+                }
+                let member = f.name().map_err(|e| bad(zip_name, format!("unreadable member name: {e}")))?.into_owned();
+                let mut buf = Vec::with_capacity(f.size() as usize);
+                f.read_to_end(&mut buf).map_err(|e| io_err(format!("{zip_name}:{member}"), e))?;
+                data.insert(member, buf);
+            }
+        } else {
+            data.extend(given);
+        }
+        let mut files: Vec<String> = data.keys().cloned().collect();
+        files.sort();
+        Ok(Source::Memory { name: name.to_string(), files, data })
+    }
+
     pub fn open(path: &Path) -> Result<Source, DataError> {
         let is_zip = path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
         if is_zip {
@@ -41,7 +69,7 @@ impl Source {
     /// Every file under the root, sorted.
     pub fn files(&self) -> &[String] {
         match self {
-            Source::Dir { files, .. } | Source::Zip { files, .. } => files,
+            Source::Dir { files, .. } | Source::Zip { files, .. } | Source::Memory { files, .. } => files,
         }
     }
 
@@ -51,6 +79,8 @@ impl Source {
             Source::Dir { root, .. } => root.join(rel).display().to_string(),
             Source::Zip { path, .. } if rel.is_empty() => path.display().to_string(),
             Source::Zip { path, .. } => format!("{}:{rel}", path.display()),
+            Source::Memory { name, .. } if rel.is_empty() => name.clone(),
+            Source::Memory { name, .. } => format!("{name}:{rel}"),
         }
     }
 
@@ -64,6 +94,7 @@ impl Source {
                 f.read_to_end(&mut buf).map_err(|e| io_err(self.display(rel), e))?;
                 Ok(buf)
             }
+            Source::Memory { data, .. } => data.get(rel).cloned().ok_or_else(|| bad(self.display(rel), "no such file")),
         }
     }
 

@@ -421,6 +421,7 @@ impl GpuConvNet {
     }
 
     /// Convenience for small jobs and self-checks: embed `x` (n images) and read the features back.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn embed(&self, gpu: &Gpu, x: &[f32], n: usize) -> Result<Vec<f32>, GpuError> {
         let ws = self.workspace(gpu, n)?;
         gpu.write(&ws.x, x);

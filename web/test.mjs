@@ -1,0 +1,170 @@
+// Browser test of the web demo: serves web/dist on 127.0.0.1, opens it in Debian's headless Chromium
+// (WebGPU through SwiftShader), waits for distillation iterations, and checks from a screenshot's pixels that
+// the synthetic grid and the Poincaré disk were drawn. A second browser without WebGPU must get the page that
+// says what is needed. Prints one JSON line of measurements; exits non-zero on any failure.
+// Usage: node web/test.mjs [--iterations N] [--timeout-s S]   (after web/build.sh; npm install in web/)
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.join(here, 'dist');
+const outDir = path.join(here, 'test-out');
+const arg = (name, dflt) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
+const wantIterations = arg('--iterations', 3);
+const timeoutMs = arg('--timeout-s', 420) * 1000;
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const base = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+// The set that gives a WebGPU adapter (SwiftShader) *and* a visible WebGPU canvas in screenshots
+// (../shared/docs/platform.md §5).
+const webgpu = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=vulkan', '--use-vulkan=swiftshader'];
+
+function fail(msg) { console.error('FAIL: ' + msg); process.exitCode = 1; throw new Error(msg); }
+
+// --- a static server with the right MIME types (wasm streaming compilation needs application/wasm)
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.png': 'image/png' };
+function serve() {
+  const server = http.createServer((req, res) => {
+    const rel = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const file = path.join(dist, rel.endsWith('/') ? rel + 'index.html' : rel);
+    if (!file.startsWith(dist) || !fs.existsSync(file)) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise(ok => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+// --- a minimal PNG decoder (8-bit RGB/RGBA, not interlaced: what Chromium's screenshots are)
+function decodePng(buf) {
+  let p = 8, width = 0, height = 0, ctype = 0; const idat = [];
+  while (p < buf.length) {
+    const len = buf.readUInt32BE(p), type = buf.toString('ascii', p + 4, p + 8), data = buf.subarray(p + 8, p + 8 + len);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0); height = data.readUInt32BE(4); ctype = data[9];
+      if (data[8] !== 8 || data[12] !== 0 || (ctype !== 2 && ctype !== 6)) fail('unexpected PNG format');
+    } else if (type === 'IDAT') idat.push(data);
+    p += 12 + len;
+  }
+  const bpp = ctype === 6 ? 4 : 3, stride = width * bpp, raw = zlib.inflateSync(Buffer.concat(idat));
+  const out = Buffer.alloc(width * height * 4), prev = Buffer.alloc(stride), cur = Buffer.alloc(stride);
+  for (let y = 0; y < height; y++) {
+    const f = raw[y * (stride + 1)], row = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= bpp ? cur[x - bpp] : 0, b = prev[x], c = x >= bpp ? prev[x - bpp] : 0;
+      let v = row[x];
+      if (f === 1) v += a; else if (f === 2) v += b; else if (f === 3) v += (a + b) >> 1;
+      else if (f === 4) { const pp = a + b - c, pa = Math.abs(pp - a), pb = Math.abs(pp - b), pc = Math.abs(pp - c); v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c; }
+      cur[x] = v & 255;
+    }
+    for (let x = 0; x < width; x++) {
+      out[(y * width + x) * 4] = cur[x * bpp]; out[(y * width + x) * 4 + 1] = cur[x * bpp + 1];
+      out[(y * width + x) * 4 + 2] = cur[x * bpp + 2]; out[(y * width + x) * 4 + 3] = 255;
+    }
+    cur.copy(prev);
+  }
+  return { width, height, px: out };
+}
+
+// statistics of a screenshot region (screen pixels)
+function region(img, [x0, y0, x1, y1]) {
+  let coloured = 0, total = 0; const greys = new Set(), hues = new Set();
+  for (let y = Math.max(0, Math.floor(y0)); y < Math.min(img.height, Math.ceil(y1)); y++) {
+    for (let x = Math.max(0, Math.floor(x0)); x < Math.min(img.width, Math.ceil(x1)); x++) {
+      const o = (y * img.width + x) * 4, r = img.px[o], g = img.px[o + 1], b = img.px[o + 2];
+      const mx = Math.max(r, g, b), mn = Math.min(r, g, b); total++;
+      if (mx - mn > 60) {
+        coloured++;
+        let h = mx === r ? (g - b) / (mx - mn) : mx === g ? 2 + (b - r) / (mx - mn) : 4 + (r - g) / (mx - mn);
+        hues.add(Math.round(((h * 60 + 360) % 360) / 20));   // 18 hue bins
+      } else if (mx - mn <= 2) greys.add(mx);
+    }
+  }
+  return { total, coloured, hueBins: hues.size, greyLevels: greys.size };
+}
+
+async function launch(args) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hd-chromium-'));
+  return chromium.launchPersistentContext(dir, { executablePath: chromiumPath, headless: true, args: [...base, ...args],
+    viewport: { width: 1600, height: 1000 }, deviceScaleFactor: 1 });
+}
+
+// (data-it-per-s is dataset.itPerS: the DOM camel-cases data attributes)
+const status = page => page.evaluate(() => ({ ...document.getElementById('hd-status').dataset, now: performance.now() }));
+
+async function main() {
+  if (!fs.existsSync(path.join(dist, 'pkg', 'hyperdistill_bg.wasm'))) fail('web/dist is missing: run web/build.sh first');
+  fs.mkdirSync(outDir, { recursive: true });
+  const server = await serve();
+  const url = `http://127.0.0.1:${server.address().port}/`;
+  const result = { url };
+  const wasm = path.join(dist, 'pkg', 'hyperdistill_bg.wasm');
+  result.wasm_bytes = fs.statSync(wasm).size;
+  result.wasm_gzip_bytes = zlib.gzipSync(fs.readFileSync(wasm), { level: 9 }).length;
+  try {
+    // 1. with WebGPU: the app starts, distils, draws
+    const ctx = await launch(webgpu);
+    const page = ctx.pages()[0] ?? await ctx.newPage();
+    const logs = [];
+    page.on('console', m => logs.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', e => logs.push(`pageerror: ${e}`));
+    const t0 = Date.now();
+    await page.goto(url);
+    let s, firstFrame = null, firstSnapshot = null;
+    while (true) {
+      s = await status(page);
+      if (firstFrame === null && Number(s.frames ?? 0) >= 1) firstFrame = s.now;
+      if (firstSnapshot === null && Number(s.iteration ?? -1) >= 0) firstSnapshot = s.now;
+      if (s.state === 'no-webgpu' || s.state === 'failed' || s.error) break;
+      if (Number(s.iteration ?? -1) >= wantIterations && s.diskRect) break;
+      if (Date.now() - t0 > timeoutMs) break;
+      await new Promise(r => setTimeout(r, 250));
+    }
+    fs.writeFileSync(path.join(outDir, 'console.log'), logs.join('\n'));
+    Object.assign(result, {
+      state: s.state, adapter: s.adapter, dataset: s.dataset, iteration: Number(s.iteration), it_per_s: Number(s.itPerS),
+      frame_ms: Number(s.frameMs), step_s: Number(s.stepS), loss: Number(s.loss), disk_points: Number(s.diskPoints),
+      first_frame_ms: firstFrame && Math.round(firstFrame), first_snapshot_ms: firstSnapshot && Math.round(firstSnapshot),
+    });
+    if (s.state === 'no-webgpu') fail('Chromium gave no WebGPU adapter with ' + webgpu.join(' '));
+    if (s.error) fail('the app reported: ' + s.error);
+    if (!(Number(s.iteration) >= wantIterations)) fail(`only ${s.iteration} iterations within ${timeoutMs / 1000} s (state ${s.state}); console in web/test-out/console.log`);
+    if (!(Number(s.diskPoints) > 0)) fail('the disk has no points');
+    // let a few frames draw the latest state, then read the pixels
+    await new Promise(r => setTimeout(r, 1500));
+    s = await status(page);
+    const canvas = await page.evaluate(() => { const r = document.getElementById('the_canvas').getBoundingClientRect(); return [r.left, r.top]; });
+    const ppp = Number(s.pixelsPerPoint);
+    const toScreen = str => { const [a, b, c, d] = str.split(',').map(Number); return [canvas[0] + a * ppp, canvas[1] + b * ppp, canvas[0] + c * ppp, canvas[1] + d * ppp]; };
+    const shot = await page.screenshot({ path: path.join(outDir, 'webgpu.png') });
+    const img = decodePng(shot);
+    const disk = region(img, toScreen(s.diskRect));
+    const grid = region(img, toScreen(s.gridRect));
+    Object.assign(result, { disk_pixels: disk, grid_pixels: grid });
+    // 10 classes in 10 hues: the disk must show many class colours; the grid is greyscale Fashion-MNIST
+    if (disk.coloured < 300 || disk.hueBins < 5) fail(`the disk region does not look drawn: ${JSON.stringify(disk)}`);
+    if (grid.greyLevels < 40) fail(`the synthetic grid does not look drawn: ${JSON.stringify(grid)}`);
+    await ctx.close();
+
+    // 2. without WebGPU: the page explains what is needed instead of a blank canvas
+    const plain = await launch([]);
+    const p2 = plain.pages()[0] ?? await plain.newPage();
+    await p2.goto(url);
+    await p2.waitForFunction(() => ['no-webgpu', 'running', 'failed'].includes(document.getElementById('hd-status').dataset.state), null, { timeout: 60000 });
+    const s2 = await status(p2);
+    const shown = await p2.evaluate(() => getComputedStyle(document.getElementById('nogpu')).display !== 'none' && document.getElementById('nogpu').innerText);
+    await p2.screenshot({ path: path.join(outDir, 'no-webgpu.png') });
+    result.without_webgpu = { state: s2.state, page_says: shown && shown.split('\n')[0] };
+    if (s2.state === 'running') result.without_webgpu.note = 'plain headless Chromium offered an adapter; the no-WebGPU page was not exercised';
+    else if (s2.state !== 'no-webgpu' || !shown || !shown.includes('needs WebGPU')) fail(`without WebGPU the page is in state ${s2.state}`);
+    await plain.close();
+  } finally {
+    server.close();
+    console.log(JSON.stringify(result));
+  }
+}
+main().catch(e => { if (!process.exitCode) { console.error(e); process.exitCode = 1; } });
