@@ -148,9 +148,35 @@ async function main() {
     // 10 classes in 10 hues: the disk must show many class colours; the grid is greyscale Fashion-MNIST
     if (disk.coloured < 300 || disk.hueBins < 5) fail(`the disk region does not look drawn: ${JSON.stringify(disk)}`);
     if (grid.greyLevels < 40) fail(`the synthetic grid does not look drawn: ${JSON.stringify(grid)}`);
+
+    // 2. a shared link: the settings in the hash are the ones the session runs with
+    const toml = '[distill]\nmethod = "dm"\nipc = 1\nwidth = 8\nbatch_real = 8\nseed = 7\n';
+    await page.goto(url + '?paused#settings=' + encodeURIComponent(toml));
+    await page.waitForFunction(() => document.getElementById('hd-status').dataset.settings?.startsWith('dm '), null, { timeout: 120000 })
+      .catch(() => {});
+    s = await status(page);
+    result.shared_link = { settings: s.settings, running: s.running };
+    if (s.settings !== 'dm ipc=1 width=8 batch_real=8 seed=7' || s.running !== 'false') fail(`the link's settings were not applied: ${JSON.stringify(result.shared_link)}`);
+
+    // 3. the file picker: a small IDX Fashion-MNIST-like set made here (10 classes, 6 train + 2 test images each)
+    const idx = (magic, dims, body) => { const h = Buffer.alloc(4 + 4 * dims.length); h.writeUInt32BE(magic, 0); dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i)); return Buffer.concat([h, body]); };
+    const images = n => Buffer.from(Array.from({ length: n * 784 }, (_, i) => (i * 37 + Math.floor(i / 784) * 11) % 256));
+    const labels = n => Buffer.from(Array.from({ length: n }, (_, i) => i % 10));
+    const files = [
+      ['train-images-idx3-ubyte.gz', zlib.gzipSync(idx(2051, [60, 28, 28], images(60)))],
+      ['train-labels-idx1-ubyte.gz', zlib.gzipSync(idx(2049, [60], labels(60)))],
+      ['t10k-images-idx3-ubyte', idx(2051, [20, 28, 28], images(20))],
+      ['t10k-labels-idx1-ubyte', idx(2049, [20], labels(20))],
+    ].map(([name, buffer]) => ({ name, mimeType: 'application/octet-stream', buffer }));
+    await page.setInputFiles('#files', files);
+    await page.waitForFunction(() => /\(60 train images\)/.test(document.getElementById('hd-status').dataset.dataset ?? ''), null, { timeout: 120000 })
+      .catch(() => {});
+    s = await status(page);
+    result.file_picker = { dataset: s.dataset, iteration: Number(s.iteration), error: s.error };
+    if (!/\(60 train images\)/.test(s.dataset ?? '') || s.error) fail(`the picked files were not opened: ${JSON.stringify(result.file_picker)}`);
     await ctx.close();
 
-    // 2. without WebGPU: the page explains what is needed instead of a blank canvas
+    // 4. without WebGPU: the page explains what is needed instead of a blank canvas
     const plain = await launch([]);
     const p2 = plain.pages()[0] ?? await plain.newPage();
     await p2.goto(url);

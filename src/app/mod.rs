@@ -554,6 +554,10 @@ impl HyperApp {
         report("loss", &self.latest.as_ref().and_then(|s| s.loss.as_ref()).map_or(String::new(), |l| format!("{:.4}", l.0)));
         report("dataset", &self.info.as_ref().map_or(String::new(), |i| format!("{} ({} train images)", i.dataset.name, i.dataset.train.len())));
         report("adapter", &self.info.as_ref().map_or(String::new(), |i| i.adapter.clone()));
+        report("settings", &self.info.as_ref().map_or(String::new(), |i| {
+            let d = &i.settings.distill;
+            format!("{} ipc={} width={} batch_real={} seed={}", d.method.name(), d.ipc, d.width, d.batch_real, d.seed)
+        }));
         report("disk-points", &self.disk.as_ref().map_or(0, |(_, p)| p.real.len() + p.syn.len()).to_string());
         report("disk-rect", &self.last_disk_rect.map_or(String::new(), |r| format!("{},{},{},{}", r.min.x, r.min.y, r.max.x, r.max.y)));
         report("grid-rect", &self.last_grid_rect.map_or(String::new(), |r| format!("{},{},{},{}", r.min.x, r.min.y, r.max.x, r.max.y)));
