@@ -208,10 +208,12 @@ impl Gpu {
 
     /// One line naming the adapter, for logs and output metadata.
     pub fn describe(&self) -> String {
-        format!(
-            "{} ({:?}, {:?}, driver {} {})",
-            self.info.name, self.info.backend, self.info.device_type, self.info.driver, self.info.driver_info
-        )
+        let i = &self.info;
+        // browsers hide the adapter's name and driver; say so rather than print blanks
+        let name = if i.name.is_empty() { "unnamed adapter" } else { &i.name };
+        let driver = format!("{} {}", i.driver, i.driver_info);
+        let driver = if driver.trim().is_empty() { "not disclosed".to_string() } else { driver.trim().to_string() };
+        format!("{name} ({:?}, {:?}, driver {driver})", i.backend, i.device_type)
     }
 
     /// Compiled pipeline for (shader, entry, constants); built once, then served from the cache.
