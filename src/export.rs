@@ -121,12 +121,14 @@ pub fn grid_png_bytes(set: &SynSet, classes: usize, per_class: usize, mean: &[f3
     Ok(bytes.into_inner())
 }
 
-/// The metadata every exported set carries: dataset and its statistics, method and its hyperparameters, seed,
-/// iteration, adapter, version, and the whole resolved configuration (`config_toml`).
-pub fn metadata(d: &crate::distill::DistillConfig, ds: &crate::data::Dataset, adapter: String, iteration: usize, config_toml: String) -> HashMap<String, String> {
+/// The metadata every exported set carries: dataset (with `dataset_spec`, what `data::open` was given, so `eval`
+/// can reopen it) and its statistics, method and its hyperparameters, seed, iteration, adapter, version, and the
+/// whole resolved configuration (`config_toml`).
+pub fn metadata(d: &crate::distill::DistillConfig, spec: &str, ds: &crate::data::Dataset, adapter: String, iteration: usize, config_toml: String) -> HashMap<String, String> {
     let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
     HashMap::from([
         ("dataset".to_string(), ds.name.clone()),
+        ("dataset_spec".to_string(), if spec.is_empty() { "embedded".to_string() } else { spec.to_string() }),
         ("dataset_source".to_string(), ds.source.clone()),
         ("classes".to_string(), ds.classes.join("|")),
         ("mean".to_string(), list(&ds.mean)),

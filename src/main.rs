@@ -68,6 +68,14 @@ enum Command {
         seed: u64,
         #[arg(long)]
         cache: Option<PathBuf>,
+        /// Hyperbolic pruning of the synthetic set before evaluating it (the other reading of the paper's pruning):
+        /// keep this fraction of each class, the images nearest the class's Lorentz centroid under fixed random
+        /// ConvNet-3s (k, clamp and map from the file's metadata). 1 = no pruning.
+        #[arg(long, default_value_t = 1.0, value_name = "FRACTION")]
+        keep_syn: f64,
+        /// Random networks whose distances are averaged for --keep-syn.
+        #[arg(long, default_value_t = 1)]
+        prune_nets: usize,
     },
     /// Datasets: inspect what a path or name loads as, or download the official files.
     Data {
@@ -261,6 +269,25 @@ enum DataCommand {
     },
 }
 
+/// The Lorentz map recorded in an exported set's metadata (k, clamp, map), defaults where absent.
+fn hyperbolic_of(meta: &std::collections::HashMap<String, String>) -> Result<hyperdistill::lorentz::Hyperbolic> {
+    let mut h = hyperdistill::distill::DistillConfig::default().hyperbolic();
+    if let Some(k) = meta.get("k") {
+        h.k = k.parse().with_context(|| format!("metadata k = '{k}' is not a number"))?;
+    }
+    match meta.get("clamp").map(String::as_str) {
+        None => {}
+        Some("off") => h.clamp = None,
+        Some(c) => h.clamp = Some(c.parse().with_context(|| format!("metadata clamp = '{c}' is not a number or 'off'"))?),
+    }
+    match meta.get("map").map(String::as_str) {
+        None | Some("expmap") => {}
+        Some("projx") => h.map = hyperdistill::lorentz::LorentzMap::Projx,
+        Some(m) => bail!("metadata map = '{m}': expected expmap or projx"),
+    }
+    Ok(h)
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,wgpu_hal::gles=off")).init();
     match run(Cli::parse()) {
@@ -304,9 +331,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("wrote {0}/synset.safetensors, {0}/synset.png, {0}/metrics.jsonl, {0}/config.toml, {0}/checkpoint.safetensors", o.out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { synset, dataset, epochs, nets, width, quick, seed, cache } => {
-            let set = hyperdistill::export::read_safetensors(&synset)?;
-            let spec = dataset.or_else(|| set.meta.get("dataset_source").cloned()).unwrap_or_else(|| "embedded".into());
+        Command::Eval { synset, dataset, epochs, nets, width, quick, seed, cache, keep_syn, prune_nets } => {
+            if !(keep_syn > 0.0 && keep_syn <= 1.0) {
+                bail!("--keep-syn must be in (0, 1], got {keep_syn}");
+            }
+            if prune_nets == 0 {
+                bail!("--prune-nets must be at least 1");
+            }
+            let mut set = hyperdistill::export::read_safetensors(&synset)?;
+            // the spec the set was distilled from; older files only name the dataset (the embedded subset's source
+            // says "embedded …")
+            let spec = dataset.or_else(|| set.meta.get("dataset_spec").cloned()).unwrap_or_else(|| match (set.meta.get("dataset_source"), set.meta.get("dataset")) {
+                (Some(src), _) if src.starts_with("embedded") => "embedded".into(),
+                (_, Some(name)) => name.clone(),
+                _ => "embedded".into(),
+            });
             let cache = cache.unwrap_or_else(fetch::default_cache_dir);
             let ds = data::open(&spec, &cache)?;
             if (set.c, set.h, set.w) != (ds.channels, ds.height, ds.width) {
@@ -320,6 +359,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(v) = nets { cfg.nets = v; }
             if let Some(v) = width { cfg.width = v; }
             let gpu = Gpu::new()?;
+            if keep_syn < 1.0 {
+                let hyper = hyperbolic_of(&set.meta)?;
+                let bar = indicatif::ProgressBar::hidden();
+                let ranking = hyperdistill::prune::rank_synthetic(&gpu, &set, ds.classes.len(), cfg.width, prune_nets, &hyper, seed, &bar)?;
+                let before = set.labels.len();
+                set = hyperdistill::prune::keep_synthetic(&set, &ranking, keep_syn);
+                eprintln!("pruned the synthetic set: kept {} of {before} images (k {}, clamp {:?}, {:?})", set.labels.len(), hyper.k, hyper.clamp, hyper.map);
+            }
             let r = hyperdistill::eval::evaluate(&gpu, &ds, &set.images, &set.labels, &cfg, seed, &mut |k, ep| {
                 if ep % 50 == 0 { eprintln!("net {}/{} epoch {ep}/{}", k + 1, cfg.nets, cfg.epochs); }
             })?;

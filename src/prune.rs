@@ -1,4 +1,6 @@
-//! prune: hyperbolic pruning of the real training data (method.md §1.8, the project's reading of the paper).
+//! prune: hyperbolic pruning (method.md §1.8). The project's reading of the paper prunes the real training data
+//! before distilling (`rank` + `keep`, `distill --keep-real`); the other reading prunes the synthetic set before
+//! evaluating it (`rank_synthetic` + `keep_synthetic`, `eval --keep-syn`).
 //!
 //! Every real training image of a class is embedded by a fixed random ConvNet-3 (or several, averaged), mapped
 //! onto the hyperboloid exactly as HDD maps features, and ranked by its geodesic distance to its class's Law
@@ -7,6 +9,7 @@
 //! cannot rank samples when the radius clamp is active (every sample sits at 10·√k), hence the class centroid.
 
 use crate::data::{Dataset, Split};
+use crate::export::SynSet;
 use crate::gpu::{Gpu, GpuError};
 use crate::lorentz::{Hyperbolic, geoopt};
 use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet};
@@ -25,17 +28,37 @@ pub fn distances_to_centroid(points: &[Vec<f64>], k: f64) -> Vec<f64> {
 /// fixed random ConvNet-3s of `width` drawn from `seed`. Images go through the GPU in batches of `batch`.
 pub fn rank(gpu: &Gpu, ds: &Dataset, width: usize, nets: usize, hyper: &Hyperbolic, seed: u64, batch: usize, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
     let cfg = ConvNetConfig::new(ds.channels, ds.height, width, ds.classes.len())?;
-    let class_idx = ds.class_indices(&ds.train);
+    rank_classes(gpu, &cfg, &ds.class_indices(&ds.train), &|ix| ds.normalized(&ds.train, ix), nets, hyper, seed, batch, progress)
+}
+
+/// The other reading of the paper's pruning: rank a *synthetic* set's images within each class the same way
+/// (same networks for the same seed), so that `keep_synthetic` can cut it before evaluation.
+pub fn rank_synthetic(gpu: &Gpu, set: &SynSet, classes: usize, width: usize, nets: usize, hyper: &Hyperbolic, seed: u64, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
+    let cfg = ConvNetConfig::new(set.c, set.h, width, classes)?;
+    let class_idx: Vec<Vec<usize>> = (0..classes).map(|c| (0..set.labels.len()).filter(|&i| set.labels[i] as usize == c).collect()).collect();
+    let len = set.c * set.h * set.w;
+    let gather = |ix: &[usize]| ix.iter().flat_map(|&i| set.images[i * len..(i + 1) * len].iter().copied()).collect();
+    let batch = class_idx.iter().map(Vec::len).max().unwrap_or(1).clamp(1, 256);
+    rank_classes(gpu, &cfg, &class_idx, &gather, nets, hyper, seed, batch, progress)
+}
+
+/// Per class (`class_idx[c]` = its image indices), the images sorted by mean distance to the class's Law
+/// centroid over `nets` random networks; `images` returns the normalised pixels of a list of indices.
+#[allow(clippy::too_many_arguments)]
+fn rank_classes(gpu: &Gpu, cfg: &ConvNetConfig, class_idx: &[Vec<usize>], images: &dyn Fn(&[usize]) -> Vec<f32>, nets: usize, hyper: &Hyperbolic, seed: u64, batch: usize, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
     let mut sums: Vec<Vec<f64>> = class_idx.iter().map(|v| vec![0.0; v.len()]).collect();
-    progress.set_length((nets * ds.train.len()) as u64);
+    progress.set_length((nets * class_idx.iter().map(Vec::len).sum::<usize>()) as u64);
     let mut r = rng::stream(seed, "prune-nets");
     for _ in 0..nets {
-        let net = GpuConvNet::new(gpu, &ConvNetParams::init(&cfg, &mut r))?;
+        let net = GpuConvNet::new(gpu, &ConvNetParams::init(cfg, &mut r))?;
         let ws = net.workspace(gpu, batch)?;
         for (c, idx) in class_idx.iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
             let mut pts = Vec::with_capacity(idx.len());
             for chunk in idx.chunks(batch) {
-                pts.extend(embed_points(gpu, &net, &ws, ds, chunk, hyper)?);
+                pts.extend(embed_points(gpu, &net, &ws, &images(chunk), chunk.len(), hyper)?);
                 progress.inc(chunk.len() as u64);
             }
             for (s, d) in sums[c].iter_mut().zip(distances_to_centroid(&pts, hyper.k)) {
@@ -54,16 +77,36 @@ pub fn rank(gpu: &Gpu, ds: &Dataset, width: usize, nets: usize, hyper: &Hyperbol
         .collect())
 }
 
-fn embed_points(gpu: &Gpu, net: &GpuConvNet, ws: &crate::nn::convnet::Workspace, ds: &Dataset, idx: &[usize], hyper: &Hyperbolic) -> Result<Vec<Vec<f64>>, GpuError> {
-    let x = ds.normalized(&ds.train, idx);
-    gpu.write(&ws.x, &x);
+fn embed_points(gpu: &Gpu, net: &GpuConvNet, ws: &crate::nn::convnet::Workspace, x: &[f32], n: usize, hyper: &Hyperbolic) -> Result<Vec<Vec<f64>>, GpuError> {
+    gpu.write(&ws.x, x);
     let mut enc = gpu.encoder();
     net.forward(gpu, &mut enc, ws, false);
     gpu.submit_wait(enc);
     let dim = net.cfg.embed_dim();
-    // the workspace holds `batch` images; only the first idx.len() are this chunk's
-    let f = gpu.read_f32(&ws.embed, idx.len() * dim)?;
+    // the workspace holds `batch` images; only the first n are this chunk's
+    let f = gpu.read_f32(&ws.embed, n * dim)?;
     Ok(f.chunks(dim).map(|v| geoopt::to_hyperboloid(&v.iter().map(|&a| a as f64).collect::<Vec<_>>(), hyper)).collect())
+}
+
+/// The synthetic set with each class cut to its nearest `fraction` (at least one image per class), in the
+/// set's original order; the metadata records the cut.
+pub fn keep_synthetic(set: &SynSet, ranking: &Ranking, fraction: f64) -> SynSet {
+    let mut kept: Vec<usize> = ranking
+        .iter()
+        .flat_map(|cls| {
+            let n = ((cls.len() as f64 * fraction).round() as usize).max(1).min(cls.len());
+            cls[..n].iter().map(|&(i, _)| i)
+        })
+        .collect();
+    kept.sort_unstable();
+    let len = set.c * set.h * set.w;
+    let mut out = SynSet { images: Vec::with_capacity(kept.len() * len), labels: Vec::with_capacity(kept.len()), meta: set.meta.clone(), ..*set };
+    for &i in &kept {
+        out.images.extend_from_slice(&set.images[i * len..(i + 1) * len]);
+        out.labels.push(set.labels[i]);
+    }
+    out.meta.insert("pruned_synthetic".into(), format!("kept {} of {} images (fraction {fraction} per class, nearest the class's Lorentz centroid)", kept.len(), set.labels.len()));
+    out
 }
 
 /// The dataset with each class's training images cut to the nearest `fraction` (at least one per class, and at

@@ -102,7 +102,7 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
 
 /// Metadata that goes into every exported set.
 pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> HashMap<String, String> {
-    crate::export::metadata(&cfg.distill, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
+    crate::export::metadata(&cfg.distill, &cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
 }
 
 pub struct Outcome {

@@ -85,4 +85,15 @@ fn distill_with_hyperbolic_pruning_keeps_the_fraction() {
     let o = hyperdistill(&["distill", "--keep-real", "1.5", "--iterations", "1", "--out", out.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("keep_real must be in (0, 1]"));
+
+    // the other reading: prune the synthetic set (IPC 1 here: one image per class always stays), then evaluate
+    let set = out.join("synset.safetensors");
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--keep-syn", "0.5", "--epochs", "1", "--nets", "1", "--width", "4"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("pruned the synthetic set: kept 10 of 10 images (k 1, clamp Some(10.0), Expmap)"), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("test accuracy"));
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--keep-syn", "0"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--keep-syn must be in (0, 1], got 0"));
 }

@@ -50,3 +50,49 @@ fn ranking_matches_the_reference_and_keep_takes_the_nearest() {
     }
     assert_eq!(kept.test, ds.test);
 }
+
+/// The synthetic-set reading: the same distances as the reference for the set's own images, and each class cut to
+/// its nearest fraction, in the set's order, with the cut recorded in the metadata.
+#[test]
+fn synthetic_ranking_matches_the_reference_and_keeps_the_nearest() {
+    let ds = random_dataset(1, 28, 4, 3); // 10 classes × 4 images: use the training split as a "synthetic set"
+    let set = hyperdistill::export::SynSet {
+        images: ds.normalized(&ds.train, &(0..ds.train.len()).collect::<Vec<_>>()),
+        labels: ds.train.labels.clone(),
+        c: 1,
+        h: 28,
+        w: 28,
+        meta: Default::default(),
+    };
+    let h = Hyperbolic { k: 2.4, clamp: None, map: LorentzMap::Expmap };
+    let (width, seed) = (4, 5);
+    let ranking = prune::rank_synthetic(gpu(), &set, 10, width, 1, &h, seed, &indicatif::ProgressBar::hidden()).unwrap();
+    let cfg = ConvNetConfig::new(1, 28, width, 10).unwrap();
+    let p = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(seed, "prune-nets")).to_f64();
+    let mut worst = 0f64;
+    for (c, cls) in ranking.iter().enumerate() {
+        let idx: Vec<usize> = (0..set.labels.len()).filter(|&i| set.labels[i] == c as u32).collect();
+        let x: Vec<f64> = idx.iter().flat_map(|&i| set.images[i * 784..(i + 1) * 784].iter().map(|&v| v as f64)).collect();
+        let e = ref_forward(&cfg, &p, &x, idx.len()).embed;
+        let pts: Vec<Vec<f64>> = e.chunks(cfg.embed_dim()).map(|v| geoopt::to_hyperboloid(v, &h)).collect();
+        let want = prune::distances_to_centroid(&pts, h.k);
+        for &(i, d) in cls {
+            let w = want[idx.iter().position(|&j| j == i).unwrap()];
+            worst = worst.max((d - w).abs() / w.max(1e-3));
+        }
+    }
+    println!("synthetic pruning distances, GPU vs f64 reference: max rel err {worst:.2e}");
+    assert!(worst < 1e-3, "{worst}");
+
+    let kept = prune::keep_synthetic(&set, &ranking, 0.5);
+    assert_eq!(kept.labels.len(), 20);
+    for (c, cls) in ranking.iter().enumerate() {
+        let nearest: Vec<usize> = cls[..2].iter().map(|&(i, _)| i).collect();
+        let mut expect: Vec<usize> = nearest.clone();
+        expect.sort_unstable();
+        let got: Vec<&[f32]> = kept.labels.iter().enumerate().filter(|(_, l)| **l == c as u32).map(|(k, _)| &kept.images[k * 784..(k + 1) * 784]).collect();
+        let want: Vec<&[f32]> = expect.iter().map(|&i| &set.images[i * 784..(i + 1) * 784]).collect();
+        assert_eq!(got, want, "class {c}: kept images are not its two nearest, in order");
+    }
+    assert!(kept.meta["pruned_synthetic"].starts_with("kept 20 of 40 images"));
+}
