@@ -1,7 +1,8 @@
-//! session: the distillation worker behind the app. It owns a `Distiller` on the app's own wgpu device (shared
-//! with eframe's renderer), steps it on its own thread so the UI never waits for the GPU, and sends snapshots:
-//! the synthetic pixels, the loss, the pixel-gradient norms and the features of a fixed "view" ConvNet-3 mapped
-//! onto the hyperboloid for the disk.
+//! session: the distillation worker behind the app. It owns a `Distiller` on the app's wgpu device (eframe's,
+//! or its own on software adapters), steps it off the UI's path (a thread natively, an async task on the page's
+//! event loop in a browser) so the UI never waits for the GPU, and sends snapshots: the synthetic pixels, the
+//! loss, the pixel-gradient norms and the features of a fixed "view" ConvNet-3 mapped onto the hyperboloid for
+//! the disk, all read back in one mapping per iteration.
 
 use std::path::PathBuf;
 use std::sync::Arc;
