@@ -254,17 +254,7 @@ pub fn distill_iteration(
         ms.push(t.elapsed().as_secs_f64() * 1e3);
         progress.inc(1);
     }
-    let c = gpu.counters() - before;
-    let per = |v: u64| v / runs as u64;
-    let per_iteration = Counters {
-        dispatches: per(c.dispatches),
-        submits: per(c.submits),
-        readbacks: per(c.readbacks),
-        writes: per(c.writes),
-        write_bytes: per(c.write_bytes),
-        buffers_created: per(c.buffers_created),
-        bind_groups_created: per(c.bind_groups_created),
-    };
+    let per_iteration = (gpu.counters() - before).per(runs as u64);
     let net = ConvNetConfig::new(channels, side, width, 10)?;
     let m = 10 * ipc;
     let macs = net.embed_macs(10 * d.per_real) + net.embed_macs(m) + net.input_grad_macs(m);

@@ -421,12 +421,6 @@ impl<'g> Distiller<'g> {
         (per_class.iter().sum(), per_class)
     }
 
-    /// ‖∂L/∂x‖ per synthetic image from the last iteration (the gradient the SGD step used).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn pixel_grad_norms(&self) -> Result<Vec<f32>, GpuError> {
-        Ok(self.grad_norms_from(&self.gpu.read_f32(&self.d_syn, self.syn_len())?))
-    }
-
     /// ∂L/∂x of the last iteration, one f32 per synthetic pixel.
     pub fn pixel_grad(&self) -> &Buffer {
         &self.d_syn
@@ -437,7 +431,7 @@ impl<'g> Distiller<'g> {
         self.classes * self.cfg.ipc * self.img
     }
 
-    /// Per-image L2 norms of a read-back pixel gradient.
+    /// ‖∂L/∂x‖ per synthetic image, from a read-back copy of `pixel_grad` (the gradient the SGD step used).
     pub fn grad_norms_from(&self, d_syn: &[f32]) -> Vec<f32> {
         d_syn.chunks(self.img).map(|c| c.iter().map(|v| v * v).sum::<f32>().sqrt()).collect()
     }
@@ -446,7 +440,7 @@ impl<'g> Distiller<'g> {
     /// positions of the three random streams.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn checkpoint(&self) -> Result<Checkpoint, GpuError> {
-        let n = self.classes * self.cfg.ipc * self.img;
+        let n = self.syn_len();
         Ok(Checkpoint {
             iteration: self.iteration,
             syn: self.gpu.read_f32(&self.syn, n)?,
@@ -456,7 +450,7 @@ impl<'g> Distiller<'g> {
     }
 
     pub fn restore(&mut self, ck: &Checkpoint) -> Result<(), String> {
-        let n = self.classes * self.cfg.ipc * self.img;
+        let n = self.syn_len();
         if ck.syn.len() != n || ck.momentum.len() != n {
             return Err(format!("checkpoint holds {} values, this run needs {n}", ck.syn.len()));
         }
@@ -472,6 +466,6 @@ impl<'g> Distiller<'g> {
     /// The synthetic images (normalised space) and their labels.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn synthetic(&self) -> Result<(Vec<f32>, Vec<u32>), GpuError> {
-        Ok((self.gpu.read_f32(&self.syn, self.classes * self.cfg.ipc * self.img)?, self.synthetic_labels()))
+        Ok((self.gpu.read_f32(&self.syn, self.syn_len())?, self.synthetic_labels()))
     }
 }

@@ -71,6 +71,22 @@ impl std::ops::Sub for Counters {
     }
 }
 
+impl Counters {
+    /// Each count divided by `n` (per iteration, from a total over `n` iterations).
+    pub fn per(self, n: u64) -> Counters {
+        let n = n.max(1);
+        Counters {
+            dispatches: self.dispatches / n,
+            submits: self.submits / n,
+            readbacks: self.readbacks / n,
+            writes: self.writes / n,
+            write_bytes: self.write_bytes / n,
+            buffers_created: self.buffers_created / n,
+            bind_groups_created: self.bind_groups_created / n,
+        }
+    }
+}
+
 #[derive(Default)]
 struct AtomicCounters([AtomicU64; 7]);
 
@@ -151,29 +167,20 @@ impl Gpu {
     /// Open a device on `adapter`, asking for the adapter's real limits: wgpu's defaults cap storage
     /// bindings at 128 MiB and workgroup storage at 16 KiB, which real networks exceed.
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu, GpuError> {
-        let info = adapter.get_info();
-        let limits = adapter.limits();
+        let name = adapter.get_info().name;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hyperdistill"),
                 required_features: wgpu::Features::empty(),
-                required_limits: limits.clone(),
+                required_limits: adapter.limits(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| GpuError::Device { adapter: info.name.clone(), detail: e.to_string() })?;
-        Ok(Gpu {
-            adapter,
-            device,
-            queue,
-            info,
-            limits,
-            modules: Mutex::new(HashMap::new()),
-            pipelines: Mutex::new(HashMap::new()),
-            counters: AtomicCounters::default(),
-        })
+            .map_err(|e| GpuError::Device { adapter: name, detail: e.to_string() })?;
+        // the device's limits are the ones just asked for
+        Ok(Gpu::from_device(adapter, device, queue))
     }
 
     /// Wrap a device someone else opened (the app shares eframe's device so compute results can be drawn

@@ -88,17 +88,24 @@ fn embed_points(gpu: &Gpu, net: &GpuConvNet, ws: &crate::nn::convnet::Workspace,
     Ok(f.chunks(dim).map(|v| geoopt::to_hyperboloid(&v.iter().map(|&a| a as f64).collect::<Vec<_>>(), hyper)).collect())
 }
 
-/// The synthetic set with each class cut to its nearest `fraction` (at least one image per class), in the
-/// set's original order; the metadata records the cut.
-pub fn keep_synthetic(set: &SynSet, ranking: &Ranking, fraction: f64) -> SynSet {
+/// The indices kept: each class's nearest round(fraction·n), at least `min_per_class` (and 1) when the class has
+/// that many, sorted.
+fn nearest(ranking: &Ranking, fraction: f64, min_per_class: usize) -> Vec<usize> {
     let mut kept: Vec<usize> = ranking
         .iter()
         .flat_map(|cls| {
-            let n = ((cls.len() as f64 * fraction).round() as usize).max(1).min(cls.len());
+            let n = ((cls.len() as f64 * fraction).round() as usize).max(min_per_class.min(cls.len())).max(1).min(cls.len());
             cls[..n].iter().map(|&(i, _)| i)
         })
         .collect();
     kept.sort_unstable();
+    kept
+}
+
+/// The synthetic set with each class cut to its nearest `fraction` (at least one image per class), in the
+/// set's original order; the metadata records the cut.
+pub fn keep_synthetic(set: &SynSet, ranking: &Ranking, fraction: f64) -> SynSet {
+    let kept = nearest(ranking, fraction, 1);
     let len = set.c * set.h * set.w;
     let mut out = SynSet { images: Vec::with_capacity(kept.len() * len), labels: Vec::with_capacity(kept.len()), meta: set.meta.clone(), ..*set };
     for &i in &kept {
@@ -112,14 +119,7 @@ pub fn keep_synthetic(set: &SynSet, ranking: &Ranking, fraction: f64) -> SynSet 
 /// The dataset with each class's training images cut to the nearest `fraction` (at least one per class, and at
 /// least `min_per_class` when the class has that many). The test split is untouched.
 pub fn keep(ds: &Dataset, ranking: &Ranking, fraction: f64, min_per_class: usize) -> Dataset {
-    let mut kept: Vec<usize> = ranking
-        .iter()
-        .flat_map(|cls| {
-            let n = ((cls.len() as f64 * fraction).round() as usize).max(min_per_class.min(cls.len())).max(1).min(cls.len());
-            cls[..n].iter().map(|&(i, _)| i)
-        })
-        .collect();
-    kept.sort_unstable();
+    let kept = nearest(ranking, fraction, min_per_class);
     let len = ds.image_len();
     let mut train = Split { images: Vec::with_capacity(kept.len() * len), labels: Vec::with_capacity(kept.len()) };
     for &i in &kept {

@@ -63,12 +63,12 @@ pub fn pca2(rows: &[Vec<f64>], mean: &[f64], prev: Option<&[Vec<f64>; 2]>) -> [V
         for _ in 0..100 {
             let mut w = vec![0.0; dim];
             for r in &centred {
-                let dot: f64 = r.iter().zip(&v).map(|(a, b)| a * b).sum();
-                w.iter_mut().zip(r).for_each(|(wi, ri)| *wi += dot * ri);
+                let p = dot(r, &v);
+                w.iter_mut().zip(r).for_each(|(wi, ri)| *wi += p * ri);
             }
             for b in &basis[..j] {
-                let dot: f64 = w.iter().zip(b).map(|(a, c)| a * c).sum();
-                w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= dot * bi);
+                let p = dot(&w, b);
+                w.iter_mut().zip(b).for_each(|(wi, bi)| *wi -= p * bi);
             }
             let n = norm(&w);
             if n < 1e-300 {
@@ -86,7 +86,7 @@ pub fn pca2(rows: &[Vec<f64>], mean: &[f64], prev: Option<&[Vec<f64>; 2]>) -> [V
             v.iter_mut().for_each(|a| *a /= n);
         }
         let sign = match prev {
-            Some(p) if p[j].len() == dim => p[j].iter().zip(&v).map(|(a, b)| a * b).sum::<f64>(),
+            Some(p) if p[j].len() == dim => dot(&p[j], &v),
             _ => v.iter().copied().fold(0.0f64, |acc, a| if a.abs() > acc.abs() { a } else { acc }),
         };
         if sign < 0.0 {

@@ -96,6 +96,7 @@ pub struct HyperApp {
     tx: Sender<Cmd>,
     rx: Receiver<Msg>,
     /// the compute device (eframe's own, except on software adapters: see `new`)
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     device: (wgpu::Adapter, wgpu::Device, wgpu::Queue),
     pub info: Option<Arc<SessionInfo>>,
     pub latest: Option<Box<Snapshot>>,
@@ -377,8 +378,7 @@ impl HyperApp {
         let result = (|| -> anyhow::Result<String> {
             let ds = &info.dataset;
             let labels = (0..ds.classes.len()).flat_map(|c| std::iter::repeat_n(c as u32, info.settings.distill.ipc)).collect();
-            let adapter = Gpu::from_device(self.device.0.clone(), self.device.1.clone(), self.device.2.clone()).describe();
-            let meta = export::metadata(&info.settings.distill, &info.settings.dataset, ds, adapter, iteration, info.settings.to_toml().unwrap_or_default());
+            let meta = export::metadata(&info.settings.distill, &info.settings.dataset, ds, info.adapter.clone(), iteration, info.settings.to_toml().unwrap_or_default());
             let set = SynSet { images: syn.as_ref().clone(), labels, c: ds.channels, h: ds.height, w: ds.width, meta };
             let a = save(&self.export_dir, "synset.safetensors", &export::safetensors_bytes(&set)?)?;
             let b = save(&self.export_dir, "synset.png", &export::grid_png_bytes(&set, ds.classes.len(), info.settings.distill.ipc, &ds.mean, &ds.std)?)?;

@@ -270,17 +270,16 @@ async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) 
     let ws = net.workspace(gpu, real_labels.len() + m)?;
     gpu.write(&ws.x, &real);
     let view = ViewNet { net, ws, real_n: real_labels.len(), real_labels };
-    let initial = gpu.read_many_async(&[(&distiller.syn, distiller.syn_len())]).await?.remove(0);
+    let mut live = Live { ds: ds.clone(), distiller, view, settings: settings.clone() };
+    let (view, initial, _) = read_state(gpu, &live, false).await?;
     let info = SessionInfo {
-        settings: settings.clone(),
-        dataset: ds.clone(),
+        settings,
+        dataset: ds,
         adapter: gpu.describe(),
         real,
         real_per_class: per,
         initial: initial.clone(),
     };
-    let mut live = Live { ds, distiller, view, settings };
-    let (view, _) = read_state(gpu, &live, false).await?;
     let snap = Snapshot { iteration: 0, syn: Arc::new(initial), loss: None, grad_norms: vec![], view, step_seconds: None };
     live.settings.distill.iterations = 0;
     Ok((live, info, snap))
@@ -289,18 +288,18 @@ async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) 
 async fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
     let t = Instant::now();
     l.distiller.step(&l.ds)?;
-    let (view, reads) = read_state(gpu, l, true).await?;
+    let (view, syn, reads) = read_state(gpu, l, true).await?;
     let step_seconds = t.elapsed().as_secs_f64();
-    let Some([syn, loss, grad]) = reads else { anyhow::bail!("internal: the state was not read back") };
+    let Some([loss, grad]) = reads else { anyhow::bail!("internal: the loss was not read back") };
     let loss = l.distiller.loss_from(&loss);
     let grad_norms = l.distiller.grad_norms_from(&grad);
     Ok(Snapshot { iteration: l.distiller.iteration, syn: Arc::new(syn), loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
 }
 
 /// Embed the shown real images and the current synthetic set with the view network and map them to the
-/// hyperboloid; with `state`, read the synthetic pixels, the loss and the pixel gradient back in the same
-/// single read-back.
-async fn read_state(gpu: &Gpu, l: &Live<'_>, state: bool) -> Result<(Arc<ViewFeatures>, Option<[Vec<f32>; 3]>)> {
+/// hyperboloid; read back the features and the synthetic pixels, and with `loss` also the loss and the pixel
+/// gradient, all in one read-back.
+async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeatures>, Vec<f32>, Option<[Vec<f32>; 2]>)> {
     let v = &l.view;
     let d = &l.distiller;
     let img = l.ds.image_len();
@@ -310,22 +309,18 @@ async fn read_state(gpu: &Gpu, l: &Live<'_>, state: bool) -> Result<(Arc<ViewFea
     v.net.forward(gpu, &mut enc, &v.ws, false);
     gpu.submit(enc);
     let dim = v.net.cfg.embed_dim();
-    let mut parts = vec![(&v.ws.embed, (v.real_n + m) * dim)];
-    if state {
-        parts.extend([(&d.syn, d.syn_len()), d.loss_source(), (d.pixel_grad(), d.syn_len())]);
+    let mut parts = vec![(&v.ws.embed, (v.real_n + m) * dim), (&d.syn, d.syn_len())];
+    if loss {
+        parts.extend([d.loss_source(), (d.pixel_grad(), d.syn_len())]);
     }
     let mut reads = gpu.read_many_async(&parts).await?.into_iter();
-    let feats = reads.next().unwrap_or_default();
-    let rest = if state {
-        let mut r = || reads.next().unwrap_or_default();
-        Some([r(), r(), r()])
-    } else {
-        None
-    };
+    let mut next = || reads.next().unwrap_or_default();
+    let (feats, syn) = (next(), next());
+    let rest = if loss { Some([next(), next()]) } else { None };
     let hyper = l.settings.distill.hyperbolic();
     let syn_labels = d.synthetic_labels().iter().map(|&c| c as usize).collect();
     let view = Arc::new(ViewFeatures::from_features(hyper, l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels));
-    Ok((view, rest))
+    Ok((view, syn, rest))
 }
 
 /// Whether the method shows geodesic distances as its loss (HDD) or DM's squared mean difference.
