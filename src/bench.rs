@@ -72,7 +72,7 @@ fn time_runs(warmup: usize, runs: usize, progress: &indicatif::ProgressBar, mut 
 
 pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &indicatif::ProgressBar) -> Result<BenchReport, GpuError> {
     let mut timings = vec![];
-    progress.set_length((opts.shapes.len() * 2 * (opts.warmup + opts.runs)) as u64);
+    progress.inc_length((opts.shapes.len() * 2 * (opts.warmup + opts.runs)) as u64);
     for &(channels, image) in &opts.shapes {
         let cfg = ConvNetConfig::new(channels, image, opts.width, 10).expect("bench shapes are valid");
         let params = ConvNetParams::init(&cfg, &mut crate::rng::stream(opts.seed, "bench"));
@@ -197,14 +197,24 @@ pub struct IterationBench {
     pub gflops: f64,
     /// counts for one iteration after warm-up (no loss read-back: the loop reads it only when it logs)
     pub per_iteration: Counters,
+    /// GPU memory: bytes of all buffers created for this run (distiller set-up and the timed iterations;
+    /// nothing is freed or created per iteration, so this is the run's peak of buffer memory)
+    pub buffer_bytes: u64,
+    /// wgpu's allocator after the timed iterations, device-wide (None where the backend has no report)
+    pub allocated_bytes: Option<u64>,
+    pub reserved_bytes: Option<u64>,
 }
 
 /// A generated 10-class dataset of random pixels, enough images per class for `batch_real` and `ipc`.
 pub fn random_dataset(channels: usize, side: usize, per_class: usize, seed: u64) -> Dataset {
+    random_dataset_with_test(channels, side, per_class, 1, seed)
+}
+
+/// As `random_dataset`, with `test_per_class` test images per class (the evaluation bench's test pass).
+pub fn random_dataset_with_test(channels: usize, side: usize, per_class: usize, test_per_class: usize, seed: u64) -> Dataset {
     use rand::RngExt;
     let mut r = crate::rng::stream(seed, "bench-data");
     let classes = 10;
-    let n = classes * per_class;
     let split = |r: &mut rand_chacha::ChaCha8Rng, n: usize| Split {
         images: (0..n * channels * side * side).map(|_| r.random::<u8>()).collect(),
         labels: (0..n).map(|i| (i % classes) as u32).collect(),
@@ -218,8 +228,8 @@ pub fn random_dataset(channels: usize, side: usize, per_class: usize, seed: u64)
         width: side,
         mean: vec![0.5; channels],
         std: vec![0.29; channels],
-        train: split(&mut r, n),
-        test: split(&mut r, classes),
+        train: split(&mut r, classes * per_class),
+        test: split(&mut r, classes * test_per_class),
         source: "generated".into(),
     }
 }
@@ -241,6 +251,7 @@ pub fn distill_iteration(
 ) -> Result<IterationBench, anyhow::Error> {
     let ds = random_dataset(channels, side, batch_real.max(ipc), seed);
     let cfg = DistillConfig { method, ipc, batch_real, width, seed, iterations: warmup + runs, ..Default::default() };
+    let at_start = gpu.counters();
     let mut d = Distiller::new(gpu, &ds, cfg)?;
     for _ in 0..warmup {
         d.step(&ds)?;
@@ -255,6 +266,8 @@ pub fn distill_iteration(
         progress.inc(1);
     }
     let per_iteration = (gpu.counters() - before).per(runs as u64);
+    let buffer_bytes = (gpu.counters() - at_start).buffer_bytes_created;
+    let memory = gpu.memory_in_use();
     let net = ConvNetConfig::new(channels, side, width, 10)?;
     let m = 10 * ipc;
     let macs = net.embed_macs(10 * d.per_real) + net.embed_macs(m) + net.input_grad_macs(m);
@@ -273,5 +286,330 @@ pub fn distill_iteration(
         gflop,
         gflops: gflop / (med / 1e3),
         per_iteration,
+        buffer_bytes,
+        allocated_bytes: memory.map(|m| m.0),
+        reserved_bytes: memory.map(|m| m.1),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The standard suite (issue 8): the adapter's matmul peak, each convolution kernel against it, distillation
+// iterations and evaluation epochs for the standard configurations, one JSON report.
+
+/// Which parts of the suite to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// dense matmul, every kernel variant: the adapter's measured peak
+    Peak,
+    /// every convolution kernel of ConvNet-3 on its own, as a fraction of the peak
+    Kernels,
+    /// whole distillation iterations
+    Distill,
+    /// evaluation: one training epoch on the synthetic set, and the test pass
+    Eval,
+    /// whole-network forward and forward + backward passes (the first bench)
+    Passes,
+}
+
+impl Part {
+    pub fn parse(s: &str) -> Result<Part, String> {
+        match s.trim() {
+            "peak" => Ok(Part::Peak),
+            "kernels" => Ok(Part::Kernels),
+            "distill" => Ok(Part::Distill),
+            "eval" => Ok(Part::Eval),
+            "passes" => Ok(Part::Passes),
+            other => Err(format!("unknown part '{other}': use peak, kernels, distill, eval or passes")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteOptions {
+    pub parts: Vec<Part>,
+    /// (channels, side) pairs
+    pub shapes: Vec<(usize, usize)>,
+    pub width: usize,
+    pub ipcs: Vec<usize>,
+    pub batch_reals: Vec<usize>,
+    pub methods: Vec<Method>,
+    pub runs: usize,
+    pub warmup: usize,
+    pub seed: u64,
+    /// side of the square matmul of the peak measurement
+    pub matmul: usize,
+    /// images per batch in the per-kernel timings and the whole-network passes
+    pub batch: usize,
+    /// training epochs timed per evaluation measurement (the papers' protocol runs 1001)
+    pub eval_epochs: usize,
+    pub eval_batch: usize,
+    /// test images of the test-pass timing (10,000 in Fashion-MNIST and CIFAR)
+    pub test_images: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MatmulTiming {
+    pub kernel: String,
+    pub size: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub gflops: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Peak {
+    pub timings: Vec<MatmulTiming>,
+    pub best_kernel: String,
+    /// from the best kernel's fastest run
+    pub gflops: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConvKernelTiming {
+    pub shape: String,
+    pub layer: usize,
+    pub pass: String,
+    pub cin: usize,
+    pub cout: usize,
+    pub side: usize,
+    pub batch: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub gflops: f64,
+    /// gflops (from the fastest run, as the peak) / the peak's gflops
+    pub fraction_of_peak: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalBench {
+    pub shape: String,
+    pub ipc: usize,
+    pub width: usize,
+    pub batch: usize,
+    /// synthetic images trained on per epoch (10 classes × ipc)
+    pub images: usize,
+    pub epochs_timed: usize,
+    /// (training time − test pass) / passes; includes the host-side batch assembly and DSA parameters
+    pub ms_per_epoch: f64,
+    /// forward, weight gradients and input gradients (not conv0's), 2 FLOP per MAC
+    pub gflop_per_epoch: f64,
+    pub gflops: f64,
+    pub test_images: usize,
+    pub test_pass_ms: f64,
+    pub buffer_bytes: u64,
+    pub allocated_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteReport {
+    pub hyperdistill: String,
+    pub adapter: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub unix_time: u64,
+    pub options: SuiteOptions,
+    pub peak: Option<Peak>,
+    pub kernels: Vec<ConvKernelTiming>,
+    pub distill: Vec<IterationBench>,
+    pub eval: Vec<EvalBench>,
+    pub passes: Vec<Timing>,
+}
+
+fn min_of(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::MAX, f64::min)
+}
+
+/// Square matmul with every kernel variant; the best fastest run is the adapter's peak for this report.
+pub fn matmul_peak(gpu: &Gpu, size: usize, runs: usize, warmup: usize, seed: u64, progress: &indicatif::ProgressBar) -> Result<Peak, GpuError> {
+    use crate::nn::ops::{self, MatmulKernel};
+    use rand::RngExt;
+    let size = size.max(64).div_ceil(64) * 64;
+    let mut r = crate::rng::stream(seed, "bench-matmul");
+    let a: Vec<f32> = (0..size * size).map(|_| r.random_range(-1.0f32..1.0)).collect();
+    let b: Vec<f32> = (0..size * size).map(|_| r.random_range(-1.0f32..1.0)).collect();
+    let (ab, bb, cb) = (gpu.upload("mm_a", &a)?, gpu.upload("mm_b", &b)?, gpu.zeros("mm_c", size * size)?);
+    let gflop = 2.0 * (size as f64).powi(3) / 1e9;
+    let mut timings = vec![];
+    for kernel in MatmulKernel::ALL {
+        progress.set_message(format!("matmul {} {size}³", kernel.name()));
+        let mut ms = time_runs(warmup, runs, progress, || {
+            let mut enc = gpu.encoder();
+            ops::matmul(gpu, &mut enc, kernel, size, size, size, &ab, &bb, &cb);
+            gpu.submit_wait(enc);
+        });
+        let min = min_of(&ms);
+        timings.push(MatmulTiming { kernel: kernel.name().into(), size, median_ms: median(&mut ms), min_ms: min, gflops: gflop / (min / 1e3) });
+    }
+    let best = timings.iter().max_by(|x, y| x.gflops.total_cmp(&y.gflops)).expect("at least one kernel");
+    Ok(Peak { best_kernel: best.kernel.clone(), gflops: best.gflops, timings })
+}
+
+/// Each convolution kernel of ConvNet-3 (forward, input gradient, weight gradient) on a batch of `n`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: usize, runs: usize, warmup: usize, peak: Option<f64>,
+    progress: &indicatif::ProgressBar) -> Result<Vec<ConvKernelTiming>, GpuError> {
+    use crate::nn::ops;
+    let cfg = ConvNetConfig::new(channels, side, width, 10).expect("valid shape");
+    let mut out = vec![];
+    for (layer, s) in cfg.conv_shapes(n).iter().enumerate() {
+        let x = gpu.zeros("x", s.x_len())?;
+        let w = gpu.zeros("w", s.w_len())?;
+        let bias = gpu.zeros("b", s.cout)?;
+        let y = gpu.zeros("y", s.y_len())?;
+        let dx = gpu.zeros("dx", s.x_len())?;
+        let dw = gpu.zeros("dw", s.w_len())?;
+        let scratch = gpu.zeros("scratch", ops::conv_weight_scratch_len(s))?;
+        let kernels: [(&str, &dyn Fn(&mut wgpu::CommandEncoder)); 3] = [
+            ("forward", &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y)),
+            ("backward_input", &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx)),
+            ("backward_weight", &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch)),
+        ];
+        for (pass, f) in kernels {
+            progress.set_message(format!("conv{layer} {pass}"));
+            let mut ms = time_runs(warmup, runs, progress, || {
+                let mut enc = gpu.encoder();
+                f(&mut enc);
+                gpu.submit_wait(enc);
+            });
+            let min = min_of(&ms);
+            let med = median(&mut ms);
+            let gflop = 2.0 * s.macs() as f64 / 1e9;
+            out.push(ConvKernelTiming {
+                shape: format!("{channels}x{side}x{side}"),
+                layer,
+                pass: pass.into(),
+                cin: s.cin,
+                cout: s.cout,
+                side: s.h,
+                batch: n,
+                median_ms: med,
+                min_ms: min,
+                gflops: gflop / (med / 1e3),
+                fraction_of_peak: peak.map(|p| gflop / (min / 1e3) / p),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One evaluation measurement: train a fresh ConvNet-3 for `epochs` (+1, as the protocol) on 10 × ipc
+/// random images, then the test pass over `test_images`; each timed on its own.
+#[allow(clippy::too_many_arguments)]
+pub fn eval_epoch(gpu: &Gpu, channels: usize, side: usize, ipc: usize, width: usize, batch: usize, epochs: usize, test_images: usize,
+    seed: u64) -> Result<EvalBench, anyhow::Error> {
+    use crate::eval::{self, EvalConfig};
+    let ds = random_dataset_with_test(channels, side, ipc, test_images.div_ceil(10), seed);
+    let all: Vec<usize> = (0..ds.train.len()).collect();
+    let images = ds.normalized(&ds.train, &all);
+    let cfg = EvalConfig { epochs, nets: 1, batch, width, ..Default::default() };
+    let before = gpu.counters();
+    let t = Instant::now();
+    eval::train_and_test(gpu, &ds, &images, &ds.train.labels, &cfg, seed, &mut |_| {})?;
+    let total_ms = t.elapsed().as_secs_f64() * 1e3;
+    let buffer_bytes = (gpu.counters() - before).buffer_bytes_created;
+    let allocated = gpu.memory_in_use().map(|m| m.0);
+    // the test pass on its own, with a network of the same shape
+    let net_cfg = ConvNetConfig::new(channels, side, width, 10)?;
+    let net = GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, &mut crate::rng::stream(seed, "bench-eval")))?;
+    eval::test_accuracy(gpu, &net, &ds)?; // warm-up: pipelines are cached, buffers are not
+    let t = Instant::now();
+    eval::test_accuracy(gpu, &net, &ds)?;
+    let test_ms = t.elapsed().as_secs_f64() * 1e3;
+    let passes = epochs + 1;
+    let ms_per_epoch = ((total_ms - test_ms) / passes as f64).max(0.0);
+    let n = ds.train.len();
+    let fwd = net_cfg.embed_macs(n);
+    let conv0 = net_cfg.conv_shapes(n)[0].macs();
+    let gflop = 2.0 * (fwd + fwd + fwd - conv0) as f64 / 1e9;
+    Ok(EvalBench {
+        shape: format!("{channels}x{side}x{side}"),
+        ipc,
+        width,
+        batch,
+        images: n,
+        epochs_timed: passes,
+        ms_per_epoch,
+        gflop_per_epoch: gflop,
+        gflops: if ms_per_epoch > 0.0 { gflop / (ms_per_epoch / 1e3) } else { 0.0 },
+        test_images: ds.test.len(),
+        test_pass_ms: test_ms,
+        buffer_bytes,
+        allocated_bytes: allocated,
+    })
+}
+
+fn nn_kernels() -> u64 {
+    crate::nn::ops::MatmulKernel::ALL.len() as u64
+}
+
+/// Number of progress steps `suite` will report.
+pub fn suite_steps(o: &SuiteOptions) -> u64 {
+    let per = (o.runs + o.warmup) as u64;
+    let mut n = 0;
+    for p in &o.parts {
+        n += match p {
+            Part::Peak => nn_kernels() * per,
+            Part::Kernels => 9 * per * o.shapes.len() as u64,
+            Part::Distill => per * (o.shapes.len() * o.ipcs.len() * o.batch_reals.len() * o.methods.len()) as u64,
+            Part::Eval => (o.shapes.len() * o.ipcs.len()) as u64,
+            Part::Passes => 0, // `run` adds its own steps
+        };
+    }
+    n
+}
+
+pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> Result<SuiteReport, anyhow::Error> {
+    let has = |p: Part| o.parts.contains(&p);
+    let peak = if has(Part::Peak) { Some(matmul_peak(gpu, o.matmul, o.runs, o.warmup, o.seed, progress)?) } else { None };
+    let mut kernels = vec![];
+    if has(Part::Kernels) {
+        for &(c, s) in &o.shapes {
+            kernels.extend(conv_kernels(gpu, c, s, o.width, o.batch, o.runs, o.warmup, peak.as_ref().map(|p| p.gflops), progress)?);
+        }
+    }
+    let mut distill = vec![];
+    if has(Part::Distill) {
+        for &(c, s) in &o.shapes {
+            for &ipc in &o.ipcs {
+                for &br in &o.batch_reals {
+                    for &m in &o.methods {
+                        progress.set_message(format!("distill {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
+                        distill.push(distill_iteration(gpu, c, s, m, ipc, br, o.width, o.runs, o.warmup, o.seed, progress)?);
+                    }
+                }
+            }
+        }
+    }
+    let mut eval = vec![];
+    if has(Part::Eval) {
+        for &(c, s) in &o.shapes {
+            for &ipc in &o.ipcs {
+                progress.set_message(format!("eval {c}x{s}x{s} ipc {ipc}"));
+                eval.push(eval_epoch(gpu, c, s, ipc, o.width, o.eval_batch, o.eval_epochs, o.test_images, o.seed)?);
+                progress.inc(1);
+            }
+        }
+    }
+    let passes = if has(Part::Passes) {
+        let opts = BenchOptions { batch: o.batch, width: o.width, runs: o.runs, warmup: o.warmup, seed: o.seed, shapes: o.shapes.clone() };
+        run(gpu, &opts, progress)?.timings
+    } else {
+        vec![]
+    };
+    Ok(SuiteReport {
+        hyperdistill: env!("CARGO_PKG_VERSION").into(),
+        adapter: gpu.info.name.clone(),
+        backend: format!("{:?}", gpu.info.backend),
+        device_type: format!("{:?}", gpu.info.device_type),
+        driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info).trim().to_string(),
+        unix_time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        options: o.clone(),
+        peak,
+        kernels,
+        distill,
+        eval,
+        passes,
     })
 }

@@ -229,7 +229,7 @@ pub struct Distiller<'g> {
 
 /// A buffer only copied from and to (never bound), so the storage-binding limit does not apply to it.
 fn copy_buffer(gpu: &Gpu, label: &str, floats: usize) -> Buffer {
-    gpu.note_buffer_created();
+    gpu.note_buffer_created((floats.max(1) * 4) as u64);
     gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: (floats.max(1) * 4) as u64,

@@ -53,6 +53,8 @@ pub struct Counters {
     pub write_bytes: u64,
     /// GPU objects created: buffers (incl. read-back staging) and bind groups
     pub buffers_created: u64,
+    /// bytes of those buffers (wgpu frees a buffer when its last handle drops; this counts creations only)
+    pub buffer_bytes_created: u64,
     pub bind_groups_created: u64,
 }
 
@@ -66,6 +68,7 @@ impl std::ops::Sub for Counters {
             writes: self.writes - o.writes,
             write_bytes: self.write_bytes - o.write_bytes,
             buffers_created: self.buffers_created - o.buffers_created,
+            buffer_bytes_created: self.buffer_bytes_created - o.buffer_bytes_created,
             bind_groups_created: self.bind_groups_created - o.bind_groups_created,
         }
     }
@@ -82,13 +85,14 @@ impl Counters {
             writes: self.writes / n,
             write_bytes: self.write_bytes / n,
             buffers_created: self.buffers_created / n,
+            buffer_bytes_created: self.buffer_bytes_created / n,
             bind_groups_created: self.bind_groups_created / n,
         }
     }
 }
 
 #[derive(Default)]
-struct AtomicCounters([AtomicU64; 7]);
+struct AtomicCounters([AtomicU64; 8]);
 
 impl AtomicCounters {
     fn add(&self, i: usize, v: u64) {
@@ -103,6 +107,7 @@ impl AtomicCounters {
             writes: g(3),
             write_bytes: g(4),
             buffers_created: g(5),
+            buffer_bytes_created: g(7),
             bind_groups_created: g(6),
         }
     }
@@ -114,6 +119,7 @@ const WRITES: usize = 3;
 const WRITE_BYTES: usize = 4;
 const BUFFERS: usize = 5;
 const BIND_GROUPS: usize = 6;
+const BUFFER_BYTES: usize = 7;
 
 /// One opened adapter + device, with a cache of compiled shader modules and pipelines.
 pub struct Gpu {
@@ -203,9 +209,16 @@ impl Gpu {
         self.counters.get()
     }
 
+    /// (bytes in live allocations, bytes reserved in memory blocks) from wgpu's allocator, where the backend
+    /// keeps one (Vulkan, DX12 natively; not WebGPU in a browser).
+    pub fn memory_in_use(&self) -> Option<(u64, u64)> {
+        self.device.generate_allocator_report().map(|r| (r.total_allocated_bytes, r.total_reserved_bytes))
+    }
+
     /// Count a buffer created outside the helpers below.
-    pub fn note_buffer_created(&self) {
+    pub fn note_buffer_created(&self, bytes: u64) {
         self.counters.add(BUFFERS, 1);
+        self.counters.add(BUFFER_BYTES, bytes);
     }
 
     /// Largest storage buffer one binding may hold on this device, in bytes.
@@ -334,7 +347,7 @@ impl Gpu {
         } else {
             bytes
         };
-        self.counters.add(BUFFERS, 1);
+        self.note_buffer_created(contents.len() as u64);
         Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents,
@@ -346,7 +359,7 @@ impl Gpu {
     pub fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer, GpuError> {
         let bytes = (len.max(1) * 4) as u64;
         self.check_size(label, bytes)?;
-        self.counters.add(BUFFERS, 1);
+        self.note_buffer_created(bytes);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
@@ -385,7 +398,7 @@ impl Gpu {
             return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
         let bytes = (total * 4) as u64;
-        self.counters.add(BUFFERS, 1);
+        self.note_buffer_created(bytes);
         self.counters.add(READBACKS, 1);
         self.counters.add(SUBMITS, 1);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use hyperdistill::bench::{self, BenchOptions};
+use hyperdistill::bench::{self, SuiteOptions};
 use hyperdistill::data::{self, fetch, Known};
 use hyperdistill::gpu::Gpu;
 use hyperdistill::selfcheck;
@@ -82,44 +82,65 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Time ConvNet-3 on the GPU: embed forward, and forward + backward to the input.
+    /// Measure speed: the adapter's matmul peak, each convolution kernel against it, distillation iterations and
+    /// evaluation epochs for the standard configurations (issue 8), with per-iteration counts and GPU memory.
+    ///
+    /// The defaults are the papers' sizes (width 128, IPC 1/10/50, batch_real 64/256), meant for real GPUs; on a
+    /// software adapter pick a subset, e.g. `--width 32 --ipc 10 --batch-real 64 --test-images 2000`.
     Bench {
-        /// Images per batch.
-        #[arg(long, default_value_t = 256)]
-        batch: usize,
+        /// What to measure, comma separated: peak (dense matmul, every kernel variant), kernels (each conv kernel
+        /// as a fraction of the peak), distill (iterations), eval (training epochs and the test pass), passes
+        /// (whole-network forward and forward + backward).
+        #[arg(long, default_value = "peak,kernels,distill,eval", value_delimiter = ',')]
+        parts: Vec<String>,
+        /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).
+        #[arg(long, default_value = "fmnist,cifar", value_delimiter = ',')]
+        shapes: Vec<String>,
         /// Channels of every conv layer (128 in the papers).
         #[arg(long, default_value_t = 128)]
         width: usize,
-        /// Timed runs per measurement (the median is reported).
+        /// distill, eval: synthetic images per class, comma separated.
+        #[arg(long, default_value = "1,10,50", value_delimiter = ',')]
+        ipc: Vec<usize>,
+        /// distill: real images per class per iteration, comma separated.
+        #[arg(long, default_value = "64,256", value_delimiter = ',')]
+        batch_real: Vec<usize>,
+        /// distill: methods, comma separated.
+        #[arg(long, default_value = "dm,dm+hdd", value_delimiter = ',')]
+        method: Vec<String>,
+        /// Timed runs per measurement (medians and minima are reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// Untimed runs first (pipeline compilation, caches).
         #[arg(long, default_value_t = 1)]
         warmup: usize,
-        /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).
-        #[arg(long, default_value = "fmnist,cifar", value_delimiter = ',')]
-        shapes: Vec<String>,
-        /// Also write the results as JSON to this file.
+        /// peak: side of the square matmul (rounded up to a multiple of 64).
+        #[arg(long, default_value_t = 1024)]
+        matmul: usize,
+        /// kernels, passes: images per batch.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// eval: training epochs timed (the protocol runs 1000 + 1).
+        #[arg(long, default_value_t = 5)]
+        eval_epochs: usize,
+        /// eval: training batch size.
+        #[arg(long, default_value_t = 256)]
+        eval_batch: usize,
+        /// eval: test images in the timed test pass.
+        #[arg(long, default_value_t = 10000)]
+        test_images: usize,
+        /// Also write the whole report as JSON to this file (compare runs over time, or with benches/torch_ref.py).
         #[arg(long)]
         json: Option<PathBuf>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Instead: time every kernel of ConvNet-3 on its own, for the first shape.
+        /// Instead: time every kernel of ConvNet-3 (convolutions, norms, activations, pools) on its own, for the
+        /// first shape, at --batch.
         #[arg(long)]
         profile: bool,
-        /// Instead: time whole distillation iterations (generated data, 10 classes) and count per iteration the
-        /// dispatches, submits, read-backs, host writes and GPU objects created.
+        /// Same as --parts distill.
         #[arg(long)]
         distill: bool,
-        /// --distill: synthetic images per class.
-        #[arg(long, default_value_t = 10)]
-        ipc: usize,
-        /// --distill: real images per class per iteration.
-        #[arg(long, default_value_t = 256)]
-        batch_real: usize,
-        /// --distill: methods, comma separated.
-        #[arg(long, default_value = "dm,dm+hdd", value_delimiter = ',')]
-        method: Vec<String>,
     },
 }
 
@@ -383,9 +404,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{} is in {}", k.name(), dest.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { batch, width, runs, warmup, shapes, json, seed, profile, distill, ipc, batch_real, method } => {
-            if batch == 0 || width == 0 || runs == 0 {
-                bail!("--batch, --width and --runs must be at least 1");
+        Command::Bench {
+            parts, shapes, width, ipc, batch_real, method, runs, warmup, matmul, batch, eval_epochs, eval_batch, test_images, json, seed,
+            profile, distill,
+        } => {
+            if batch == 0 || width == 0 || runs == 0 || eval_batch == 0 || test_images == 0 {
+                bail!("--batch, --width, --runs, --eval-batch and --test-images must be at least 1");
+            }
+            if ipc.contains(&0) || batch_real.contains(&0) {
+                bail!("--ipc and --batch-real must be at least 1");
             }
             let shapes = shapes
                 .iter()
@@ -408,12 +435,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            if distill {
-                let methods = method.iter().map(|m| hyperdistill::distill::Method::parse(m).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
-                return bench_distill(&shapes, &methods, ipc, batch_real, width, runs, warmup, seed, json);
-            }
-            let opts = BenchOptions { batch, width, runs, warmup, seed, shapes };
-            bench_cmd(&opts, json)
+            let parts = if distill { vec!["distill".to_string()] } else { parts };
+            let parts = parts.iter().map(|p| bench::Part::parse(p).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+            let methods = method.iter().map(|m| hyperdistill::distill::Method::parse(m).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+            let opts = SuiteOptions {
+                parts, shapes, width, ipcs: ipc, batch_reals: batch_real, methods, runs, warmup, seed, matmul, batch, eval_epochs,
+                eval_batch, test_images,
+            };
+            bench_suite(&opts, json)
         }
     }
 }
@@ -499,66 +528,64 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn bench_distill(shapes: &[(usize, usize)], methods: &[hyperdistill::distill::Method], ipc: usize, batch_real: usize, width: usize,
-    runs: usize, warmup: usize, seed: u64, json: Option<PathBuf>) -> Result<ExitCode> {
-    if ipc == 0 || batch_real == 0 {
-        bail!("--ipc and --batch-real must be at least 1");
-    }
+fn bench_suite(o: &SuiteOptions, json: Option<PathBuf>) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.describe());
-    let bar = indicatif::ProgressBar::new((shapes.len() * methods.len() * (runs + warmup)) as u64).with_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} iterations (ETA {eta})").expect("valid template"),
-    );
-    let mut out = vec![];
-    for &(c, s) in shapes {
-        for &m in methods {
-            out.push(bench::distill_iteration(&gpu, c, s, m, ipc, batch_real, width, runs, warmup, seed, &bar)?);
-        }
-    }
-    bar.finish_and_clear();
-    println!("adapter {}", gpu.describe());
-    println!("{:<9} {:<7} {:>4} {:>6} {:>6} {:>10} {:>8} {:>8} {:>6} {:>6} {:>7} {:>10} {:>8} {:>6}",
-        "shape", "method", "ipc", "b_real", "width", "median ms", "GFLOP", "GFLOP/s", "disp", "subm", "rdback", "upload B", "buffers", "bind g");
-    for b in &out {
-        let c = &b.per_iteration;
-        println!("{:<9} {:<7} {:>4} {:>6} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>6} {:>6} {:>7} {:>10} {:>8} {:>6}",
-            b.shape, b.method, b.ipc, b.batch_real, b.width, b.median_ms, b.gflop, b.gflops, c.dispatches, c.submits, c.readbacks,
-            c.write_bytes, c.buffers_created, c.bind_groups_created);
-    }
-    println!("(per iteration, median of {runs} after {warmup} warm-up; counts are per iteration; generated data, 10 classes)");
-    if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_string_pretty(&out)?).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn bench_cmd(opts: &BenchOptions, json: Option<PathBuf>) -> Result<ExitCode> {
-    let gpu = Gpu::new()?;
-    eprintln!("adapter: {}", gpu.describe());
-    let bar = indicatif::ProgressBar::new(0).with_style(
+    let bar = indicatif::ProgressBar::new(bench::suite_steps(o)).with_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs  {msg}  (ETA {eta})")
             .expect("valid template"),
     );
-    let report = bench::run(&gpu, opts, &bar)?;
+    let r = bench::suite(&gpu, o, &bar)?;
     bar.finish_and_clear();
-    println!("adapter {} ({}, {})", report.adapter, report.backend, report.device_type);
-    println!(
-        "{:<10} {:<28} {:>6} {:>6} {:>11} {:>11} {:>10} {:>9}",
-        "shape", "pass", "batch", "width", "median ms", "min ms", "images/s", "GFLOP/s"
-    );
-    for t in &report.timings {
-        println!(
-            "{:<10} {:<28} {:>6} {:>6} {:>11.1} {:>11.1} {:>10.1} {:>9.2}",
-            t.shape, t.pass, t.batch, t.width, t.median_ms, t.min_ms, t.images_per_s, t.gflops
-        );
+    println!("adapter {} ({}, {}, driver {}); hyperdistill {}", r.adapter, r.backend, r.device_type, r.driver, r.hyperdistill);
+    println!("(GPU times are wall times of encode + submit + wait; medians of {} runs after {} warm-up; FLOP = 2 × MACs)", o.runs, o.warmup);
+    if let Some(p) = &r.peak {
+        println!("\nmatmul peak ({0}×{0}×{0})", p.timings.first().map(|t| t.size).unwrap_or(0));
+        for t in &p.timings {
+            println!("  {:<10} median {:>9.1} ms  min {:>9.1} ms  {:>8.2} GFLOP/s (fastest run)", t.kernel, t.median_ms, t.min_ms, t.gflops);
+        }
+        println!("  peak {:.2} GFLOP/s ({})", p.gflops, p.best_kernel);
     }
-    println!("(median of {} runs after {} warm-up; GPU time includes encode, submit and wait; FLOP = 2 × conv MACs)", opts.runs, opts.warmup);
+    if !r.kernels.is_empty() {
+        println!("\nconvolution kernels (batch {}, width {})", o.batch, o.width);
+        println!("  {:<9} {:<16} {:>10} {:>6} {:>10} {:>9} {:>8}", "shape", "kernel", "cin→cout", "side", "median ms", "GFLOP/s", "of peak");
+        for k in &r.kernels {
+            println!("  {:<9} {:<16} {:>10} {:>6} {:>10.1} {:>9.2} {:>8}", k.shape, format!("conv{} {}", k.layer, k.pass),
+                format!("{}→{}", k.cin, k.cout), k.side, k.median_ms, k.gflops,
+                k.fraction_of_peak.map(|f| format!("{:.0} %", 100.0 * f)).unwrap_or_else(|| "–".into()));
+        }
+    }
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    if !r.distill.is_empty() {
+        println!("\ndistillation iterations (width {}; generated data, 10 classes; counts per iteration)", o.width);
+        println!("  {:<9} {:<7} {:>4} {:>6} {:>10} {:>8} {:>8} {:>5} {:>5} {:>6} {:>10} {:>7} {:>6} {:>9} {:>9}",
+            "shape", "method", "ipc", "b_real", "median ms", "GFLOP", "GFLOP/s", "disp", "subm", "rdback", "upload B", "buffers", "bindg",
+            "buf MiB", "alloc MiB");
+        for b in &r.distill {
+            let c = &b.per_iteration;
+            println!("  {:<9} {:<7} {:>4} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>5} {:>5} {:>6} {:>10} {:>7} {:>6} {:>9.1} {:>9}",
+                b.shape, b.method, b.ipc, b.batch_real, b.median_ms, b.gflop, b.gflops, c.dispatches, c.submits, c.readbacks,
+                c.write_bytes, c.buffers_created, c.bind_groups_created, mib(b.buffer_bytes),
+                b.allocated_bytes.map(|a| format!("{:.1}", mib(a))).unwrap_or_else(|| "–".into()));
+        }
+    }
+    if !r.eval.is_empty() {
+        println!("\nevaluation (width {}, batch {}; {} timed epochs each)", o.width, o.eval_batch, o.eval_epochs + 1);
+        println!("  {:<9} {:>4} {:>7} {:>12} {:>9} {:>12} {:>12} {:>9}", "shape", "ipc", "images", "ms/epoch", "GFLOP/s", "test images", "test pass ms", "buf MiB");
+        for e in &r.eval {
+            println!("  {:<9} {:>4} {:>7} {:>12.1} {:>9.2} {:>12} {:>12.1} {:>9.1}", e.shape, e.ipc, e.images, e.ms_per_epoch, e.gflops,
+                e.test_images, e.test_pass_ms, mib(e.buffer_bytes));
+        }
+    }
+    if !r.passes.is_empty() {
+        println!("\nwhole-network passes (batch {}, width {})", o.batch, o.width);
+        for t in &r.passes {
+            println!("  {:<10} {:<28} {:>10.1} ms {:>9.2} GFLOP/s {:>10.1} images/s", t.shape, t.pass, t.median_ms, t.gflops, t.images_per_s);
+        }
+    }
     if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        std::fs::write(&path, serde_json::to_string_pretty(&r)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("\nwrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -260,3 +260,14 @@ pub fn dm_matching(classes: usize, per_real: usize, per_syn: usize, dim: usize, 
     }
     (loss, grad)
 }
+
+/// c[m,n] = a[m,k]·b[k,n], row-major (twin of `nn::ops::matmul`, every kernel variant).
+pub fn matmul(m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+        }
+    }
+    c
+}

@@ -24,9 +24,10 @@ shader!(LORENTZ, "lorentz.wgsl");
 shader!(AUGMENT, "augment.wgsl");
 shader!(MATCHING, "matching.wgsl");
 shader!(OPTIM, "optim.wgsl");
+shader!(MATMUL, "matmul.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM];
+pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

@@ -21,16 +21,42 @@ fn info_reports_adapter_and_passes_self_check() {
 
 #[test]
 fn bench_writes_json() {
+    // every part of the suite at toy sizes: the report's structure, the FLOP counts and the per-iteration counts
     let dir = std::env::temp_dir().join(format!("hd-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let out = hyperdistill(&[
-        "bench", "--batch", "3", "--width", "8", "--runs", "2", "--warmup", "1", "--json", json.to_str().unwrap(),
+        "bench", "--parts", "peak,kernels,distill,eval,passes", "--batch", "3", "--width", "8", "--runs", "2", "--warmup", "1",
+        "--matmul", "64", "--ipc", "1", "--batch-real", "4", "--eval-epochs", "1", "--test-images", "20", "--json", json.to_str().unwrap(),
     ]);
     println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "bench failed");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let timings = v["timings"].as_array().unwrap();
+    assert!(v["adapter"].as_str().is_some_and(|a| !a.is_empty()));
+    // peak: every matmul variant timed, the best one named
+    let peak = &v["peak"];
+    assert_eq!(peak["timings"].as_array().unwrap().len(), 4);
+    assert!(peak["gflops"].as_f64().unwrap() > 0.0);
+    // kernels: 2 shapes × 3 layers × 3 kernels, each with its fraction of the peak
+    let kernels = v["kernels"].as_array().unwrap();
+    assert_eq!(kernels.len(), 18);
+    assert!(kernels.iter().all(|k| k["fraction_of_peak"].as_f64().unwrap() > 0.0));
+    // distill: 2 shapes × 2 methods; one submit, no read-back, no buffer created per iteration
+    let distill = v["distill"].as_array().unwrap();
+    assert_eq!(distill.len(), 4);
+    for d in distill {
+        let c = &d["per_iteration"];
+        assert_eq!((c["submits"].as_u64(), c["readbacks"].as_u64(), c["buffers_created"].as_u64()), (Some(1), Some(0), Some(0)), "{d}");
+        assert!(d["buffer_bytes"].as_u64().unwrap() > 0 && d["median_ms"].as_f64().unwrap() > 0.0);
+    }
+    // eval: 2 shapes × 1 ipc, 10 images trained, 20 test images
+    let eval = v["eval"].as_array().unwrap();
+    assert_eq!(eval.len(), 2);
+    for e in eval {
+        assert_eq!((e["images"].as_u64(), e["test_images"].as_u64(), e["epochs_timed"].as_u64()), (Some(10), Some(20), Some(2)));
+        assert!(e["test_pass_ms"].as_f64().unwrap() > 0.0);
+    }
+    let timings = v["passes"].as_array().unwrap();
     assert_eq!(timings.len(), 4, "two shapes × two passes");
     for t in timings {
         assert!(t["median_ms"].as_f64().unwrap() > 0.0);
@@ -41,6 +67,8 @@ fn bench_writes_json() {
     let fmnist_fwd = &timings[0];
     let macs = 3.0 * 8.0 * (32.0 * 32.0 * 1.0 + 16.0 * 16.0 * 8.0 + 8.0 * 8.0 * 8.0) * 9.0;
     assert!((fmnist_fwd["gflop"].as_f64().unwrap() - 2.0 * macs / 1e9).abs() < 1e-12);
+    let conv0 = &kernels[0];
+    assert_eq!((conv0["layer"].as_u64(), conv0["cin"].as_u64(), conv0["cout"].as_u64(), conv0["side"].as_u64()), (Some(0), Some(1), Some(8), Some(28)));
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -49,6 +77,9 @@ fn bad_options_are_refused_clearly() {
     let out = hyperdistill(&["bench", "--batch", "0"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--batch"));
+    let out = hyperdistill(&["bench", "--parts", "speed"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown part 'speed'"));
     let out = hyperdistill(&["bench", "--shapes", "imagenet"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown shape 'imagenet'"));

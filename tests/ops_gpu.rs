@@ -194,3 +194,23 @@ fn sgd_and_dm_matching_match_reference() {
     g.submit_wait(enc);
     assert_eq!(down(g, &out, 3), vec![1.0, 1.0, 0.0]);
 }
+
+#[test]
+fn matmul_kernels_match_reference() {
+    // the bench's yardstick kernels: several tiles and K-steps, so tile and step indexing are exercised
+    let g = gpu();
+    let mut rng = rng(9);
+    for (m, n, k) in [(64, 64, 16), (128, 192, 48)] {
+        let a = rand_vec(&mut rng, m * k, 1.0);
+        let b = rand_vec(&mut rng, k * n, 1.0);
+        let want = r::matmul(m, n, k, &a, &b);
+        let (ab, bb) = (up(g, &a), up(g, &b));
+        for kernel in ops::MatmulKernel::ALL {
+            let c = poisoned(g, m * n);
+            let mut enc = g.encoder();
+            ops::matmul(g, &mut enc, kernel, m, n, k, &ab, &bb, &c);
+            g.submit_wait(enc);
+            check(&format!("matmul {} {m}x{n}x{k}", kernel.name()), &down(g, &c, m * n), &want, TOL);
+        }
+    }
+}

@@ -175,3 +175,47 @@ pub fn dm_matching(
     gpu.dispatch(enc, &shaders::MATCHING, "dm", &c, &[real, syn, sq, grad], (classes * dim) as u64);
     gpu.dispatch(enc, &shaders::MATCHING, "class_total", &c, &[sq, loss], classes as u64);
 }
+
+/// The dense matmul kernels of `shaders/matmul.wgsl` (the bench's throughput yardstick, not part of the network).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// 4×4 outputs per thread, vec4 loads, no workgroup memory (CPU adapters)
+    Regblock4,
+    /// 8×4 outputs per thread, otherwise as Regblock4
+    Regblock8,
+    /// 8×4 outputs per thread, rows from the workgroup (uniform A loads), columns from the lane
+    Uniform8,
+    /// 64×64 tile per workgroup staged through workgroup memory, 8×8 outputs per thread (real GPUs)
+    Tiled,
+}
+
+impl MatmulKernel {
+    pub const ALL: [MatmulKernel; 4] = [MatmulKernel::Regblock4, MatmulKernel::Regblock8, MatmulKernel::Uniform8, MatmulKernel::Tiled];
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Regblock4 => "regblock4",
+            MatmulKernel::Regblock8 => "regblock8",
+            MatmulKernel::Uniform8 => "uniform8",
+            MatmulKernel::Tiled => "tiled",
+        }
+    }
+}
+
+/// Whether the matmul kernels accept (m, n, k): k % 16, n % 64 and m % 64 all zero.
+pub fn matmul_shape_ok(m: usize, n: usize, k: usize) -> bool {
+    m > 0 && n > 0 && k > 0 && k % 16 == 0 && n % 64 == 0 && m % 64 == 0
+}
+
+/// c[m,n] = a[m,k]·b[k,n], row-major. Panics unless `matmul_shape_ok(m, n, k)` (callers pick the shape).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(gpu: &Gpu, enc: &mut CommandEncoder, kernel: MatmulKernel, m: usize, n: usize, k: usize, a: &Buffer, b: &Buffer, c: &Buffer) {
+    assert!(matmul_shape_ok(m, n, k), "matmul shape {m}×{n}×{k} not supported");
+    let consts = [("M", m as f64), ("N", n as f64), ("K", k as f64)];
+    let invocations = match kernel {
+        MatmulKernel::Regblock4 => (m / 4) * (n / 4),
+        MatmulKernel::Regblock8 => (m / 8) * (n / 4),
+        MatmulKernel::Uniform8 => (m / 8) * (n / 4).div_ceil(64) * 64,
+        MatmulKernel::Tiled => (m / 64) * (n / 64) * 64,
+    };
+    gpu.dispatch(enc, &shaders::MATMUL, kernel.name(), &consts, &[a, b, c], invocations as u64);
+}
