@@ -10,7 +10,7 @@ Timed, per configuration, exactly as the Rust side times it:
            Lorentz centroids (k 1, λ 20, radius clamp 10, expmap0 then projx: the released DM+HDD setting);
            one backward and one SGD step (lr 1, momentum 0.5) on the synthetic pixels. Data lives on the device,
            as in the authors' code (`images_all` on the GPU).
-  eval     training epochs of a fresh ConvNet-3 on 10·ipc images (SGD lr 0.01, momentum 0.9, wd 5e-4, batch
+  eval     (after one untimed warm-up pass) training epochs of a fresh ConvNet-3 on 10·ipc images (SGD lr 0.01, momentum 0.9, wd 5e-4, batch
            256, non-siamese DSA per batch, cross-entropy), ms per epoch; and the test pass (forward + top-1 over
            `test_images` images in batches of 256).
 Images are random (like the Rust bench's generated data): speed does not depend on the pixel values.
@@ -190,9 +190,10 @@ def eval_bench(dev, channels, side, width, ipc, batch, epochs, test_images, seed
     net = ConvNet3(channels, side, width).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     crit = nn.CrossEntropyLoss()
-    sync(dev)
-    t = time.perf_counter()
-    for ep in range(epochs + 1):
+    for ep in range(epochs + 2):
+        if ep == 1:  # the first pass is an untimed warm-up, as on the Rust side
+            sync(dev)
+            t = time.perf_counter()
         net.train()
         perm = torch.randperm(n, generator=g).to(dev)
         for i in range(0, n, batch):

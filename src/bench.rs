@@ -390,7 +390,8 @@ pub struct EvalBench {
     /// synthetic images trained on per epoch (10 classes × ipc)
     pub images: usize,
     pub epochs_timed: usize,
-    /// (training time − test pass) / passes; includes the host-side batch assembly and DSA parameters
+    /// training time / passes, after one untimed warm-up pass; includes the host-side batch assembly and DSA
+    /// parameters and the network's initialisation
     pub ms_per_epoch: f64,
     /// forward, weight gradients and input gradients (not conv0's), 2 FLOP per MAC
     pub gflop_per_epoch: f64,
@@ -408,6 +409,8 @@ pub struct SuiteReport {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
+    /// wgpu's runtime bounds checks in the shaders (HYPERDISTILL_SHADER_BOUNDS_CHECKS=off turns them off)
+    pub bounds_checks: bool,
     pub unix_time: u64,
     pub options: SuiteOptions,
     pub peak: Option<Peak>,
@@ -495,7 +498,7 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
 }
 
 /// One evaluation measurement: train a fresh ConvNet-3 for `epochs` (+1, as the protocol) on 10 × ipc
-/// random images, then the test pass over `test_images`; each timed on its own.
+/// random images, then the test pass over `test_images`; each timed on its own after an untimed warm-up.
 #[allow(clippy::too_many_arguments)]
 pub fn eval_epoch(gpu: &Gpu, channels: usize, side: usize, ipc: usize, width: usize, batch: usize, epochs: usize, test_images: usize,
     seed: u64) -> Result<EvalBench, anyhow::Error> {
@@ -504,21 +507,21 @@ pub fn eval_epoch(gpu: &Gpu, channels: usize, side: usize, ipc: usize, width: us
     let all: Vec<usize> = (0..ds.train.len()).collect();
     let images = ds.normalized(&ds.train, &all);
     let cfg = EvalConfig { epochs, nets: 1, batch, width, ..Default::default() };
+    // warm-up: one pass compiles every training pipeline (minutes of epochs would hide it; a handful would not)
+    eval::train(gpu, &ds, &images, &ds.train.labels, &EvalConfig { epochs: 0, ..cfg.clone() }, seed, &mut |_| {})?;
     let before = gpu.counters();
     let t = Instant::now();
-    eval::train_and_test(gpu, &ds, &images, &ds.train.labels, &cfg, seed, &mut |_| {})?;
-    let total_ms = t.elapsed().as_secs_f64() * 1e3;
+    let net = eval::train(gpu, &ds, &images, &ds.train.labels, &cfg, seed, &mut |_| {})?;
+    let train_ms = t.elapsed().as_secs_f64() * 1e3;
     let buffer_bytes = (gpu.counters() - before).buffer_bytes_created;
     let allocated = gpu.memory_in_use().map(|m| m.0);
-    // the test pass on its own, with a network of the same shape
     let net_cfg = ConvNetConfig::new(channels, side, width, 10)?;
-    let net = GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, &mut crate::rng::stream(seed, "bench-eval")))?;
     eval::test_accuracy(gpu, &net, &ds)?; // warm-up: pipelines are cached, buffers are not
     let t = Instant::now();
     eval::test_accuracy(gpu, &net, &ds)?;
     let test_ms = t.elapsed().as_secs_f64() * 1e3;
     let passes = epochs + 1;
-    let ms_per_epoch = ((total_ms - test_ms) / passes as f64).max(0.0);
+    let ms_per_epoch = train_ms / passes as f64;
     let n = ds.train.len();
     let fwd = net_cfg.embed_macs(n);
     let conv0 = net_cfg.conv_shapes(n)[0].macs();
@@ -604,6 +607,7 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
         backend: format!("{:?}", gpu.info.backend),
         device_type: format!("{:?}", gpu.info.device_type),
         driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info).trim().to_string(),
+        bounds_checks: gpu.bounds_checks,
         unix_time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         options: o.clone(),
         peak,

@@ -225,6 +225,7 @@ pub struct Distiller<'g> {
     rng_dsa: ChaCha8Rng,
     rng_real: ChaCha8Rng,
     pub iteration: usize,
+    bind_groups: std::sync::Arc<crate::gpu::BindGroupCache>,
 }
 
 /// A buffer only copied from and to (never bound), so the storage-binding limit does not apply to it.
@@ -324,6 +325,7 @@ impl<'g> Distiller<'g> {
             rng_dsa: rng::stream(cfg.seed, "dsa"),
             rng_real: rng::stream(cfg.seed, "real-batches"),
             iteration: 0,
+            bind_groups: Default::default(),
             cfg,
         })
     }
@@ -335,6 +337,8 @@ impl<'g> Distiller<'g> {
     /// One distillation iteration (one submit).
     pub fn step(&mut self, ds: &Dataset) -> Result<(), GpuError> {
         let gpu = self.gpu;
+        // every buffer below lives as long as the distiller: from the second iteration on, no bind group is created
+        let _cache = self.bind_groups.activate();
         let (classes, ipc, b, img) = (self.classes, self.cfg.ipc, self.per_real, self.img);
         let dim = self.net_cfg.embed_dim();
         let (h, w, ch) = (ds.height, ds.width, ds.channels);

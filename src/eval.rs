@@ -110,6 +110,20 @@ pub fn train_and_test(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize),
 ) -> Result<f64, anyhow::Error> {
+    let net = train(gpu, ds, images, labels, cfg, seed, on_epoch)?;
+    Ok(test_accuracy(gpu, &net, ds)?)
+}
+
+/// Train one fresh network on (images, labels) with the protocol of `cfg`; returns when the GPU has finished.
+pub fn train(
+    gpu: &Gpu,
+    ds: &Dataset,
+    images: &[f32],
+    labels: &[u32],
+    cfg: &EvalConfig,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(usize),
+) -> Result<GpuConvNet, anyhow::Error> {
     let n = labels.len();
     anyhow::ensure!(n > 0 && images.len() == n * ds.image_len(), "the synthetic set is empty or mis-sized");
     let ops_list: Vec<Op> = Op::parse_strategy(&cfg.dsa).map_err(anyhow::Error::msg)?;
@@ -189,7 +203,7 @@ pub fn train_and_test(
         on_epoch(ep);
     }
     let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
-    Ok(test_accuracy(gpu, &net, ds)?)
+    Ok(net)
 }
 
 /// Train and test `cfg.nets` networks; mean ± std of their accuracies.

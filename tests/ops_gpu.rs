@@ -214,3 +214,15 @@ fn matmul_kernels_match_reference() {
         }
     }
 }
+
+#[test]
+fn network_without_runtime_bounds_checks_matches_reference() {
+    // HYPERDISTILL_SHADER_BOUNDS_CHECKS=off builds the shaders without wgpu's clamps: the whole ConvNet-3
+    // (forward and backward to the input, both shapes) must still agree with the f64 reference
+    let mut g = hyperdistill::gpu::Gpu::new().expect("adapter");
+    g.bounds_checks = false;
+    for r in hyperdistill::selfcheck::run(&g, 3).unwrap() {
+        println!("{:<26} embed rel {:.2e}, input grad rel {:.2e}", r.shape, r.embed_rel_err, r.input_grad_rel_err);
+        assert!(r.passed(), "{}: {:e} / {:e}", r.shape, r.embed_rel_err, r.input_grad_rel_err);
+    }
+}
