@@ -123,6 +123,55 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
+// forward with 8 output channels × 8 columns per invocation: 192 multiply-adds per 34 loads (forward: 96 per
+// 22). On CPU adapters the loads, not the arithmetic, bound these kernels (benches/NOTES.md).
+@compute @workgroup_size(64)
+fn forward8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let xblocks = (WO + XW - 1u) / XW;
+    let cblocks = (COUT + 7u) / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cblocks * HO * xblocks) { return; }
+    let xb = id % xblocks;
+    let oy = (id / xblocks) % HO;
+    let cb = (id / (xblocks * HO)) % cblocks;
+    let n = id / (xblocks * HO * cblocks);
+    let ox0 = xb * XW;
+    let co0 = cb * 8u;
+
+    var blo = vec4<f32>(0.0);
+    var bhi = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) {
+        if (co0 + c < COUT) { blo[c] = b[co0 + c]; }
+        if (co0 + 4u + c < COUT) { bhi[c] = b[co0 + 4u + c]; }
+    }
+    var lo = array<vec4<f32>, 8>(blo, blo, blo, blo, blo, blo, blo, blo);
+    var hi = array<vec4<f32>, 8>(bhi, bhi, bhi, bhi, bhi, bhi, bhi, bhi);
+    let c0 = i32(ox0) - i32(PAD);
+    for (var ci = 0u; ci < CIN; ci++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let iy = i32(oy + ky) - i32(PAD);
+            if (iy < 0 || iy >= i32(H)) { continue; }
+            let rb = ((n * CIN + ci) * H + u32(iy)) * W;
+            var v: array<f32, 10>;
+            for (var t = 0u; t < 10u; t++) { v[t] = x_at(rb, c0 + i32(t)); }
+            let k0 = w4_out(co0, ci, ky, 0u); let k1 = w4_out(co0, ci, ky, 1u); let k2 = w4_out(co0, ci, ky, 2u);
+            let h0 = w4_out(co0 + 4u, ci, ky, 0u); let h1 = w4_out(co0 + 4u, ci, ky, 1u); let h2 = w4_out(co0 + 4u, ci, ky, 2u);
+            for (var j = 0u; j < 8u; j++) {
+                lo[j] += v[j] * k0 + v[j + 1u] * k1 + v[j + 2u] * k2;
+                hi[j] += v[j] * h0 + v[j + 1u] * h1 + v[j + 2u] * h2;
+            }
+        }
+    }
+    for (var j = 0u; j < 8u; j++) {
+        let ox = ox0 + j;
+        if (ox >= WO) { break; }
+        for (var c = 0u; c < 4u; c++) {
+            if (co0 + c < COUT) { y[((n * COUT + co0 + c) * HO + oy) * WO + ox] = lo[j][c]; }
+            if (co0 + 4u + c < COUT) { y[((n * COUT + co0 + 4u + c) * HO + oy) * WO + ox] = hi[j][c]; }
+        }
+    }
+}
+
 // dx[n,ci,iy,ix] = Σ_co Σ_ky Σ_kx w[co,ci,ky,kx] · dy[n,co,iy+PAD−ky,ix+PAD−kx]  (the transposed convolution)
 @compute @workgroup_size(64)
 fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

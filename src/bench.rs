@@ -464,12 +464,16 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
         let dx = gpu.zeros("dx", s.x_len())?;
         let dw = gpu.zeros("dw", s.w_len())?;
         let scratch = gpu.zeros("scratch", ops::conv_weight_scratch_len(s))?;
-        let kernels: [(&str, &dyn Fn(&mut wgpu::CommandEncoder)); 3] = [
+        let kernels: [(&str, &dyn Fn(&mut wgpu::CommandEncoder)); 4] = [
             ("forward", &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y)),
+            ("forward8", &|e| ops::conv_forward_blocked(gpu, e, s, 8, &x, &w, &bias, &y)),
             ("backward_input", &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx)),
             ("backward_weight", &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch)),
         ];
         for (pass, f) in kernels {
+            if pass == "forward8" && !ops::conv_forward_blocks(s).contains(&8) {
+                continue;
+            }
             progress.set_message(format!("conv{layer} {pass}"));
             let mut ms = time_runs(warmup, runs, progress, || {
                 let mut enc = gpu.encoder();

@@ -18,6 +18,7 @@ fn conv_shapes() -> Vec<ConvShape> {
         ConvShape { n: 2, cin: 16, cout: 12, h: 8, w: 8, pad: 1 },
         ConvShape { n: 1, cin: 3, cout: 4, h: 10, w: 10, pad: 3 },
         ConvShape { n: 9, cin: 1, cout: 7, h: 11, w: 6, pad: 3 }, // the batch split over several threads
+        ConvShape { n: 2, cin: 5, cout: 16, h: 9, w: 11, pad: 1 }, // two blocks of 8 output channels
     ]
 }
 
@@ -29,11 +30,14 @@ fn conv_forward_matches_reference() {
         let x = rand_vec(&mut rng, s.x_len(), 1.0);
         let w = rand_vec(&mut rng, s.w_len(), 0.5);
         let b = rand_vec(&mut rng, s.cout, 0.5);
-        let y = poisoned(g, s.y_len());
-        let mut enc = g.encoder();
-        ops::conv_forward(g, &mut enc, &s, &up(g, &x), &up(g, &w), &up(g, &b), &y);
-        g.submit_wait(enc);
-        check(&format!("conv_forward {s:?}"), &down(g, &y, s.y_len()), &r::conv_forward(&s, &x, &w, &b), TOL);
+        let want = r::conv_forward(&s, &x, &w, &b);
+        for &blocks in ops::conv_forward_blocks(&s) {
+            let y = poisoned(g, s.y_len());
+            let mut enc = g.encoder();
+            ops::conv_forward_blocked(g, &mut enc, &s, blocks, &up(g, &x), &up(g, &w), &up(g, &b), &y);
+            g.submit_wait(enc);
+            check(&format!("conv_forward ×{blocks} {s:?}"), &down(g, &y, s.y_len()), &want, TOL);
+        }
     }
 }
 

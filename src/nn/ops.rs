@@ -21,8 +21,29 @@ fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
 
 /// y = conv(x, w) + b
 pub fn conv_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
-    let inv = s.n * s.cout.div_ceil(4) * s.ho() * s.wo().div_ceil(8);
-    gpu.dispatch(enc, &shaders::CONV, "forward", &conv_consts(s), &[x, w, b, y], inv as u64);
+    conv_forward_blocked(gpu, enc, s, conv_forward_choice(gpu, s), x, w, b, y)
+}
+
+/// The blocking `conv_forward` uses. On CPU adapters 8 output channels per invocation won 30–43 % on the
+/// 16×16 layer and 6–19 % on the first, and lost 12–20 % on 8×8 maps (benches/NOTES.md, `bench --parts kernels`),
+/// so: 8 where the map is at least 16 wide. Real GPUs keep 4 until a GPU measurement says otherwise.
+pub fn conv_forward_choice(gpu: &Gpu, s: &ConvShape) -> usize {
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    if cpu && s.cout % 8 == 0 && s.wo() >= 16 { 8 } else { 4 }
+}
+
+/// Output channels per invocation of `conv_forward_blocked`: 4 always works, 8 needs COUT % 8 == 0.
+pub fn conv_forward_blocks(s: &ConvShape) -> &'static [usize] {
+    if s.cout % 8 == 0 { &[4, 8] } else { &[4] }
+}
+
+/// `conv_forward` with a chosen blocking: 4 (`forward`) or 8 (`forward8`) output channels per invocation.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_forward_blocked(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, channels: usize, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
+    assert!(conv_forward_blocks(s).contains(&channels), "conv forward blocking {channels} not available for {s:?}");
+    let inv = s.n * s.cout.div_ceil(channels) * s.ho() * s.wo().div_ceil(8);
+    let entry = if channels == 8 { "forward8" } else { "forward" };
+    gpu.dispatch(enc, &shaders::CONV, entry, &conv_consts(s), &[x, w, b, y], inv as u64);
 }
 
 /// dx = ∂L/∂x from dy
