@@ -3,11 +3,13 @@
 //
 // entry point       bindings (group 0, in order)                     one invocation computes
 // forward           0 x, 1 w, 2 b, 3 y (rw)                          4 output channels × 8 adjacent columns of one row
+// forward8          as forward                                       8 output channels × 8 columns (COUT % 8 == 0)
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
+// backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
-// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward), N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input),
+// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8), N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -209,6 +211,49 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         for (var c = 0u; c < 4u; c++) {
             let ci = ci0 + c;
             if (ci < CIN) { dx[((n * CIN + ci) * H + iy) * W + ix] = acc[j][c]; }
+        }
+    }
+}
+
+// backward_input with 8 input channels × 8 columns per invocation (CIN % 8 == 0); as forward8 against forward.
+@compute @workgroup_size(64)
+fn backward_input8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let xblocks = (W + XW - 1u) / XW;
+    let cblocks = CIN / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cblocks * H * xblocks) { return; }
+    let xb = id % xblocks;
+    let iy = (id / xblocks) % H;
+    let cb = (id / (xblocks * H)) % cblocks;
+    let n = id / (xblocks * H * cblocks);
+    let ix0 = xb * XW;
+    let ci0 = cb * 8u;
+
+    var lo = array<vec4<f32>, 8>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
+                                 vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var hi = lo;
+    let c0 = i32(ix0 + PAD) - 2;
+    for (var co = 0u; co < COUT; co++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let oy = i32(iy + PAD) - i32(ky);
+            if (oy < 0 || oy >= i32(HO)) { continue; }
+            let rb = ((n * COUT + co) * HO + u32(oy)) * WO;
+            var u: array<f32, 10>;
+            for (var t = 0u; t < 10u; t++) { u[t] = dy_at(rb, c0 + i32(t)); }
+            let k0 = w4_in(co, ci0, ky, 0u); let k1 = w4_in(co, ci0, ky, 1u); let k2 = w4_in(co, ci0, ky, 2u);
+            let h0 = w4_in(co, ci0 + 4u, ky, 0u); let h1 = w4_in(co, ci0 + 4u, ky, 1u); let h2 = w4_in(co, ci0 + 4u, ky, 2u);
+            for (var j = 0u; j < 8u; j++) {
+                lo[j] += u[j + 2u] * k0 + u[j + 1u] * k1 + u[j] * k2;
+                hi[j] += u[j + 2u] * h0 + u[j + 1u] * h1 + u[j] * h2;
+            }
+        }
+    }
+    for (var j = 0u; j < 8u; j++) {
+        let ix = ix0 + j;
+        if (ix >= W) { break; }
+        for (var c = 0u; c < 4u; c++) {
+            dx[((n * CIN + ci0 + c) * H + iy) * W + ix] = lo[j][c];
+            dx[((n * CIN + ci0 + 4u + c) * H + iy) * W + ix] = hi[j][c];
         }
     }
 }

@@ -19,6 +19,7 @@ fn conv_shapes() -> Vec<ConvShape> {
         ConvShape { n: 1, cin: 3, cout: 4, h: 10, w: 10, pad: 3 },
         ConvShape { n: 9, cin: 1, cout: 7, h: 11, w: 6, pad: 3 }, // the batch split over several threads
         ConvShape { n: 2, cin: 5, cout: 16, h: 9, w: 11, pad: 1 }, // two blocks of 8 output channels
+        ConvShape { n: 2, cin: 16, cout: 8, h: 17, w: 10, pad: 1 }, // two blocks of 8 input channels
     ]
 }
 
@@ -57,7 +58,15 @@ fn conv_backward_matches_reference() {
         ops::conv_backward_weight(g, &mut enc, &s, &xb, &dyb, &dw, &scratch);
         ops::conv_backward_bias(g, &mut enc, &s, &dyb, &db);
         g.submit_wait(enc);
-        check(&format!("conv_backward_input {s:?}"), &down(g, &dx, s.x_len()), &r::conv_backward_input(&s, &dy, &w), TOL);
+        let want_dx = r::conv_backward_input(&s, &dy, &w);
+        check(&format!("conv_backward_input {s:?}"), &down(g, &dx, s.x_len()), &want_dx, TOL);
+        for &blocks in ops::conv_backward_input_blocks(&s) {
+            let dx = poisoned(g, s.x_len());
+            let mut enc = g.encoder();
+            ops::conv_backward_input_blocked(g, &mut enc, &s, blocks, &dyb, &wb, &dx);
+            g.submit_wait(enc);
+            check(&format!("conv_backward_input ×{blocks} {s:?}"), &down(g, &dx, s.x_len()), &want_dx, TOL);
+        }
         check(&format!("conv_backward_weight {s:?}"), &down(g, &dw, s.w_len()), &r::conv_backward_weight(&s, &x, &dy), TOL);
         check(&format!("conv_backward_bias {s:?}"), &down(g, &db, s.cout), &r::conv_backward_bias(&s, &dy), TOL);
     }
