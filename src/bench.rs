@@ -310,6 +310,8 @@ pub enum Part {
     Eval,
     /// whole-network forward and forward + backward passes (the first bench)
     Passes,
+    /// one distillation iteration per configuration with every dispatch timed on the GPU (timestamp queries)
+    Breakdown,
 }
 
 impl Part {
@@ -320,7 +322,8 @@ impl Part {
             "distill" => Ok(Part::Distill),
             "eval" => Ok(Part::Eval),
             "passes" => Ok(Part::Passes),
-            other => Err(format!("unknown part '{other}': use peak, kernels, distill, eval or passes")),
+            "breakdown" => Ok(Part::Breakdown),
+            other => Err(format!("unknown part '{other}': use peak, kernels, distill, eval, passes or breakdown")),
         }
     }
 }
@@ -418,6 +421,71 @@ pub struct SuiteReport {
     pub distill: Vec<IterationBench>,
     pub eval: Vec<EvalBench>,
     pub passes: Vec<Timing>,
+    pub breakdown: Vec<IterationBreakdown>,
+}
+
+/// Where one distillation iteration's GPU time goes, kernel by kernel.
+#[derive(Clone, Debug, Serialize)]
+pub struct IterationBreakdown {
+    pub shape: String,
+    pub method: String,
+    pub ipc: usize,
+    pub batch_real: usize,
+    pub width: usize,
+    /// encode + submit + wait of the profiled iteration
+    pub wall_ms: f64,
+    /// sum of the timed compute passes (buffer copies and host work are the difference to wall_ms)
+    pub gpu_ms: f64,
+    /// per kernel ("file:entry"), most expensive first
+    pub kernels: Vec<KernelShare>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelShare {
+    pub kernel: String,
+    pub dispatches: usize,
+    pub ms: f64,
+}
+
+/// Profile one distillation iteration (after `warmup` plain ones) with GPU timestamps; None without them.
+#[allow(clippy::too_many_arguments)]
+pub fn distill_breakdown(gpu: &Gpu, channels: usize, side: usize, method: Method, ipc: usize, batch_real: usize, width: usize,
+    warmup: usize, seed: u64) -> Result<Option<IterationBreakdown>, anyhow::Error> {
+    let Some(profiler) = gpu.profiler(1024) else { return Ok(None) };
+    let ds = random_dataset(channels, side, batch_real.max(ipc), seed);
+    let cfg = DistillConfig { method, ipc, batch_real, width, seed, iterations: warmup + 1, ..Default::default() };
+    let mut d = Distiller::new(gpu, &ds, cfg)?;
+    for _ in 0..warmup.max(1) {
+        d.step(&ds)?;
+    }
+    let t = Instant::now();
+    {
+        let _scope = profiler.activate();
+        d.step(&ds)?;
+    }
+    let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+    let timed = gpu.read_profile(&profiler)?;
+    let mut by_kernel: Vec<KernelShare> = vec![];
+    for (name, ms) in timed {
+        match by_kernel.iter_mut().find(|k| k.kernel == name) {
+            Some(k) => {
+                k.dispatches += 1;
+                k.ms += ms;
+            }
+            None => by_kernel.push(KernelShare { kernel: name, dispatches: 1, ms }),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    Ok(Some(IterationBreakdown {
+        shape: format!("{channels}x{side}x{side}"),
+        method: method.name().into(),
+        ipc,
+        batch_real,
+        width,
+        wall_ms,
+        gpu_ms: by_kernel.iter().map(|k| k.ms).sum(),
+        kernels: by_kernel,
+    }))
 }
 
 fn min_of(v: &[f64]) -> f64 {
@@ -565,6 +633,7 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
             Part::Distill => per * (o.shapes.len() * o.ipcs.len() * o.batch_reals.len() * o.methods.len()) as u64,
             Part::Eval => (o.shapes.len() * o.ipcs.len()) as u64,
             Part::Passes => 0, // `run` adds its own steps
+            Part::Breakdown => (o.shapes.len() * o.ipcs.len() * o.batch_reals.len() * o.methods.len()) as u64,
         };
     }
     n
@@ -602,6 +671,23 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
             }
         }
     }
+    let mut breakdown = vec![];
+    if has(Part::Breakdown) {
+        for &(c, s) in &o.shapes {
+            for &ipc in &o.ipcs {
+                for &br in &o.batch_reals {
+                    for &m in &o.methods {
+                        progress.set_message(format!("breakdown {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
+                        match distill_breakdown(gpu, c, s, m, ipc, br, o.width, o.warmup, o.seed)? {
+                            Some(b) => breakdown.push(b),
+                            None => anyhow::bail!("this adapter has no timestamp queries: --parts breakdown cannot time kernels on it"),
+                        }
+                        progress.inc(1);
+                    }
+                }
+            }
+        }
+    }
     let passes = if has(Part::Passes) {
         let opts = BenchOptions { batch: o.batch, width: o.width, runs: o.runs, warmup: o.warmup, seed: o.seed, shapes: o.shapes.clone() };
         run(gpu, &opts, progress)?.timings
@@ -622,5 +708,6 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
         distill,
         eval,
         passes,
+        breakdown,
     })
 }

@@ -46,6 +46,36 @@ impl Drop for CacheScope {
     }
 }
 
+/// GPU time of every dispatch recorded on this thread while active (`activate`): a timestamp at the start and
+/// the end of each compute pass, for `bench --parts breakdown`. Made by `Gpu::profiler` where the device has
+/// TIMESTAMP_QUERY; dispatches past `capacity` go untimed.
+pub struct KernelProfiler {
+    query_set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    capacity: u32,
+    names: Mutex<Vec<String>>,
+}
+
+thread_local! {
+    static ACTIVE_PROFILER: RefCell<Option<Arc<KernelProfiler>>> = const { RefCell::new(None) };
+}
+
+/// While alive, this thread's dispatches are timed by a `KernelProfiler`.
+pub struct ProfileScope(Option<Arc<KernelProfiler>>);
+
+impl KernelProfiler {
+    pub fn activate(self: &Arc<Self>) -> ProfileScope {
+        ProfileScope(ACTIVE_PROFILER.with(|c| c.borrow_mut().replace(self.clone())))
+    }
+}
+
+impl Drop for ProfileScope {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        ACTIVE_PROFILER.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
 /// Threads per workgroup of every kernel (`@workgroup_size(64)` in the WGSL files).
 pub const WORKGROUP: u32 = 64;
 
@@ -214,7 +244,8 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hyperdistill"),
-                required_features: wgpu::Features::empty(),
+                // timestamps only feed `bench --parts breakdown`; asked for where the adapter has them
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 required_limits: adapter.limits(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -355,10 +386,60 @@ impl Gpu {
         };
         self.counters.add(DISPATCHES, 1);
         let (gx, gy) = grid(invocations, self.limits.max_compute_workgroups_per_dimension);
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes: None });
+        let profiler = ACTIVE_PROFILER.with(|p| p.borrow().clone());
+        let slot = profiler.as_ref().and_then(|p| {
+            let mut names = p.names.lock().unwrap();
+            (names.len() < p.capacity as usize).then(|| {
+                names.push(format!("{}:{entry}", shader.name.trim_end_matches(".wgsl")));
+                (names.len() - 1) as u32
+            })
+        });
+        let timestamp_writes = match (&profiler, slot) {
+            (Some(p), Some(i)) => Some(wgpu::ComputePassTimestampWrites {
+                query_set: &p.query_set,
+                beginning_of_pass_write_index: Some(2 * i),
+                end_of_pass_write_index: Some(2 * i + 1),
+            }),
+            _ => None,
+        };
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes });
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(gx, gy, 1);
+    }
+
+    /// A profiler for up to `capacity` dispatches, or None where the device has no timestamp queries.
+    pub fn profiler(&self, capacity: u32) -> Option<Arc<KernelProfiler>> {
+        if !self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) || capacity == 0 {
+            return None;
+        }
+        let count = 2 * capacity;
+        let query_set = self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profiler"), ty: wgpu::QueryType::Timestamp, count });
+        self.note_buffer_created(count as u64 * 8);
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profiler-resolve"),
+            size: count as u64 * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        Some(Arc::new(KernelProfiler { query_set, resolve, capacity, names: Mutex::new(vec![]) }))
+    }
+
+    /// (kernel, GPU ms) of each dispatch the profiler timed since the last call, in order; resets it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_profile(&self, p: &KernelProfiler) -> Result<Vec<(String, f64)>, GpuError> {
+        let names = std::mem::take(&mut *p.names.lock().unwrap());
+        if names.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut enc = self.encoder();
+        enc.resolve_query_set(&p.query_set, 0..2 * names.len() as u32, &p.resolve, 0);
+        self.submit(enc);
+        // the read-back helper copies f32 words; the timestamps are u64 (low word first)
+        let words = self.read_many(&[(&p.resolve, 4 * names.len())])?.pop().unwrap_or_default();
+        let ticks: Vec<u64> = words.chunks_exact(2).map(|w| w[0].to_bits() as u64 | (w[1].to_bits() as u64) << 32).collect();
+        let ns_per_tick = self.queue.get_timestamp_period() as f64;
+        Ok(names.into_iter().enumerate().map(|(i, n)| (n, ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * ns_per_tick / 1e6)).collect())
     }
 
     pub fn encoder(&self) -> wgpu::CommandEncoder {

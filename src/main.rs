@@ -91,7 +91,8 @@ enum Command {
     Bench {
         /// What to measure, comma separated: peak (dense matmul, every kernel variant), kernels (each conv kernel
         /// as a fraction of the peak), distill (iterations), eval (training epochs and the test pass), passes
-        /// (whole-network forward and forward + backward).
+        /// (whole-network forward and forward + backward), breakdown (one iteration timed kernel by kernel with
+        /// GPU timestamps, where the adapter has them).
         #[arg(long, default_value = "peak,kernels,distill,eval", value_delimiter = ',')]
         parts: Vec<String>,
         /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).
@@ -583,6 +584,13 @@ fn bench_suite(o: &SuiteOptions, json: Option<PathBuf>) -> Result<ExitCode> {
         println!("\nwhole-network passes (batch {}, width {})", o.batch, o.width);
         for t in &r.passes {
             println!("  {:<10} {:<28} {:>10.1} ms {:>9.2} GFLOP/s {:>10.1} images/s", t.shape, t.pass, t.median_ms, t.gflops, t.images_per_s);
+        }
+    }
+    for b in &r.breakdown {
+        println!("\none iteration, kernel by kernel (GPU timestamps): {} {} ipc {} batch_real {} width {}: wall {:.1} ms, compute passes {:.1} ms",
+            b.shape, b.method, b.ipc, b.batch_real, b.width, b.wall_ms, b.gpu_ms);
+        for k in &b.kernels {
+            println!("  {:<32} {:>4} × {:>10.2} ms {:>5.1} %", k.kernel, k.dispatches, k.ms, 100.0 * k.ms / b.gpu_ms.max(1e-9));
         }
     }
     if let Some(path) = json {

@@ -68,6 +68,29 @@ fn bench_writes_json() {
     let fmnist_fwd = &timings[0];
     let macs = 3.0 * 8.0 * (32.0 * 32.0 * 1.0 + 16.0 * 16.0 * 8.0 + 8.0 * 8.0 * 8.0) * 9.0;
     assert!((fmnist_fwd["gflop"].as_f64().unwrap() - 2.0 * macs / 1e9).abs() < 1e-12);
+    // breakdown: one iteration per configuration timed kernel by kernel; its dispatches are the iteration's dispatches
+    let json2 = dir.join("breakdown.json");
+    let out = hyperdistill(&[
+        "bench", "--parts", "breakdown,distill", "--shapes", "fmnist", "--width", "8", "--runs", "1", "--warmup", "1", "--ipc", "1",
+        "--batch-real", "4", "--json", json2.to_str().unwrap(),
+    ]);
+    println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let gpu = hyperdistill::gpu::Gpu::new().unwrap();
+    if gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        assert!(out.status.success(), "bench --parts breakdown failed");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json2).unwrap()).unwrap();
+        let (b, d) = (v["breakdown"].as_array().unwrap(), v["distill"].as_array().unwrap());
+        assert_eq!(b.len(), 2);
+        for (b, d) in b.iter().zip(d) {
+            let kernels = b["kernels"].as_array().unwrap();
+            let dispatches: u64 = kernels.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum();
+            assert_eq!(Some(dispatches), d["per_iteration"]["dispatches"].as_u64(), "{b}");
+            assert!(b["gpu_ms"].as_f64().unwrap() > 0.0 && kernels.iter().all(|k| k["ms"].as_f64().unwrap() >= 0.0));
+            assert!(kernels.iter().any(|k| k["kernel"].as_str().unwrap().starts_with("conv:")));
+        }
+    } else {
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no timestamp queries"));
+    }
     let conv0 = &kernels[0];
     assert_eq!((conv0["layer"].as_u64(), conv0["cin"].as_u64(), conv0["cout"].as_u64(), conv0["side"].as_u64()), (Some(0), Some(1), Some(8), Some(28)));
     std::fs::remove_dir_all(&dir).ok();
