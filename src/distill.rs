@@ -372,7 +372,7 @@ impl<'g> Distiller<'g> {
         for c in 0..classes {
             copy_f32(&mut enc, &self.real_all, c * b * img, &self.real_in, 0, b * img);
             augment::gpu::forward(gpu, &mut enc, b, ch, h, w, &self.real_in, &self.real_params[c], &self.real_scratch, &self.real_ws.x);
-            self.net.forward(gpu, &mut enc, &self.real_ws, false);
+            self.net.forward_only(gpu, &mut enc, &self.real_ws, false); // no backward on the real side
             copy_f32(&mut enc, &self.real_ws.embed, 0, &self.real_feat, c * b * dim, b * dim);
         }
         let m = classes * ipc;

@@ -91,7 +91,7 @@ pub fn test_accuracy(gpu: &Gpu, net: &GpuConvNet, ds: &Dataset) -> Result<f64, G
         gpu.write(&ws.x, &ds.normalized(&ds.test, &idx));
         gpu.write(&labels, &ds.test.labels[start..start + n]);
         let mut enc = gpu.encoder();
-        net.forward(gpu, &mut enc, ws, true);
+        net.forward_only(gpu, &mut enc, ws, true);
         ops::correct(gpu, &mut enc, n, ds.classes.len(), &ws.logits, &labels, &out);
         gpu.submit_wait(enc);
         correct += gpu.read_f32(&out, n)?.iter().map(|&v| v as f64).sum::<f64>();

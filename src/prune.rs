@@ -80,7 +80,7 @@ fn rank_classes(gpu: &Gpu, cfg: &ConvNetConfig, class_idx: &[Vec<usize>], images
 fn embed_points(gpu: &Gpu, net: &GpuConvNet, ws: &crate::nn::convnet::Workspace, x: &[f32], n: usize, hyper: &Hyperbolic) -> Result<Vec<Vec<f64>>, GpuError> {
     gpu.write(&ws.x, x);
     let mut enc = gpu.encoder();
-    net.forward(gpu, &mut enc, ws, false);
+    net.forward_only(gpu, &mut enc, ws, false);
     gpu.submit_wait(enc);
     let dim = net.cfg.embed_dim();
     // the workspace holds `batch` images; only the first n are this chunk's

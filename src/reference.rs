@@ -271,3 +271,9 @@ pub fn matmul(m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
     }
     c
 }
+
+/// Twin of `nn::ops::norm_relu_pool_forward`: the three reference ops in a row; returns (pooled, stats).
+pub fn norm_relu_pool_forward(s: &NormShape, h: usize, w: usize, x: &[f64], gamma: &[f64], beta: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (y, stats) = norm_forward(s, x, gamma, beta);
+    (pool_forward(&PoolShape { planes: s.planes(), h, w }, &relu_forward(&y)), stats)
+}

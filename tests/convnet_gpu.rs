@@ -29,6 +29,15 @@ fn run(cfg: ConvNetConfig, n: usize, seed: u64) {
     g.write(&ws.x, &to_f32(&x));
     let act = ref_forward(&cfg, &p64, &x, n);
 
+    // the forward-only path (fused norm + ReLU + pool) gives the same embedding and logits
+    poison(g, &ws.embed, n * cfg.embed_dim());
+    poison(g, &ws.logits, n * cfg.classes);
+    let mut enc = g.encoder();
+    net.forward_only(g, &mut enc, &ws, true);
+    g.submit_wait(enc);
+    check(&format!("{tag} forward_only embed"), &down(g, &ws.embed, n * cfg.embed_dim()), &act.embed, TOL);
+    check(&format!("{tag} forward_only logits"), &down(g, &ws.logits, n * cfg.classes), &act.logits, TOL);
+
     for upstream in [Upstream::Embed, Upstream::Logits] {
         poison(g, &ws.embed, n * cfg.embed_dim());
         poison(g, &ws.logits, n * cfg.classes);

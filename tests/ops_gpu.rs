@@ -239,3 +239,23 @@ fn network_without_runtime_bounds_checks_matches_reference() {
         assert!(r.passed(), "{}: {:e} / {:e}", r.shape, r.embed_rel_err, r.input_grad_rel_err);
     }
 }
+
+#[test]
+fn fused_norm_relu_pool_matches_reference() {
+    // the forward-only block tail against the three reference ops in a row (odd sides: pooling floors)
+    let g = gpu();
+    let mut rng = rng(11);
+    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 7, 9)] {
+        let s = NormShape { n, c, hw: h * w };
+        let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + 0.7).collect();
+        let gamma = rand_vec(&mut rng, c, 1.5);
+        let beta = rand_vec(&mut rng, c, 0.5);
+        let (want_y, want_stats) = r::norm_relu_pool_forward(&s, h, w, &x, &gamma, &beta);
+        let (y, stats) = (poisoned(g, want_y.len()), poisoned(g, 2 * s.planes()));
+        let mut enc = g.encoder();
+        ops::norm_relu_pool_forward(g, &mut enc, &s, h, w, &up(g, &x), &up(g, &gamma), &up(g, &beta), &y, &stats);
+        g.submit_wait(enc);
+        check(&format!("norm_relu_pool {n}x{c}x{h}x{w}"), &down(g, &y, want_y.len()), &want_y, TOL);
+        check(&format!("norm_relu_pool stats {n}x{c}x{h}x{w}"), &down(g, &stats, 2 * s.planes()), &want_stats, TOL);
+    }
+}

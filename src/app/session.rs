@@ -306,7 +306,7 @@ async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeat
     let m = d.synthetic_labels().len();
     let mut enc = gpu.encoder();
     copy_f32(&mut enc, &d.syn, 0, &v.ws.x, v.real_n * img, m * img);
-    v.net.forward(gpu, &mut enc, &v.ws, false);
+    v.net.forward_only(gpu, &mut enc, &v.ws, false);
     gpu.submit(enc);
     let dim = v.net.cfg.embed_dim();
     let mut parts = vec![(&v.ws.embed, (v.real_n + m) * dim), (&d.syn, d.syn_len())];

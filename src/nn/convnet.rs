@@ -374,6 +374,24 @@ impl GpuConvNet {
         }
     }
 
+    /// Forward pass of `ws.x` into `ws.embed` (and `ws.logits`) when no backward pass follows: each block's norm,
+    /// ReLU and pooling run as one fused kernel and the intermediates are not kept (`backward` must not follow).
+    pub fn forward_only(&self, gpu: &Gpu, enc: &mut CommandEncoder, ws: &Workspace, logits: bool) {
+        let n = ws.n;
+        for (b, s) in self.cfg.conv_shapes(n).iter().enumerate() {
+            let q = &self.params[b * PER_BLOCK..];
+            let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
+            let output = if b + 1 == DEPTH { &ws.embed } else { &ws.pooled[b] };
+            let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
+            ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b]);
+            ops::norm_relu_pool_forward(gpu, enc, &ns, s.ho(), s.wo(), &ws.conv_out[b], &q[2], &q[3], output, &ws.stats[b]);
+        }
+        if logits {
+            let fc = &self.params[DEPTH * PER_BLOCK..];
+            ops::linear_forward(gpu, enc, &self.cfg.linear_shape(n), &ws.embed, &fc[0], &fc[1], &ws.logits);
+        }
+    }
+
     /// Backward pass after `forward`. Writes ∂L/∂x into `ws.dx` when `input_grad`, and the parameter
     /// gradients into `grads` when given. The gradient ping-pongs between two scratch buffers.
     pub fn backward(
@@ -426,7 +444,7 @@ impl GpuConvNet {
         let ws = self.workspace(gpu, n)?;
         gpu.write(&ws.x, x);
         let mut enc = gpu.encoder();
-        self.forward(gpu, &mut enc, &ws, false);
+        self.forward_only(gpu, &mut enc, &ws, false);
         gpu.submit_wait(enc);
         gpu.read_f32(&ws.embed, n * self.cfg.embed_dim())
     }

@@ -109,6 +109,16 @@ pub fn norm_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, x: &Buff
     gpu.dispatch(enc, &shaders::NORM, "forward", &norm_consts(s), &[x, gamma, beta, y, stats], s.planes() as u64);
 }
 
+/// pool(relu(instance_norm(x)·γ + β)) over planes of h × w (h·w = s.hw), for forwards no backward follows;
+/// y is [n, c, h/2, w/2]; stats as `norm_forward`.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_relu_pool_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, h: usize, w: usize, x: &Buffer, gamma: &Buffer, beta: &Buffer,
+    y: &Buffer, stats: &Buffer) {
+    assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
+    let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
+    gpu.dispatch(enc, &shaders::NORM, "forward_relu_pool", &consts, &[x, gamma, beta, y, stats], s.planes() as u64);
+}
+
 /// dx from dy; `partial` [n·c·2] receives each plane's (Σdy·x̂, Σdy) for `norm_param_grad`.
 #[allow(clippy::too_many_arguments)]
 pub fn norm_backward(
