@@ -4,12 +4,13 @@
 // entry point       bindings (group 0, in order)                     one invocation computes
 // forward           0 x, 1 w, 2 b, 3 y (rw)                          4 output channels × 8 adjacent columns of one row
 // forward8          as forward                                       8 output channels × 8 columns (COUT % 8 == 0)
+// forward_tiled     as forward                                       8 channels × 8 positions of a 64×64 workgroup tile (implicit GEMM, workgroup memory)
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
-// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8), N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8),
+// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled), N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -170,6 +171,85 @@ fn forward8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         for (var c = 0u; c < 4u; c++) {
             if (co0 + c < COUT) { y[((n * COUT + co0 + c) * HO + oy) * WO + ox] = lo[j][c]; }
             if (co0 + 4u + c < COUT) { y[((n * COUT + co0 + 4u + c) * HO + oy) * WO + ox] = hi[j][c]; }
+        }
+    }
+}
+
+// forward as an implicit GEMM for real GPUs: y[co, p] = Σ_k w[co, k] · x̃[k, p] with k = (ci, ky, kx) (w is already
+// COUT × CIN·9 row-major) and p = (n, oy, ox), x̃ gathered on the fly (im2col without the copy). One 64-thread
+// workgroup computes a 64 (co) × 64 (p) tile, staging 16-deep slices of w and x̃ in workgroup memory between
+// barriers; each thread keeps 8 co × 8 p accumulators. Not selected on CPU adapters (barriers are slow there).
+const CT: u32 = 64u;   // tile side (output channels and positions)
+const CK: u32 = 16u;   // K slice per barrier pair
+var<workgroup> w_tile: array<f32, 1024>;  // [CK][CT], co fastest
+var<workgroup> x_tile: array<f32, 1024>;  // [CK][CT], p fastest
+
+@compute @workgroup_size(64)
+fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    let P = N * HO * WO;
+    let K = CIN * 9u;
+    let tiles_p = (P + CT - 1u) / CT;
+    let tile = wid.x + wid.y * nwg.x;
+    if (tile >= ((COUT + CT - 1u) / CT) * tiles_p) { return; }  // uniform per workgroup
+    let co_base = (tile / tiles_p) * CT;
+    let p_base = (tile % tiles_p) * CT;
+    let ty = li / 8u;  // channels co_base + ty·8 .. +8
+    let tx = li % 8u;  // positions p_base + tx + 8·j, j = 0..8
+    var acc: array<vec4<f32>, 16>;  // acc[2r + h][i] = output (co ty·8 + r, position tx + 8·(4h + i))
+    for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
+    for (var k0 = 0u; k0 < K; k0 += CK) {
+        for (var i = 0u; i < 16u; i++) {
+            let idx = li + 64u * i;
+            let kk = idx / CT;
+            let col = idx % CT;
+            let k = k0 + kk;
+            // w slice: row co_base + col, column k
+            let co = co_base + col;
+            var wv = 0.0;
+            if (k < K && co < COUT) { wv = w[co * K + k]; }
+            w_tile[kk * CT + col] = wv;
+            // x̃ slice: row k = (ci, ky, kx), column p = (n, oy, ox)
+            let p = p_base + col;
+            var xv = 0.0;
+            if (k < K && p < P) {
+                let ci = k / 9u;
+                let ky = (k % 9u) / 3u;
+                let kx = k % 3u;
+                let ox = p % WO;
+                let oy = (p / WO) % HO;
+                let n = p / (WO * HO);
+                let iy = i32(oy + ky) - i32(PAD);
+                let ix = i32(ox + kx) - i32(PAD);
+                if (iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
+                    xv = x[((n * CIN + ci) * H + u32(iy)) * W + u32(ix)];
+                }
+            }
+            x_tile[kk * CT + col] = xv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < CK; kk++) {
+            let xr = kk * CT + tx;
+            let b0 = vec4<f32>(x_tile[xr], x_tile[xr + 8u], x_tile[xr + 16u], x_tile[xr + 24u]);
+            let b1 = vec4<f32>(x_tile[xr + 32u], x_tile[xr + 40u], x_tile[xr + 48u], x_tile[xr + 56u]);
+            for (var r = 0u; r < 8u; r++) {
+                let a = w_tile[kk * CT + ty * 8u + r];
+                acc[2u * r] += a * b0;
+                acc[2u * r + 1u] += a * b1;
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < 8u; r++) {
+        let co = co_base + ty * 8u + r;
+        if (co >= COUT) { break; }
+        for (var j = 0u; j < 8u; j++) {
+            let p = p_base + tx + 8u * j;
+            if (p >= P) { break; }
+            let ox = p % WO;
+            let oy = (p / WO) % HO;
+            let n = p / (WO * HO);
+            y[((n * COUT + co) * HO + oy) * WO + ox] = acc[2u * r + j / 4u][j % 4u] + b[co];
         }
     }
 }

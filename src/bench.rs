@@ -532,9 +532,10 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
         let dx = gpu.zeros("dx", s.x_len())?;
         let dw = gpu.zeros("dw", s.w_len())?;
         let scratch = gpu.zeros("scratch", ops::conv_weight_scratch_len(s))?;
-        let kernels: [(&str, &dyn Fn(&mut wgpu::CommandEncoder)); 5] = [
+        let kernels: [(&str, &dyn Fn(&mut wgpu::CommandEncoder)); 6] = [
             ("forward", &|e| ops::conv_forward_blocked(gpu, e, s, 4, &x, &w, &bias, &y)),
             ("forward8", &|e| ops::conv_forward_blocked(gpu, e, s, 8, &x, &w, &bias, &y)),
+            ("forward_tiled", &|e| ops::conv_forward_tiled(gpu, e, s, &x, &w, &bias, &y)),
             ("backward_input", &|e| ops::conv_backward_input_blocked(gpu, e, s, 4, &y, &w, &dx)),
             ("backward_input8", &|e| ops::conv_backward_input_blocked(gpu, e, s, 8, &y, &w, &dx)),
             ("backward_weight", &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch)),
@@ -629,7 +630,7 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
     for p in &o.parts {
         n += match p {
             Part::Peak => nn_kernels() * per,
-            Part::Kernels => 15 * per * o.shapes.len() as u64, // at most 5 kernels × 3 layers
+            Part::Kernels => 18 * per * o.shapes.len() as u64, // at most 6 kernels × 3 layers
             Part::Distill => per * (o.shapes.len() * o.ipcs.len() * o.batch_reals.len() * o.methods.len()) as u64,
             Part::Eval => (o.shapes.len() * o.ipcs.len()) as u64,
             Part::Passes => 0, // `run` adds its own steps

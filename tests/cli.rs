@@ -37,10 +37,11 @@ fn bench_writes_json() {
     let peak = &v["peak"];
     assert_eq!(peak["timings"].as_array().unwrap().len(), 4);
     assert!(peak["gflops"].as_f64().unwrap() > 0.0);
-    // kernels: 2 shapes × 3 layers × 3 kernels, plus the 8-channel blockings where the channels allow them (width 8:
-    // forward8 on every layer, backward_input8 where CIN = 8, i.e. conv1 and conv2), each with its fraction of the peak
+    // kernels: 2 shapes × 3 layers × 4 kernels (forward, forward_tiled, backward_input, backward_weight), plus the
+    // 8-channel blockings where the channels allow them (width 8: forward8 on every layer, backward_input8 where
+    // CIN = 8, i.e. conv1 and conv2), each with its fraction of the peak
     let kernels = v["kernels"].as_array().unwrap();
-    assert_eq!(kernels.len(), 2 * (3 * 3 + 3 + 2));
+    assert_eq!(kernels.len(), 2 * (3 * 4 + 3 + 2));
     assert!(kernels.iter().all(|k| k["fraction_of_peak"].as_f64().unwrap() > 0.0));
     // distill: 2 shapes × 2 methods; one submit, no read-back, no buffer created per iteration
     let distill = v["distill"].as_array().unwrap();

@@ -20,6 +20,7 @@ fn conv_shapes() -> Vec<ConvShape> {
         ConvShape { n: 9, cin: 1, cout: 7, h: 11, w: 6, pad: 3 }, // the batch split over several threads
         ConvShape { n: 2, cin: 5, cout: 16, h: 9, w: 11, pad: 1 }, // two blocks of 8 output channels
         ConvShape { n: 2, cin: 16, cout: 8, h: 17, w: 10, pad: 1 }, // two blocks of 8 input channels
+        ConvShape { n: 2, cin: 3, cout: 72, h: 9, w: 8, pad: 1 }, // two 64-channel tiles, three 64-position tiles
     ]
 }
 
@@ -39,6 +40,11 @@ fn conv_forward_matches_reference() {
             g.submit_wait(enc);
             check(&format!("conv_forward ×{blocks} {s:?}"), &down(g, &y, s.y_len()), &want, TOL);
         }
+        let y = poisoned(g, s.y_len());
+        let mut enc = g.encoder();
+        ops::conv_forward_tiled(g, &mut enc, &s, &up(g, &x), &up(g, &w), &up(g, &b), &y);
+        g.submit_wait(enc);
+        check(&format!("conv_forward tiled {s:?}"), &down(g, &y, s.y_len()), &want, TOL);
     }
 }
 

@@ -24,6 +24,13 @@ pub fn conv_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buff
     conv_forward_blocked(gpu, enc, s, conv_forward_choice(gpu, s), x, w, b, y)
 }
 
+/// `conv_forward` as an implicit GEMM with workgroup-memory tiles (`forward_tiled`), the real-GPU design. Not
+/// chosen by `conv_forward` yet: it waits for a measurement on a GPU (`bench --parts kernels` times it).
+pub fn conv_forward_tiled(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
+    let tiles = s.cout.div_ceil(64) * (s.n * s.ho() * s.wo()).div_ceil(64);
+    gpu.dispatch(enc, &shaders::CONV, "forward_tiled", &conv_consts(s), &[x, w, b, y], (tiles * 64) as u64);
+}
+
 /// The blocking `conv_forward` uses. On CPU adapters 8 output channels per invocation won 30–43 % on the
 /// 16×16 layer and 6–19 % on the first, and lost 12–20 % on 8×8 maps (benches/NOTES.md, `bench --parts kernels`),
 /// so: 8 where the map is at least 16 wide. Real GPUs keep 4 until a GPU measurement says otherwise.
