@@ -56,14 +56,10 @@ fn regblock4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     c[(row + 3u) * n4 + col] = c3;
 }
 
-@compute @workgroup_size(64)
-fn regblock8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = linear_id(gid, nwg);
+// C[row .. row+8, vec4 column col]: regblock8 and uniform8 differ only in how they map threads to (row, col)
+fn rows8(row: u32, col: u32) {
     let n4 = N / 4u;
     let k4 = K / 4u;
-    if (id >= (M / 8u) * n4) { return; }
-    let col = id % n4;
-    let row = (id / n4) * 8u;
     var acc: array<vec4<f32>, 8>;
     for (var r = 0u; r < 8u; r++) { acc[r] = vec4<f32>(0.0); }
     for (var k = 0u; k < k4; k++) {
@@ -78,31 +74,29 @@ fn regblock8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     for (var r = 0u; r < 8u; r++) { c[(row + r) * n4 + col] = acc[r]; }
 }
 
+@compute @workgroup_size(64)
+fn regblock8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    let n4 = N / 4u;
+    if (id >= (M / 8u) * n4) { return; }
+    let col = id % n4;
+    let row = (id / n4) * 8u;
+    rows8(row, col);
+}
+
 // Rows from the workgroup, columns from the lane: every lane of a workgroup reads the same A element, so the
 // compiler can prove the address uniform (llvmpipe then loads it once and broadcasts instead of gathering).
 @compute @workgroup_size(64)
 fn uniform8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) li: u32) {
     let n4 = N / 4u;
-    let k4 = K / 4u;
     let colblocks = (n4 + 63u) / 64u;
     let wg = wid.x + wid.y * nwg.x;
     if (wg >= (M / 8u) * colblocks) { return; }
     let row = (wg / colblocks) * 8u;
     let col = (wg % colblocks) * 64u + li;
     if (col >= n4) { return; }
-    var acc: array<vec4<f32>, 8>;
-    for (var r = 0u; r < 8u; r++) { acc[r] = vec4<f32>(0.0); }
-    for (var k = 0u; k < k4; k++) {
-        let b0 = b[(4u * k) * n4 + col];
-        let b1 = b[(4u * k + 1u) * n4 + col];
-        let b2 = b[(4u * k + 2u) * n4 + col];
-        let b3 = b[(4u * k + 3u) * n4 + col];
-        for (var r = 0u; r < 8u; r++) {
-            acc[r] = fma4(acc[r], a[(row + r) * k4 + k], b0, b1, b2, b3);
-        }
-    }
-    for (var r = 0u; r < 8u; r++) { c[(row + r) * n4 + col] = acc[r]; }
+    rows8(row, col);
 }
 
 const TILE: u32 = 64u;  // output tile side

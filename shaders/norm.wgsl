@@ -38,19 +38,26 @@ const EPS: f32 = 1e-5;
 @group(0) @binding(1) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dbeta: array<f32>;
 
+// (mean, 1/std) of the plane starting at `base`. Two passes (mean, then squared deviations): the one-pass
+// E[x²] − E[x]² loses digits in f32.
+fn plane_stats(base: u32) -> vec2<f32> {
+    var s = 0.0;
+    for (var i = 0u; i < HW; i++) { s += x[base + i]; }
+    let mu = s / f32(HW);
+    var v = 0.0;
+    for (var i = 0u; i < HW; i++) { let d = x[base + i] - mu; v += d * d; }
+    return vec2<f32>(mu, inverseSqrt(v / f32(HW) + EPS));
+}
+
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let plane = linear_id(gid, nwg);
     if (plane >= N * C) { return; }
     let c = plane % C;
     let base = plane * HW;
-    // Two passes (mean, then squared deviations): the one-pass E[x²] − E[x]² loses digits in f32.
-    var s = 0.0;
-    for (var i = 0u; i < HW; i++) { s += x[base + i]; }
-    let mu = s / f32(HW);
-    var v = 0.0;
-    for (var i = 0u; i < HW; i++) { let d = x[base + i] - mu; v += d * d; }
-    let r = inverseSqrt(v / f32(HW) + EPS);
+    let st = plane_stats(base);
+    let mu = st.x;
+    let r = st.y;
     let g = gamma[c];
     let bt = beta[c];
     for (var i = 0u; i < HW; i++) { y[base + i] = (x[base + i] - mu) * r * g + bt; }
@@ -108,12 +115,9 @@ fn forward_relu_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (plane >= N * C) { return; }
     let c = plane % C;
     let base = plane * HW;
-    var s = 0.0;
-    for (var i = 0u; i < HW; i++) { s += x[base + i]; }
-    let mu = s / f32(HW);
-    var v = 0.0;
-    for (var i = 0u; i < HW; i++) { let d = x[base + i] - mu; v += d * d; }
-    let r = inverseSqrt(v / f32(HW) + EPS);
+    let st = plane_stats(base);
+    let mu = st.x;
+    let r = st.y;
     let g = gamma[c];
     let bt = beta[c];
     let ho = H / 2u;

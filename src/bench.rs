@@ -126,6 +126,31 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &indicatif::ProgressBar) ->
     })
 }
 
+/// Zeroed operands of every kernel of one convolution (the kernels' speed does not depend on the values).
+struct ConvBuffers {
+    x: wgpu::Buffer,
+    w: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    y: wgpu::Buffer,
+    dx: wgpu::Buffer,
+    dw: wgpu::Buffer,
+    scratch: wgpu::Buffer,
+}
+
+impl ConvBuffers {
+    fn new(gpu: &Gpu, s: &crate::shapes::ConvShape) -> Result<Self, GpuError> {
+        Ok(ConvBuffers {
+            x: gpu.zeros("x", s.x_len())?,
+            w: gpu.zeros("w", s.w_len())?,
+            bias: gpu.zeros("b", s.cout)?,
+            y: gpu.zeros("y", s.y_len())?,
+            dx: gpu.zeros("dx", s.x_len())?,
+            dw: gpu.zeros("dw", s.w_len())?,
+            scratch: gpu.zeros("scratch", crate::nn::ops::conv_weight_scratch_len(s))?,
+        })
+    }
+}
+
 /// One kernel's timing in `profile`.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelTiming {
@@ -157,13 +182,7 @@ pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize,
         out.push(KernelTiming { kernel: name, ms: m, gflops: 2.0 * macs as f64 / 1e9 / (m / 1e3) });
     };
     for (b, s) in cfg.conv_shapes(n).iter().enumerate() {
-        let x = gpu.zeros("x", s.x_len())?;
-        let w = gpu.zeros("w", s.w_len())?;
-        let bias = gpu.zeros("b", s.cout)?;
-        let y = gpu.zeros("y", s.y_len())?;
-        let dx = gpu.zeros("dx", s.x_len())?;
-        let dw = gpu.zeros("dw", s.w_len())?;
-        let scratch = gpu.zeros("scratch", ops::conv_weight_scratch_len(s))?;
+        let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
         time(format!("conv{b} forward {}→{} {}x{}", s.cin, s.cout, s.h, s.w), s.macs(), &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y));
         time(format!("conv{b} backward_input"), s.macs(), &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx));
         time(format!("conv{b} backward_weight"), s.macs(), &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch));
@@ -525,13 +544,7 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
     let cfg = ConvNetConfig::new(channels, side, width, 10).expect("valid shape");
     let mut out = vec![];
     for (layer, s) in cfg.conv_shapes(n).iter().enumerate() {
-        let x = gpu.zeros("x", s.x_len())?;
-        let w = gpu.zeros("w", s.w_len())?;
-        let bias = gpu.zeros("b", s.cout)?;
-        let y = gpu.zeros("y", s.y_len())?;
-        let dx = gpu.zeros("dx", s.x_len())?;
-        let dw = gpu.zeros("dw", s.w_len())?;
-        let scratch = gpu.zeros("scratch", ops::conv_weight_scratch_len(s))?;
+        let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
         let kernels: [(&str, &dyn Fn(&mut wgpu::CommandEncoder)); 6] = [
             ("forward", &|e| ops::conv_forward_blocked(gpu, e, s, 4, &x, &w, &bias, &y)),
             ("forward8", &|e| ops::conv_forward_blocked(gpu, e, s, 8, &x, &w, &bias, &y)),

@@ -357,26 +357,16 @@ impl GpuConvNet {
 
     /// Forward pass of `ws.x` into `ws.embed` (and `ws.logits` when `logits`), keeping what backward needs.
     pub fn forward(&self, gpu: &Gpu, enc: &mut CommandEncoder, ws: &Workspace, logits: bool) {
-        let n = ws.n;
-        for (b, s) in self.cfg.conv_shapes(n).iter().enumerate() {
-            let q = &self.params[b * PER_BLOCK..];
-            let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
-            let output = if b + 1 == DEPTH { &ws.embed } else { &ws.pooled[b] };
-            let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
-            ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b]);
-            ops::norm_forward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &q[3], &ws.norm_out[b], &ws.stats[b]);
-            ops::relu_forward(gpu, enc, s.y_len(), &ws.norm_out[b], &ws.relu_tmp);
-            ops::pool_forward(gpu, enc, &PoolShape { planes: n * s.cout, h: s.ho(), w: s.wo() }, &ws.relu_tmp, output);
-        }
-        if logits {
-            let fc = &self.params[DEPTH * PER_BLOCK..];
-            ops::linear_forward(gpu, enc, &self.cfg.linear_shape(n), &ws.embed, &fc[0], &fc[1], &ws.logits);
-        }
+        self.forward_impl(gpu, enc, ws, logits, true)
     }
 
     /// Forward pass of `ws.x` into `ws.embed` (and `ws.logits`) when no backward pass follows: each block's norm,
     /// ReLU and pooling run as one fused kernel and the intermediates are not kept (`backward` must not follow).
     pub fn forward_only(&self, gpu: &Gpu, enc: &mut CommandEncoder, ws: &Workspace, logits: bool) {
+        self.forward_impl(gpu, enc, ws, logits, false)
+    }
+
+    fn forward_impl(&self, gpu: &Gpu, enc: &mut CommandEncoder, ws: &Workspace, logits: bool, keep: bool) {
         let n = ws.n;
         for (b, s) in self.cfg.conv_shapes(n).iter().enumerate() {
             let q = &self.params[b * PER_BLOCK..];
@@ -384,7 +374,13 @@ impl GpuConvNet {
             let output = if b + 1 == DEPTH { &ws.embed } else { &ws.pooled[b] };
             let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
             ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b]);
-            ops::norm_relu_pool_forward(gpu, enc, &ns, s.ho(), s.wo(), &ws.conv_out[b], &q[2], &q[3], output, &ws.stats[b]);
+            if keep {
+                ops::norm_forward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &q[3], &ws.norm_out[b], &ws.stats[b]);
+                ops::relu_forward(gpu, enc, s.y_len(), &ws.norm_out[b], &ws.relu_tmp);
+                ops::pool_forward(gpu, enc, &PoolShape { planes: n * s.cout, h: s.ho(), w: s.wo() }, &ws.relu_tmp, output);
+            } else {
+                ops::norm_relu_pool_forward(gpu, enc, &ns, s.ho(), s.wo(), &ws.conv_out[b], &q[2], &q[3], output, &ws.stats[b]);
+            }
         }
         if logits {
             let fc = &self.params[DEPTH * PER_BLOCK..];
