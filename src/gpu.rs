@@ -51,6 +51,8 @@ impl Drop for CacheScope {
 /// TIMESTAMP_QUERY; dispatches past `capacity` go untimed.
 pub struct KernelProfiler {
     query_set: wgpu::QuerySet,
+    // read by `Gpu::read_profile`, which blocks and so is native only
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     resolve: wgpu::Buffer,
     capacity: u32,
     names: Mutex<Vec<String>>,
