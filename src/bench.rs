@@ -56,6 +56,10 @@ fn median(v: &mut [f64]) -> f64 {
     if v.len() % 2 == 1 { v[m] } else { 0.5 * (v[m - 1] + v[m]) }
 }
 
+fn min_of(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(f64::MAX, f64::min)
+}
+
 /// Time `f` (which must submit and wait) `warmup + runs` times; returns the timed runs in ms.
 fn time_runs(warmup: usize, runs: usize, progress: &indicatif::ProgressBar, mut f: impl FnMut()) -> Vec<f64> {
     let mut ms = Vec::with_capacity(runs);
@@ -98,7 +102,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &indicatif::ProgressBar) ->
                 }
                 gpu.submit_wait(enc);
             });
-            let (min, max) = (ms.iter().cloned().fold(f64::MAX, f64::min), ms.iter().cloned().fold(0.0, f64::max));
+            let (min, max) = (min_of(&ms), ms.iter().cloned().fold(0.0, f64::max));
             let med = median(&mut ms);
             let gflop = 2.0 * macs as f64 / 1e9;
             timings.push(Timing {
@@ -253,6 +257,21 @@ pub fn random_dataset_with_test(channels: usize, side: usize, per_class: usize, 
     }
 }
 
+/// A distiller on generated data of the given shape (enough images per class for `batch_real` and `ipc`), after
+/// `warmup` iterations (pipelines compiled, bind groups cached); `on_step` is called after each.
+#[allow(clippy::too_many_arguments)]
+fn warm_distiller<'g>(gpu: &'g Gpu, channels: usize, side: usize, method: Method, ipc: usize, batch_real: usize, width: usize, warmup: usize,
+    seed: u64, on_step: &mut dyn FnMut()) -> Result<(Dataset, Distiller<'g>), anyhow::Error> {
+    let ds = random_dataset(channels, side, batch_real.max(ipc), seed);
+    let cfg = DistillConfig { method, ipc, batch_real, width, seed, ..Default::default() };
+    let mut d = Distiller::new(gpu, &ds, cfg)?;
+    for _ in 0..warmup {
+        d.step(&ds)?;
+        on_step();
+    }
+    Ok((ds, d))
+}
+
 /// Time `runs` distillation iterations (after `warmup`) on generated data of the given shape.
 #[allow(clippy::too_many_arguments)]
 pub fn distill_iteration(
@@ -268,14 +287,8 @@ pub fn distill_iteration(
     seed: u64,
     progress: &indicatif::ProgressBar,
 ) -> Result<IterationBench, anyhow::Error> {
-    let ds = random_dataset(channels, side, batch_real.max(ipc), seed);
-    let cfg = DistillConfig { method, ipc, batch_real, width, seed, iterations: warmup + runs, ..Default::default() };
     let at_start = gpu.counters();
-    let mut d = Distiller::new(gpu, &ds, cfg)?;
-    for _ in 0..warmup {
-        d.step(&ds)?;
-        progress.inc(1);
-    }
+    let (ds, mut d) = warm_distiller(gpu, channels, side, method, ipc, batch_real, width, warmup, seed, &mut || progress.inc(1))?;
     let before = gpu.counters();
     let mut ms = vec![];
     for _ in 0..runs {
@@ -290,7 +303,7 @@ pub fn distill_iteration(
     let net = ConvNetConfig::new(channels, side, width, 10)?;
     let m = 10 * ipc;
     let macs = net.embed_macs(10 * d.per_real) + net.embed_macs(m) + net.input_grad_macs(m);
-    let min = ms.iter().cloned().fold(f64::MAX, f64::min);
+    let min = min_of(&ms);
     let med = median(&mut ms);
     let gflop = 2.0 * macs as f64 / 1e9;
     Ok(IterationBench {
@@ -368,6 +381,23 @@ pub struct SuiteOptions {
     pub eval_batch: usize,
     /// test images of the test-pass timing (10,000 in Fashion-MNIST and CIFAR)
     pub test_images: usize,
+}
+
+impl SuiteOptions {
+    /// Every (channels, side, ipc, batch_real, method) the distill and breakdown parts run, in report order.
+    pub fn distill_configs(&self) -> Vec<(usize, usize, usize, usize, Method)> {
+        let mut v = vec![];
+        for &(c, s) in &self.shapes {
+            for &ipc in &self.ipcs {
+                for &br in &self.batch_reals {
+                    for &m in &self.methods {
+                        v.push((c, s, ipc, br, m));
+                    }
+                }
+            }
+        }
+        v
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -471,12 +501,7 @@ pub struct KernelShare {
 pub fn distill_breakdown(gpu: &Gpu, channels: usize, side: usize, method: Method, ipc: usize, batch_real: usize, width: usize,
     warmup: usize, seed: u64) -> Result<Option<IterationBreakdown>, anyhow::Error> {
     let Some(profiler) = gpu.profiler(1024) else { return Ok(None) };
-    let ds = random_dataset(channels, side, batch_real.max(ipc), seed);
-    let cfg = DistillConfig { method, ipc, batch_real, width, seed, iterations: warmup + 1, ..Default::default() };
-    let mut d = Distiller::new(gpu, &ds, cfg)?;
-    for _ in 0..warmup.max(1) {
-        d.step(&ds)?;
-    }
+    let (ds, mut d) = warm_distiller(gpu, channels, side, method, ipc, batch_real, width, warmup.max(1), seed, &mut || {})?;
     let t = Instant::now();
     {
         let _scope = profiler.activate();
@@ -505,10 +530,6 @@ pub fn distill_breakdown(gpu: &Gpu, channels: usize, side: usize, method: Method
         gpu_ms: by_kernel.iter().map(|k| k.ms).sum(),
         kernels: by_kernel,
     }))
-}
-
-fn min_of(v: &[f64]) -> f64 {
-    v.iter().cloned().fold(f64::MAX, f64::min)
 }
 
 /// Square matmul with every kernel variant; the best fastest run is the adapter's peak for this report.
@@ -545,7 +566,8 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
     let mut out = vec![];
     for (layer, s) in cfg.conv_shapes(n).iter().enumerate() {
         let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
-        let kernels: [(&str, &dyn Fn(&mut wgpu::CommandEncoder)); 6] = [
+        type Record<'a> = &'a dyn Fn(&mut wgpu::CommandEncoder);
+        let kernels: [(&str, Record); 6] = [
             ("forward", &|e| ops::conv_forward_blocked(gpu, e, s, 4, &x, &w, &bias, &y)),
             ("forward8", &|e| ops::conv_forward_blocked(gpu, e, s, 8, &x, &w, &bias, &y)),
             ("forward_tiled", &|e| ops::conv_forward_tiled(gpu, e, s, &x, &w, &bias, &y)),
@@ -644,10 +666,10 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
         n += match p {
             Part::Peak => nn_kernels() * per,
             Part::Kernels => 18 * per * o.shapes.len() as u64, // at most 6 kernels × 3 layers
-            Part::Distill => per * (o.shapes.len() * o.ipcs.len() * o.batch_reals.len() * o.methods.len()) as u64,
+            Part::Distill => per * o.distill_configs().len() as u64,
             Part::Eval => (o.shapes.len() * o.ipcs.len()) as u64,
             Part::Passes => 0, // `run` adds its own steps
-            Part::Breakdown => (o.shapes.len() * o.ipcs.len() * o.batch_reals.len() * o.methods.len()) as u64,
+            Part::Breakdown => o.distill_configs().len() as u64,
         };
     }
     n
@@ -664,15 +686,9 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
     }
     let mut distill = vec![];
     if has(Part::Distill) {
-        for &(c, s) in &o.shapes {
-            for &ipc in &o.ipcs {
-                for &br in &o.batch_reals {
-                    for &m in &o.methods {
-                        progress.set_message(format!("distill {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
-                        distill.push(distill_iteration(gpu, c, s, m, ipc, br, o.width, o.runs, o.warmup, o.seed, progress)?);
-                    }
-                }
-            }
+        for (c, s, ipc, br, m) in o.distill_configs() {
+            progress.set_message(format!("distill {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
+            distill.push(distill_iteration(gpu, c, s, m, ipc, br, o.width, o.runs, o.warmup, o.seed, progress)?);
         }
     }
     let mut eval = vec![];
@@ -687,19 +703,13 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
     }
     let mut breakdown = vec![];
     if has(Part::Breakdown) {
-        for &(c, s) in &o.shapes {
-            for &ipc in &o.ipcs {
-                for &br in &o.batch_reals {
-                    for &m in &o.methods {
-                        progress.set_message(format!("breakdown {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
-                        match distill_breakdown(gpu, c, s, m, ipc, br, o.width, o.warmup, o.seed)? {
-                            Some(b) => breakdown.push(b),
-                            None => anyhow::bail!("this adapter has no timestamp queries: --parts breakdown cannot time kernels on it"),
-                        }
-                        progress.inc(1);
-                    }
-                }
+        for (c, s, ipc, br, m) in o.distill_configs() {
+            progress.set_message(format!("breakdown {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
+            match distill_breakdown(gpu, c, s, m, ipc, br, o.width, o.warmup, o.seed)? {
+                Some(b) => breakdown.push(b),
+                None => anyhow::bail!("this adapter has no timestamp queries: --parts breakdown cannot time kernels on it"),
             }
+            progress.inc(1);
         }
     }
     let passes = if has(Part::Passes) {

@@ -12,39 +12,19 @@ use wgpu::util::DeviceExt;
 
 use crate::shaders::Shader;
 
+/// Most buffers a kernel binds (norm backward binds 6); the bind-group cache keys on this many slots.
+const MAX_BINDINGS: usize = 8;
+
 /// Bind groups kept from one iteration to the next by an owner whose buffers outlive them (the distiller).
 /// While a cache is active on this thread (`activate`), `Gpu::dispatch` reuses the bind group of an identical
 /// launch (same pipeline, same buffers) instead of creating one, so a steady-state iteration creates no GPU
 /// objects at all. The cache holds its buffers alive: it belongs to the owner of those buffers and is dropped
-/// with it. Keys compare wgpu handles by identity.
+/// with it. Keys compare wgpu handles by identity and live on the stack (no allocation per dispatch).
 #[derive(Default)]
-pub struct BindGroupCache(Mutex<HashMap<(wgpu::ComputePipeline, Vec<wgpu::Buffer>), wgpu::BindGroup>>);
+pub struct BindGroupCache(Mutex<HashMap<LaunchKey, wgpu::BindGroup>>);
 
-thread_local! {
-    static ACTIVE_CACHE: RefCell<Option<Arc<BindGroupCache>>> = const { RefCell::new(None) };
-}
-
-/// While alive, this thread's dispatches go through a `BindGroupCache`; dropping it restores the previous one.
-pub struct CacheScope(Option<Arc<BindGroupCache>>);
-
-impl BindGroupCache {
-    pub fn activate(self: &Arc<Self>) -> CacheScope {
-        CacheScope(ACTIVE_CACHE.with(|c| c.borrow_mut().replace(self.clone())))
-    }
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Drop for CacheScope {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        ACTIVE_CACHE.with(|c| *c.borrow_mut() = previous);
-    }
-}
+/// A launch's pipeline and its bound buffers, in binding order.
+type LaunchKey = (wgpu::ComputePipeline, [Option<wgpu::Buffer>; MAX_BINDINGS]);
 
 /// GPU time of every dispatch recorded on this thread while active (`activate`): a timestamp at the start and
 /// the end of each compute pass, for `bench --parts breakdown`. Made by `Gpu::profiler` where the device has
@@ -58,23 +38,44 @@ pub struct KernelProfiler {
     names: Mutex<Vec<String>>,
 }
 
+type ActiveSlot<T> = std::thread::LocalKey<RefCell<Option<Arc<T>>>>;
+
 thread_local! {
+    static ACTIVE_CACHE: RefCell<Option<Arc<BindGroupCache>>> = const { RefCell::new(None) };
     static ACTIVE_PROFILER: RefCell<Option<Arc<KernelProfiler>>> = const { RefCell::new(None) };
 }
 
-/// While alive, this thread's dispatches are timed by a `KernelProfiler`.
-pub struct ProfileScope(Option<Arc<KernelProfiler>>);
+/// While alive, this thread's dispatches go through the activated cache or profiler; dropping it restores
+/// whatever was active before.
+pub struct Scope<T: 'static> {
+    slot: &'static ActiveSlot<T>,
+    previous: Option<Arc<T>>,
+}
 
-impl KernelProfiler {
-    pub fn activate(self: &Arc<Self>) -> ProfileScope {
-        ProfileScope(ACTIVE_PROFILER.with(|c| c.borrow_mut().replace(self.clone())))
+fn activate<T>(slot: &'static ActiveSlot<T>, item: &Arc<T>) -> Scope<T> {
+    Scope { slot, previous: slot.with(|c| c.borrow_mut().replace(item.clone())) }
+}
+
+fn active<T>(slot: &'static ActiveSlot<T>) -> Option<Arc<T>> {
+    slot.with(|c| c.borrow().clone())
+}
+
+impl<T> Drop for Scope<T> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        self.slot.with(|c| *c.borrow_mut() = previous);
     }
 }
 
-impl Drop for ProfileScope {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        ACTIVE_PROFILER.with(|c| *c.borrow_mut() = previous);
+impl BindGroupCache {
+    pub fn activate(self: &Arc<Self>) -> Scope<BindGroupCache> {
+        activate(&ACTIVE_CACHE, self)
+    }
+}
+
+impl KernelProfiler {
+    pub fn activate(self: &Arc<Self>) -> Scope<KernelProfiler> {
+        activate(&ACTIVE_PROFILER, self)
     }
 }
 
@@ -379,16 +380,17 @@ impl Gpu {
             self.counters.add(BIND_GROUPS, 1);
             self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout: &layout, entries: &entries })
         };
-        let bind_group = match ACTIVE_CACHE.with(|c| c.borrow().clone()) {
+        let bind_group = match active(&ACTIVE_CACHE) {
             Some(cache) => {
-                let key = (pipeline.clone(), buffers.iter().map(|&b| b.clone()).collect::<Vec<_>>());
+                assert!(buffers.len() <= MAX_BINDINGS, "{entry} binds {} buffers, the cache keys on {MAX_BINDINGS}", buffers.len());
+                let key = (pipeline.clone(), std::array::from_fn(|i| buffers.get(i).map(|&b| b.clone())));
                 cache.0.lock().unwrap().entry(key).or_insert_with(create).clone()
             }
             None => create(),
         };
         self.counters.add(DISPATCHES, 1);
         let (gx, gy) = grid(invocations, self.limits.max_compute_workgroups_per_dimension);
-        let profiler = ACTIVE_PROFILER.with(|p| p.borrow().clone());
+        let profiler = active(&ACTIVE_PROFILER);
         let slot = profiler.as_ref().and_then(|p| {
             let mut names = p.names.lock().unwrap();
             (names.len() < p.capacity as usize).then(|| {

@@ -84,7 +84,7 @@ enum Command {
         command: DataCommand,
     },
     /// Measure speed: the adapter's matmul peak, each convolution kernel against it, distillation iterations and
-    /// evaluation epochs for the standard configurations (issue 8), with per-iteration counts and GPU memory.
+    /// evaluation epochs for the standard configurations, with per-iteration counts and GPU memory.
     ///
     /// The defaults are the papers' sizes (width 128, IPC 1/10/50, batch_real 64/256), meant for real GPUs; on a
     /// software adapter pick a subset, e.g. `--width 32 --ipc 10 --batch-real 64 --test-images 2000`.
