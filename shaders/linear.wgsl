@@ -3,13 +3,15 @@
 //
 // entry point       bindings (group 0, in order)                 one invocation per
 // forward           0 x, 1 w, 2 b, 3 y (rw)                      y[n,o]
-// backward_input    0 dy, 1 w, 2 dx (rw)                         dx[n,i] = Σ_o dy[n,o]·w[o,i]
+// backward_input    0 dy, 1 w, 2 dx (rw)                         dx[n,i] = Σ_o dy[n,o]·w[o,i] (+ dx[n,i] when ACC = 1:
+//                                                                 a matching gradient already there is kept, IDM's CE + DM)
 // backward_params   0 x, 1 dy, 2 dw (rw), 3 db (rw)              dw[o,i] = Σ_n dy[n,o]·x[n,i]; the i = 0 thread also writes db[o]
 // Dispatch: N·OUT, N·IN, OUT·IN invocations; workgroup 64.
 
 override N: u32;
 override IN: u32;
 override OUT: u32;
+override ACC: u32 = 0u;
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -42,6 +44,7 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let n = id / IN;
     var acc = 0.0;
     for (var o = 0u; o < OUT; o++) { acc += dy_bi[n * OUT + o] * w[o * IN + i]; }
+    if (ACC != 0u) { acc += dx[id]; }
     dx[id] = acc;
 }
 

@@ -4,6 +4,8 @@
 //
 // entry point   bindings (group 0, in order)                                   one invocation per
 // softmax_xent  0 logits, 1 labels, 2 loss (rw), 3 dlogits (rw)                sample n
+// softmax_xent_weighted  the same + 4 meter [2] = (correct, seen): SCALE is multiplied by the network's running
+//               training accuracy in percent, 100·correct/seen (0 before any training step): IDM's CE weight acc_i
 // Dispatch: N invocations; workgroup 64. A label ≥ K gives loss NaN (callers validate labels on load).
 
 override N: u32;
@@ -14,11 +16,9 @@ override SCALE: f32 = 1.0;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read> meter: array<f32>;
 
-@compute @workgroup_size(64)
-fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = linear_id(gid, nwg);
-    if (n >= N) { return; }
+fn xent(n: u32, scale: f32) {
     let base = n * K;
     var m = logits[base];
     for (var k = 1u; k < K; k++) { m = max(m, logits[base + k]); }
@@ -31,6 +31,21 @@ fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     loss[n] = lse - picked;
     for (var k = 0u; k < K; k++) {
         let p = exp(logits[base + k] - lse);
-        dlogits[base + k] = SCALE * (p - select(0.0, 1.0, k == label));
+        dlogits[base + k] = scale * (p - select(0.0, 1.0, k == label));
     }
+}
+
+@compute @workgroup_size(64)
+fn softmax_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = linear_id(gid, nwg);
+    if (n >= N) { return; }
+    xent(n, SCALE);
+}
+
+@compute @workgroup_size(64)
+fn softmax_xent_weighted(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = linear_id(gid, nwg);
+    if (n >= N) { return; }
+    let acc = select(0.0, 100.0 * meter[0] / meter[1], meter[1] > 0.0);
+    xent(n, SCALE * acc);
 }

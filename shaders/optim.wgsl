@@ -7,6 +7,8 @@
 // entry point   bindings (group 0, in order)                            invocations
 // sgd           0 grad, 1 param (rw), 2 buf (rw)                          N
 // correct       0 logits [N, K], 1 labels (u32) [N], 2 out (rw) [N]       N
+// tally         0 hits [N] (from correct), 1 meter (rw) [2]               1: meter += (Σ hits, N), a running
+//               training accuracy kept on the GPU (IDM's acc_meters), read by loss.wgsl's softmax_xent_weighted
 // Workgroup 64.
 
 override N: u32;
@@ -22,6 +24,9 @@ override WD: f32 = 0.0;
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@group(0) @binding(0) var<storage, read> hits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> meter: array<f32>;
 
 @compute @workgroup_size(64)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -40,4 +45,13 @@ fn correct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     var best = 0u;
     for (var k = 1u; k < K; k++) { if (logits[n * K + k] > logits[n * K + best]) { best = k; } }
     out[n] = select(0.0, 1.0, best == labels[n]);
+}
+
+@compute @workgroup_size(64)
+fn tally(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    if (linear_id(gid, nwg) != 0u) { return; }
+    var s = 0.0;
+    for (var i = 0u; i < N; i++) { s += hits[i]; }
+    meter[0] = meter[0] + s;
+    meter[1] = meter[1] + f32(N);
 }

@@ -1,5 +1,6 @@
 //! distill: DM and DM+HDD on the GPU (method.md §2.3, §1.5): synthetic images learned by matching the
-//! features of a fresh random ConvNet-3 per iteration, with siamese DSA per class.
+//! features of a fresh random ConvNet-3 per iteration, with siamese DSA per class. IDM and IDM+HDD (§4.1) live
+//! in the submodule `idm` (queue of partly trained nets, mosaic, CE regulariser, a pixel step per class).
 //!
 //! One iteration is one command buffer, one submit, no read-back (the loss is read only when asked for):
 //!   new random net → per class: copy its real batch, augment (the class's siamese op), embed →
@@ -19,26 +20,91 @@ use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, Wor
 use crate::nn::ops;
 use crate::rng::{self, ChaCha8Rng};
 
+mod idm;
+pub use idm::INITIAL_NETS as IDM_INITIAL_NETS;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Method {
     #[serde(rename = "dm")]
     Dm,
     #[serde(rename = "dm+hdd")]
     DmHdd,
+    #[serde(rename = "idm")]
+    Idm,
+    #[serde(rename = "idm+hdd")]
+    IdmHdd,
 }
 
 impl Method {
+    pub const ALL: [Method; 4] = [Method::Dm, Method::DmHdd, Method::Idm, Method::IdmHdd];
+
     pub fn parse(s: &str) -> Result<Method, String> {
         match s.to_ascii_lowercase().as_str() {
             "dm" => Ok(Method::Dm),
             "dm+hdd" | "dmhdd" | "dm-hdd" | "hdd" => Ok(Method::DmHdd),
-            other => Err(format!("unknown method '{other}': use dm or dm+hdd")),
+            "idm" => Ok(Method::Idm),
+            "idm+hdd" | "idmhdd" | "idm-hdd" => Ok(Method::IdmHdd),
+            other => Err(format!("unknown method '{other}': use dm, dm+hdd, idm or idm+hdd")),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Method::Dm => "dm",
             Method::DmHdd => "dm+hdd",
+            Method::Idm => "idm",
+            Method::IdmHdd => "idm+hdd",
+        }
+    }
+    /// The matching term is HDD's λ·d_L (else the squared distance of feature means).
+    pub fn hdd(self) -> bool {
+        matches!(self, Method::DmHdd | Method::IdmHdd)
+    }
+    /// IDM's loop: queue of partly trained nets, CE regulariser, a pixel step per class.
+    pub fn idm(self) -> bool {
+        matches!(self, Method::Idm | Method::IdmHdd)
+    }
+}
+
+/// IDM's options (method.md §4.1, §1.7); the defaults are the released code's for CIFAR-10 IPC 10.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdmConfig {
+    /// Partition and expansion (`--aug`): every synthetic image is a 2×2 mosaic of half-resolution images,
+    /// split and upsampled ×2 in matching and in evaluation.
+    pub mosaic: bool,
+    /// Push a fresh random net onto the queue every this many iterations (from iteration 0).
+    pub net_generate_interval: usize,
+    /// Queue length; the oldest net leaves when a new one would exceed it.
+    pub net_num: usize,
+    /// Nets trained after each iteration's image update …
+    pub fetch_net_num: usize,
+    /// … for this many SGD steps each, on batches of `net_batch` random real images (all classes, no augmentation).
+    pub model_train_steps: usize,
+    pub net_batch: usize,
+    pub net_lr: f32,
+    pub net_momentum: f32,
+    /// `--net_decay`: 5e-4.
+    pub net_weight_decay: f32,
+    /// Weight of the class-aware CE regulariser, multiplied by the chosen net's running training accuracy in %.
+    pub ce_weight: f32,
+    /// The running accuracies restart every this many iterations (the IDM code resets them at each evaluation).
+    pub acc_reset_every: usize,
+}
+
+impl Default for IdmConfig {
+    fn default() -> Self {
+        IdmConfig {
+            mosaic: true,
+            net_generate_interval: 30,
+            net_num: 100,
+            fetch_net_num: 2,
+            model_train_steps: 10,
+            net_batch: 256,
+            net_lr: 0.01,
+            net_momentum: 0.9,
+            net_weight_decay: 5e-4,
+            ce_weight: 0.5,
+            acc_reset_every: 100,
         }
     }
 }
@@ -74,6 +140,8 @@ pub struct DistillConfig {
     /// DSA strategy, e.g. "color_crop_cutout_flip_scale_rotate"; "none" disables augmentation.
     pub dsa: String,
     pub init: Init,
+    /// IDM and IDM+HDD only.
+    pub idm: IdmConfig,
 }
 
 /// The clamp in TOML: a number, or "off" (TOML has no null, and a missing key would mean the default, 10).
@@ -120,11 +188,45 @@ impl Default for DistillConfig {
             map: LorentzMap::Expmap,
             dsa: augment::DEFAULT_STRATEGY.to_string(),
             init: Init::Real,
+            idm: IdmConfig::default(),
         }
     }
 }
 
 impl DistillConfig {
+    /// Set what the authors' scripts use for `method` at `ipc` (method.md §1.5, §1.7; CIFAR-10 rows, which the
+    /// Fashion-MNIST and SVHN runs share): DM+HDD k 1, λ 20, lr_img 1, 20000 iterations; IDM+HDD k 2.4, λ 100,
+    /// lr_img 0.5/1/0.2 and ce_weight 0.5/0.5/0.1 at IPC 1/10/50, 10000 iterations, batch_real 5000 and a new net
+    /// every 5 iterations at IPC 1; plain IDM lr_img 0.2 at every IPC. Dataset-specific choices (CIFAR-100 and
+    /// Tiny ImageNet: projx, other k and λ) are in the presets under `presets/`.
+    pub fn apply_method_defaults(&mut self) {
+        let ipc = self.ipc;
+        let d = DistillConfig::default();
+        self.idm = IdmConfig::default();
+        match self.method {
+            Method::Dm | Method::DmHdd => {
+                (self.k, self.lambda, self.lr_img, self.iterations, self.batch_real) = (d.k, d.lambda, d.lr_img, d.iterations, d.batch_real);
+            }
+            Method::Idm | Method::IdmHdd => {
+                (self.k, self.lambda, self.iterations) = (2.4, 100.0, 10000);
+                let (lr, ce) = match ipc {
+                    1 => (0.5, 0.5),
+                    i if i >= 50 => (0.2, 0.1),
+                    _ => (1.0, 0.5),
+                };
+                self.lr_img = if self.method == Method::IdmHdd { lr } else { 0.2 };
+                self.idm.ce_weight = ce;
+                self.batch_real = if ipc == 1 { 5000 } else { 256 };
+                self.idm.net_generate_interval = if ipc == 1 { 5 } else { 30 };
+            }
+        }
+    }
+
+    /// Synthetic images are IDM mosaics (stored 2×2, expanded ×4 for matching and evaluation).
+    pub fn uses_mosaic(&self) -> bool {
+        self.method.idm() && self.idm.mosaic
+    }
+
     pub fn ops(&self) -> Result<Vec<Op>, String> {
         Op::parse_strategy(&self.dsa)
     }
@@ -167,6 +269,24 @@ impl DistillConfig {
         }
         ConvNetConfig::new(ds.channels, ds.height, self.width, ds.classes.len()).map_err(|e| e.to_string())?;
         self.ops()?;
+        if self.method.idm() {
+            let i = &self.idm;
+            if i.mosaic {
+                crate::mosaic::check_shape(ds.height, ds.width)?;
+            }
+            if i.net_generate_interval == 0 || i.net_num == 0 || i.net_batch == 0 || i.acc_reset_every == 0 {
+                return Err("idm: net_generate_interval, net_num, net_batch and acc_reset_every must be at least 1".into());
+            }
+            if i.net_batch > ds.train.len() {
+                return Err(format!("idm: net_batch {} is larger than the training set ({} images)", i.net_batch, ds.train.len()));
+            }
+            if !(i.ce_weight >= 0.0 && i.ce_weight.is_finite() && i.net_lr >= 0.0 && i.net_lr.is_finite()) {
+                return Err("idm: ce_weight and net_lr must be non-negative".into());
+            }
+            if !(0.0..1.0).contains(&i.net_momentum) || !(i.net_weight_decay >= 0.0) {
+                return Err("idm: net_momentum must be in [0, 1) and net_weight_decay non-negative".into());
+            }
+        }
         Ok(())
     }
 }
@@ -226,6 +346,8 @@ pub struct Distiller<'g> {
     rng_real: ChaCha8Rng,
     pub iteration: usize,
     bind_groups: std::sync::Arc<crate::gpu::BindGroupCache>,
+    /// IDM's state (queue, per-class scratch); None for DM.
+    idm: Option<idm::Idm>,
 }
 
 /// A buffer only copied from and to (never bound), so the storage-binding limit does not apply to it.
@@ -257,7 +379,11 @@ impl<'g> Distiller<'g> {
         // synthetic initialisation
         let mut rng_init = rng::stream(cfg.seed, "init");
         let mut syn_host = Vec::with_capacity(m * img);
-        for idx in &class_idx {
+        let mosaic_init = idm::uses_mosaic_init(&cfg);
+        if mosaic_init {
+            syn_host = idm::mosaic_init(ds, &class_idx, cfg.ipc, &mut rng_init);
+        }
+        for idx in class_idx.iter().filter(|_| !mosaic_init) {
             match cfg.init {
                 Init::Real => {
                     let mut pool = idx.clone();
@@ -284,9 +410,19 @@ impl<'g> Distiller<'g> {
             anyhow::bail!("batch_real {per_real} needs more than this adapter's {} MiB storage binding; use --batch-real {max_chunk} or less", gpu.max_binding_bytes() >> 20);
         }
         let net = GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, &mut rng::stream(cfg.seed, "net-shape")))?;
+        let mut rng_net = rng::stream(cfg.seed, "iteration-net");
+        let is_idm = cfg.method.idm();
+        let idm = if is_idm { Some(idm::Idm::new(gpu, ds, &cfg, &net_cfg, per_real, &mut rng_net)?) } else { None };
+        if let Some(i) = &idm {
+            if i.per_syn > max_chunk {
+                anyhow::bail!("IDM embeds {} synthetic images per class at once, more than this adapter's storage binding allows ({max_chunk})", i.per_syn);
+            }
+        }
+        // DM's whole-set buffers (IDM works class by class and needs none of them)
+        let dm_len = |n: usize| if is_idm { 1 } else { n };
         let mut chunks = vec![];
         let mut start = 0;
-        while start < m {
+        while !is_idm && start < m {
             let n = max_chunk.min(m - start);
             chunks.push(Chunk { start, n, ws: net.workspace(gpu, n)? });
             start += n;
@@ -307,25 +443,26 @@ impl<'g> Distiller<'g> {
             real_params: (0..classes).map(|_| gpu.zeros("real_params", per_real * 8)).collect::<Result<_, _>>()?,
             real_ws: net.workspace(gpu, per_real)?,
             real_scratch: gpu.zeros("real_scratch", per_real)?,
-            real_feat: gpu.zeros("real_feat", classes * per_real * dim)?,
-            syn_aug: gpu.zeros("syn_aug", m * img)?,
-            syn_params: gpu.zeros("syn_params", m * 8)?,
-            syn_scratch: gpu.zeros("syn_scratch", m)?,
+            real_feat: gpu.zeros("real_feat", dm_len(classes * per_real * dim))?,
+            syn_aug: gpu.zeros("syn_aug", dm_len(m * img))?,
+            syn_params: gpu.zeros("syn_params", dm_len(m * 8))?,
+            syn_scratch: gpu.zeros("syn_scratch", dm_len(m))?,
             chunks,
-            syn_feat: gpu.zeros("syn_feat", m * dim)?,
-            d_syn_feat: gpu.zeros("d_syn_feat", m * dim)?,
-            d_syn_aug: gpu.zeros("d_syn_aug", m * img)?,
+            syn_feat: gpu.zeros("syn_feat", dm_len(m * dim))?,
+            d_syn_feat: gpu.zeros("d_syn_feat", dm_len(m * dim))?,
+            d_syn_aug: gpu.zeros("d_syn_aug", dm_len(m * img))?,
             d_syn: gpu.zeros("d_syn", m * img)?,
             dm_sq: gpu.zeros("dm_sq", classes * dim)?,
             dm_loss: gpu.zeros("dm_loss", classes)?,
-            hdd: lorentz::gpu::HddBuffers::new(gpu, &hdd_shape)?,
+            hdd: lorentz::gpu::HddBuffers::new(gpu, &if is_idm { lorentz::gpu::HddShape { classes: 1, per_real: 1, per_syn: 1, dim: 1 } } else { hdd_shape })?,
             net,
             net_cfg,
-            rng_net: rng::stream(cfg.seed, "iteration-net"),
+            rng_net,
             rng_dsa: rng::stream(cfg.seed, "dsa"),
             rng_real: rng::stream(cfg.seed, "real-batches"),
             iteration: 0,
             bind_groups: Default::default(),
+            idm,
             cfg,
         })
     }
@@ -334,8 +471,28 @@ impl<'g> Distiller<'g> {
         (0..self.classes).flat_map(|c| std::iter::repeat_n(c as u32, self.cfg.ipc)).collect()
     }
 
+    /// Real batches for every class into `real_all`: batch_real distinct images per class.
+    fn sample_real_batches(&mut self, ds: &Dataset) {
+        let mut real_host = Vec::with_capacity(self.classes * self.per_real * self.img);
+        let pool = &mut self.pool;
+        for idx in &self.class_idx {
+            // refill from the original order, then a partial Fisher–Yates: b distinct images, no allocation
+            pool.clear();
+            pool.extend_from_slice(idx);
+            for i in 0..self.per_real {
+                let j = self.rng_real.random_range(i..pool.len());
+                pool.swap(i, j);
+            }
+            real_host.extend(ds.normalized(&ds.train, &pool[..self.per_real]));
+        }
+        self.gpu.write(&self.real_all, &real_host);
+    }
+
     /// One distillation iteration (one submit).
     pub fn step(&mut self, ds: &Dataset) -> Result<(), GpuError> {
+        if self.idm.is_some() {
+            return self.step_idm(ds);
+        }
         let gpu = self.gpu;
         // every buffer below lives as long as the distiller: from the second iteration on, no bind group is created
         let _cache = self.bind_groups.activate();
@@ -345,20 +502,7 @@ impl<'g> Distiller<'g> {
 
         // a fresh random network
         self.net.load(gpu, &ConvNetParams::init(&self.net_cfg, &mut self.rng_net));
-        // real batches: batch_real distinct images per class
-        let mut real_host = Vec::with_capacity(classes * b * img);
-        let pool = &mut self.pool;
-        for idx in &self.class_idx {
-            // refill from the original order, then a partial Fisher–Yates: b distinct images, no allocation
-            pool.clear();
-            pool.extend_from_slice(idx);
-            for i in 0..b {
-                let j = self.rng_real.random_range(i..pool.len());
-                pool.swap(i, j);
-            }
-            real_host.extend(ds.normalized(&ds.train, &pool[..b]));
-        }
-        gpu.write(&self.real_all, &real_host);
+        self.sample_real_batches(ds);
         // siamese DSA: one op and one parameter set per class, shared by its real and synthetic images
         let mut syn_params = Vec::with_capacity(classes * ipc);
         for c in 0..classes {
@@ -382,12 +526,11 @@ impl<'g> Distiller<'g> {
             self.net.forward(gpu, &mut enc, &k.ws, false);
             copy_f32(&mut enc, &k.ws.embed, 0, &self.syn_feat, k.start * dim, k.n * dim);
         }
-        match self.cfg.method {
-            Method::Dm => ops::dm_matching(gpu, &mut enc, classes, b, ipc, dim, &self.real_feat, &self.syn_feat, &self.dm_sq, &self.dm_loss, &self.d_syn_feat),
-            Method::DmHdd => {
-                let shape = lorentz::gpu::HddShape { classes, per_real: b, per_syn: ipc, dim };
-                lorentz::gpu::encode(gpu, &mut enc, &shape, &self.cfg.hyperbolic(), self.cfg.lambda, &self.real_feat, &self.syn_feat, &self.hdd, &self.d_syn_feat)
-            }
+        if self.cfg.method.hdd() {
+            let shape = lorentz::gpu::HddShape { classes, per_real: b, per_syn: ipc, dim };
+            lorentz::gpu::encode(gpu, &mut enc, &shape, &self.cfg.hyperbolic(), self.cfg.lambda, &self.real_feat, &self.syn_feat, &self.hdd, &self.d_syn_feat)
+        } else {
+            ops::dm_matching(gpu, &mut enc, classes, b, ipc, dim, &self.real_feat, &self.syn_feat, &self.dm_sq, &self.dm_loss, &self.d_syn_feat)
         }
         for k in &self.chunks {
             copy_f32(&mut enc, &self.d_syn_feat, k.start * dim, &k.ws.d_embed, 0, k.n * dim);
@@ -410,17 +553,21 @@ impl<'g> Distiller<'g> {
     }
 
     /// Where the last loss lives on the GPU (buffer, f32 count), for batched read-backs; `loss_from` decodes it.
+    /// (IDM: the matching term of each class's step, without the CE regulariser.)
     pub fn loss_source(&self) -> (&wgpu::Buffer, usize) {
-        match self.cfg.method {
-            Method::Dm => (&self.dm_loss, self.classes),
-            Method::DmHdd => (&self.hdd.coef, self.classes * lorentz::gpu::COEF_STRIDE),
+        let n = if self.cfg.method.hdd() { self.classes * lorentz::gpu::COEF_STRIDE } else { self.classes };
+        match (&self.idm, self.cfg.method.hdd()) {
+            (Some(i), _) => (&i.loss_all, n),
+            (None, false) => (&self.dm_loss, n),
+            (None, true) => (&self.hdd.coef, n),
         }
     }
 
     pub fn loss_from(&self, raw: &[f32]) -> (f32, Vec<f32>) {
-        let per_class: Vec<f32> = match self.cfg.method {
-            Method::Dm => raw.to_vec(),
-            Method::DmHdd => lorentz::gpu::distances_from(raw).iter().map(|d| d * self.cfg.lambda).collect(),
+        let per_class: Vec<f32> = if self.cfg.method.hdd() {
+            lorentz::gpu::distances_from(raw).iter().map(|d| d * self.cfg.lambda).collect()
+        } else {
+            raw.to_vec()
         };
         (per_class.iter().sum(), per_class)
     }
@@ -454,6 +601,11 @@ impl<'g> Distiller<'g> {
     }
 
     pub fn restore(&mut self, ck: &Checkpoint) -> Result<(), String> {
+        if self.idm.is_some() {
+            return Err("an IDM run cannot be resumed yet: its queue of partly trained networks is not in the checkpoint \
+                        (the synthetic set and checkpoint written so far stay in the run's directory)"
+                .into());
+        }
         let n = self.syn_len();
         if ck.syn.len() != n || ck.momentum.len() != n {
             return Err(format!("checkpoint holds {} values, this run needs {n}", ck.syn.len()));
@@ -467,9 +619,21 @@ impl<'g> Distiller<'g> {
         Ok(())
     }
 
-    /// The synthetic images (normalised space) and their labels.
+    /// The synthetic images (normalised space) and their labels, as stored (IDM: mosaics).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn synthetic(&self) -> Result<(Vec<f32>, Vec<u32>), GpuError> {
         Ok((self.gpu.read_f32(&self.syn, self.syn_len())?, self.synthetic_labels()))
+    }
+
+    /// What an evaluation trains on: the stored set, or with IDM's mosaic its 4× expansion.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn eval_set(&self, channels: usize, h: usize, w: usize) -> Result<(Vec<f32>, Vec<u32>), GpuError> {
+        let (images, labels) = self.synthetic()?;
+        Ok(if self.cfg.uses_mosaic() { crate::mosaic::expand_set(&images, &labels, channels, h, w) } else { (images, labels) })
+    }
+
+    /// Number of nets in IDM's queue (0 for DM).
+    pub fn queue_len(&self) -> usize {
+        self.idm.as_ref().map_or(0, idm::Idm::queue_len)
     }
 }

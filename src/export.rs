@@ -135,6 +135,7 @@ pub fn metadata(d: &crate::distill::DistillConfig, spec: &str, ds: &crate::data:
         ("std".to_string(), list(&ds.std)),
         ("ipc".to_string(), d.ipc.to_string()),
         ("method".to_string(), d.method.name().to_string()),
+        ("mosaic".to_string(), d.uses_mosaic().to_string()),
         ("k".to_string(), d.k.to_string()),
         ("lambda".to_string(), d.lambda.to_string()),
         ("clamp".to_string(), d.clamp.map_or("off".to_string(), |c| c.to_string())),

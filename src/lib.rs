@@ -13,6 +13,7 @@ pub mod eval;
 pub mod export;
 pub mod gpu;
 pub mod lorentz;
+pub mod mosaic;
 pub mod nn;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod prune;

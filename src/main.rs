@@ -157,7 +157,8 @@ struct DistillArgs {
     /// "embedded" (built-in Fashion-MNIST subset), a path, or a dataset name in the cache.
     #[arg(long)]
     dataset: Option<String>,
-    /// dm or dm+hdd.
+    /// dm, dm+hdd, idm or idm+hdd. Given on the command line it also sets that method's published k, λ,
+    /// lr_img, iterations and IDM options for the IPC (method.md §1.7); other flags override them.
     #[arg(long)]
     method: Option<String>,
     /// Synthetic images per class.
@@ -193,6 +194,27 @@ struct DistillArgs {
     /// real or noise.
     #[arg(long)]
     init: Option<String>,
+    /// IDM: weight of the class-aware CE regulariser (times the net's running training accuracy in %).
+    #[arg(long)]
+    ce_weight: Option<f32>,
+    /// IDM: length of the queue of partly trained networks.
+    #[arg(long)]
+    net_num: Option<usize>,
+    /// IDM: push a new random network every N iterations.
+    #[arg(long)]
+    net_generate_interval: Option<usize>,
+    /// IDM: queue networks trained per iteration.
+    #[arg(long)]
+    fetch_net_num: Option<usize>,
+    /// IDM: SGD steps per trained network per iteration.
+    #[arg(long)]
+    model_train_steps: Option<usize>,
+    /// IDM: real images per network training step.
+    #[arg(long)]
+    net_batch: Option<usize>,
+    /// IDM: store plain images instead of 2×2 mosaics (no partition and expansion).
+    #[arg(long)]
+    no_mosaic: bool,
     /// Evaluate every N iterations (0: only at the end).
     #[arg(long)]
     eval_every: Option<usize>,
@@ -235,8 +257,11 @@ impl DistillArgs {
             c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::quick() };
         }
         if let Some(v) = &self.dataset { c.dataset = v.clone(); }
-        if let Some(v) = &self.method { c.distill.method = Method::parse(v).map_err(anyhow::Error::msg)?; }
         if let Some(v) = self.ipc { c.distill.ipc = v; }
+        if let Some(v) = &self.method {
+            c.distill.method = Method::parse(v).map_err(anyhow::Error::msg)?;
+            c.distill.apply_method_defaults();
+        }
         if let Some(v) = self.iterations { c.distill.iterations = v; }
         if let Some(v) = self.batch_real { c.distill.batch_real = v; }
         if let Some(v) = self.lr_img { c.distill.lr_img = v; }
@@ -254,6 +279,14 @@ impl DistillArgs {
         if let Some(v) = &self.init {
             c.distill.init = match v.as_str() { "real" => Init::Real, "noise" => Init::Noise, o => bail!("--init {o}: use real or noise") };
         }
+        let idm = &mut c.distill.idm;
+        if let Some(v) = self.ce_weight { idm.ce_weight = v; }
+        if let Some(v) = self.net_num { idm.net_num = v; }
+        if let Some(v) = self.net_generate_interval { idm.net_generate_interval = v; }
+        if let Some(v) = self.fetch_net_num { idm.fetch_net_num = v; }
+        if let Some(v) = self.model_train_steps { idm.model_train_steps = v; }
+        if let Some(v) = self.net_batch { idm.net_batch = v; }
+        if self.no_mosaic { idm.mosaic = false; }
         if let Some(v) = self.eval_every { c.eval_every = v; }
         if let Some(v) = self.eval_epochs { c.eval.epochs = v; c.eval.quick = true; }
         if let Some(v) = self.eval_nets { c.eval.nets = v; }
@@ -382,6 +415,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(v) = nets { cfg.nets = v; }
             if let Some(v) = width { cfg.width = v; }
             let gpu = Gpu::new()?;
+            if set.meta.get("mosaic").is_some_and(|m| m == "true") {
+                // IDM's partition and expansion: networks train on the 4 upsampled quadrants of every stored image
+                let (images, labels) = hyperdistill::mosaic::expand_set(&set.images, &set.labels, set.c, set.h, set.w);
+                eprintln!("IDM mosaics: evaluating on the {} expanded images of the {} stored ones", labels.len(), set.labels.len());
+                (set.images, set.labels) = (images, labels);
+            }
             if keep_syn < 1.0 {
                 let hyper = hyperbolic_of(&set.meta)?;
                 let bar = indicatif::ProgressBar::hidden();

@@ -166,7 +166,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
         let due = (cfg.eval_every > 0 && it % cfg.eval_every == 0) || it == total;
         if due && cfg.eval.nets > 0 {
             bar.set_message(format!("evaluating iteration {it}"));
-            let (images, labels) = d.synthetic()?;
+            let (images, labels) = d.eval_set(ds.channels, ds.height, ds.width)?;
             let r = eval::evaluate(gpu, &ds, &images, &labels, &cfg.eval, cfg.distill.seed ^ (it as u64).wrapping_mul(0x9e37_79b9), &mut |k, ep| {
                 bar.set_message(format!("evaluating iteration {it}: net {}/{} epoch {ep}/{}", k + 1, cfg.eval.nets, cfg.eval.epochs));
             })?;

@@ -153,3 +153,28 @@ fn distill_with_hyperbolic_pruning_keeps_the_fraction() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--keep-syn must be in (0, 1], got 0"));
 }
+
+#[test]
+fn distill_idm_hdd_from_the_command_line_and_evaluate_its_mosaics() {
+    let out = std::env::temp_dir().join(format!("hd-cli-idm-{}", std::process::id()));
+    let o = hyperdistill(&["distill", "--method", "idm+hdd", "--iterations", "2", "--width", "4", "--ipc", "1", "--batch-real", "8",
+        "--net-num", "2", "--net-batch", "16", "--model-train-steps", "1", "--eval-nets", "0", "--out", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // --method set the published IDM+HDD values for IPC 1; explicit flags overrode theirs
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    for line in ["method = \"idm+hdd\"", "k = 2.4", "lambda = 100.0", "lr_img = 0.5", "batch_real = 8", "net_generate_interval = 5", "net_num = 2", "ce_weight = 0.5"] {
+        assert!(config.contains(line), "config.toml lacks {line}:\n{config}");
+    }
+    // the stored set holds 10 mosaics; evaluation trains on their 40 quadrants
+    let set = out.join("synset.safetensors");
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--epochs", "1", "--nets", "1", "--width", "4"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("evaluating on the 40 expanded images of the 10 stored ones"), "{err}");
+    // an IDM run cannot resume (its queue is not checkpointed): a clear refusal, the run's files untouched
+    let o = hyperdistill(&["distill", "--resume", out.to_str().unwrap(), "--iterations", "3"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("an IDM run cannot be resumed yet"));
+    assert!(set.exists());
+}

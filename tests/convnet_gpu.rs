@@ -38,16 +38,18 @@ fn run(cfg: ConvNetConfig, n: usize, seed: u64) {
     check(&format!("{tag} forward_only embed"), &down(g, &ws.embed, n * cfg.embed_dim()), &act.embed, TOL);
     check(&format!("{tag} forward_only logits"), &down(g, &ws.logits, n * cfg.classes), &act.logits, TOL);
 
-    for upstream in [Upstream::Embed, Upstream::Logits] {
+    for upstream in [Upstream::Embed, Upstream::Logits, Upstream::EmbedAndLogits] {
         poison(g, &ws.embed, n * cfg.embed_dim());
         poison(g, &ws.logits, n * cfg.classes);
         poison(g, &ws.dx, cfg.input_len(n));
         for (t, l) in grads.tensors.iter().zip(lens) {
             poison(g, t, l);
         }
-        match upstream {
-            Upstream::Embed => g.write(&ws.d_embed, &to_f32(&de)),
-            Upstream::Logits => g.write(&ws.d_logits, &to_f32(&dl)),
+        if upstream != Upstream::Logits {
+            g.write(&ws.d_embed, &to_f32(&de));
+        }
+        if upstream != Upstream::Embed {
+            g.write(&ws.d_logits, &to_f32(&dl));
         }
         let mut enc = g.encoder();
         net.forward(g, &mut enc, &ws, true);
@@ -59,6 +61,7 @@ fn run(cfg: ConvNetConfig, n: usize, seed: u64) {
         let (rdx, rgrads) = match upstream {
             Upstream::Embed => ref_backward(&cfg, &p64, &act, Some(&de), None),
             Upstream::Logits => ref_backward(&cfg, &p64, &act, None, Some(&dl)),
+            Upstream::EmbedAndLogits => ref_backward(&cfg, &p64, &act, Some(&de), Some(&dl)),
         };
         check(&format!("{tag} {upstream:?} dx"), &down(g, &ws.dx, cfg.input_len(n)), &rdx, TOL);
         // The fc gradients are only produced from the logits upstream.

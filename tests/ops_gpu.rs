@@ -148,7 +148,7 @@ fn linear_matches_reference() {
         let (xb, wb, dyb) = (up(g, &x), up(g, &w), up(g, &dy));
         let mut enc = g.encoder();
         ops::linear_forward(g, &mut enc, &s, &xb, &wb, &up(g, &b), &y);
-        ops::linear_backward_input(g, &mut enc, &s, &dyb, &wb, &dx);
+        ops::linear_backward_input(g, &mut enc, &s, &dyb, &wb, &dx, false);
         ops::linear_backward_params(g, &mut enc, &s, &xb, &dyb, &dw, &db);
         g.submit_wait(enc);
         let (rdw, rdb) = r::linear_backward_params(&s, &x, &dy);
@@ -156,6 +156,14 @@ fn linear_matches_reference() {
         check(&format!("linear_backward_input {s:?}"), &down(g, &dx, s.n * s.inp), &r::linear_backward_input(&s, &dy, &w), TOL);
         check(&format!("linear dw {s:?}"), &down(g, &dw, s.out * s.inp), &rdw, TOL);
         check(&format!("linear db {s:?}"), &down(g, &db, s.out), &rdb, TOL);
+        // accumulate: a gradient already in dx (IDM's matching term) is kept and the fc path added to it
+        let prior = rand_vec(&mut rng, s.n * s.inp, 1.0);
+        let acc = up(g, &prior);
+        let mut enc = g.encoder();
+        ops::linear_backward_input(g, &mut enc, &s, &dyb, &wb, &acc, true);
+        g.submit_wait(enc);
+        let want: Vec<f64> = r::linear_backward_input(&s, &dy, &w).iter().zip(&prior).map(|(a, b)| a + b).collect();
+        check(&format!("linear_backward_input accumulate {s:?}"), &down(g, &acc, s.n * s.inp), &want, TOL);
     }
 }
 
@@ -176,6 +184,47 @@ fn softmax_xent_matches_reference() {
         check(&format!("softmax_xent loss n={n} k={k}"), &down(g, &loss, n), &rl, TOL);
         check(&format!("softmax_xent dlogits n={n} k={k}"), &down(g, &d, n * k), &rd, TOL);
     }
+}
+
+#[test]
+fn accuracy_weighted_xent_reads_the_running_accuracy_on_the_gpu() {
+    // IDM's CE weight: the network's running training accuracy in percent, accumulated by `correct` + `tally`
+    // over two batches and read by softmax_xent_weighted without a read-back
+    let g = gpu();
+    let mut rng = rng(8);
+    let (n, k) = (6usize, 4usize);
+    let meter = g.zeros("meter", 2).unwrap();
+    let mut hits_total = 0.0;
+    let mut enc = g.encoder();
+    let mut keep = vec![];
+    for round in 0..2 {
+        let logits = rand_vec(&mut rng, n * k, 3.0);
+        let labels: Vec<u32> = (0..n).map(|i| ((i + round) % k) as u32).collect();
+        hits_total += (0..n).filter(|&i| (0..k).max_by(|&a, &b| logits[i * k + a].total_cmp(&logits[i * k + b])).unwrap() == labels[i] as usize).count() as f64;
+        let (lb, hits) = (g.upload("labels", &labels).unwrap(), poisoned(g, n));
+        ops::correct(g, &mut enc, n, k, &up(g, &logits), &lb, &hits);
+        ops::tally(g, &mut enc, n, &hits, &meter);
+        keep.push((lb, hits));
+    }
+    let logits = rand_vec(&mut rng, n * k, 3.0);
+    let labels: Vec<u32> = vec![2; n];
+    let (loss, d) = (poisoned(g, n), poisoned(g, n * k));
+    let scale = 0.5 / n as f64;
+    ops::softmax_xent_weighted(g, &mut enc, n, k, scale as f32, &up(g, &logits), &g.upload("labels", &labels).unwrap(), &meter, &loss, &d);
+    g.submit_wait(enc);
+    let m = down(g, &meter, 2);
+    println!("meter {m:?}, {hits_total} hits expected");
+    assert_eq!(m, vec![hits_total, 2.0 * n as f64]);
+    let acc = 100.0 * hits_total / (2 * n) as f64;
+    let (rl, rd) = r::softmax_xent(n, k, &logits, &labels, scale * acc);
+    check("weighted xent loss", &down(g, &loss, n), &rl, TOL);
+    check("weighted xent dlogits", &down(g, &d, n * k), &rd, TOL);
+    // before any training step the weight is 0
+    let empty = g.zeros("meter", 2).unwrap();
+    let mut enc = g.encoder();
+    ops::softmax_xent_weighted(g, &mut enc, n, k, scale as f32, &up(g, &logits), &g.upload("labels", &labels).unwrap(), &empty, &loss, &d);
+    g.submit_wait(enc);
+    assert!(down(g, &d, n * k).iter().all(|&v| v == 0.0));
 }
 
 #[test]

@@ -335,9 +335,13 @@ impl HyperApp {
     fn start_eval(&mut self, ctx: &egui::Context) {
         let (Some(info), Some(snap)) = (self.info.clone(), self.latest.as_ref()) else { return };
         let gpu = Gpu::from_device(self.device.0.clone(), self.device.1.clone(), self.device.2.clone());
-        let images = snap.syn.as_ref().clone();
-        let labels: Vec<u32> = snap.view.syn_labels.iter().map(|&l| l as u32).collect();
+        let mut images = snap.syn.as_ref().clone();
+        let mut labels: Vec<u32> = snap.view.syn_labels.iter().map(|&l| l as u32).collect();
         let s = &info.settings;
+        if s.distill.uses_mosaic() {
+            let ds = &info.dataset;
+            (images, labels) = crate::mosaic::expand_set(&images, &labels, ds.channels, ds.height, ds.width);
+        }
         let cfg = EvalConfig { epochs: s.eval_epochs, nets: s.eval_nets, width: s.distill.width, quick: true, ..EvalConfig::default() };
         let seed = s.distill.seed;
         let (tx, rx) = channel();
@@ -655,11 +659,22 @@ impl HyperApp {
         ui.separator();
         ui.strong("Method");
         let d = &mut self.settings.distill;
+        let before = d.method;
         ui.horizontal(|ui| {
             ui.radio_value(&mut d.method, Method::Dm, "DM");
             ui.radio_value(&mut d.method, Method::DmHdd, "DM + HDD");
         });
-        ui.add_enabled_ui(d.method == Method::DmHdd, |ui| {
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut d.method, Method::Idm, "IDM").on_hover_text("queue of partly trained nets, 2×2 mosaics, CE regulariser, a step per class");
+            ui.radio_value(&mut d.method, Method::IdmHdd, "IDM + HDD");
+        });
+        if d.method != before {
+            // the method's own k, λ, lr_img and IDM options; the app's sizes (IPC, width, batch) stay
+            let mut with = d.clone();
+            with.apply_method_defaults();
+            (d.k, d.lambda, d.lr_img, d.idm) = (with.k, with.lambda, with.lr_img, with.idm);
+        }
+        ui.add_enabled_ui(d.method.hdd(), |ui| {
             egui::Grid::new("hdd").num_columns(2).show(ui, |ui| {
                 let l = ui.label("k").on_hover_text("geoopt's k: the hyperboloid ⟨x,x⟩ = −k, curvature −1/k");
                 ui.add(egui::DragValue::new(&mut d.k).range(0.05..=100.0).speed(0.05)).labelled_by(l.id);

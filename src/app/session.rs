@@ -328,5 +328,7 @@ pub fn loss_name(method: Method) -> &'static str {
     match method {
         Method::Dm => "DM: Σ (mean real − mean syn)²",
         Method::DmHdd => "HDD: λ · d_L(real centroid, syn centroid)",
+        Method::Idm => "IDM matching: Σ (mean real − mean syn)² (CE term not shown)",
+        Method::IdmHdd => "IDM+HDD matching: λ · d_L (CE term not shown)",
     }
 }

@@ -261,6 +261,8 @@ pub enum Upstream {
     Embed,
     /// ∂L/∂logits has been written into `Workspace::d_logits` (classification training).
     Logits,
+    /// Both, summed: ∂L/∂embed in `d_embed` and ∂L/∂logits in `d_logits` (IDM's matching term + CE regulariser).
+    EmbedAndLogits,
 }
 
 /// Activations and gradient scratch for one batch size, allocated once and reused every step.
@@ -400,13 +402,14 @@ impl GpuConvNet {
         grads: Option<&GpuGrads>,
     ) {
         let n = ws.n;
-        if upstream == Upstream::Logits {
+        if upstream != Upstream::Embed {
             let ls = self.cfg.linear_shape(n);
             if let Some(g) = grads {
                 let fc = &g.tensors[DEPTH * PER_BLOCK..];
                 ops::linear_backward_params(gpu, enc, &ls, &ws.embed, &ws.d_logits, &fc[0], &fc[1]);
             }
-            ops::linear_backward_input(gpu, enc, &ls, &ws.d_logits, &self.params[DEPTH * PER_BLOCK], &ws.d_embed);
+            let keep = upstream == Upstream::EmbedAndLogits;
+            ops::linear_backward_input(gpu, enc, &ls, &ws.d_logits, &self.params[DEPTH * PER_BLOCK], &ws.d_embed, keep);
         }
         let shapes = self.cfg.conv_shapes(n);
         for b in (0..DEPTH).rev() {

@@ -176,8 +176,12 @@ pub fn linear_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &LinearShape, x: &
     gpu.dispatch(enc, &shaders::LINEAR, "forward", &linear_consts(s), &[x, w, b, y], (s.n * s.out) as u64);
 }
 
-pub fn linear_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &LinearShape, dy: &Buffer, w: &Buffer, dx: &Buffer) {
-    gpu.dispatch(enc, &shaders::LINEAR, "backward_input", &linear_consts(s), &[dy, w, dx], (s.n * s.inp) as u64);
+/// dx = dy·W (`accumulate`: dx += dy·W, keeping a gradient already in dx).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &LinearShape, dy: &Buffer, w: &Buffer, dx: &Buffer, accumulate: bool) {
+    let [a, b, c] = linear_consts(s);
+    let consts = [a, b, c, ("ACC", if accumulate { 1.0 } else { 0.0 })];
+    gpu.dispatch(enc, &shaders::LINEAR, "backward_input", &consts, &[dy, w, dx], (s.n * s.inp) as u64);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -200,6 +204,30 @@ pub fn softmax_xent(
 ) {
     let consts = [("N", n as f64), ("K", k as f64), ("SCALE", scale as f64)];
     gpu.dispatch(enc, &shaders::LOSS, "softmax_xent", &consts, &[logits, labels, loss, dlogits], n as u64);
+}
+
+/// As `softmax_xent`, with `scale` multiplied by the running training accuracy in percent held in `meter`
+/// [2] = (correct, seen) on the GPU (0 when nothing was seen yet): IDM's accuracy-weighted CE, no read-back.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_xent_weighted(
+    gpu: &Gpu,
+    enc: &mut CommandEncoder,
+    n: usize,
+    k: usize,
+    scale: f32,
+    logits: &Buffer,
+    labels: &Buffer,
+    meter: &Buffer,
+    loss: &Buffer,
+    dlogits: &Buffer,
+) {
+    let consts = [("N", n as f64), ("K", k as f64), ("SCALE", scale as f64)];
+    gpu.dispatch(enc, &shaders::LOSS, "softmax_xent_weighted", &consts, &[logits, labels, loss, dlogits, meter], n as u64);
+}
+
+/// meter [2] += (Σ hits[0..n], n): accumulate `correct`'s output into a running accuracy on the GPU.
+pub fn tally(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, hits: &Buffer, meter: &Buffer) {
+    gpu.dispatch(enc, &shaders::OPTIM, "tally", &[("N", n as f64)], &[hits, meter], 1);
 }
 
 /// torch.optim.SGD step on `n` values: buf = momentum·buf + (grad + wd·param); param −= lr·buf.
