@@ -5,13 +5,15 @@
 // Layout: features [C·PER, D], the PER samples of class c contiguous; sums [C, D + 4] = (S, T, R, T − R).
 //
 // entry point     bindings (group 0, in order)                                          invocations
-// sample_stats    0 feat, 1 stats (rw) [N, 8] = (f, t, r, e, ‖v‖, spread, 0, 0)              N = C·PER
+// sample_stats    0 feat, 1 stats (rw) [N, 8] = (f, t, r, e, ‖v‖, spread, w, ∂w/∂‖v‖)         N = C·PER
 // class_sums      0 feat, 1 stats, 2 sums (rw)                                              C·D (d = 0 also writes T, R, T − R)
 // sample_spread   0 feat, 1 stats (rw), 2 sums                                              N: spread_i = r_i·R·|u_i − S/R|²
 // class_distance  0 sums_r, 1 stats_r, 2 sums_s, 3 stats_s, 4 coef (rw) [C, 8]            C: (d, c_δ, c_b, g_t, 1 − |b|², 0…), gradient terms × LAMBDA
 // syn_grad        0 feat_s, 1 stats_s, 2 sums_r, 3 sums_s, 4 coef, 5 grad (rw) [N_s, D]     N_s = C·PER_S: ∂(LAMBDA·d_c)/∂v_j
 // Workgroup 64. The real and the synthetic side each run sample_stats, class_sums, sample_spread with their
 // own PER. The real side gets no gradient (detached, as in the HDD code).
+// WEIGHTED = 1: the paper's hierarchical weights, each sample entering the sums as (w s, w t) with
+// w = τ/sinh τ, τ = asinh(r/√k) its geodesic radius / √k (WEIGHTED = 0: w = 1, the authors' code).
 
 override C: u32;
 override D: u32;
@@ -22,6 +24,7 @@ override K: f32 = 1.0;
 override CLAMP: f32 = 10.0; // ≤ 0: no clamp
 override MAP: u32 = 0u;     // 0 = expmap0 + projx, 1 = projx only
 override LAMBDA: f32 = 1.0;
+override WEIGHTED: u32 = 0u;
 
 const NORM_FLOOR_SQ: f32 = 1e-8;
 const ACOSH_FLOOR: f32 = 1e-15;
@@ -48,6 +51,18 @@ const STATS: u32 = 8u;
 
 fn row(c: u32) -> u32 { return c * (D + 4u); }
 
+// (w, dw/dτ) of w(τ) = τ/sinh τ: a series near 0, exponentials instead of sinh (no overflow) elsewhere
+fn hierarchy_weight(tau: f32) -> vec2<f32> {
+    if (tau < 0.05) {
+        let t2 = tau * tau;
+        return vec2<f32>(1.0 - t2 / 6.0 + 7.0 * t2 * t2 / 360.0 - 31.0 * t2 * t2 * t2 / 15120.0,
+                         -tau / 3.0 + 7.0 * tau * t2 / 90.0 - 31.0 * tau * t2 * t2 / 2520.0);
+    }
+    let e2 = exp(-2.0 * tau);
+    let w = 2.0 * tau * exp(-tau) / (1.0 - e2);
+    return vec2<f32>(w, w * (1.0 / tau - (1.0 + e2) / (1.0 - e2)));
+}
+
 @compute @workgroup_size(64)
 fn sample_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
@@ -67,13 +82,24 @@ fn sample_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         e = select(cosh(tau), 0.0, clamped || nv2 < NORM_FLOOR_SQ);
     }
     let r = f * nv;
+    let t = sqrt(K + r * r);
+    var w = 1.0;
+    var dw = 0.0;
+    if (WEIGHTED != 0u) {
+        let x = r / sk;
+        let hw = hierarchy_weight(log(x + sqrt(x * x + 1.0)));  // τ = asinh(r/√k)
+        w = hw.x;
+        dw = hw.y * e / t;                                      // dτ/d‖v‖ = (∂r/∂‖v‖)/t
+    }
     let b = i * STATS;
     stats_rw[b] = f;
-    stats_rw[b + 1u] = sqrt(K + r * r);
+    stats_rw[b + 1u] = t;
     stats_rw[b + 2u] = r;
     stats_rw[b + 3u] = e;
     stats_rw[b + 4u] = nv;
     stats_rw[b + 5u] = 0.0;
+    stats_rw[b + 6u] = w;
+    stats_rw[b + 7u] = dw;
 }
 
 @compute @workgroup_size(64)
@@ -87,7 +113,7 @@ fn class_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     var comp = 0.0;
     for (var j = 0u; j < PER; j++) {
         let i = c * PER + j;
-        let y = stats[i * STATS] * feat[i * D + d] - comp;
+        let y = stats[i * STATS + 6u] * stats[i * STATS] * feat[i * D + d] - comp;
         let t = s + y;
         comp = (t - s) - y;
         s = t;
@@ -99,9 +125,10 @@ fn class_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         var tmr = 0.0;
         for (var j = 0u; j < PER; j++) {
             let b = (c * PER + j) * STATS;
-            tt += stats[b + 1u];
-            rr += stats[b + 2u];
-            tmr += K / (stats[b + 1u] + stats[b + 2u]);
+            let w = stats[b + 6u];
+            tt += w * stats[b + 1u];
+            rr += w * stats[b + 2u];
+            tmr += w * K / (stats[b + 1u] + stats[b + 2u]);
         }
         sums_rw[row(c) + D] = tt;
         sums_rw[row(c) + D + 1u] = rr;
@@ -124,7 +151,7 @@ fn sample_spread(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             acc += x * x;
         }
     }
-    stats_rw[b + 5u] = stats_rw[b + 2u] * big_r * acc;
+    stats_rw[b + 5u] = stats_rw[b + 6u] * stats_rw[b + 2u] * big_r * acc;
 }
 
 // T² − |S|² for class c, assembled from non-negative pieces (see src/lorentz.rs)
@@ -191,6 +218,8 @@ fn syn_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let r = stats[b + 2u];
     let e = stats[b + 3u];
     let nv = stats[b + 4u];
+    let w = stats[b + 6u];
+    let dw = stats[b + 7u];
     let tr = sg_sums_r[row(c) + D];
     let ts = sg_sums_s[row(c) + D];
     let c_delta = coef[8u * c + 1u];
@@ -202,13 +231,14 @@ fn syn_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             let a = sg_sums_r[row(c) + d] / tr;
             let bb = sg_sums_s[row(c) + d] / ts;
             let gs = c_delta * (bb - a) + c_b * bb;
-            grad[j * D + d] = f * (gs + g_t * f * feat[j * D + d] / t);
+            grad[j * D + d] = w * f * (gs + g_t * f * feat[j * D + d] / t);
         }
         return;
     }
     var ud = 0.0;     // u·δ
-    var urest = 0.0;  // u·(S − s_j)
+    var urest = 0.0;  // u·(S − w s_j)
     var db = 0.0;     // δ·b
+    var psi = 0.0;    // ∂d/∂w_j = g_s·(s_j − b t_j) (used only with weights)
     for (var d = 0u; d < D; d++) {
         let v = feat[j * D + d];
         let u = v / nv;
@@ -216,18 +246,20 @@ fn syn_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         let ss = sg_sums_s[row(c) + d];
         let bb = ss / ts;
         ud += u * (bb - a);
-        urest += u * (ss - f * v);
+        urest += u * (ss - w * f * v);
         db += (bb - a) * bb;
+        // s_j − b t_j = (s_j (T − w t_j) − (S − w s_j) t_j)/T: both brackets vanish exactly for a lone sample
+        psi += (c_delta * (bb - a) + c_b * bb) * (f * v * (ts - w * t) - (ss - w * f * v) * t) / ts;
     }
     let wb = coef[8u * c + 4u];
-    let radial = c_delta * (ud - db * r / t) + c_b * (urest / ts + r * (t - ts) / (ts * t) + wb * r / t);
+    let radial = c_delta * (ud - db * r / t) + c_b * (urest / ts + r * (w * t - ts) / (ts * t) + wb * r / t);
     for (var d = 0u; d < D; d++) {
         let v = feat[j * D + d];
         let u = v / nv;
         let a = sg_sums_r[row(c) + d] / tr;
         let ss = sg_sums_s[row(c) + d];
         let p_delta = (ss / ts - a) - u * ud;
-        let p_b = ((ss - f * v) - u * urest) / ts;
-        grad[j * D + d] = f * (c_delta * p_delta + c_b * p_b) + e * radial * u;
+        let p_b = ((ss - w * f * v) - u * urest) / ts;
+        grad[j * D + d] = w * (f * (c_delta * p_delta + c_b * p_b) + e * radial * u) + psi * dw * u;
     }
 }

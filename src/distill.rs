@@ -137,6 +137,9 @@ pub struct DistillConfig {
     #[serde(with = "clamp_serde")]
     pub clamp: Option<f64>,
     pub map: LorentzMap,
+    /// HDD: the paper's hierarchical weights w = τ/sinh τ in the centroids (off in the authors' code; no effect
+    /// under the clamp, where every sample has the same τ).
+    pub weighted_centroid: bool,
     /// DSA strategy, e.g. "color_crop_cutout_flip_scale_rotate"; "none" disables augmentation.
     pub dsa: String,
     pub init: Init,
@@ -186,6 +189,7 @@ impl Default for DistillConfig {
             lambda: 20.0,
             clamp: Some(lorentz::EXP_MAX_NORM),
             map: LorentzMap::Expmap,
+            weighted_centroid: false,
             dsa: augment::DEFAULT_STRATEGY.to_string(),
             init: Init::Real,
             idm: IdmConfig::default(),
@@ -232,7 +236,7 @@ impl DistillConfig {
     }
 
     pub fn hyperbolic(&self) -> Hyperbolic {
-        Hyperbolic { k: self.k, clamp: self.clamp, map: self.map }
+        Hyperbolic { k: self.k, clamp: self.clamp, map: self.map, weighted: self.weighted_centroid }
     }
 
     /// Reject bad options before any work starts.

@@ -140,6 +140,7 @@ pub fn metadata(d: &crate::distill::DistillConfig, spec: &str, ds: &crate::data:
         ("lambda".to_string(), d.lambda.to_string()),
         ("clamp".to_string(), d.clamp.map_or("off".to_string(), |c| c.to_string())),
         ("map".to_string(), format!("{:?}", d.map).to_lowercase()),
+        ("weighted_centroid".to_string(), d.weighted_centroid.to_string()),
         ("seed".to_string(), d.seed.to_string()),
         ("iteration".to_string(), iteration.to_string()),
         ("adapter".to_string(), adapter),

@@ -34,12 +34,28 @@ pub struct Hyperbolic {
     /// Clamp of the geodesic radius parameter in expmap0 (Some(10) for parity; None = off).
     pub clamp: Option<f64>,
     pub map: LorentzMap,
+    /// The paper's hierarchical weighting (method.md §6.6; not in the authors' code, off by default): each sample
+    /// enters its class's Law centroid with weight w = τ/sinh τ, τ = its geodesic distance from the origin / √k.
+    /// Under the radius clamp every τ is the same, so the weights cancel.
+    pub weighted: bool,
 }
 
 impl Hyperbolic {
-    /// DM+HDD's released setting: k = 1, clamp 10, expmap0.
+    /// DM+HDD's released setting: k = 1, clamp 10, expmap0, no weights.
     pub fn dm_parity() -> Self {
-        Hyperbolic { k: 1.0, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap }
+        Hyperbolic { k: 1.0, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: false }
+    }
+}
+
+/// w(τ) = τ/sinh τ and dw/dτ, stable at both ends (series near 0; exponentials instead of sinh for large τ).
+pub fn hierarchy_weight(tau: f64) -> (f64, f64) {
+    if tau < 0.05 {
+        let t2 = tau * tau;
+        (1.0 - t2 / 6.0 + 7.0 * t2 * t2 / 360.0 - 31.0 * t2 * t2 * t2 / 15120.0, -tau / 3.0 + 7.0 * tau * t2 / 90.0 - 31.0 * tau * t2 * t2 / 2520.0)
+    } else {
+        let e2 = (-2.0 * tau).exp();
+        let w = 2.0 * tau * (-tau).exp() / (1.0 - e2);
+        (w, w * (1.0 / tau - (1.0 + e2) / (1.0 - e2)))
     }
 }
 
@@ -94,6 +110,26 @@ pub mod geoopt {
         a.iter().map(|v| k.sqrt() * v / denom).collect()
     }
 
+    /// The weighted Law centroid: √k · a / √max(|⟨a,a⟩|, 1e-8), a = Σ w_i x_i / Σ w_i.
+    pub fn centroid_weighted(points: &[Vec<f64>], weights: &[f64], k: f64) -> Vec<f64> {
+        let total: f64 = weights.iter().sum();
+        let mut a = vec![0.0; points[0].len()];
+        for (p, w) in points.iter().zip(weights) {
+            let share = w / total; // exactly 1 for a lone point, so its centroid is the point itself
+            for (ai, pi) in a.iter_mut().zip(p) {
+                *ai += share * pi;
+            }
+        }
+        let denom = inner(&a, &a).abs().max(NORM_FLOOR_SQ).sqrt();
+        a.iter().map(|v| k.sqrt() * v / denom).collect()
+    }
+
+    /// The hierarchical weight of a hyperboloid point: τ/sinh τ with τ = d(origin, x)/√k = arcosh(x0/√k).
+    pub fn hierarchy_weight_of(x: &[f64], k: f64) -> f64 {
+        let tau = (x[0] / k.sqrt()).max(1.0).acosh();
+        if tau == 0.0 { 1.0 } else { tau / tau.sinh() }
+    }
+
     /// geoopt's arcosh: log(z + √max(z² − 1, 1e-15)).
     pub fn arcosh(z: f64) -> f64 {
         (z + (z * z - 1.0).max(ACOSH_FLOOR).sqrt()).ln()
@@ -107,7 +143,15 @@ pub mod geoopt {
     /// Distance between the centroids of two feature sets (rows of `dim` values).
     pub fn class_distance(real: &[f64], syn: &[f64], dim: usize, h: &Hyperbolic) -> f64 {
         let pts = |f: &[f64]| f.chunks_exact(dim).map(|v| to_hyperboloid(v, h)).collect::<Vec<_>>();
-        dist(&centroid(&pts(real), h.k), &centroid(&pts(syn), h.k), h.k)
+        let c = |p: Vec<Vec<f64>>| {
+            if h.weighted {
+                let w: Vec<f64> = p.iter().map(|x| hierarchy_weight_of(x, h.k)).collect();
+                centroid_weighted(&p, &w, h.k)
+            } else {
+                centroid(&p, h.k)
+            }
+        };
+        dist(&c(pts(real)), &c(pts(syn)), h.k)
     }
 }
 
@@ -124,6 +168,9 @@ pub struct SampleStats {
     pub e: f64,
     /// ‖v‖
     pub nv: f64,
+    /// hierarchical weight w (1 when off) and ∂w/∂‖v‖
+    pub w: f64,
+    pub dw: f64,
 }
 
 pub fn sample_stats(v: &[f64], h: &Hyperbolic) -> SampleStats {
@@ -144,7 +191,15 @@ pub fn sample_stats(v: &[f64], h: &Hyperbolic) -> SampleStats {
         }
     };
     let r = f * nv;
-    SampleStats { f, t: (h.k + r * r).sqrt(), r, e, nv }
+    let t = (h.k + r * r).sqrt();
+    // the point's geodesic radius / √k is τ = asinh(r/√k); dτ/d‖v‖ = (∂r/∂‖v‖)/t = e/t
+    let (w, dw) = if h.weighted {
+        let (w, dwdtau) = hierarchy_weight((r / sk).asinh());
+        (w, dwdtau * e / t)
+    } else {
+        (1.0, 0.0)
+    };
+    SampleStats { f, t, r, e, nv, w, dw }
 }
 
 /// A class's sums: S (vector), T, R, T − R (stable), and Q = T² − |S|² (stable, see the module comment).
@@ -159,21 +214,22 @@ pub fn class_sums(feats: &[f64], dim: usize, h: &Hyperbolic) -> (ClassSums, Vec<
     let stats: Vec<SampleStats> = feats.chunks_exact(dim).map(|v| sample_stats(v, h)).collect();
     let mut s = vec![0.0; dim];
     let (mut t, mut r, mut t_minus_r) = (0.0, 0.0, 0.0);
+    // each sample counts with its weight w_i (1 unless h.weighted): S = Σ w s, T = Σ w t, R = Σ w r
     for (v, st) in feats.chunks_exact(dim).zip(&stats) {
         for (si, vi) in s.iter_mut().zip(v) {
-            *si += st.f * vi;
+            *si += st.w * st.f * vi;
         }
-        t += st.t;
-        r += st.r;
-        t_minus_r += h.k / (st.t + st.r);
+        t += st.w * st.t;
+        r += st.w * st.r;
+        t_minus_r += st.w * h.k / (st.t + st.r);
     }
-    // R² − |S|² as Σ_i r_i·R·|u_i − ū|², ū = S/R
+    // R² − |S|² as Σ_i w_i r_i·R·|u_i − ū|², ū = S/R
     let mut spread = 0.0;
     if r > 0.0 {
         for (v, st) in feats.chunks_exact(dim).zip(&stats) {
             if st.nv > 0.0 {
                 let d2: f64 = v.iter().zip(&s).map(|(vi, si)| (vi / st.nv - si / r).powi(2)).sum();
-                spread += st.r * r * d2;
+                spread += st.w * st.r * r * d2;
             }
         }
     }
@@ -236,36 +292,40 @@ pub fn distance_coefficients(cr: &ClassSums, cs: &ClassSums, k: f64) -> Coeffici
 }
 
 /// ∂d/∂v_j for one synthetic sample (the `syn_grad` kernel): ∂s/∂v = f·P_j + e·u_j u_jᵀ, P_j = I − u_j u_jᵀ.
-/// With G = g_s + g_t·s_j/t_j (∂d/∂s_j), the tangential part is f·P_j g_s, where P_j b is computed as
-/// P_j (S − s_j)/T_s; the radial part u·G is written so that nothing cancels when one sample dominates
-/// its class (one image per class, centroid near the boundary):
-///   u·G = c_δ (u·δ − (δ·b)·r/t) + c_b (u·(S − s_j)/T + r(t − T)/(T t) + (1 − |b|²)·r/t).
+/// The sample enters the sums as (w s_j, w t_j). With G = g_s + g_t·s_j/t_j (∂d/∂s_j per unit weight), the
+/// tangential part is w·f·P_j g_s, where P_j b is computed as P_j (S − w s_j)/T_s; the radial part u·G is written
+/// so that nothing cancels when one sample dominates its class (one image per class, centroid near the boundary):
+///   u·G = c_δ (u·δ − (δ·b)·r/t) + c_b (u·(S − w s_j)/T + r(w t − T)/(T t) + (1 − |b|²)·r/t).
+/// With weights, the weight's own dependence adds ψ_j·(∂w/∂‖v‖)·u, ψ_j = ∂d/∂w_j = g_s·(s_j − b t_j).
 pub fn syn_sample_grad(v: &[f64], st: &SampleStats, cr: &ClassSums, cs: &ClassSums, c: &Coefficients, _h: &Hyperbolic, out: &mut [f64]) {
     let (tr, ts) = (cr.t, cs.t);
+    let w = st.w;
     if st.nv * st.nv < NORM_FLOOR_SQ {
-        // n is floored to a constant: s = f·v with f constant, ∂s/∂v = f·I, G = g_s + g_t·f·v/t
+        // n is floored to a constant: s = f·v with f constant, ∂s/∂v = f·I, G = g_s + g_t·f·v/t (w is constant too)
         for (i, o) in out.iter_mut().enumerate() {
             let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
             let gs = c.c_delta * (b - a) + c.c_b * b;
-            *o = st.f * (gs + c.g_t * st.f * v[i] / st.t);
+            *o = w * st.f * (gs + c.g_t * st.f * v[i] / st.t);
         }
         return;
     }
     let u = |i: usize| v[i] / st.nv;
-    let (mut ud, mut urest, mut db) = (0.0, 0.0, 0.0); // u·δ, u·(S − s_j), δ·b
+    let (mut ud, mut urest, mut db, mut psi) = (0.0, 0.0, 0.0, 0.0); // u·δ, u·(S − w s_j), δ·b, ψ_j
     for i in 0..v.len() {
         let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
         ud += u(i) * (b - a);
-        urest += u(i) * (cs.s[i] - st.f * v[i]);
+        urest += u(i) * (cs.s[i] - w * st.f * v[i]);
         db += (b - a) * b;
+        // s_j − b t_j = (s_j (T − w t_j) − (S − w s_j) t_j)/T: both brackets vanish exactly for a lone sample
+        psi += (c.c_delta * (b - a) + c.c_b * b) * (st.f * v[i] * (ts - w * st.t) - (cs.s[i] - w * st.f * v[i]) * st.t) / ts;
     }
     let wb = cs.q / (ts * ts);
-    let radial = c.c_delta * (ud - db * st.r / st.t) + c.c_b * (urest / ts + st.r * (st.t - ts) / (ts * st.t) + wb * st.r / st.t);
+    let radial = c.c_delta * (ud - db * st.r / st.t) + c.c_b * (urest / ts + st.r * (w * st.t - ts) / (ts * st.t) + wb * st.r / st.t);
     for (i, o) in out.iter_mut().enumerate() {
         let (a, b) = (cr.s[i] / tr, cs.s[i] / ts);
         let p_delta = (b - a) - u(i) * ud;
-        let p_b = ((cs.s[i] - st.f * v[i]) - u(i) * urest) / ts;
-        *o = st.f * (c.c_delta * p_delta + c.c_b * p_b) + st.e * radial * u(i);
+        let p_b = ((cs.s[i] - w * st.f * v[i]) - u(i) * urest) / ts;
+        *o = w * (st.f * (c.c_delta * p_delta + c.c_b * p_b) + st.e * radial * u(i)) + psi * st.dw * u(i);
     }
 }
 
@@ -317,6 +377,7 @@ pub mod gpu {
             ("K", h.k),
             ("CLAMP", h.clamp.unwrap_or(0.0)),
             ("MAP", if h.map == LorentzMap::Expmap { 0.0 } else { 1.0 }),
+            ("WEIGHTED", if h.weighted { 1.0 } else { 0.0 }),
             ("LAMBDA", lambda as f64),
         ]
     }

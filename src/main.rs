@@ -188,6 +188,10 @@ struct DistillArgs {
     /// HDD: expmap or projx.
     #[arg(long)]
     map: Option<String>,
+    /// HDD: weight each sample in its class centroid by w = τ/sinh τ (τ: geodesic distance from the origin / √k),
+    /// the paper's hierarchical weighting; not in the authors' code, and without effect while the clamp is active.
+    #[arg(long)]
+    weighted_centroid: bool,
     /// DSA strategy, e.g. color_crop_cutout_flip_scale_rotate, or none.
     #[arg(long)]
     dsa: Option<String>,
@@ -275,6 +279,7 @@ impl DistillArgs {
         if let Some(v) = &self.map {
             c.distill.map = match v.as_str() { "expmap" => LorentzMap::Expmap, "projx" => LorentzMap::Projx, o => bail!("--map {o}: use expmap or projx") };
         }
+        if self.weighted_centroid { c.distill.weighted_centroid = true; }
         if let Some(v) = &self.dsa { c.distill.dsa = v.clone(); c.eval.dsa = v.clone(); }
         if let Some(v) = &self.init {
             c.distill.init = match v.as_str() { "real" => Init::Real, "noise" => Init::Noise, o => bail!("--init {o}: use real or noise") };
@@ -341,6 +346,7 @@ fn hyperbolic_of(meta: &std::collections::HashMap<String, String>) -> Result<hyp
         Some("projx") => h.map = hyperdistill::lorentz::LorentzMap::Projx,
         Some(m) => bail!("metadata map = '{m}': expected expmap or projx"),
     }
+    h.weighted = meta.get("weighted_centroid").is_some_and(|w| w == "true");
     Ok(h)
 }
 

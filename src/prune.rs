@@ -18,9 +18,16 @@ use crate::rng;
 /// Per class: the training-split indices sorted from nearest to farthest, with their mean distance.
 pub type Ranking = Vec<Vec<(usize, f64)>>;
 
-/// Distances of `points` (hyperboloid, one per row) to their Law centroid.
-pub fn distances_to_centroid(points: &[Vec<f64>], k: f64) -> Vec<f64> {
-    let c = geoopt::centroid(points, k);
+/// Distances of `points` (hyperboloid, one per row) to their Law centroid (weighted by w = τ/sinh τ when
+/// `hyper.weighted`, as HDD's centroid is).
+pub fn distances_to_centroid(points: &[Vec<f64>], hyper: &Hyperbolic) -> Vec<f64> {
+    let k = hyper.k;
+    let c = if hyper.weighted {
+        let w: Vec<f64> = points.iter().map(|p| geoopt::hierarchy_weight_of(p, k)).collect();
+        geoopt::centroid_weighted(points, &w, k)
+    } else {
+        geoopt::centroid(points, k)
+    };
     points.iter().map(|p| geoopt::dist(p, &c, k)).collect()
 }
 
@@ -61,7 +68,7 @@ fn rank_classes(gpu: &Gpu, cfg: &ConvNetConfig, class_idx: &[Vec<usize>], images
                 pts.extend(embed_points(gpu, &net, &ws, &images(chunk), chunk.len(), hyper)?);
                 progress.inc(chunk.len() as u64);
             }
-            for (s, d) in sums[c].iter_mut().zip(distances_to_centroid(&pts, hyper.k)) {
+            for (s, d) in sums[c].iter_mut().zip(distances_to_centroid(&pts, hyper)) {
                 *s += d / nets as f64;
             }
         }
@@ -136,12 +143,12 @@ mod tests {
 
     #[test]
     fn centroid_distances_rank_the_outlier_last() {
-        let h = Hyperbolic { k: 1.0, clamp: None, map: LorentzMap::Expmap };
+        let h = Hyperbolic { k: 1.0, clamp: None, map: LorentzMap::Expmap, weighted: false };
         let pts: Vec<Vec<f64>> = [[0.1, 0.0], [0.0, 0.12], [-0.1, 0.05], [2.5, -2.0]]
             .iter()
             .map(|v| geoopt::to_hyperboloid(v, &h))
             .collect();
-        let d = distances_to_centroid(&pts, 1.0);
+        let d = distances_to_centroid(&pts, &h);
         let far = d.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
         assert_eq!(far, 3, "{d:?}");
         assert!(d.iter().all(|x| x.is_finite() && *x >= 0.0));

@@ -186,7 +186,7 @@ mod tests {
     use crate::lorentz::{Hyperbolic, LorentzMap};
 
     fn point(v: &[f64], k: f64) -> Vec<f64> {
-        geoopt::expmap0(v, &Hyperbolic { k, clamp: None, map: LorentzMap::Expmap })
+        geoopt::expmap0(v, &Hyperbolic { k, clamp: None, map: LorentzMap::Expmap, weighted: false })
     }
 
     #[test]

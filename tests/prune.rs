@@ -11,7 +11,7 @@ use hyperdistill::prune;
 #[test]
 fn ranking_matches_the_reference_and_keep_takes_the_nearest() {
     let ds = random_dataset(1, 28, 12, 5); // 10 classes × 12 images
-    let h = Hyperbolic { k: 1.0, clamp: Some(10.0), map: LorentzMap::Expmap };
+    let h = Hyperbolic { k: 1.0, clamp: Some(10.0), map: LorentzMap::Expmap, weighted: false };
     let (width, seed) = (4, 9);
     let bar = indicatif::ProgressBar::hidden();
     let ranking = prune::rank(gpu(), &ds, width, 2, &h, seed, 5, &bar).unwrap();
@@ -27,7 +27,7 @@ fn ranking_matches_the_reference_and_keep_takes_the_nearest() {
         for p in &nets {
             let e = ref_forward(&cfg, p, &x, idx.len()).embed;
             let pts: Vec<Vec<f64>> = e.chunks(cfg.embed_dim()).map(|v| geoopt::to_hyperboloid(v, &h)).collect();
-            for (m, d) in mean.iter_mut().zip(prune::distances_to_centroid(&pts, h.k)) {
+            for (m, d) in mean.iter_mut().zip(prune::distances_to_centroid(&pts, &h)) {
                 *m += d / 2.0;
             }
         }
@@ -64,7 +64,7 @@ fn synthetic_ranking_matches_the_reference_and_keeps_the_nearest() {
         w: 28,
         meta: Default::default(),
     };
-    let h = Hyperbolic { k: 2.4, clamp: None, map: LorentzMap::Expmap };
+    let h = Hyperbolic { k: 2.4, clamp: None, map: LorentzMap::Expmap, weighted: false };
     let (width, seed) = (4, 5);
     let ranking = prune::rank_synthetic(gpu(), &set, 10, width, 1, &h, seed, &indicatif::ProgressBar::hidden()).unwrap();
     let cfg = ConvNetConfig::new(1, 28, width, 10).unwrap();
@@ -75,7 +75,7 @@ fn synthetic_ranking_matches_the_reference_and_keeps_the_nearest() {
         let x: Vec<f64> = idx.iter().flat_map(|&i| set.images[i * 784..(i + 1) * 784].iter().map(|&v| v as f64)).collect();
         let e = ref_forward(&cfg, &p, &x, idx.len()).embed;
         let pts: Vec<Vec<f64>> = e.chunks(cfg.embed_dim()).map(|v| geoopt::to_hyperboloid(v, &h)).collect();
-        let want = prune::distances_to_centroid(&pts, h.k);
+        let want = prune::distances_to_centroid(&pts, &h);
         for &(i, d) in cls {
             let w = want[idx.iter().position(|&j| j == i).unwrap()];
             worst = worst.max((d - w).abs() / w.max(1e-3));

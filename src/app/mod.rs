@@ -701,6 +701,10 @@ impl HyperApp {
                     ui.radio_value(&mut d.map, LorentzMap::Projx, "projx");
                 });
                 ui.end_row();
+                ui.label("weights");
+                ui.checkbox(&mut d.weighted_centroid, "w(d) = τ/sinh τ")
+                    .on_hover_text("the paper's hierarchical weighting of the centroid (not in the authors' code); no effect while the clamp is active");
+                ui.end_row();
             });
         });
         ui.separator();

@@ -88,12 +88,18 @@ pub fn lorentz_settings() -> Vec<(hyperdistill::lorentz::Hyperbolic, f64)> {
     let mut v = vec![];
     for k in [0.5, 1.0, 2.4] {
         for norm in [0.1, 1.0, 25.0, 100.0] {
-            v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap }, norm));
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx }, norm));
+            v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: false }, norm));
+            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx, weighted: false }, norm));
         }
         for norm in [0.1, 1.0, 5.0] {
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap }, norm));
+            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap, weighted: false }, norm));
         }
+        // the hierarchical weights w = τ/sinh τ (they cancel under the clamp; act with projx and unclamped expmap)
+        for norm in [0.1, 1.0, 5.0] {
+            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx, weighted: true }, norm));
+            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap, weighted: true }, norm));
+        }
+        v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: true }, 25.0));
     }
     v
 }
