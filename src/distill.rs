@@ -303,6 +303,10 @@ pub struct Checkpoint {
     pub momentum: Vec<f32>,
     /// ChaCha word positions of the net, DSA and real-batch streams
     pub rng_words: [u128; 3],
+    /// Method state beyond the pixels (IDM: every queue net's parameters, momentum and accuracy meter, oldest
+    /// first, named `queue{i}.param{t}`, `queue{i}.momentum{t}`, `queue{i}.meter`), and further stream positions.
+    pub extra: Vec<(String, Vec<f32>)>,
+    pub extra_words: Vec<u128>,
 }
 
 /// A synthetic chunk: images [start, start + n) of the synthetic set and its own workspace.
@@ -601,15 +605,15 @@ impl<'g> Distiller<'g> {
             syn: self.gpu.read_f32(&self.syn, n)?,
             momentum: self.gpu.read_f32(&self.syn_mom, n)?,
             rng_words: [self.rng_net.get_word_pos(), self.rng_dsa.get_word_pos(), self.rng_real.get_word_pos()],
+            extra: match &self.idm {
+                Some(i) => i.state(self.gpu)?,
+                None => vec![],
+            },
+            extra_words: self.idm.as_ref().map(|i| vec![i.rng_word()]).unwrap_or_default(),
         })
     }
 
     pub fn restore(&mut self, ck: &Checkpoint) -> Result<(), String> {
-        if self.idm.is_some() {
-            return Err("an IDM run cannot be resumed yet: its queue of partly trained networks is not in the checkpoint \
-                        (the synthetic set and checkpoint written so far stay in the run's directory)"
-                .into());
-        }
         let n = self.syn_len();
         if ck.syn.len() != n || ck.momentum.len() != n {
             return Err(format!("checkpoint holds {} values, this run needs {n}", ck.syn.len()));
@@ -619,6 +623,10 @@ impl<'g> Distiller<'g> {
         self.rng_net.set_word_pos(ck.rng_words[0]);
         self.rng_dsa.set_word_pos(ck.rng_words[1]);
         self.rng_real.set_word_pos(ck.rng_words[2]);
+        if let Some(i) = &mut self.idm {
+            let word = *ck.extra_words.first().ok_or("the checkpoint has no IDM state (written by a DM run?)")?;
+            i.restore(self.gpu, &ck.extra, word)?;
+        }
         self.iteration = ck.iteration;
         Ok(())
     }

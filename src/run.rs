@@ -72,13 +72,17 @@ fn write_checkpoint(dir: &Path, ck: &Checkpoint) -> Result<()> {
     let mut meta = HashMap::new();
     meta.insert("iteration".to_string(), ck.iteration.to_string());
     meta.insert("rng_words".to_string(), ck.rng_words.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
-    let bytes = export::to_safetensors_bytes(
-        &[
-            ("syn", Dtype::F32, vec![ck.syn.len()], bytemuck::cast_slice(&ck.syn).to_vec()),
-            ("momentum", Dtype::F32, vec![ck.momentum.len()], bytemuck::cast_slice(&ck.momentum).to_vec()),
-        ],
-        &meta,
-    )?;
+    if !ck.extra_words.is_empty() {
+        meta.insert("extra_words".to_string(), ck.extra_words.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
+    }
+    let mut tensors = vec![
+        ("syn", Dtype::F32, vec![ck.syn.len()], bytemuck::cast_slice(&ck.syn).to_vec()),
+        ("momentum", Dtype::F32, vec![ck.momentum.len()], bytemuck::cast_slice(&ck.momentum).to_vec()),
+    ];
+    for (name, v) in &ck.extra {
+        tensors.push((name.as_str(), Dtype::F32, vec![v.len()], bytemuck::cast_slice(v).to_vec()));
+    }
+    let bytes = export::to_safetensors_bytes(&tensors, &meta)?;
     export::atomic_write(&dir.join(CHECKPOINT), &bytes)
 }
 
@@ -97,7 +101,16 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
     if words.len() != 3 {
         bail!("{}: no random-stream positions", path.display());
     }
-    Ok(Checkpoint { iteration, syn: floats("syn")?, momentum: floats("momentum")?, rng_words: [words[0], words[1], words[2]] })
+    let extra_words: Vec<u128> = meta.get("extra_words").map(|v| v.split(',').filter_map(|w| w.parse().ok()).collect()).unwrap_or_default();
+    let mut extra = vec![];
+    let mut names: Vec<&str> = st.names();
+    names.sort();
+    for name in names {
+        if name != "syn" && name != "momentum" {
+            extra.push((name.to_string(), floats(name)?));
+        }
+    }
+    Ok(Checkpoint { iteration, syn: floats("syn")?, momentum: floats("momentum")?, rng_words: [words[0], words[1], words[2]], extra, extra_words })
 }
 
 /// Metadata that goes into every exported set.

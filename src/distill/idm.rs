@@ -63,7 +63,7 @@ pub(super) struct Idm {
     pub(super) loss_all: Buffer,
     /// Net choices and training batches.
     rng: ChaCha8Rng,
-    /// All training indices, partially reshuffled for every batch (a uniform draw of distinct images).
+    /// All training indices, refilled and partially shuffled for every batch (a uniform draw of distinct images).
     pool: Vec<usize>,
     host_x: Vec<f32>,
     host_y: Vec<u32>,
@@ -166,6 +166,65 @@ impl Idm {
     pub(super) fn queue_len(&self) -> usize {
         self.queue.len()
     }
+
+    pub(super) fn rng_word(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Every queue net's parameters, momentum and meter, oldest first (one read-back).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) fn state(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<f32>)>, GpuError> {
+        let lens = self.slots[0].net.cfg.tensor_lens();
+        let mut names = vec![];
+        let mut parts: Vec<(&Buffer, usize)> = vec![];
+        for (i, &s) in self.queue.iter().enumerate() {
+            let q = &self.slots[s];
+            for (t, &l) in lens.iter().enumerate() {
+                names.push(format!("queue{i}.param{t}"));
+                parts.push((&q.net.params[t], l));
+                names.push(format!("queue{i}.momentum{t}"));
+                parts.push((&q.momentum[t], l));
+            }
+            names.push(format!("queue{i}.meter"));
+            parts.push((&q.meter, 2));
+        }
+        let mut out: Vec<(String, Vec<f32>)> = names.into_iter().zip(gpu.read_many(&parts)?).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0)); // the order a checkpoint file gives them back in
+        Ok(out)
+    }
+
+    /// Rebuild the queue from `state`'s tensors: slot i holds the i-th oldest net.
+    pub(super) fn restore(&mut self, gpu: &Gpu, tensors: &[(String, Vec<f32>)], rng_word: u128) -> Result<(), String> {
+        let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        let cfg = self.slots[0].net.cfg;
+        let lens = cfg.tensor_lens();
+        let count = (0..).take_while(|i| find(&format!("queue{i}.meter")).is_some()).count();
+        if count == 0 {
+            return Err("the checkpoint has no IDM queue".into());
+        }
+        let mut params = ConvNetParams::init(&cfg, &mut rng::stream(0, "idm-restore"));
+        while self.slots.len() < count {
+            self.slots.push(QueueNet::new(gpu, &params).map_err(|e| e.to_string())?);
+        }
+        for i in 0..count {
+            let q = &self.slots[i];
+            for (t, &l) in lens.iter().enumerate() {
+                let (p, m) = (find(&format!("queue{i}.param{t}")), find(&format!("queue{i}.momentum{t}")));
+                match (p, m) {
+                    (Some(p), Some(m)) if p.len() == l && m.len() == l => {
+                        params.tensors[t].clone_from(p);
+                        gpu.write(&q.momentum[t], m);
+                    }
+                    _ => return Err(format!("checkpoint: queue net {i} tensor {t} is missing or of another network shape")),
+                }
+            }
+            q.net.load(gpu, &params);
+            gpu.write(&q.meter, find(&format!("queue{i}.meter")).expect("counted above"));
+        }
+        self.queue = (0..count).collect();
+        self.rng.set_word_pos(rng_word);
+        Ok(())
+    }
 }
 
 impl Distiller<'_> {
@@ -260,6 +319,10 @@ impl Distiller<'_> {
         idm.host_x.clear();
         idm.host_y.clear();
         for _ in 0..steps {
+            // refill from the original order (so the draw depends only on the stream position, which checkpoints keep)
+            for (i, p) in idm.pool.iter_mut().enumerate() {
+                *p = i;
+            }
             for i in 0..nb {
                 let j = idm.rng.random_range(i..idm.pool.len());
                 idm.pool.swap(i, j);
