@@ -10,6 +10,8 @@
 // backward     0 dy, 1 params, 2 sums (of dy), 3 dx (rw)                N·C·H·W, one input element each (a gather:
 //                                                                        no atomics; the affine op visits the
 //                                                                        6×6 outputs that can sample this pixel)
+// cutmix       0 x, 1 mix (u32) [4 + N] = (row0, row1, col0, col1, perm…), 2 y (rw)    N·C·H·W: y[n] = x[n]
+//              outside the box [row0, row1) × [col0, col1), x[perm[n]] inside (CutMix after DSA; DANCE's evaluation)
 // Workgroup 64.
 
 override N: u32;
@@ -160,4 +162,20 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         default: {}
     }
     dst[id] = g;
+}
+
+@group(0) @binding(0) var<storage, read> cm_x: array<f32>;
+@group(0) @binding(1) var<storage, read> cm_mix: array<u32>;
+@group(0) @binding(2) var<storage, read_write> cm_y: array<f32>;
+
+@compute @workgroup_size(64)
+fn cutmix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if (id >= N * C * H * W) { return; }
+    let col = id % W;
+    let row = (id / W) % H;
+    let n = id / (C * H * W);
+    let inside = row >= cm_mix[0] && row < cm_mix[1] && col >= cm_mix[2] && col < cm_mix[3];
+    let src_img = select(n, cm_mix[4u + n], inside);
+    cm_y[id] = cm_x[src_img * C * H * W + id % (C * H * W)];
 }

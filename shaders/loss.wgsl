@@ -6,6 +6,8 @@
 // softmax_xent  0 logits, 1 labels, 2 loss (rw), 3 dlogits (rw)                sample n
 // softmax_xent_weighted  the same + 4 meter [2] = (correct, seen): SCALE is multiplied by the network's running
 //               training accuracy in percent, 100·correct/seen (0 before any training step): IDM's CE weight acc_i
+// softmax_xent_mix  0 logits, 1 labels, 2 loss (rw), 3 dlogits (rw), 4 mix [1] = (ratio), 5 labels_b: CutMix's
+//               ratio·CE(labels) + (1 − ratio)·CE(labels_b), dlogits = SCALE·(softmax − ratio·onehot − (1 − ratio)·onehot_b)
 // Dispatch: N invocations; workgroup 64. A label ≥ K gives loss NaN (callers validate labels on load).
 
 override N: u32;
@@ -17,6 +19,8 @@ override SCALE: f32 = 1.0;
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
 @group(0) @binding(4) var<storage, read> meter: array<f32>;
+@group(0) @binding(4) var<storage, read> mix: array<f32>;
+@group(0) @binding(5) var<storage, read> labels_b: array<u32>;
 
 fn xent(n: u32, scale: f32) {
     let base = n * K;
@@ -48,4 +52,24 @@ fn softmax_xent_weighted(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     if (n >= N) { return; }
     let acc = select(0.0, 100.0 * meter[0] / meter[1], meter[1] > 0.0);
     xent(n, SCALE * acc);
+}
+
+@compute @workgroup_size(64)
+fn softmax_xent_mix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = linear_id(gid, nwg);
+    if (n >= N) { return; }
+    let ratio = mix[0];
+    let base = n * K;
+    var m = logits[base];
+    for (var k = 1u; k < K; k++) { m = max(m, logits[base + k]); }
+    var s = 0.0;
+    for (var k = 0u; k < K; k++) { s += exp(logits[base + k] - m); }
+    let lse = m + log(s);
+    let la = labels[n];
+    let lb = labels_b[n];
+    loss[n] = lse - ratio * logits[base + min(la, K - 1u)] - (1.0 - ratio) * logits[base + min(lb, K - 1u)];
+    for (var k = 0u; k < K; k++) {
+        let p = exp(logits[base + k] - lse);
+        dlogits[base + k] = SCALE * (p - ratio * select(0.0, 1.0, k == la) - (1.0 - ratio) * select(0.0, 1.0, k == lb));
+    }
 }

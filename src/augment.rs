@@ -121,6 +121,61 @@ pub fn draw_per_sample(ops: &[Op], rng: &mut impl Rng, n: usize, h: usize, w: us
 }
 
 /// CPU reference (f64) of the kernels: images [n, c, h, w], one parameter set per image.
+/// One CutMix draw for a batch (the CutMix / IDC code): with probability p, λ ~ Beta(β, β), a box of side
+/// ratios √(1 − λ) centred at a uniform pixel and clipped to the image, a random permutation of the batch, and
+/// the label ratio 1 − box area / image area.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CutMix {
+    pub rows: (usize, usize),
+    pub cols: (usize, usize),
+    pub perm: Vec<usize>,
+    /// weight of the images' own labels
+    pub ratio: f64,
+}
+
+impl CutMix {
+    pub fn draw(rng: &mut impl Rng, n: usize, h: usize, w: usize, p: f64, beta: f64) -> Option<CutMix> {
+        use rand_distr::Distribution;
+        if !(beta > 0.0) || rng.random::<f64>() >= p {
+            return None;
+        }
+        let lam: f64 = rand_distr::Beta::new(beta, beta).ok()?.sample(rng);
+        let cut = (1.0 - lam).sqrt();
+        let (ch, cw) = ((h as f64 * cut) as usize, (w as f64 * cut) as usize);
+        let (cy, cx) = (rng.random_range(0..h), rng.random_range(0..w));
+        let rows = (cy.saturating_sub(ch / 2), (cy + ch / 2).min(h));
+        let cols = (cx.saturating_sub(cw / 2), (cx + cw / 2).min(w));
+        let mut perm: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = rng.random_range(0..=i);
+            perm.swap(i, j);
+        }
+        let ratio = 1.0 - ((rows.1 - rows.0) * (cols.1 - cols.0)) as f64 / (h * w) as f64;
+        Some(CutMix { rows, cols, perm, ratio })
+    }
+
+    /// What the `cutmix` kernel reads: (row0, row1, col0, col1, perm…).
+    pub fn words(&self) -> Vec<u32> {
+        [self.rows.0, self.rows.1, self.cols.0, self.cols.1].iter().chain(&self.perm).map(|&v| v as u32).collect()
+    }
+
+    /// Reference: images x [n, c, h, w] with the box taken from image perm[i].
+    pub fn apply(&self, x: &[f64], c: usize, h: usize, w: usize) -> Vec<f64> {
+        let img = c * h * w;
+        let mut y = x.to_vec();
+        for (i, &src) in self.perm.iter().enumerate() {
+            for ch in 0..c {
+                for r in self.rows.0..self.rows.1 {
+                    for q in self.cols.0..self.cols.1 {
+                        y[i * img + ch * h * w + r * w + q] = x[src * img + ch * h * w + r * w + q];
+                    }
+                }
+            }
+        }
+        y
+    }
+}
+
 pub mod reference {
     use super::AugParams;
 
@@ -291,6 +346,12 @@ pub mod gpu {
         let k = consts(n, c, h, w);
         gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[x, scratch], n as u64);
         gpu.dispatch(enc, &shaders::AUGMENT, "forward", &k, &[x, params, scratch, y], (n * c * h * w) as u64);
+    }
+
+    /// CutMix: y = x with the box of `mix` [4 + n] u32 = (row0, row1, col0, col1, perm…) taken from image perm[i].
+    #[allow(clippy::too_many_arguments)]
+    pub fn cutmix(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, mix: &Buffer, y: &Buffer) {
+        gpu.dispatch(enc, &shaders::AUGMENT, "cutmix", &consts(n, c, h, w), &[x, mix, y], (n * c * h * w) as u64);
     }
 
     /// dx = augᵀ(dy) with the same parameters; scratch [n] (per-image sum of dy).

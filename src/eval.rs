@@ -2,6 +2,7 @@
 //! with hard labels and cross-entropy, SGD (lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, shuffled,
 //! last partial batch kept), lr × 0.1 with a fresh optimiser (momentum reset) after epoch E/2 + 1,
 //! per-sample DSA on every batch; then top-1 accuracy on the whole real test split. K networks → mean ± std.
+//! DANCE's protocol (method.md §4.2.5) is the other choice: MultiStepLR, CutMix after DSA, best-of accuracy.
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -13,10 +14,23 @@ use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, Wor
 use crate::nn::ops;
 use crate::rng;
 
+/// Which evaluation protocol trains the networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The DM code's `evaluate_synset` (also IDM's and HDD's): epochs + 1 passes, lr × 0.1 with a fresh optimiser
+    /// after pass E/2 + 1, the last network's accuracy.
+    Dm,
+    /// DANCE's (IDC's): `epochs` passes, lr × 0.2 at 2/3 and 5/6 of them (MultiStepLR, momentum kept), CutMix after
+    /// DSA with probability `cutmix_p`, tested every `test_every` epochs and at the end; the best accuracy counts.
+    Dance,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
-    /// Training runs for epochs + 1 passes (the DM code's `range(Epoch + 1)`).
+    pub protocol: Protocol,
+    /// Training runs for epochs + 1 passes (the DM code's `range(Epoch + 1)`); DANCE: epochs passes.
     pub epochs: usize,
     pub nets: usize,
     pub lr: f32,
@@ -27,6 +41,10 @@ pub struct EvalConfig {
     pub width: usize,
     /// Marks results that did not use the papers' protocol.
     pub quick: bool,
+    /// DANCE: CutMix probability and Beta(β, β) parameter, and how often the network is tested.
+    pub cutmix_p: f64,
+    pub cutmix_beta: f64,
+    pub test_every: usize,
 }
 
 impl Default for EvalConfig {
@@ -41,6 +59,10 @@ impl Default for EvalConfig {
             dsa: augment::DEFAULT_STRATEGY.to_string(),
             width: 128,
             quick: false,
+            protocol: Protocol::Dm,
+            cutmix_p: 0.5,
+            cutmix_beta: 1.0,
+            test_every: 250,
         }
     }
 }
@@ -50,10 +72,36 @@ impl EvalConfig {
     pub fn quick() -> Self {
         EvalConfig { epochs: 300, nets: 3, quick: true, ..Default::default() }
     }
+
+    /// DANCE's evaluation: 1500 epochs, batch 64, MultiStepLR at 1000 and 1250 (γ 0.2), DSA without cutout
+    /// ('color_crop_flip_scale_rotate') plus CutMix (p 0.5, β 1), tested every 250 epochs, best accuracy.
+    pub fn dance() -> Self {
+        EvalConfig { protocol: Protocol::Dance, epochs: 1500, batch: 64, dsa: "color_crop_flip_scale_rotate".into(), ..Default::default() }
+    }
+
+    /// Passes over the set and the learning rate of pass `ep` (and whether the momentum restarts there).
+    pub fn passes(&self) -> usize {
+        match self.protocol {
+            Protocol::Dm => self.epochs + 1,
+            Protocol::Dance => self.epochs,
+        }
+    }
+
+    pub fn lr_at(&self, ep: usize) -> (f32, bool) {
+        match self.protocol {
+            // the DM code multiplies lr by 0.1 and builds a new optimiser after pass E/2 + 1
+            Protocol::Dm => if ep > self.epochs / 2 + 1 { (self.lr * 0.1, ep == self.epochs / 2 + 2) } else { (self.lr, false) },
+            Protocol::Dance => {
+                let drops = [2 * self.epochs / 3, 5 * self.epochs / 6].iter().filter(|&&m| ep >= m).count();
+                (self.lr * 0.2f32.powi(drops as i32), false)
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalResult {
+    /// per network: its final accuracy (DM protocol) or its best tested one (DANCE)
     pub accuracies: Vec<f64>,
     pub mean: f64,
     pub std: f64,
@@ -110,8 +158,23 @@ pub fn train_and_test(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize),
 ) -> Result<f64, anyhow::Error> {
-    let net = train(gpu, ds, images, labels, cfg, seed, on_epoch)?;
-    Ok(test_accuracy(gpu, &net, ds)?)
+    match cfg.protocol {
+        Protocol::Dm => {
+            let net = train(gpu, ds, images, labels, cfg, seed, on_epoch)?;
+            Ok(test_accuracy(gpu, &net, ds)?)
+        }
+        Protocol::Dance => {
+            let mut best = f64::NEG_INFINITY;
+            let every = cfg.test_every.max(1);
+            train_with(gpu, ds, images, labels, cfg, seed, on_epoch, &mut |ep, net| {
+                if (ep + 1) % every == 0 || ep + 1 == cfg.passes() {
+                    best = best.max(test_accuracy(gpu, net, ds)?);
+                }
+                Ok(())
+            })?;
+            Ok(if best.is_finite() { best } else { f64::NAN })
+        }
+    }
 }
 
 /// Train one fresh network on (images, labels) with the protocol of `cfg`; returns when the GPU has finished.
@@ -124,6 +187,21 @@ pub fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize),
 ) -> Result<GpuConvNet, anyhow::Error> {
+    train_with(gpu, ds, images, labels, cfg, seed, on_epoch, &mut |_, _| Ok(()))
+}
+
+/// `train`, calling `after_pass(pass, net)` after every pass (DANCE tests the network there).
+#[allow(clippy::too_many_arguments)]
+pub fn train_with(
+    gpu: &Gpu,
+    ds: &Dataset,
+    images: &[f32],
+    labels: &[u32],
+    cfg: &EvalConfig,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(usize),
+    after_pass: &mut dyn FnMut(usize, &GpuConvNet) -> Result<(), GpuError>,
+) -> Result<GpuConvNet, anyhow::Error> {
     let n = labels.len();
     anyhow::ensure!(n > 0 && images.len() == n * ds.image_len(), "the synthetic set is empty or mis-sized");
     let ops_list: Vec<Op> = Op::parse_strategy(&cfg.dsa).map_err(anyhow::Error::msg)?;
@@ -131,6 +209,8 @@ pub fn train(
     let mut rng_init = rng::stream(seed, "eval-net");
     let mut rng_shuffle = rng::stream(seed, "eval-shuffle");
     let mut rng_dsa = rng::stream(seed, "eval-dsa");
+    let mut rng_mix = rng::stream(seed, "eval-cutmix");
+    let dance = cfg.protocol == Protocol::Dance;
     let params = ConvNetParams::init(&net_cfg, &mut rng_init);
     let net = GpuConvNet::new(gpu, &params)?;
     let grads = net.grads(gpu)?;
@@ -150,6 +230,11 @@ pub fn train(
         params: wgpu::Buffer,
         scratch: wgpu::Buffer,
         loss: wgpu::Buffer,
+        /// CutMix (DANCE): the augmented batch before mixing, the box and permutation, the partner labels, the ratio
+        mixed: wgpu::Buffer,
+        mix_words: wgpu::Buffer,
+        labels_b: wgpu::Buffer,
+        ratio: wgpu::Buffer,
     }
     let img = ds.image_len();
     let slots: Vec<Slot> = sizes
@@ -163,12 +248,22 @@ pub fn train(
                 params: gpu.zeros("eval_aug", s * 8)?,
                 scratch: gpu.zeros("eval_scratch", s)?,
                 loss: gpu.zeros("eval_loss", s)?,
+                mixed: gpu.zeros("eval_mixed", if dance { s * img } else { 1 })?,
+                mix_words: gpu.zeros("eval_mix_words", if dance { 4 + s } else { 1 })?,
+                labels_b: gpu.zeros("eval_labels_b", s)?,
+                ratio: gpu.zeros("eval_ratio", 1)?,
             })
         })
         .collect::<Result<_, _>>()?;
-    let mut lr = cfg.lr;
     let mut order: Vec<usize> = (0..n).collect();
-    for ep in 0..=cfg.epochs {
+    for ep in 0..cfg.passes() {
+        let (lr, restart) = cfg.lr_at(ep);
+        if restart {
+            // a new optimiser: momentum starts again from zero
+            for (m, &l) in moms.iter().zip(&lens) {
+                gpu.write(m, &vec![0f32; l]);
+            }
+        }
         for i in (1..n).rev() {
             let j = rng_shuffle.random_range(0..=i);
             order.swap(i, j);
@@ -183,23 +278,29 @@ pub fn train(
             gpu.write(&slot.x, &xb);
             gpu.write(&slot.labels, &lb);
             gpu.write(&slot.params, &augment::draw_per_sample(&ops_list, &mut rng_dsa, batch.len(), ds.height, ds.width));
+            let mix = if dance { augment::CutMix::draw(&mut rng_mix, batch.len(), ds.height, ds.width, cfg.cutmix_p, cfg.cutmix_beta) } else { None };
             let mut enc = gpu.encoder();
-            augment::gpu::forward(gpu, &mut enc, slot.n, ds.channels, ds.height, ds.width, &slot.x, &slot.params, &slot.scratch, &slot.ws.x);
-            net.forward(gpu, &mut enc, &slot.ws, true);
-            ops::softmax_xent(gpu, &mut enc, slot.n, ds.classes.len(), 1.0 / slot.n as f32, &slot.ws.logits, &slot.labels, &slot.loss, &slot.ws.d_logits);
+            let (c, h, w, k) = (ds.channels, ds.height, ds.width, ds.classes.len());
+            if let Some(m) = &mix {
+                gpu.write(&slot.mix_words, &m.words());
+                gpu.write(&slot.labels_b, &m.perm.iter().map(|&i| lb[i]).collect::<Vec<u32>>());
+                gpu.write(&slot.ratio, &[m.ratio as f32]);
+                augment::gpu::forward(gpu, &mut enc, slot.n, c, h, w, &slot.x, &slot.params, &slot.scratch, &slot.mixed);
+                augment::gpu::cutmix(gpu, &mut enc, slot.n, c, h, w, &slot.mixed, &slot.mix_words, &slot.ws.x);
+                net.forward(gpu, &mut enc, &slot.ws, true);
+                ops::softmax_xent_mix(gpu, &mut enc, slot.n, k, 1.0 / slot.n as f32, &slot.ws.logits, &slot.labels, &slot.labels_b, &slot.ratio, &slot.loss, &slot.ws.d_logits);
+            } else {
+                augment::gpu::forward(gpu, &mut enc, slot.n, c, h, w, &slot.x, &slot.params, &slot.scratch, &slot.ws.x);
+                net.forward(gpu, &mut enc, &slot.ws, true);
+                ops::softmax_xent(gpu, &mut enc, slot.n, k, 1.0 / slot.n as f32, &slot.ws.logits, &slot.labels, &slot.loss, &slot.ws.d_logits);
+            }
             net.backward(gpu, &mut enc, &slot.ws, Upstream::Logits, false, Some(&grads));
             for t in 0..lens.len() {
                 ops::sgd(gpu, &mut enc, lens[t], lr, cfg.momentum, cfg.weight_decay, &grads.tensors[t], &net.params[t], &moms[t]);
             }
             gpu.submit(enc);
         }
-        if ep == cfg.epochs / 2 + 1 {
-            // the DM code multiplies lr by 0.1 and builds a new optimiser: momentum starts again from zero
-            lr *= 0.1;
-            for (m, &l) in moms.iter().zip(&lens) {
-                gpu.write(m, &vec![0f32; l]);
-            }
-        }
+        after_pass(ep, &net)?;
         on_epoch(ep);
     }
     let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());

@@ -46,7 +46,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Distill a dataset with DM or DM+HDD, evaluate it, export it (defaults: DM+HDD as the authors released it).
+    /// Distill a dataset with DM, DM+HDD, IDM or IDM+HDD, evaluate it, export it (defaults: DM+HDD as the authors
+    /// released it).
     Distill(DistillArgs),
     /// Evaluate an exported synthetic set with the papers' protocol (train fresh ConvNets on it, test on real data).
     Eval {
@@ -65,6 +66,10 @@ enum Command {
         /// 300 epochs × 3 networks; results are labelled quick.
         #[arg(long)]
         quick: bool,
+        /// dm: the DM/IDM/HDD code's protocol (1000 epochs, batch 256, last accuracy); dance: DANCE's (1500 epochs,
+        /// batch 64, MultiStepLR, CutMix, best of the tests every 250 epochs).
+        #[arg(long, default_value = "dm")]
+        protocol: String,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long)]
@@ -229,6 +234,9 @@ struct DistillArgs {
     /// Evaluate with 300 epochs × 3 networks (labelled quick in every output).
     #[arg(long)]
     quick: bool,
+    /// Evaluation protocol: dm (the DM/IDM/HDD code's) or dance (DANCE's: MultiStepLR, CutMix, best accuracy).
+    #[arg(long)]
+    eval_protocol: Option<String>,
     #[arg(long)]
     checkpoint_every: Option<usize>,
     /// Also write one PNG per synthetic image under OUT/images/<class>/.
@@ -257,8 +265,15 @@ impl DistillArgs {
             (None, Some(dir)) => hyperdistill::run::RunConfig::from_toml_file(&dir.join("config.toml"))?,
             (None, None) => hyperdistill::run::RunConfig::default(),
         };
+        if let Some(p) = &self.eval_protocol {
+            c.eval = match p.as_str() {
+                "dm" => hyperdistill::eval::EvalConfig { width: c.eval.width, ..Default::default() },
+                "dance" => hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::dance() },
+                o => bail!("--eval-protocol {o}: use dm or dance"),
+            };
+        }
         if self.quick {
-            c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::quick() };
+            c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, epochs: 300, nets: 3, quick: true, ..c.eval.clone() };
         }
         if let Some(v) = &self.dataset { c.dataset = v.clone(); }
         if let Some(v) = self.ipc { c.distill.ipc = v; }
@@ -393,7 +408,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("wrote {0}/synset.safetensors, {0}/synset.png, {0}/metrics.jsonl, {0}/config.toml, {0}/checkpoint.safetensors", o.out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { synset, dataset, epochs, nets, width, quick, seed, cache, keep_syn, prune_nets } => {
+        Command::Eval { synset, dataset, epochs, nets, width, quick, protocol, seed, cache, keep_syn, prune_nets } => {
+            let base = match protocol.as_str() {
+                "dm" => hyperdistill::eval::EvalConfig::default(),
+                "dance" => hyperdistill::eval::EvalConfig::dance(),
+                o => bail!("--protocol {o}: use dm or dance"),
+            };
             if !(keep_syn > 0.0 && keep_syn <= 1.0) {
                 bail!("--keep-syn must be in (0, 1], got {keep_syn}");
             }
@@ -416,7 +436,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(&bad) = set.labels.iter().find(|&&l| l as usize >= ds.classes.len()) {
                 bail!("{}: label {bad} but '{}' has {} classes", synset.display(), ds.name, ds.classes.len());
             }
-            let mut cfg = if quick { hyperdistill::eval::EvalConfig::quick() } else { hyperdistill::eval::EvalConfig::default() };
+            let mut cfg = if quick { hyperdistill::eval::EvalConfig { epochs: 300, nets: 3, quick: true, ..base } } else { base };
             if let Some(v) = epochs { cfg.epochs = v; cfg.quick = true; }
             if let Some(v) = nets { cfg.nets = v; }
             if let Some(v) = width { cfg.width = v; }
@@ -438,8 +458,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let r = hyperdistill::eval::evaluate(&gpu, &ds, &set.images, &set.labels, &cfg, seed, &mut |k, ep| {
                 if ep % 50 == 0 { eprintln!("net {}/{} epoch {ep}/{}", k + 1, cfg.nets, cfg.epochs); }
             })?;
-            println!("test accuracy {:.2} ± {:.2} % over {} nets ({} epochs{}): {:?}", 100.0 * r.mean, 100.0 * r.std, r.accuracies.len(), cfg.epochs + 1,
-                if r.quick { ", quick protocol" } else { "" }, r.accuracies);
+            println!("test accuracy {:.2} ± {:.2} % over {} nets ({} protocol, {} passes{}{}): {:?}", 100.0 * r.mean, 100.0 * r.std, r.accuracies.len(),
+                protocol, cfg.passes(), if cfg.protocol == hyperdistill::eval::Protocol::Dance { ", best tested accuracy per net" } else { "" },
+                if r.quick { ", quick" } else { "" }, r.accuracies);
             Ok(ExitCode::SUCCESS)
         }
         Command::Data { command: DataCommand::Fetch { name, dir, mirror } } => {

@@ -233,6 +233,15 @@ pub fn softmax_xent(n: usize, k: usize, logits: &[f64], labels: &[u32], scale: f
     (loss, d)
 }
 
+/// CutMix's loss with two label sets: ratio·CE(labels) + (1 − ratio)·CE(labels_b), and its gradient × scale.
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_xent_mix(n: usize, k: usize, logits: &[f64], labels: &[u32], labels_b: &[u32], ratio: f64, scale: f64) -> (Vec<f64>, Vec<f64>) {
+    let (la, da) = softmax_xent(n, k, logits, labels, scale);
+    let (lb, db) = softmax_xent(n, k, logits, labels_b, scale);
+    let mix = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| ratio * x + (1.0 - ratio) * y).collect::<Vec<_>>();
+    (mix(&la, &lb), mix(&da, &db))
+}
+
 /// torch.optim.SGD: (new param, new buf).
 pub fn sgd(param: &[f64], grad: &[f64], buf: &[f64], lr: f64, momentum: f64, wd: f64) -> (Vec<f64>, Vec<f64>) {
     let mut p = param.to_vec();

@@ -172,6 +172,12 @@ fn distill_idm_hdd_from_the_command_line_and_evaluate_its_mosaics() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("evaluating on the 40 expanded images of the 10 stored ones"), "{err}");
+    // DANCE's protocol as the other choice
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--protocol", "dance", "--epochs", "2", "--nets", "1", "--width", "4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("dance protocol, 2 passes, best tested accuracy per net"), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--protocol", "idc"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--protocol idc: use dm or dance"));
     // an IDM run resumes from its checkpoint (the queue travels with it)
     let o = hyperdistill(&["distill", "--resume", out.to_str().unwrap(), "--iterations", "3"]);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -71,6 +71,30 @@ fn evaluation_protocol_learns_from_real_images() {
     assert!(r.mean > 0.4, "accuracy {} is barely above chance (0.1)", r.mean);
 }
 
+#[test]
+fn dance_protocol_schedules_and_learns() {
+    // MultiStepLR ×0.2 at 2/3 and 5/6 of the epochs (1000 and 1250 of 1500), momentum kept; the DM schedule
+    // drops ×0.1 after pass E/2 + 1 and restarts the momentum there
+    let d = EvalConfig::dance();
+    assert_eq!((d.passes(), d.batch, d.dsa.as_str()), (1500, 64, "color_crop_flip_scale_rotate"));
+    for (ep, lr) in [(0, 0.01), (999, 0.01), (1000, 0.002), (1249, 0.002), (1250, 0.0004), (1499, 0.0004)] {
+        let (got, restart) = d.lr_at(ep);
+        assert!((got - lr).abs() < 1e-9 && !restart, "epoch {ep}: lr {got}, want {lr}");
+    }
+    let dm = EvalConfig::default();
+    assert_eq!(dm.passes(), 1001);
+    assert_eq!((dm.lr_at(501), dm.lr_at(502)), ((0.01, false), (0.01 * 0.1, true)));
+    // 10 real images per class, tested every 10 of 30 epochs, the best accuracy reported
+    let ds = data::open("embedded", std::path::Path::new("/none")).unwrap();
+    let idx: Vec<usize> = ds.class_indices(&ds.train).iter().flat_map(|c| c[..10].to_vec()).collect();
+    let images = ds.normalized(&ds.train, &idx);
+    let labels: Vec<u32> = idx.iter().map(|&i| ds.train.labels[i]).collect();
+    let cfg = EvalConfig { epochs: 30, nets: 1, width: 8, test_every: 10, quick: true, ..EvalConfig::dance() };
+    let r = eval::evaluate(gpu(), &ds, &images, &labels, &cfg, 1, &mut |_, _| {}).unwrap();
+    println!("DANCE protocol, 10 real images per class, width 8, 30 epochs: best test accuracy {:.3}", r.mean);
+    assert!(r.mean > 0.4, "accuracy {} is barely above chance (0.1)", r.mean);
+}
+
 /// An iteration is one submit with nothing read back and no GPU buffer created (the loss is read only when
 /// logged). Counts, not speed: these hold on any adapter.
 #[test]

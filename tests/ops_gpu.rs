@@ -314,3 +314,42 @@ fn fused_norm_relu_pool_matches_reference() {
         check(&format!("norm_relu_pool stats {n}x{c}x{h}x{w}"), &down(g, &stats, 2 * s.planes()), &want_stats, TOL);
     }
 }
+
+#[test]
+fn cutmix_and_its_two_label_loss_match_the_reference() {
+    // DANCE's evaluation: the CutMix box from another image of the batch, and ratio·CE(a) + (1 − ratio)·CE(b)
+    use hyperdistill::augment::{self, CutMix};
+    let g = gpu();
+    let mut r = rng(10);
+    let (n, c, h, w, k) = (7, 3, 12, 10, 5);
+    let mut drawn = 0;
+    for trial in 0..40 {
+        let Some(m) = CutMix::draw(&mut r, n, h, w, 0.5, 1.0) else { continue };
+        drawn += 1;
+        let mut sorted = m.perm.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation of the batch");
+        let area = (m.rows.1 - m.rows.0) * (m.cols.1 - m.cols.0);
+        assert!((m.ratio - (1.0 - area as f64 / (h * w) as f64)).abs() < 1e-12 && m.rows.1 <= h && m.cols.1 <= w);
+        let x: Vec<f64> = rand_vec(&mut r, n * c * h * w, 1.0).iter().map(|&v| v as f32 as f64).collect();
+        let y = poisoned(g, x.len());
+        let mut enc = g.encoder();
+        augment::gpu::cutmix(g, &mut enc, n, c, h, w, &up(g, &x), &g.upload("mix", &m.words()).unwrap(), &y);
+        g.submit_wait(enc);
+        assert!(down(g, &y, x.len()) == m.apply(&x, c, h, w), "cutmix draw {trial}: the kernel copies, it must match exactly");
+        let logits = rand_vec(&mut r, n * k, 3.0);
+        let labels: Vec<u32> = (0..n).map(|i| (i % k) as u32).collect();
+        let labels_b: Vec<u32> = m.perm.iter().map(|&i| labels[i]).collect();
+        let (loss, d) = (poisoned(g, n), poisoned(g, n * k));
+        let mut enc = g.encoder();
+        ops::softmax_xent_mix(g, &mut enc, n, k, 1.0 / n as f32, &up(g, &logits), &g.upload("la", &labels).unwrap(),
+            &g.upload("lb", &labels_b).unwrap(), &g.upload("ratio", &[m.ratio as f32]).unwrap(), &loss, &d);
+        g.submit_wait(enc);
+        let (rl, rd) = r::softmax_xent_mix(n, k, &logits, &labels, &labels_b, m.ratio as f32 as f64, 1.0 / n as f64);
+        check("xent_mix loss", &down(g, &loss, n), &rl, TOL);
+        check("xent_mix dlogits", &down(g, &d, n * k), &rd, TOL);
+    }
+    println!("CutMix applied in {drawn} of 40 batches (p = 0.5)");
+    assert!((8..=32).contains(&drawn));
+    assert!(CutMix::draw(&mut r, n, h, w, 0.0, 1.0).is_none(), "p = 0 never mixes");
+}

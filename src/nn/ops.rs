@@ -225,6 +225,26 @@ pub fn softmax_xent_weighted(
     gpu.dispatch(enc, &shaders::LOSS, "softmax_xent_weighted", &consts, &[logits, labels, loss, dlogits, meter], n as u64);
 }
 
+/// CutMix's loss: ratio·CE(labels) + (1 − ratio)·CE(labels_b) per sample, and its gradient × scale; `mix` [1]
+/// holds the ratio (a buffer: it changes every batch, an override constant would compile a pipeline per value).
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_xent_mix(
+    gpu: &Gpu,
+    enc: &mut CommandEncoder,
+    n: usize,
+    k: usize,
+    scale: f32,
+    logits: &Buffer,
+    labels: &Buffer,
+    labels_b: &Buffer,
+    mix: &Buffer,
+    loss: &Buffer,
+    dlogits: &Buffer,
+) {
+    let consts = [("N", n as f64), ("K", k as f64), ("SCALE", scale as f64)];
+    gpu.dispatch(enc, &shaders::LOSS, "softmax_xent_mix", &consts, &[logits, labels, loss, dlogits, mix, labels_b], n as u64);
+}
+
 /// meter [2] += (Σ hits[0..n], n): accumulate `correct`'s output into a running accuracy on the GPU.
 pub fn tally(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, hits: &Buffer, meter: &Buffer) {
     gpu.dispatch(enc, &shaders::OPTIM, "tally", &[("N", n as f64)], &[hits, meter], 1);
