@@ -91,7 +91,7 @@ def main():
                 if ds == "tiny-imagenet":
                     header.append("Deviation: the papers use ConvNetD4 on 64×64 images; hyperdistill's ConvNet has depth 3.")
                 if ipc == 1 and method.startswith("idm") and distill["batch_real"] == 5000:
-                    header.append("batch_real 5000 needs a storage binding of several GiB at width 128 (real GPUs); pass --batch-real to shrink it.")
+                    header.append("batch_real 5000: the real images go through the net in chunks that fit the adapter's storage bindings.")
                 write(f"presets/{name}.toml", header, top, distill, idm, eval_)
                 count += 1
     print(f"wrote {count} presets")

@@ -335,7 +335,10 @@ pub struct Distiller<'g> {
     real_all: Buffer,
     real_in: Buffer,
     real_params: Vec<Buffer>,
-    real_ws: Workspace,
+    /// Real batches go through the net in chunks the storage-binding limit allows: a workspace per chunk size
+    /// (full chunks and the remainder), so a class's batch_real may exceed one binding (IDM's 5000 at IPC 1).
+    real_ws: Vec<Workspace>,
+    real_chunk: usize,
     real_scratch: Buffer,
     real_feat: Buffer,
     syn_aug: Buffer,
@@ -414,9 +417,7 @@ impl<'g> Distiller<'g> {
         // chunks of the synthetic set small enough for the storage-binding limit
         let per_image_bytes = (net_cfg.conv_shapes(1)[0].y_len() * 4) as u64; // the largest activation
         let max_chunk = ((gpu.max_binding_bytes() / per_image_bytes.max(1)) as usize).max(1);
-        if per_real > max_chunk {
-            anyhow::bail!("batch_real {per_real} needs more than this adapter's {} MiB storage binding; use --batch-real {max_chunk} or less", gpu.max_binding_bytes() >> 20);
-        }
+        let real_chunk = per_real.min(max_chunk);
         let net = GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, &mut rng::stream(cfg.seed, "net-shape")))?;
         let mut rng_net = rng::stream(cfg.seed, "iteration-net");
         let is_idm = cfg.method.idm();
@@ -447,11 +448,13 @@ impl<'g> Distiller<'g> {
             syn: gpu.upload("syn", &syn_host)?,
             syn_mom: gpu.zeros("syn_mom", m * img)?,
             real_all: copy_buffer(gpu, "real_all", classes * per_real * img),
-            real_in: gpu.zeros("real_in", per_real * img)?,
+            real_in: gpu.zeros("real_in", real_chunk * img)?,
             real_params: (0..classes).map(|_| gpu.zeros("real_params", per_real * 8)).collect::<Result<_, _>>()?,
-            real_ws: net.workspace(gpu, per_real)?,
-            real_scratch: gpu.zeros("real_scratch", per_real)?,
-            real_feat: gpu.zeros("real_feat", dm_len(classes * per_real * dim))?,
+            real_ws: [real_chunk, per_real % real_chunk].iter().filter(|&&n| n > 0).map(|&n| net.workspace(gpu, n)).collect::<Result<_, _>>()?,
+            real_chunk,
+            real_scratch: gpu.zeros("real_scratch", real_chunk)?,
+            // DM: every class's real features; IDM: one class's at a time
+            real_feat: gpu.zeros("real_feat", if is_idm { per_real * dim } else { classes * per_real * dim })?,
             syn_aug: gpu.zeros("syn_aug", dm_len(m * img))?,
             syn_params: gpu.zeros("syn_params", dm_len(m * 8))?,
             syn_scratch: gpu.zeros("syn_scratch", dm_len(m))?,
@@ -496,6 +499,23 @@ impl<'g> Distiller<'g> {
         self.gpu.write(&self.real_all, &real_host);
     }
 
+    /// Class c's real batch (in `real_all`) through its siamese augmentation and `net`, forward only, in chunks
+    /// of at most `real_chunk` images; the features [batch_real, dim] go to `dst` from float `dst_off` on.
+    fn embed_real_class(&self, enc: &mut wgpu::CommandEncoder, net: &GpuConvNet, c: usize, ds: &Dataset, dst: &Buffer, dst_off: usize) {
+        let (b, img, dim) = (self.per_real, self.img, self.net_cfg.embed_dim());
+        let mut start = 0;
+        while start < b {
+            let n = self.real_chunk.min(b - start);
+            let ws = self.real_ws.iter().find(|ws| ws.n == n).expect("a workspace for every chunk size");
+            copy_f32(enc, &self.real_all, (c * b + start) * img, &self.real_in, 0, n * img);
+            // every image of the class shares one parameter set, so the first n entries serve any chunk
+            augment::gpu::forward(self.gpu, enc, n, ds.channels, ds.height, ds.width, &self.real_in, &self.real_params[c], &self.real_scratch, &ws.x);
+            net.forward_only(self.gpu, enc, ws, false); // no backward on the real side
+            copy_f32(enc, &ws.embed, 0, dst, dst_off + start * dim, n * dim);
+            start += n;
+        }
+    }
+
     /// One distillation iteration (one submit).
     pub fn step(&mut self, ds: &Dataset) -> Result<(), GpuError> {
         if self.idm.is_some() {
@@ -522,10 +542,7 @@ impl<'g> Distiller<'g> {
 
         let mut enc = gpu.encoder();
         for c in 0..classes {
-            copy_f32(&mut enc, &self.real_all, c * b * img, &self.real_in, 0, b * img);
-            augment::gpu::forward(gpu, &mut enc, b, ch, h, w, &self.real_in, &self.real_params[c], &self.real_scratch, &self.real_ws.x);
-            self.net.forward_only(gpu, &mut enc, &self.real_ws, false); // no backward on the real side
-            copy_f32(&mut enc, &self.real_ws.embed, 0, &self.real_feat, c * b * dim, b * dim);
+            self.embed_real_class(&mut enc, &self.net, c, ds, &self.real_feat, c * b * dim);
         }
         let m = classes * ipc;
         augment::gpu::forward(gpu, &mut enc, m, ch, h, w, &self.syn, &self.syn_params, &self.syn_scratch, &self.syn_aug);

@@ -95,6 +95,30 @@ fn dance_protocol_schedules_and_learns() {
     assert!(r.mean > 0.4, "accuracy {} is barely above chance (0.1)", r.mean);
 }
 
+#[test]
+fn real_batches_larger_than_one_binding_are_embedded_in_chunks() {
+    // A device whose storage bindings hold 16 images' first activation embeds batch_real 40 in chunks 16 + 16 + 8;
+    // every kernel works image by image, so the result equals the one-chunk run bit for bit (DM+HDD and IDM+HDD).
+    let ds = data::open("embedded", std::path::Path::new("/none")).unwrap();
+    let wide = hyperdistill::gpu::Gpu::new().expect("adapter");
+    let mut narrow = hyperdistill::gpu::Gpu::new().expect("adapter");
+    narrow.limits.max_storage_buffer_binding_size = 16 * 4 * 32 * 32 * 4; // width 4, 32×32 after padding 3, f32
+    let idm = hyperdistill::distill::IdmConfig { net_num: 2, net_batch: 16, model_train_steps: 1, ..Default::default() };
+    for method in [Method::DmHdd, Method::IdmHdd] {
+        let cfg = DistillConfig { method, ipc: 1, batch_real: 40, width: 4, seed: 2, idm: idm.clone(), ..DistillConfig::default() };
+        let run = |g: &hyperdistill::gpu::Gpu| {
+            let mut d = Distiller::new(g, &ds, cfg.clone()).unwrap();
+            for _ in 0..3 {
+                d.step(&ds).unwrap();
+            }
+            (d.synthetic().unwrap().0, d.loss().unwrap().0)
+        };
+        let ((a, la), (b, lb)) = (run(&wide), run(&narrow));
+        println!("{method:?}: loss {la} (one chunk) vs {lb} (chunks of 16)");
+        assert!(a == b && la == lb, "{method:?}: chunked real embedding changed the result");
+    }
+}
+
 /// An iteration is one submit with nothing read back and no GPU buffer created (the loss is read only when
 /// logged). Counts, not speed: these hold on any adapter.
 #[test]

@@ -268,10 +268,8 @@ impl Distiller<'_> {
         let hyp = self.cfg.hyperbolic();
         let chunk = ipc * img;
         for c in 0..classes {
-            // real side: forward only
-            copy_f32(&mut enc, &self.real_all, c * b * img, &self.real_in, 0, b * img);
-            augment::gpu::forward(gpu, &mut enc, b, ch, h, w, &self.real_in, &self.real_params[c], &self.real_scratch, &self.real_ws.x);
-            chosen.net.forward_only(gpu, &mut enc, &self.real_ws, false);
+            // real side: forward only, in chunks, into real_feat [b, dim]
+            self.embed_real_class(&mut enc, &chosen.net, c, ds, &self.real_feat, 0);
             // synthetic side: split + expand, augment, forward keeping activations and logits
             copy_f32(&mut enc, &self.syn, c * chunk, &idm.syn_c, 0, chunk);
             if o.mosaic {
@@ -284,11 +282,11 @@ impl Distiller<'_> {
             // matching term → syn_ws.d_embed
             if self.cfg.method.hdd() {
                 let shape = lorentz::gpu::HddShape { classes: 1, per_real: b, per_syn: e, dim };
-                lorentz::gpu::encode(gpu, &mut enc, &shape, &hyp, self.cfg.lambda, &self.real_ws.embed, &idm.syn_ws.embed, &idm.hdd, &idm.syn_ws.d_embed);
+                lorentz::gpu::encode(gpu, &mut enc, &shape, &hyp, self.cfg.lambda, &self.real_feat, &idm.syn_ws.embed, &idm.hdd, &idm.syn_ws.d_embed);
                 let s = lorentz::gpu::COEF_STRIDE;
                 copy_f32(&mut enc, &idm.hdd.coef, 0, &idm.loss_all, c * s, s);
             } else {
-                ops::dm_matching(gpu, &mut enc, 1, b, e, dim, &self.real_ws.embed, &idm.syn_ws.embed, &idm.dm_sq, &idm.dm_loss, &idm.syn_ws.d_embed);
+                ops::dm_matching(gpu, &mut enc, 1, b, e, dim, &self.real_feat, &idm.syn_ws.embed, &idm.dm_sq, &idm.dm_loss, &idm.syn_ws.d_embed);
                 copy_f32(&mut enc, &idm.dm_loss, 0, &idm.loss_all, c, 1);
             }
             // class-aware CE regulariser: ce_weight · acc% · mean CE → syn_ws.d_logits
