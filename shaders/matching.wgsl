@@ -1,6 +1,7 @@
 // matching.wgsl — DM's distribution-matching term and its gradient. Real features [C·B, D] (no gradient),
 // synthetic features [C·M, D], class-major. Per class: L_c = Σ_d (mean_r[d] − mean_s[d])² (a sum over the
-// D dimensions, not a mean, as in the DM code); ∂L_c/∂e_s[j, d] = −2·(mean_r[d] − mean_s[d])/M.
+// D dimensions, not a mean, as in the DM code); ∂L_c/∂e_s[j, d] = −2·(mean_r[d] − mean_s[d])/M. Both × SCALE
+// (DANCE's MSE of the means is SCALE = 1/D).
 //
 // entry point   bindings (group 0, in order)                                   invocations
 // dm            0 real, 1 syn, 2 sq (rw) [C·D], 3 grad (rw) [C·M, D]              C·D, one (class, dimension) each
@@ -11,6 +12,7 @@ override C: u32;
 override D: u32;
 override B: u32;   // real samples per class
 override M: u32;   // synthetic samples per class
+override SCALE: f32 = 1.0;
 
 @group(0) @binding(0) var<storage, read> real: array<f32>;
 @group(0) @binding(1) var<storage, read> syn: array<f32>;
@@ -33,8 +35,8 @@ fn dm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw
     for (var j = 0u; j < M; j++) { ms += syn[(c * M + j) * D + d]; }
     ms /= f32(M);
     let diff = mr - ms;
-    sq[id] = diff * diff;
-    let g = -2.0 * diff / f32(M);
+    sq[id] = SCALE * diff * diff;
+    let g = -2.0 * SCALE * diff / f32(M);
     for (var j = 0u; j < M; j++) { grad[(c * M + j) * D + d] = g; }
 }
 

@@ -348,6 +348,30 @@ pub mod gpu {
         gpu.dispatch(enc, &shaders::AUGMENT, "forward", &k, &[x, params, scratch, y], (n * c * h * w) as u64);
     }
 
+    /// Several ops in sequence (DANCE's IDC DiffAug: color, then crop, then cutout), one parameter buffer per op:
+    /// x → op 0 → tmps[0] → op 1 → tmps[1] → … → y. `tmps` hold n images each; scratch [n].
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_chain(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &[&Buffer], tmps: [&Buffer; 2], scratch: &Buffer, y: &Buffer) {
+        let mut src = x;
+        for (i, p) in params.iter().enumerate() {
+            let dst = if i + 1 == params.len() { y } else { tmps[i % 2] };
+            forward(gpu, enc, n, c, h, w, src, p, scratch, dst);
+            src = dst;
+        }
+    }
+
+    /// The adjoint of `forward_chain`: dy → op k−1ᵀ → … → op 0ᵀ → dx (every op is affine in its input, so no
+    /// forward activations are needed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_chain(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &[&Buffer], tmps: [&Buffer; 2], scratch: &Buffer, dx: &Buffer) {
+        let mut src = dy;
+        for i in (0..params.len()).rev() {
+            let dst = if i == 0 { dx } else { tmps[i % 2] };
+            backward(gpu, enc, n, c, h, w, src, params[i], scratch, dst);
+            src = dst;
+        }
+    }
+
     /// CutMix: y = x with the box of `mix` [4 + n] u32 = (row0, row1, col0, col1, perm…) taken from image perm[i].
     #[allow(clippy::too_many_arguments)]
     pub fn cutmix(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, mix: &Buffer, y: &Buffer) {

@@ -20,7 +20,9 @@ use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, Wor
 use crate::nn::ops;
 use crate::rng::{self, ChaCha8Rng};
 
+mod dance;
 mod idm;
+pub use dance::DANCE_OPS;
 pub use idm::INITIAL_NETS as IDM_INITIAL_NETS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,10 +35,14 @@ pub enum Method {
     Idm,
     #[serde(rename = "idm+hdd")]
     IdmHdd,
+    #[serde(rename = "dance")]
+    Dance,
+    #[serde(rename = "dance+hdd")]
+    DanceHdd,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [Method::Dm, Method::DmHdd, Method::Idm, Method::IdmHdd];
+    pub const ALL: [Method; 6] = [Method::Dm, Method::DmHdd, Method::Idm, Method::IdmHdd, Method::Dance, Method::DanceHdd];
 
     pub fn parse(s: &str) -> Result<Method, String> {
         match s.to_ascii_lowercase().as_str() {
@@ -44,7 +50,9 @@ impl Method {
             "dm+hdd" | "dmhdd" | "dm-hdd" | "hdd" => Ok(Method::DmHdd),
             "idm" => Ok(Method::Idm),
             "idm+hdd" | "idmhdd" | "idm-hdd" => Ok(Method::IdmHdd),
-            other => Err(format!("unknown method '{other}': use dm, dm+hdd, idm or idm+hdd")),
+            "dance" => Ok(Method::Dance),
+            "dance+hdd" | "dancehdd" | "dance-hdd" => Ok(Method::DanceHdd),
+            other => Err(format!("unknown method '{other}': use dm, dm+hdd, idm, idm+hdd, dance or dance+hdd")),
         }
     }
     pub fn name(self) -> &'static str {
@@ -53,15 +61,51 @@ impl Method {
             Method::DmHdd => "dm+hdd",
             Method::Idm => "idm",
             Method::IdmHdd => "idm+hdd",
+            Method::Dance => "dance",
+            Method::DanceHdd => "dance+hdd",
         }
     }
     /// The matching term is HDD's λ·d_L (else the squared distance of feature means).
     pub fn hdd(self) -> bool {
-        matches!(self, Method::DmHdd | Method::IdmHdd)
+        matches!(self, Method::DmHdd | Method::IdmHdd | Method::DanceHdd)
+    }
+    /// DANCE's loop: interpolated expert encoder, calibration CE with the trained expert, pixels in [0, 1].
+    pub fn dance(self) -> bool {
+        matches!(self, Method::Dance | Method::DanceHdd)
+    }
+    /// Works class by class with a pixel step per class (IDM, DANCE), not one step for the whole set (DM).
+    pub fn per_class(self) -> bool {
+        self.idm() || self.dance()
     }
     /// IDM's loop: queue of partly trained nets, CE regulariser, a pixel step per class.
     pub fn idm(self) -> bool {
         matches!(self, Method::Idm | Method::IdmHdd)
+    }
+}
+
+/// DANCE's options (method.md §4.2); the defaults are the released code's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DanceConfig {
+    /// Experts trained on the real data (DANCE: 20) …
+    pub experts: usize,
+    /// … of which the first num_premodel are sampled during condensation (5).
+    pub num_premodel: usize,
+    /// Expert training: epochs (60) and batch (not in the spec; 128).
+    pub expert_epochs: usize,
+    pub expert_batch: usize,
+    /// Where experts are saved and reused ("" = `experts/` inside the run's output directory).
+    pub expert_dir: String,
+    /// Calibration passes per iteration (`iter_calib`, 1).
+    pub iter_calib: usize,
+    /// Multi-formation factor 2: every synthetic image holds 2×2 sub-images (IDC's decode is the same split and
+    /// bilinear ×2 upsampling as IDM's mosaic; its initialisation downsamples by nearest neighbour).
+    pub mosaic: bool,
+}
+
+impl Default for DanceConfig {
+    fn default() -> Self {
+        DanceConfig { experts: 20, num_premodel: 5, expert_epochs: 60, expert_batch: 128, expert_dir: String::new(), iter_calib: 1, mosaic: true }
     }
 }
 
@@ -145,6 +189,8 @@ pub struct DistillConfig {
     pub init: Init,
     /// IDM and IDM+HDD only.
     pub idm: IdmConfig,
+    /// DANCE and DANCE+HDD only.
+    pub dance: DanceConfig,
 }
 
 /// The clamp in TOML: a number, or "off" (TOML has no null, and a missing key would mean the default, 10).
@@ -193,6 +239,7 @@ impl Default for DistillConfig {
             dsa: augment::DEFAULT_STRATEGY.to_string(),
             init: Init::Real,
             idm: IdmConfig::default(),
+            dance: DanceConfig::default(),
         }
     }
 }
@@ -207,6 +254,7 @@ impl DistillConfig {
         let ipc = self.ipc;
         let d = DistillConfig::default();
         self.idm = IdmConfig::default();
+        self.dance = DanceConfig::default();
         match self.method {
             Method::Dm | Method::DmHdd => {
                 (self.k, self.lambda, self.lr_img, self.iterations, self.batch_real) = (d.k, d.lambda, d.lr_img, d.iterations, d.batch_real);
@@ -223,12 +271,20 @@ impl DistillConfig {
                 self.batch_real = if ipc == 1 { 5000 } else { 256 };
                 self.idm.net_generate_interval = if ipc == 1 { 5 } else { 30 };
             }
+            Method::Dance | Method::DanceHdd => {
+                // lr_img 0.01·IPC in [0, 1] pixel space (carried per channel into the normalised space), niter
+                // 10000, batch_real 128; DANCE+HDD: IDM+HDD's k and λ (method.md §6.10)
+                (self.k, self.lambda, self.iterations, self.batch_real) = (2.4, 100.0, 10000, 128);
+                self.lr_img = (0.01 * ipc as f64) as f32; // f64 first: 0.01 · 10 is 0.1, not 0.099999994
+            }
         }
+        self.momentum_img = 0.5;
     }
 
-    /// Synthetic images are IDM mosaics (stored 2×2, expanded ×4 for matching and evaluation).
+    /// Synthetic images are mosaics (IDM's partition, DANCE's multi-formation: stored 2×2, expanded ×4 for
+    /// matching and evaluation).
     pub fn uses_mosaic(&self) -> bool {
-        self.method.idm() && self.idm.mosaic
+        (self.method.idm() && self.idm.mosaic) || (self.method.dance() && self.dance.mosaic)
     }
 
     pub fn ops(&self) -> Result<Vec<Op>, String> {
@@ -273,6 +329,18 @@ impl DistillConfig {
         }
         ConvNetConfig::new(ds.channels, ds.height, self.width, ds.classes.len()).map_err(|e| e.to_string())?;
         self.ops()?;
+        if self.method.dance() {
+            let d = &self.dance;
+            if d.experts == 0 || d.num_premodel == 0 || d.expert_epochs == 0 || d.expert_batch == 0 {
+                return Err("dance: experts, num_premodel, expert_epochs and expert_batch must be at least 1".into());
+            }
+            if d.mosaic {
+                crate::mosaic::check_shape(ds.height, ds.width)?;
+            }
+            if ds.channels > 3 {
+                return Err(format!("dance: at most 3 channels, not {}", ds.channels));
+            }
+        }
         if self.method.idm() {
             let i = &self.idm;
             if i.mosaic {
@@ -359,6 +427,8 @@ pub struct Distiller<'g> {
     bind_groups: std::sync::Arc<crate::gpu::BindGroupCache>,
     /// IDM's state (queue, per-class scratch); None for DM.
     idm: Option<idm::Idm>,
+    /// DANCE's state (experts, the trained expert's net, per-class scratch).
+    dance: Option<dance::Dance>,
 }
 
 /// A buffer only copied from and to (never bound), so the storage-binding limit does not apply to it.
@@ -377,8 +447,19 @@ pub(crate) fn copy_f32(enc: &mut wgpu::CommandEncoder, src: &Buffer, src_off: us
 }
 
 impl<'g> Distiller<'g> {
+    /// A distiller for `cfg`. DANCE trains its experts here, in memory (`run` and `with_experts` reuse saved ones).
     pub fn new(gpu: &'g Gpu, ds: &Dataset, cfg: DistillConfig) -> Result<Self, anyhow::Error> {
+        Self::with_experts(gpu, ds, cfg, None)
+    }
+
+    /// As `new`, with DANCE's experts given (ignored by the other methods).
+    pub fn with_experts(gpu: &'g Gpu, ds: &Dataset, cfg: DistillConfig, experts: Option<Vec<crate::experts::Expert>>) -> Result<Self, anyhow::Error> {
         cfg.validate(ds).map_err(anyhow::Error::msg)?;
+        let experts = match (cfg.method.dance(), experts) {
+            (false, _) => vec![],
+            (true, Some(e)) if !e.is_empty() => e,
+            (true, _) => Self::train_experts(gpu, ds, &cfg)?,
+        };
         let classes = ds.classes.len();
         let class_idx = ds.class_indices(&ds.train);
         let per_real = cfg.batch_real.min(class_idx.iter().map(Vec::len).min().unwrap_or(1));
@@ -392,7 +473,11 @@ impl<'g> Distiller<'g> {
         let mut syn_host = Vec::with_capacity(m * img);
         let mosaic_init = idm::uses_mosaic_init(&cfg);
         if mosaic_init {
-            syn_host = idm::mosaic_init(ds, &class_idx, cfg.ipc, &mut rng_init);
+            syn_host = if cfg.method.dance() {
+                dance::mosaic_init(ds, &class_idx, cfg.ipc, &mut rng_init)
+            } else {
+                idm::mosaic_init(ds, &class_idx, cfg.ipc, &mut rng_init)
+            };
         }
         for idx in class_idx.iter().filter(|_| !mosaic_init) {
             match cfg.init {
@@ -420,12 +505,12 @@ impl<'g> Distiller<'g> {
         let real_chunk = per_real.min(max_chunk);
         let net = GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, &mut rng::stream(cfg.seed, "net-shape")))?;
         let mut rng_net = rng::stream(cfg.seed, "iteration-net");
-        let is_idm = cfg.method.idm();
-        let idm = if is_idm { Some(idm::Idm::new(gpu, ds, &cfg, &net_cfg, per_real, &mut rng_net)?) } else { None };
-        if let Some(i) = &idm {
-            if i.per_syn > max_chunk {
-                anyhow::bail!("IDM embeds {} synthetic images per class at once, more than this adapter's storage binding allows ({max_chunk})", i.per_syn);
-            }
+        let is_idm = cfg.method.per_class(); // IDM or DANCE: class by class
+        let idm = if cfg.method.idm() { Some(idm::Idm::new(gpu, ds, &cfg, &net_cfg, per_real, &mut rng_net)?) } else { None };
+        let dance = if cfg.method.dance() { Some(dance::Dance::new(gpu, ds, &cfg, &net_cfg, per_real, real_chunk, experts)?) } else { None };
+        let per_syn = idm.as_ref().map(|i| i.per_syn).or(dance.as_ref().map(|d| d.per_syn)).unwrap_or(0);
+        if per_syn > max_chunk {
+            anyhow::bail!("{} embeds {per_syn} synthetic images per class at once, more than this adapter's storage binding allows ({max_chunk})", cfg.method.name());
         }
         // DM's whole-set buffers (IDM works class by class and needs none of them)
         let dm_len = |n: usize| if is_idm { 1 } else { n };
@@ -474,8 +559,22 @@ impl<'g> Distiller<'g> {
             iteration: 0,
             bind_groups: Default::default(),
             idm,
+            dance,
             cfg,
         })
+    }
+
+    /// DANCE's experts trained in memory (no directory to keep them in: `run` saves and reuses them instead).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn train_experts(gpu: &Gpu, ds: &Dataset, cfg: &DistillConfig) -> Result<Vec<crate::experts::Expert>, anyhow::Error> {
+        let d = &cfg.dance;
+        let recipe = crate::experts::ExpertRecipe { width: cfg.width, epochs: d.expert_epochs, batch: d.expert_batch, seed: cfg.seed };
+        Ok(crate::experts::load_or_train(gpu, ds, None, d.experts, &recipe, &mut |_, _| {})?.0)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn train_experts(_gpu: &Gpu, _ds: &Dataset, _cfg: &DistillConfig) -> Result<Vec<crate::experts::Expert>, anyhow::Error> {
+        anyhow::bail!("DANCE needs experts trained on the real data; train them with the native CLI")
     }
 
     pub fn synthetic_labels(&self) -> Vec<u32> {
@@ -501,7 +600,10 @@ impl<'g> Distiller<'g> {
 
     /// Class c's real batch (in `real_all`) through its siamese augmentation and `net`, forward only, in chunks
     /// of at most `real_chunk` images; the features [batch_real, dim] go to `dst` from float `dst_off` on.
-    fn embed_real_class(&self, enc: &mut wgpu::CommandEncoder, net: &GpuConvNet, c: usize, ds: &Dataset, dst: &Buffer, dst_off: usize) {
+    /// `chain`: the augmentation's parameter buffers, one per op in order (DM, IDM: one); `tmps`: two scratch
+    /// buffers of `real_chunk` images for a chain of more than one op.
+    #[allow(clippy::too_many_arguments)]
+    fn embed_real_class(&self, enc: &mut wgpu::CommandEncoder, net: &GpuConvNet, c: usize, ds: &Dataset, chain: &[&Buffer], tmps: [&Buffer; 2], dst: &Buffer, dst_off: usize) {
         let (b, img, dim) = (self.per_real, self.img, self.net_cfg.embed_dim());
         let mut start = 0;
         while start < b {
@@ -509,7 +611,7 @@ impl<'g> Distiller<'g> {
             let ws = self.real_ws.iter().find(|ws| ws.n == n).expect("a workspace for every chunk size");
             copy_f32(enc, &self.real_all, (c * b + start) * img, &self.real_in, 0, n * img);
             // every image of the class shares one parameter set, so the first n entries serve any chunk
-            augment::gpu::forward(self.gpu, enc, n, ds.channels, ds.height, ds.width, &self.real_in, &self.real_params[c], &self.real_scratch, &ws.x);
+            augment::gpu::forward_chain(self.gpu, enc, n, ds.channels, ds.height, ds.width, &self.real_in, chain, tmps, &self.real_scratch, &ws.x);
             net.forward_only(self.gpu, enc, ws, false); // no backward on the real side
             copy_f32(enc, &ws.embed, 0, dst, dst_off + start * dim, n * dim);
             start += n;
@@ -520,6 +622,9 @@ impl<'g> Distiller<'g> {
     pub fn step(&mut self, ds: &Dataset) -> Result<(), GpuError> {
         if self.idm.is_some() {
             return self.step_idm(ds);
+        }
+        if self.dance.is_some() {
+            return self.step_dance(ds);
         }
         let gpu = self.gpu;
         // every buffer below lives as long as the distiller: from the second iteration on, no bind group is created
@@ -542,7 +647,7 @@ impl<'g> Distiller<'g> {
 
         let mut enc = gpu.encoder();
         for c in 0..classes {
-            self.embed_real_class(&mut enc, &self.net, c, ds, &self.real_feat, c * b * dim);
+            self.embed_real_class(&mut enc, &self.net, c, ds, &[&self.real_params[c]], [&self.real_in, &self.real_in], &self.real_feat, c * b * dim);
         }
         let m = classes * ipc;
         augment::gpu::forward(gpu, &mut enc, m, ch, h, w, &self.syn, &self.syn_params, &self.syn_scratch, &self.syn_aug);
@@ -555,7 +660,7 @@ impl<'g> Distiller<'g> {
             let shape = lorentz::gpu::HddShape { classes, per_real: b, per_syn: ipc, dim };
             lorentz::gpu::encode(gpu, &mut enc, &shape, &self.cfg.hyperbolic(), self.cfg.lambda, &self.real_feat, &self.syn_feat, &self.hdd, &self.d_syn_feat)
         } else {
-            ops::dm_matching(gpu, &mut enc, classes, b, ipc, dim, &self.real_feat, &self.syn_feat, &self.dm_sq, &self.dm_loss, &self.d_syn_feat)
+            ops::dm_matching(gpu, &mut enc, classes, b, ipc, dim, 1.0, &self.real_feat, &self.syn_feat, &self.dm_sq, &self.dm_loss, &self.d_syn_feat)
         }
         for k in &self.chunks {
             copy_f32(&mut enc, &self.d_syn_feat, k.start * dim, &k.ws.d_embed, 0, k.n * dim);
@@ -581,10 +686,11 @@ impl<'g> Distiller<'g> {
     /// (IDM: the matching term of each class's step, without the CE regulariser.)
     pub fn loss_source(&self) -> (&wgpu::Buffer, usize) {
         let n = if self.cfg.method.hdd() { self.classes * lorentz::gpu::COEF_STRIDE } else { self.classes };
-        match (&self.idm, self.cfg.method.hdd()) {
-            (Some(i), _) => (&i.loss_all, n),
-            (None, false) => (&self.dm_loss, n),
-            (None, true) => (&self.hdd.coef, n),
+        match (&self.idm, &self.dance, self.cfg.method.hdd()) {
+            (Some(i), _, _) => (&i.loss_all, n),
+            (_, Some(d), _) => (&d.loss_all, n),
+            (None, None, false) => (&self.dm_loss, n),
+            (None, None, true) => (&self.hdd.coef, n),
         }
     }
 
@@ -626,7 +732,11 @@ impl<'g> Distiller<'g> {
                 Some(i) => i.state(self.gpu)?,
                 None => vec![],
             },
-            extra_words: self.idm.as_ref().map(|i| vec![i.rng_word()]).unwrap_or_default(),
+            extra_words: match (&self.idm, &self.dance) {
+                (Some(i), _) => vec![i.rng_word()],
+                (_, Some(d)) => vec![d.rng_word()],
+                _ => vec![],
+            },
         })
     }
 
@@ -643,6 +753,9 @@ impl<'g> Distiller<'g> {
         if let Some(i) = &mut self.idm {
             let word = *ck.extra_words.first().ok_or("the checkpoint has no IDM state (written by a DM run?)")?;
             i.restore(self.gpu, &ck.extra, word)?;
+        }
+        if let Some(d) = &mut self.dance {
+            d.set_rng_word(*ck.extra_words.first().ok_or("the checkpoint has no DANCE state (written by another method?)")?);
         }
         self.iteration = ck.iteration;
         Ok(())

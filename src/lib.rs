@@ -10,6 +10,7 @@ pub mod data;
 pub mod distill;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
+pub mod experts;
 pub mod export;
 pub mod gpu;
 pub mod lorentz;

@@ -162,8 +162,9 @@ struct DistillArgs {
     /// "embedded" (built-in Fashion-MNIST subset), a path, or a dataset name in the cache.
     #[arg(long)]
     dataset: Option<String>,
-    /// dm, dm+hdd, idm or idm+hdd. Given on the command line it also sets that method's published k, λ,
-    /// lr_img, iterations and IDM options for the IPC (method.md §1.7); other flags override them.
+    /// dm, dm+hdd, idm, idm+hdd, dance or dance+hdd. Given on the command line it also sets that method's
+    /// published k, λ, lr_img, iterations, batch_real and IDM/DANCE options for the IPC (method.md §1.7, §4.2),
+    /// and DANCE's evaluation protocol for DANCE; other flags override them.
     #[arg(long)]
     method: Option<String>,
     /// Synthetic images per class.
@@ -221,9 +222,21 @@ struct DistillArgs {
     /// IDM: real images per network training step.
     #[arg(long)]
     net_batch: Option<usize>,
-    /// IDM: store plain images instead of 2×2 mosaics (no partition and expansion).
+    /// IDM, DANCE: store plain images instead of 2×2 mosaics (no partition and expansion / multi-formation).
     #[arg(long)]
     no_mosaic: bool,
+    /// DANCE: experts trained on the real data (each saved in --expert-dir and reused).
+    #[arg(long)]
+    experts: Option<usize>,
+    /// DANCE: the first N experts are sampled during distillation.
+    #[arg(long)]
+    num_premodel: Option<usize>,
+    /// DANCE: training epochs of each expert.
+    #[arg(long)]
+    expert_epochs: Option<usize>,
+    /// DANCE: where experts are saved and reused [default: OUT/experts].
+    #[arg(long)]
+    expert_dir: Option<PathBuf>,
     /// Evaluate every N iterations (0: only at the end).
     #[arg(long)]
     eval_every: Option<usize>,
@@ -280,6 +293,9 @@ impl DistillArgs {
         if let Some(v) = &self.method {
             c.distill.method = Method::parse(v).map_err(anyhow::Error::msg)?;
             c.distill.apply_method_defaults();
+            if c.distill.method.dance() {
+                c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::dance() };
+            }
         }
         if let Some(v) = self.iterations { c.distill.iterations = v; }
         if let Some(v) = self.batch_real { c.distill.batch_real = v; }
@@ -306,7 +322,12 @@ impl DistillArgs {
         if let Some(v) = self.fetch_net_num { idm.fetch_net_num = v; }
         if let Some(v) = self.model_train_steps { idm.model_train_steps = v; }
         if let Some(v) = self.net_batch { idm.net_batch = v; }
-        if self.no_mosaic { idm.mosaic = false; }
+        if self.no_mosaic { idm.mosaic = false; c.distill.dance.mosaic = false; }
+        let dance = &mut c.distill.dance;
+        if let Some(v) = self.experts { dance.experts = v; }
+        if let Some(v) = self.num_premodel { dance.num_premodel = v; }
+        if let Some(v) = self.expert_epochs { dance.expert_epochs = v; }
+        if let Some(v) = &self.expert_dir { dance.expert_dir = v.to_string_lossy().into_owned(); }
         if let Some(v) = self.eval_every { c.eval_every = v; }
         if let Some(v) = self.eval_epochs { c.eval.epochs = v; c.eval.quick = true; }
         if let Some(v) = self.eval_nets { c.eval.nets = v; }

@@ -100,6 +100,23 @@ pub fn compose(quads: [&[f32]; 4], c: usize, h: usize, w: usize) -> Vec<f32> {
     out
 }
 
+/// As `compose`, downscaling by nearest-neighbour sampling (pixel (2r, 2s), what F.interpolate(mode='nearest')
+/// at scale 0.5 takes): IDC's multi-formation initialisation, which DANCE uses.
+pub fn compose_nearest(quads: [&[f32]; 4], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0.0; c * h * w];
+    for (q, img) in quads.iter().enumerate() {
+        let (r0, c0) = quadrant_origin(q, h, w);
+        for ch in 0..c {
+            for r in 0..h / 2 {
+                for s in 0..w / 2 {
+                    out[ch * h * w + (r0 + r) * w + c0 + s] = img[ch * h * w + 2 * r * w + 2 * s];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A whole synthetic set expanded for evaluation: images [n, c, h, w] → [4n, …] quadrant-major, labels tiled
 /// (`label_syn.repeat(4)`). Done once on the CPU; the set is fixed while a network trains on it.
 pub fn expand_set(images: &[f32], labels: &[u32], c: usize, h: usize, w: usize) -> (Vec<f32>, Vec<u32>) {

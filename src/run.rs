@@ -151,7 +151,25 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
         cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
     }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
-    let mut d = Distiller::new(gpu, &ds, cfg.distill.clone())?;
+    let experts = if cfg.distill.method.dance() {
+        // DANCE's experts: reused from the expert directory when trained with the same recipe, else trained there
+        let dc = &cfg.distill.dance;
+        let dir = if dc.expert_dir.is_empty() { cfg.out.join("experts") } else { PathBuf::from(&dc.expert_dir) };
+        let recipe = crate::experts::ExpertRecipe { width: cfg.distill.width, epochs: dc.expert_epochs, batch: dc.expert_batch, seed: cfg.distill.seed };
+        let bar = indicatif::ProgressBar::new((dc.experts * dc.expert_epochs) as u64).with_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} expert epochs {msg} (ETA {eta})").expect("template"),
+        );
+        let (experts, trained) = crate::experts::load_or_train(gpu, &ds, Some(&dir), dc.experts, &recipe, &mut |i, ep| {
+            bar.set_message(format!("expert {}/{}", i + 1, dc.experts));
+            bar.set_position((i * dc.expert_epochs + ep + 1) as u64);
+        })?;
+        bar.finish_and_clear();
+        eprintln!("DANCE experts in {}: {} reused, {trained} trained", dir.display(), experts.len() - trained);
+        Some(experts)
+    } else {
+        None
+    };
+    let mut d = Distiller::with_experts(gpu, &ds, cfg.distill.clone(), experts)?;
     if resume {
         let ck = read_checkpoint(&cfg.out)?;
         d.restore(&ck).map_err(anyhow::Error::msg)?;

@@ -184,3 +184,29 @@ fn distill_idm_hdd_from_the_command_line_and_evaluate_its_mosaics() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("at iteration 2"), "{err}");
 }
+
+#[test]
+fn distill_dance_trains_its_experts_once_and_reuses_them() {
+    let base = std::env::temp_dir().join(format!("hd-cli-dance-{}", std::process::id()));
+    let (a, b) = (base.join("a"), base.join("b"));
+    let common = ["distill", "--method", "dance+hdd", "--iterations", "2", "--width", "4", "--ipc", "1", "--batch-real", "8",
+        "--experts", "1", "--num-premodel", "1", "--expert-epochs", "1", "--eval-nets", "0"];
+    let o = hyperdistill(&[&common[..], &["--out", a.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("0 reused, 1 trained"), "{err}");
+    let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    for line in ["method = \"dance+hdd\"", "lr_img = 0.01", "protocol = \"dance\"", "epochs = 1500"] {
+        assert!(config.contains(line), "config.toml lacks {line}:\n{config}");
+    }
+    let experts = a.join("experts");
+    let o = hyperdistill(&[&common[..], &["--out", b.to_str().unwrap(), "--expert-dir", experts.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 reused, 0 trained"), "{err}");
+    // the run resumes (experts reloaded from the directory its config names)
+    let o = hyperdistill(&["distill", "--resume", b.to_str().unwrap(), "--iterations", "3"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("1 reused, 0 trained") && err.contains("at iteration 2"), "{err}");
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -114,3 +114,21 @@ fn compose_then_expand_round_trips_quadrant_by_quadrant() {
     assert_eq!(&y2[plane..], &y[plane..], "BL, TR and BR do not see the TL quadrant");
     assert!(mosaic::check_shape(28, 28).is_ok() && mosaic::check_shape(27, 28).is_err());
 }
+
+#[test]
+fn nearest_composition_takes_every_other_pixel() {
+    // DANCE's (IDC's) multi-formation initialisation downsamples by nearest neighbour: pixel (2r, 2s)
+    let (c, h, w) = (2, 6, 8);
+    let imgs: Vec<Vec<f32>> = (0..4).map(|q| (0..c * h * w).map(|i| (q * 1000 + i) as f32).collect()).collect();
+    let m = mosaic::compose_nearest([&imgs[0], &imgs[1], &imgs[2], &imgs[3]], c, h, w);
+    for q in 0..4 {
+        let (r0, c0) = mosaic::quadrant_origin(q, h, w);
+        for ch in 0..c {
+            for r in 0..h / 2 {
+                for s in 0..w / 2 {
+                    assert_eq!(m[ch * h * w + (r0 + r) * w + c0 + s], imgs[q][ch * h * w + 2 * r * w + 2 * s]);
+                }
+            }
+        }
+    }
+}

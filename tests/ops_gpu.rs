@@ -247,7 +247,7 @@ fn sgd_and_dm_matching_match_reference() {
         let syn = rand_vec(&mut rng, classes * per_syn * dim, 1.0);
         let (sq, loss, grad) = (poisoned(g, classes * dim), poisoned(g, classes), poisoned(g, syn.len()));
         let mut enc = g.encoder();
-        ops::dm_matching(g, &mut enc, classes, per_real, per_syn, dim, &up(g, &real), &up(g, &syn), &sq, &loss, &grad);
+        ops::dm_matching(g, &mut enc, classes, per_real, per_syn, dim, 1.0, &up(g, &real), &up(g, &syn), &sq, &loss, &grad);
         g.submit_wait(enc);
         let (rl, rg) = r::dm_matching(classes, per_real, per_syn, dim, &real, &syn);
         check(&format!("dm loss {classes}x{per_real}/{per_syn}x{dim}"), &down(g, &loss, classes), &rl, TOL);
@@ -352,4 +352,40 @@ fn cutmix_and_its_two_label_loss_match_the_reference() {
     println!("CutMix applied in {drawn} of 40 batches (p = 0.5)");
     assert!((8..=32).contains(&drawn));
     assert!(CutMix::draw(&mut r, n, h, w, 0.0, 1.0).is_none(), "p = 0 never mixes");
+}
+
+#[test]
+fn per_channel_sgd_and_clamp_match_the_reference() {
+    // DANCE's pixel step in the normalised space: lr_c = lr/std_c² per channel, then the [0, 1] box per channel
+    let g = gpu();
+    let mut rng = rng(11);
+    let (n_img, c, plane) = (3, 3, 35);
+    let n = n_img * c * plane;
+    let (p, gr, b) = (rand_vec(&mut rng, n, 2.0), rand_vec(&mut rng, n, 1.0), rand_vec(&mut rng, n, 1.0));
+    let lrs = [0.5f32, 0.25, 2.0];
+    let (lo, hi) = ([-1.0f32, -0.5, -2.0], [1.0f32, 0.25, 2.0]);
+    let (pb, bb) = (up(g, &p), up(g, &b));
+    let mut enc = g.encoder();
+    ops::sgd_channels(g, &mut enc, n, plane, &lrs, 0.5, &up(g, &gr), &pb, &bb);
+    g.submit_wait(enc);
+    let (mut want_p, mut want_b) = (vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
+        let ch = (i / plane) % c;
+        let (np, nb) = r::sgd(&p[i..i + 1], &gr[i..i + 1], &b[i..i + 1], lrs[ch] as f64, 0.5, 0.0);
+        (want_p[i], want_b[i]) = (np[0], nb[0]);
+    }
+    check("sgd_channels param", &down(g, &pb, n), &want_p, TOL);
+    check("sgd_channels buf", &down(g, &bb, n), &want_b, TOL);
+    let x = up(g, &p);
+    let mut enc = g.encoder();
+    ops::clamp_channels(g, &mut enc, n, plane, &lo, &hi, &x);
+    g.submit_wait(enc);
+    let want: Vec<f64> = p.iter().enumerate().map(|(i, &v)| { let ch = (i / plane) % c; v.clamp(lo[ch] as f64, hi[ch] as f64) }).collect();
+    check("clamp_channels", &down(g, &x, n), &want, TOL);
+    // one channel (Fashion-MNIST): every element uses LR0 / LO0 / HI0
+    let x = up(g, &p);
+    let mut enc = g.encoder();
+    ops::clamp_channels(g, &mut enc, n, plane, &[-0.1], &[0.1], &x);
+    g.submit_wait(enc);
+    assert!(down(g, &x, n).iter().all(|v| (-0.1 - 1e-7..=0.1 + 1e-7).contains(v)));
 }

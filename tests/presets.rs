@@ -41,7 +41,7 @@ fn load(rel: &str) -> RunConfig {
 fn every_preset_parses_and_validates() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
     let mut count = 0;
-    for method in ["dm", "dm_hdd", "idm", "idm_hdd"] {
+    for method in ["dm", "dm_hdd", "idm", "idm_hdd", "dance", "dance_hdd"] {
         for ds in ["fashion-mnist", "svhn", "cifar10", "cifar100", "tiny-imagenet"] {
             for ipc in [1, 10, 50] {
                 let path = root.join(method).join(format!("{ds}-ipc{ipc}.toml"));
@@ -54,7 +54,7 @@ fn every_preset_parses_and_validates() {
             }
         }
     }
-    assert_eq!(count, 60);
+    assert_eq!(count, 90);
 }
 
 #[test]
@@ -66,13 +66,18 @@ fn presets_carry_the_published_values() {
     let tiny = load("idm_hdd/tiny-imagenet-ipc50.toml").distill;
     assert_eq!((tiny.k, tiny.lambda, tiny.map, tiny.idm.ce_weight, tiny.idm.acc_reset_every), (0.5, 500.0, LorentzMap::Projx, 0.8, 1000));
     assert_eq!(load("idm/cifar10-ipc10.toml").distill.lr_img, 0.2, "plain IDM: lr_img 0.2 everywhere");
+    let dance = load("dance/fashion-mnist-ipc50.toml");
+    assert_eq!((dance.distill.lr_img, dance.distill.batch_real, dance.distill.dance.experts, dance.eval.protocol), (0.5, 128, 20, hyperdistill::eval::Protocol::Dance));
+    assert_eq!(dance.eval, hyperdistill::eval::EvalConfig::dance());
     // where the CIFAR-10 rows apply, the CLI's --method defaults and the presets agree
     for (file, method, ipc) in [("idm_hdd/fashion-mnist-ipc1.toml", Method::IdmHdd, 1), ("idm_hdd/cifar10-ipc10.toml", Method::IdmHdd, 10),
-        ("idm_hdd/svhn-ipc50.toml", Method::IdmHdd, 50), ("idm/cifar10-ipc1.toml", Method::Idm, 1), ("dm_hdd/cifar10-ipc10.toml", Method::DmHdd, 10)] {
+        ("idm_hdd/svhn-ipc50.toml", Method::IdmHdd, 50), ("idm/cifar10-ipc1.toml", Method::Idm, 1), ("dm_hdd/cifar10-ipc10.toml", Method::DmHdd, 10),
+        ("dance/cifar10-ipc10.toml", Method::Dance, 10), ("dance_hdd/svhn-ipc50.toml", Method::DanceHdd, 50)] {
         let preset = load(file).distill;
         let mut cli = DistillConfig { method, ipc, ..DistillConfig::default() };
         cli.apply_method_defaults();
         cli.idm.acc_reset_every = preset.idm.acc_reset_every; // the scripts' eval_interval, not a CLI default
+        cli.dance.expert_dir = preset.dance.expert_dir.clone(); // shared per dataset by the presets
         assert_eq!(preset, cli, "{file}");
     }
 }

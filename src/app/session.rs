@@ -330,5 +330,7 @@ pub fn loss_name(method: Method) -> &'static str {
         Method::DmHdd => "HDD: λ · d_L(real centroid, syn centroid)",
         Method::Idm => "IDM matching: Σ (mean real − mean syn)² (CE term not shown)",
         Method::IdmHdd => "IDM+HDD matching: λ · d_L (CE term not shown)",
+        Method::Dance => "DANCE matching: mean (mean real − mean syn)² (calibration CE not shown)",
+        Method::DanceHdd => "DANCE+HDD matching: λ · d_L (calibration CE not shown)",
     }
 }

@@ -80,6 +80,11 @@ impl QueueNet {
 /// The initial synthetic set with the mosaic: each image holds four distinct random real images of its class
 /// (fewer distinct ones only when the class is smaller than 4·ipc), each downscaled ×0.5.
 pub(super) fn mosaic_init(ds: &Dataset, class_idx: &[Vec<usize>], ipc: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    mosaic_init_with(ds, class_idx, ipc, rng, mosaic::compose)
+}
+
+/// `mosaic_init` with the given way of putting four full-size images into one mosaic.
+pub(super) fn mosaic_init_with(ds: &Dataset, class_idx: &[Vec<usize>], ipc: usize, rng: &mut ChaCha8Rng, compose: fn([&[f32]; 4], usize, usize, usize) -> Vec<f32>) -> Vec<f32> {
     let img = ds.image_len();
     let mut out = Vec::with_capacity(class_idx.len() * ipc * img);
     for idx in class_idx {
@@ -93,7 +98,7 @@ pub(super) fn mosaic_init(ds: &Dataset, class_idx: &[Vec<usize>], ipc: usize, rn
         let imgs = ds.normalized(&ds.train, &picks);
         for k in 0..ipc {
             let q = |j: usize| &imgs[(4 * k + j) * img..(4 * k + j + 1) * img];
-            out.extend(mosaic::compose([q(0), q(1), q(2), q(3)], ds.channels, ds.height, ds.width));
+            out.extend(compose([q(0), q(1), q(2), q(3)], ds.channels, ds.height, ds.width));
         }
     }
     out
@@ -269,7 +274,7 @@ impl Distiller<'_> {
         let chunk = ipc * img;
         for c in 0..classes {
             // real side: forward only, in chunks, into real_feat [b, dim]
-            self.embed_real_class(&mut enc, &chosen.net, c, ds, &self.real_feat, 0);
+            self.embed_real_class(&mut enc, &chosen.net, c, ds, &[&self.real_params[c]], [&self.real_in, &self.real_in], &self.real_feat, 0);
             // synthetic side: split + expand, augment, forward keeping activations and logits
             copy_f32(&mut enc, &self.syn, c * chunk, &idm.syn_c, 0, chunk);
             if o.mosaic {
@@ -286,7 +291,7 @@ impl Distiller<'_> {
                 let s = lorentz::gpu::COEF_STRIDE;
                 copy_f32(&mut enc, &idm.hdd.coef, 0, &idm.loss_all, c * s, s);
             } else {
-                ops::dm_matching(gpu, &mut enc, 1, b, e, dim, &self.real_feat, &idm.syn_ws.embed, &idm.dm_sq, &idm.dm_loss, &idm.syn_ws.d_embed);
+                ops::dm_matching(gpu, &mut enc, 1, b, e, dim, 1.0, &self.real_feat, &idm.syn_ws.embed, &idm.dm_sq, &idm.dm_loss, &idm.syn_ws.d_embed);
                 copy_f32(&mut enc, &idm.dm_loss, 0, &idm.loss_all, c, 1);
             }
             // class-aware CE regulariser: ce_weight · acc% · mean CE → syn_ws.d_logits
@@ -355,7 +360,7 @@ impl Distiller<'_> {
     }
 }
 
-/// Whether `init` fills mosaics (IDM with partition and expansion, real initialisation).
+/// Whether `init` fills mosaics (IDM's partition or DANCE's multi-formation, real initialisation).
 pub(super) fn uses_mosaic_init(d: &super::DistillConfig) -> bool {
-    d.method.idm() && d.idm.mosaic && d.init == Init::Real
+    d.uses_mosaic() && d.init == Init::Real
 }

@@ -257,13 +257,34 @@ pub fn sgd(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, lr: f32, momentum: f32
     gpu.dispatch(enc, &shaders::OPTIM, "sgd", &consts, &[grad, param, buf], n as u64);
 }
 
+/// SGD as `sgd` with a learning rate per channel (images [.., channels, plane]): DANCE's pixel-space lr carried
+/// into the normalised space, lr_c = lr / std_c².
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_channels(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, plane: usize, lrs: &[f32], momentum: f32, grad: &Buffer, param: &Buffer, buf: &Buffer) {
+    assert!((1..=3).contains(&lrs.len()), "1 to 3 channels");
+    let lr = |c: usize| lrs[c.min(lrs.len() - 1)] as f64;
+    let consts = [("N", n as f64), ("PLANE", plane as f64), ("CH", lrs.len() as f64), ("LR0", lr(0)), ("LR1", lr(1)), ("LR2", lr(2)), ("MOMENTUM", momentum as f64)];
+    gpu.dispatch(enc, &shaders::OPTIM, "sgd_channels", &consts, &[grad, param, buf], n as u64);
+}
+
+/// Clamp images [.., channels, plane] to [lo_c, hi_c] per channel (DANCE keeps pixels in [0, 1]: in the normalised
+/// space that is [−mean_c/std_c, (1 − mean_c)/std_c]).
+pub fn clamp_channels(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, plane: usize, lo: &[f32], hi: &[f32], x: &Buffer) {
+    assert!((1..=3).contains(&lo.len()) && lo.len() == hi.len(), "1 to 3 channels");
+    let at = |v: &[f32], c: usize| v[c.min(v.len() - 1)] as f64;
+    let consts = [("N", n as f64), ("PLANE", plane as f64), ("CH", lo.len() as f64), ("LO0", at(lo, 0)), ("LO1", at(lo, 1)), ("LO2", at(lo, 2)),
+        ("HI0", at(hi, 0)), ("HI1", at(hi, 1)), ("HI2", at(hi, 2))];
+    gpu.dispatch(enc, &shaders::OPTIM, "clamp_channels", &consts, &[x], n as u64);
+}
+
 /// out[i] = 1 where argmax(logits[i]) == labels[i] (u32), else 0.
 pub fn correct(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, k: usize, logits: &Buffer, labels: &Buffer, out: &Buffer) {
     gpu.dispatch(enc, &shaders::OPTIM, "correct", &[("N", n as f64), ("K", k as f64)], &[logits, labels, out], n as u64);
 }
 
-/// DM's matching term: per class Σ_d (mean_r − mean_s)² into `loss` [classes] (via `sq` [classes·dim])
-/// and its gradient with respect to the synthetic features into `grad` [classes·per_syn, dim].
+/// DM's matching term: per class scale·Σ_d (mean_r − mean_s)² into `loss` [classes] (via `sq` [classes·dim])
+/// and its gradient with respect to the synthetic features into `grad` [classes·per_syn, dim]; scale 1 is DM's
+/// sum, 1/dim DANCE's mean squared error.
 #[allow(clippy::too_many_arguments)]
 pub fn dm_matching(
     gpu: &Gpu,
@@ -272,13 +293,14 @@ pub fn dm_matching(
     per_real: usize,
     per_syn: usize,
     dim: usize,
+    scale: f32,
     real: &Buffer,
     syn: &Buffer,
     sq: &Buffer,
     loss: &Buffer,
     grad: &Buffer,
 ) {
-    let c = [("C", classes as f64), ("D", dim as f64), ("B", per_real as f64), ("M", per_syn as f64)];
+    let c = [("C", classes as f64), ("D", dim as f64), ("B", per_real as f64), ("M", per_syn as f64), ("SCALE", scale as f64)];
     gpu.dispatch(enc, &shaders::MATCHING, "dm", &c, &[real, syn, sq, grad], (classes * dim) as u64);
     gpu.dispatch(enc, &shaders::MATCHING, "class_total", &c, &[sq, loss], classes as u64);
 }
