@@ -46,7 +46,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Distill a dataset with DM, DM+HDD, IDM or IDM+HDD, evaluate it, export it (defaults: DM+HDD as the authors
+    /// Distill a dataset with DM, IDM or DANCE, each with or without HDD, evaluate it, export it (defaults: DM+HDD as the authors
     /// released it).
     Distill(DistillArgs),
     /// Evaluate an exported synthetic set with the papers' protocol (train fresh ConvNets on it, test on real data).

@@ -97,6 +97,7 @@ impl Dance {
         })
     }
 
+    #[cfg(not(target_arch = "wasm32"))] // checkpoints are native only
     pub(super) fn rng_word(&self) -> u128 {
         self.rng.get_word_pos()
     }

@@ -172,6 +172,7 @@ impl Idm {
         self.queue.len()
     }
 
+    #[cfg(not(target_arch = "wasm32"))] // checkpoints are native only
     pub(super) fn rng_word(&self) -> u128 {
         self.rng.get_word_pos()
     }
