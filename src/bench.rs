@@ -257,13 +257,18 @@ pub fn random_dataset_with_test(channels: usize, side: usize, per_class: usize, 
     }
 }
 
-/// A distiller on generated data of the given shape (enough images per class for `batch_real` and `ipc`), after
+/// A distiller on generated data of the given shape (enough images per class for `batch_real`, `ipc` and IDM's
+/// 256-image queue-training batches; 10 classes), after
 /// `warmup` iterations (pipelines compiled, bind groups cached); `on_step` is called after each.
 #[allow(clippy::too_many_arguments)]
 fn warm_distiller<'g>(gpu: &'g Gpu, channels: usize, side: usize, method: Method, ipc: usize, batch_real: usize, width: usize, warmup: usize,
     seed: u64, on_step: &mut dyn FnMut()) -> Result<(Dataset, Distiller<'g>), anyhow::Error> {
-    let ds = random_dataset(channels, side, batch_real.max(ipc), seed);
-    let cfg = DistillConfig { method, ipc, batch_real, width, seed, ..Default::default() };
+    let mut cfg = DistillConfig { method, ipc, batch_real, width, seed, ..Default::default() };
+    let ds = random_dataset(channels, side, batch_real.max(ipc).max(cfg.idm.net_batch.div_ceil(10)), seed);
+    // DANCE: one expert trained for one epoch; an iteration costs the same whatever the experts learned
+    cfg.dance.experts = 1;
+    cfg.dance.num_premodel = 1;
+    cfg.dance.expert_epochs = 1;
     let mut d = Distiller::new(gpu, &ds, cfg)?;
     for _ in 0..warmup {
         d.step(&ds)?;

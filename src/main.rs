@@ -112,7 +112,8 @@ enum Command {
         /// distill: real images per class per iteration, comma separated.
         #[arg(long, default_value = "64,256", value_delimiter = ',')]
         batch_real: Vec<usize>,
-        /// distill: methods, comma separated.
+        /// distill: methods, comma separated (dm, dm+hdd, idm, idm+hdd, dance, dance+hdd; IDM and DANCE with their
+        /// default options: IDM trains 2 queue nets × 10 steps × 256 images per iteration).
         #[arg(long, default_value = "dm,dm+hdd", value_delimiter = ',')]
         method: Vec<String>,
         /// Timed runs per measurement (medians and minima are reported).
