@@ -22,13 +22,18 @@ override SCALE: f32 = 1.0;
 @group(0) @binding(4) var<storage, read> mix: array<f32>;
 @group(0) @binding(5) var<storage, read> labels_b: array<u32>;
 
-fn xent(n: u32, scale: f32) {
-    let base = n * K;
+// log Σ_k exp(logits[base + k]), with the maximum subtracted first
+fn log_sum_exp(base: u32) -> f32 {
     var m = logits[base];
     for (var k = 1u; k < K; k++) { m = max(m, logits[base + k]); }
     var s = 0.0;
     for (var k = 0u; k < K; k++) { s += exp(logits[base + k] - m); }
-    let lse = m + log(s);
+    return m + log(s);
+}
+
+fn xent(n: u32, scale: f32) {
+    let base = n * K;
+    let lse = log_sum_exp(base);
     let label = labels[n];
     var picked = bitcast<f32>(0x7fc00000u);  // NaN unless the label is in range
     if (label < K) { picked = logits[base + label]; }
@@ -60,11 +65,7 @@ fn softmax_xent_mix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (n >= N) { return; }
     let ratio = mix[0];
     let base = n * K;
-    var m = logits[base];
-    for (var k = 1u; k < K; k++) { m = max(m, logits[base + k]); }
-    var s = 0.0;
-    for (var k = 0u; k < K; k++) { s += exp(logits[base + k] - m); }
-    let lse = m + log(s);
+    let lse = log_sum_exp(base);
     let la = labels[n];
     let lb = labels_b[n];
     loss[n] = lse - ratio * logits[base + min(la, K - 1u)] - (1.0 - ratio) * logits[base + min(lb, K - 1u)];
