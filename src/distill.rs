@@ -42,8 +42,6 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 6] = [Method::Dm, Method::DmHdd, Method::Idm, Method::IdmHdd, Method::Dance, Method::DanceHdd];
-
     pub fn parse(s: &str) -> Result<Method, String> {
         match s.to_ascii_lowercase().as_str() {
             "dm" => Ok(Method::Dm),

@@ -281,18 +281,21 @@ pub fn train_with(
             let mix = if dance { augment::CutMix::draw(&mut rng_mix, batch.len(), ds.height, ds.width, cfg.cutmix_p, cfg.cutmix_beta) } else { None };
             let mut enc = gpu.encoder();
             let (c, h, w, k) = (ds.channels, ds.height, ds.width, ds.classes.len());
+            // DSA into the network's input, or (CutMix) into `mixed` and from there, boxes swapped, into the input
+            let augmented = if mix.is_some() { &slot.mixed } else { &slot.ws.x };
+            augment::gpu::forward(gpu, &mut enc, slot.n, c, h, w, &slot.x, &slot.params, &slot.scratch, augmented);
             if let Some(m) = &mix {
                 gpu.write(&slot.mix_words, &m.words());
                 gpu.write(&slot.labels_b, &m.perm.iter().map(|&i| lb[i]).collect::<Vec<u32>>());
                 gpu.write(&slot.ratio, &[m.ratio as f32]);
-                augment::gpu::forward(gpu, &mut enc, slot.n, c, h, w, &slot.x, &slot.params, &slot.scratch, &slot.mixed);
                 augment::gpu::cutmix(gpu, &mut enc, slot.n, c, h, w, &slot.mixed, &slot.mix_words, &slot.ws.x);
-                net.forward(gpu, &mut enc, &slot.ws, true);
-                ops::softmax_xent_mix(gpu, &mut enc, slot.n, k, 1.0 / slot.n as f32, &slot.ws.logits, &slot.labels, &slot.labels_b, &slot.ratio, &slot.loss, &slot.ws.d_logits);
+            }
+            net.forward(gpu, &mut enc, &slot.ws, true);
+            let scale = 1.0 / slot.n as f32;
+            if mix.is_some() {
+                ops::softmax_xent_mix(gpu, &mut enc, slot.n, k, scale, &slot.ws.logits, &slot.labels, &slot.labels_b, &slot.ratio, &slot.loss, &slot.ws.d_logits);
             } else {
-                augment::gpu::forward(gpu, &mut enc, slot.n, c, h, w, &slot.x, &slot.params, &slot.scratch, &slot.ws.x);
-                net.forward(gpu, &mut enc, &slot.ws, true);
-                ops::softmax_xent(gpu, &mut enc, slot.n, k, 1.0 / slot.n as f32, &slot.ws.logits, &slot.labels, &slot.loss, &slot.ws.d_logits);
+                ops::softmax_xent(gpu, &mut enc, slot.n, k, scale, &slot.ws.logits, &slot.labels, &slot.loss, &slot.ws.d_logits);
             }
             net.backward(gpu, &mut enc, &slot.ws, Upstream::Logits, false, Some(&grads));
             for t in 0..lens.len() {
