@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::augment::{self, Op};
 use crate::data::Dataset;
 use crate::gpu::{Gpu, GpuError};
-use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, Workspace};
+use crate::nn::arch::{Arch, Graph, GpuGraphNet, GraphWorkspace};
+use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, GpuGrads, Upstream, Workspace};
 use crate::nn::ops;
 use crate::rng;
 
@@ -38,6 +39,9 @@ pub struct EvalConfig {
     pub weight_decay: f32,
     pub batch: usize,
     pub dsa: String,
+    /// The network trained on the set: ConvNet-3 (the papers' default) or one of the DC code's pool (cross-architecture).
+    pub arch: Arch,
+    /// ConvNet-3's width (the other architectures have the DC code's fixed sizes).
     pub width: usize,
     /// Marks results that did not use the papers' protocol.
     pub quick: bool,
@@ -57,6 +61,7 @@ impl Default for EvalConfig {
             weight_decay: 5e-4,
             batch: 256,
             dsa: augment::DEFAULT_STRATEGY.to_string(),
+            arch: Arch::ConvNet,
             width: 128,
             quick: false,
             protocol: Protocol::Dm,
@@ -116,17 +121,116 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// A network under evaluation: ConvNet-3 on its tuned kernels, or a graph of the cross-architecture pool.
+pub enum EvalNet {
+    ConvNet(GpuConvNet),
+    Graph(GpuGraphNet),
+}
+
+/// Activations of an `EvalNet` for one batch size.
+pub enum EvalWorkspace {
+    ConvNet(Box<Workspace>),
+    Graph(GraphWorkspace),
+}
+
+impl EvalWorkspace {
+    pub fn x(&self) -> &wgpu::Buffer {
+        match self {
+            EvalWorkspace::ConvNet(w) => &w.x,
+            EvalWorkspace::Graph(w) => w.x(),
+        }
+    }
+    pub fn logits(&self) -> &wgpu::Buffer {
+        match self {
+            EvalWorkspace::ConvNet(w) => &w.logits,
+            EvalWorkspace::Graph(w) => w.logits(),
+        }
+    }
+    pub fn d_logits(&self) -> &wgpu::Buffer {
+        match self {
+            EvalWorkspace::ConvNet(w) => &w.d_logits,
+            EvalWorkspace::Graph(w) => w.d_logits(),
+        }
+    }
+}
+
+impl EvalNet {
+    /// A freshly initialised network of `cfg.arch` for the dataset's images, drawn from `rng`.
+    pub fn init(gpu: &Gpu, ds: &Dataset, cfg: &EvalConfig, rng: &mut impl rand::Rng) -> Result<EvalNet, anyhow::Error> {
+        anyhow::ensure!(ds.height == ds.width, "the evaluation networks need square images, '{}' has {}×{}", ds.name, ds.height, ds.width);
+        Ok(match cfg.arch {
+            Arch::ConvNet => {
+                let net_cfg = ConvNetConfig::new(ds.channels, ds.height, cfg.width, ds.classes.len())?;
+                EvalNet::ConvNet(GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, rng))?)
+            }
+            arch => {
+                let g = Graph::new(arch, ds.channels, ds.height, ds.classes.len(), cfg.width)?;
+                let params = g.init(rng);
+                EvalNet::Graph(GpuGraphNet::new(gpu, &g, &params)?)
+            }
+        })
+    }
+
+    pub fn params(&self) -> &[wgpu::Buffer] {
+        match self {
+            EvalNet::ConvNet(n) => &n.params,
+            EvalNet::Graph(n) => &n.params,
+        }
+    }
+
+    pub fn tensor_lens(&self) -> Vec<usize> {
+        match self {
+            EvalNet::ConvNet(n) => n.cfg.tensor_lens().to_vec(),
+            EvalNet::Graph(n) => n.graph.tensor_lens(),
+        }
+    }
+
+    pub fn grads(&self, gpu: &Gpu) -> Result<GpuGrads, GpuError> {
+        match self {
+            EvalNet::ConvNet(n) => n.grads(gpu),
+            EvalNet::Graph(n) => n.grads(gpu),
+        }
+    }
+
+    /// Buffers for batches of `n` (`train`: with what the backward pass needs).
+    pub fn workspace(&self, gpu: &Gpu, n: usize, train: bool) -> Result<EvalWorkspace, GpuError> {
+        Ok(match self {
+            EvalNet::ConvNet(net) => EvalWorkspace::ConvNet(Box::new(net.workspace(gpu, n)?)),
+            EvalNet::Graph(net) => EvalWorkspace::Graph(net.workspace(gpu, n, train)?),
+        })
+    }
+
+    /// Logits of `ws.x()`; `keep`: keep what `backward` needs.
+    pub fn forward(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, ws: &EvalWorkspace, keep: bool) {
+        match (self, ws) {
+            (EvalNet::ConvNet(n), EvalWorkspace::ConvNet(w)) if keep => n.forward(gpu, enc, w, true),
+            (EvalNet::ConvNet(n), EvalWorkspace::ConvNet(w)) => n.forward_only(gpu, enc, w, true),
+            (EvalNet::Graph(n), EvalWorkspace::Graph(w)) => n.forward(gpu, enc, w),
+            _ => panic!("workspace of another network"),
+        }
+    }
+
+    /// Parameter gradients from ∂L/∂logits in `ws.d_logits()`.
+    pub fn backward(&self, gpu: &Gpu, enc: &mut wgpu::CommandEncoder, ws: &EvalWorkspace, grads: &GpuGrads) {
+        match (self, ws) {
+            (EvalNet::ConvNet(n), EvalWorkspace::ConvNet(w)) => n.backward(gpu, enc, w, Upstream::Logits, false, Some(grads)),
+            (EvalNet::Graph(n), EvalWorkspace::Graph(w)) => n.backward(gpu, enc, w, grads, false),
+            _ => panic!("workspace of another network"),
+        }
+    }
+}
+
 /// Test accuracy of `net` on the whole test split, in batches of up to 256.
-pub fn test_accuracy(gpu: &Gpu, net: &GpuConvNet, ds: &Dataset) -> Result<f64, GpuError> {
+pub fn test_accuracy(gpu: &Gpu, net: &EvalNet, ds: &Dataset) -> Result<f64, GpuError> {
     let n_test = ds.test.len();
     if n_test == 0 {
         return Ok(f64::NAN);
     }
     let bs = 256.min(n_test);
-    let mut wss: Vec<(usize, Workspace)> = vec![(bs, net.workspace(gpu, bs)?)];
+    let mut wss: Vec<(usize, EvalWorkspace)> = vec![(bs, net.workspace(gpu, bs, false)?)];
     let rem = n_test % bs;
     if rem != 0 {
-        wss.push((rem, net.workspace(gpu, rem)?));
+        wss.push((rem, net.workspace(gpu, rem, false)?));
     }
     let labels = gpu.zeros("test_labels", bs)?;
     let out = gpu.zeros("test_correct", bs)?;
@@ -136,11 +240,11 @@ pub fn test_accuracy(gpu: &Gpu, net: &GpuConvNet, ds: &Dataset) -> Result<f64, G
         let n = bs.min(n_test - start);
         let ws = &wss.iter().find(|(s, _)| *s == n).expect("workspace for this size").1;
         let idx: Vec<usize> = (start..start + n).collect();
-        gpu.write(&ws.x, &ds.normalized(&ds.test, &idx));
+        gpu.write(ws.x(), &ds.normalized(&ds.test, &idx));
         gpu.write(&labels, &ds.test.labels[start..start + n]);
         let mut enc = gpu.encoder();
-        net.forward_only(gpu, &mut enc, ws, true);
-        ops::correct(gpu, &mut enc, n, ds.classes.len(), &ws.logits, &labels, &out);
+        net.forward(gpu, &mut enc, ws, false);
+        ops::correct(gpu, &mut enc, n, ds.classes.len(), ws.logits(), &labels, &out);
         gpu.submit_wait(enc);
         correct += gpu.read_f32(&out, n)?.iter().map(|&v| v as f64).sum::<f64>();
         start += n;
@@ -186,7 +290,7 @@ pub fn train(
     cfg: &EvalConfig,
     seed: u64,
     on_epoch: &mut dyn FnMut(usize),
-) -> Result<GpuConvNet, anyhow::Error> {
+) -> Result<EvalNet, anyhow::Error> {
     train_with(gpu, ds, images, labels, cfg, seed, on_epoch, &mut |_, _| Ok(()))
 }
 
@@ -200,21 +304,19 @@ pub fn train_with(
     cfg: &EvalConfig,
     seed: u64,
     on_epoch: &mut dyn FnMut(usize),
-    after_pass: &mut dyn FnMut(usize, &GpuConvNet) -> Result<(), GpuError>,
-) -> Result<GpuConvNet, anyhow::Error> {
+    after_pass: &mut dyn FnMut(usize, &EvalNet) -> Result<(), GpuError>,
+) -> Result<EvalNet, anyhow::Error> {
     let n = labels.len();
     anyhow::ensure!(n > 0 && images.len() == n * ds.image_len(), "the synthetic set is empty or mis-sized");
     let ops_list: Vec<Op> = Op::parse_strategy(&cfg.dsa).map_err(anyhow::Error::msg)?;
-    let net_cfg = ConvNetConfig::new(ds.channels, ds.height, cfg.width, ds.classes.len())?;
     let mut rng_init = rng::stream(seed, "eval-net");
     let mut rng_shuffle = rng::stream(seed, "eval-shuffle");
     let mut rng_dsa = rng::stream(seed, "eval-dsa");
     let mut rng_mix = rng::stream(seed, "eval-cutmix");
     let dance = cfg.protocol == Protocol::Dance;
-    let params = ConvNetParams::init(&net_cfg, &mut rng_init);
-    let net = GpuConvNet::new(gpu, &params)?;
+    let net = EvalNet::init(gpu, ds, cfg, &mut rng_init)?;
     let grads = net.grads(gpu)?;
-    let lens = net_cfg.tensor_lens();
+    let lens = net.tensor_lens();
     let moms: Vec<wgpu::Buffer> = lens.iter().map(|&l| gpu.zeros("momentum", l)).collect::<Result<_, _>>()?;
     let bs = cfg.batch.min(n);
     // one workspace (and input, labels, params, loss buffers) per batch size: full and the remainder
@@ -224,7 +326,7 @@ pub fn train_with(
     }
     struct Slot {
         n: usize,
-        ws: Workspace,
+        ws: EvalWorkspace,
         x: wgpu::Buffer,
         labels: wgpu::Buffer,
         params: wgpu::Buffer,
@@ -242,7 +344,7 @@ pub fn train_with(
         .map(|&s| -> Result<Slot, GpuError> {
             Ok(Slot {
                 n: s,
-                ws: net.workspace(gpu, s)?,
+                ws: net.workspace(gpu, s, true)?,
                 x: gpu.zeros("eval_x", s * img)?,
                 labels: gpu.zeros("eval_labels", s)?,
                 params: gpu.zeros("eval_aug", s * 8)?,
@@ -282,24 +384,24 @@ pub fn train_with(
             let mut enc = gpu.encoder();
             let (c, h, w, k) = (ds.channels, ds.height, ds.width, ds.classes.len());
             // DSA into the network's input, or (CutMix) into `mixed` and from there, boxes swapped, into the input
-            let augmented = if mix.is_some() { &slot.mixed } else { &slot.ws.x };
+            let augmented = if mix.is_some() { &slot.mixed } else { slot.ws.x() };
             augment::gpu::forward(gpu, &mut enc, slot.n, c, h, w, &slot.x, &slot.params, &slot.scratch, augmented);
             if let Some(m) = &mix {
                 gpu.write(&slot.mix_words, &m.words());
                 gpu.write(&slot.labels_b, &m.perm.iter().map(|&i| lb[i]).collect::<Vec<u32>>());
                 gpu.write(&slot.ratio, &[m.ratio as f32]);
-                augment::gpu::cutmix(gpu, &mut enc, slot.n, c, h, w, &slot.mixed, &slot.mix_words, &slot.ws.x);
+                augment::gpu::cutmix(gpu, &mut enc, slot.n, c, h, w, &slot.mixed, &slot.mix_words, slot.ws.x());
             }
             net.forward(gpu, &mut enc, &slot.ws, true);
             let scale = 1.0 / slot.n as f32;
             if mix.is_some() {
-                ops::softmax_xent_mix(gpu, &mut enc, slot.n, k, scale, &slot.ws.logits, &slot.labels, &slot.labels_b, &slot.ratio, &slot.loss, &slot.ws.d_logits);
+                ops::softmax_xent_mix(gpu, &mut enc, slot.n, k, scale, slot.ws.logits(), &slot.labels, &slot.labels_b, &slot.ratio, &slot.loss, slot.ws.d_logits());
             } else {
-                ops::softmax_xent(gpu, &mut enc, slot.n, k, scale, &slot.ws.logits, &slot.labels, &slot.loss, &slot.ws.d_logits);
+                ops::softmax_xent(gpu, &mut enc, slot.n, k, scale, slot.ws.logits(), &slot.labels, &slot.loss, slot.ws.d_logits());
             }
-            net.backward(gpu, &mut enc, &slot.ws, Upstream::Logits, false, Some(&grads));
+            net.backward(gpu, &mut enc, &slot.ws, &grads);
             for t in 0..lens.len() {
-                ops::sgd(gpu, &mut enc, lens[t], lr, cfg.momentum, cfg.weight_decay, &grads.tensors[t], &net.params[t], &moms[t]);
+                ops::sgd(gpu, &mut enc, lens[t], lr, cfg.momentum, cfg.weight_decay, &grads.tensors[t], &net.params()[t], &moms[t]);
             }
             gpu.submit(enc);
         }

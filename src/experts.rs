@@ -81,7 +81,7 @@ pub fn train(gpu: &Gpu, ds: &Dataset, recipe: &ExpertRecipe, i: usize, on_epoch:
     let all: Vec<usize> = (0..ds.train.len()).collect();
     let images = ds.normalized(&ds.train, &all);
     let net = crate::eval::train(gpu, ds, &images, &ds.train.labels, &recipe.eval_config(), seed, on_epoch)?;
-    let parts: Vec<(&wgpu::Buffer, usize)> = net.params.iter().zip(cfg.tensor_lens()).collect();
+    let parts: Vec<(&wgpu::Buffer, usize)> = net.params().iter().zip(cfg.tensor_lens()).collect();
     let fin = ConvNetParams { cfg, tensors: gpu.read_many(&parts)? };
     Ok(Expert { init, fin })
 }

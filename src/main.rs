@@ -49,7 +49,8 @@ enum Command {
     /// Distill a dataset with DM, IDM or DANCE, each with or without HDD, evaluate it, export it (defaults: DM+HDD as the authors
     /// released it).
     Distill(DistillArgs),
-    /// Evaluate an exported synthetic set with the papers' protocol (train fresh ConvNets on it, test on real data).
+    /// Evaluate an exported synthetic set with the papers' protocol (train fresh ConvNets on it, test on real data);
+    /// --eval-arch lenet,alexnet,… trains the DC code's other networks instead (cross-architecture evaluation).
     Eval {
         /// A synset.safetensors written by `distill`.
         #[arg(long)]
@@ -70,6 +71,10 @@ enum Command {
         /// batch 64, MultiStepLR, CutMix, best of the tests every 250 epochs).
         #[arg(long, default_value = "dm")]
         protocol: String,
+        /// Networks to train, comma separated, each evaluated in turn: convnet (ConvNet-3 at --width), mlp, lenet,
+        /// alexnet, vgg11, resnet18 (the DC code's cross-architecture pool; VGG11 and ResNet18 with instance norm).
+        #[arg(long, default_value = "convnet", value_delimiter = ',')]
+        eval_arch: Vec<String>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long)]
@@ -251,6 +256,10 @@ struct DistillArgs {
     /// Evaluation protocol: dm (the DM/IDM/HDD code's) or dance (DANCE's: MultiStepLR, CutMix, best accuracy).
     #[arg(long)]
     eval_protocol: Option<String>,
+    /// Network the evaluation trains: convnet (default), mlp, lenet, alexnet, vgg11 or resnet18 (the DC code's
+    /// cross-architecture pool; VGG11 and ResNet18 with instance norm).
+    #[arg(long)]
+    eval_arch: Option<String>,
     #[arg(long)]
     checkpoint_every: Option<usize>,
     /// Also write one PNG per synthetic image under OUT/images/<class>/.
@@ -298,6 +307,7 @@ impl DistillArgs {
                 c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::dance() };
             }
         }
+        if let Some(v) = &self.eval_arch { c.eval.arch = hyperdistill::nn::arch::Arch::parse(v).map_err(anyhow::Error::msg)?; }
         if let Some(v) = self.iterations { c.distill.iterations = v; }
         if let Some(v) = self.batch_real { c.distill.batch_real = v; }
         if let Some(v) = self.lr_img { c.distill.lr_img = v; }
@@ -430,7 +440,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("wrote {0}/synset.safetensors, {0}/synset.png, {0}/metrics.jsonl, {0}/config.toml, {0}/checkpoint.safetensors", o.out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { synset, dataset, epochs, nets, width, quick, protocol, seed, cache, keep_syn, prune_nets } => {
+        Command::Eval { synset, dataset, epochs, nets, width, quick, protocol, eval_arch, seed, cache, keep_syn, prune_nets } => {
+            let archs = eval_arch.iter().map(|a| hyperdistill::nn::arch::Arch::parse(a)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
             let base = match protocol.as_str() {
                 "dm" => hyperdistill::eval::EvalConfig::default(),
                 "dance" => hyperdistill::eval::EvalConfig::dance(),
@@ -477,12 +488,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 set = hyperdistill::prune::keep_synthetic(&set, &ranking, keep_syn);
                 eprintln!("pruned the synthetic set: kept {} of {before} images (k {}, clamp {:?}, {:?})", set.labels.len(), hyper.k, hyper.clamp, hyper.map);
             }
-            let r = hyperdistill::eval::evaluate(&gpu, &ds, &set.images, &set.labels, &cfg, seed, &mut |k, ep| {
-                if ep % 50 == 0 { eprintln!("net {}/{} epoch {ep}/{}", k + 1, cfg.nets, cfg.epochs); }
-            })?;
-            println!("test accuracy {:.2} ± {:.2} % over {} nets ({} protocol, {} passes{}{}): {:?}", 100.0 * r.mean, 100.0 * r.std, r.accuracies.len(),
-                protocol, cfg.passes(), if cfg.protocol == hyperdistill::eval::Protocol::Dance { ", best tested accuracy per net" } else { "" },
-                if r.quick { ", quick" } else { "" }, r.accuracies);
+            for arch in archs {
+                cfg.arch = arch;
+                let r = hyperdistill::eval::evaluate(&gpu, &ds, &set.images, &set.labels, &cfg, seed, &mut |k, ep| {
+                    if ep % 50 == 0 { eprintln!("{} net {}/{} epoch {ep}/{}", arch.name(), k + 1, cfg.nets, cfg.epochs); }
+                })?;
+                println!("{} test accuracy {:.2} ± {:.2} % over {} nets ({} protocol, {} passes{}{}): {:?}", arch.name(), 100.0 * r.mean, 100.0 * r.std,
+                    r.accuracies.len(), protocol, cfg.passes(), if cfg.protocol == hyperdistill::eval::Protocol::Dance { ", best tested accuracy per net" } else { "" },
+                    if r.quick { ", quick" } else { "" }, r.accuracies);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Data { command: DataCommand::Fetch { name, dir, mirror } } => {

@@ -2,7 +2,7 @@
 //! Tests compare the kernels against these functions and check these functions' gradients by
 //! finite differences. Clarity over speed.
 
-use crate::shapes::{ConvShape, LinearShape, NormShape, PoolShape};
+use crate::shapes::{ConvShape, KConvShape, LinearShape, NormShape, PoolShape, WindowShape};
 
 /// Instance-norm epsilon (PyTorch GroupNorm default), as in shaders/norm.wgsl.
 pub const NORM_EPS: f64 = 1e-5;
@@ -285,4 +285,176 @@ pub fn matmul(m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
 pub fn norm_relu_pool_forward(s: &NormShape, h: usize, w: usize, x: &[f64], gamma: &[f64], beta: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (y, stats) = norm_forward(s, x, gamma, beta);
     (pool_forward(&PoolShape { planes: s.planes(), h, w }, &relu_forward(&y)), stats)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation pool's layers (shaders/layers.wgsl).
+
+/// x[n,c,oy·stride+ky−pad, ox·stride+kx−pad], None in the padding.
+fn kconv_input_at(s: &KConvShape, x: &[f64], n: usize, c: usize, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<f64> {
+    let iy = (oy * s.stride + ky).checked_sub(s.pad)?;
+    let ix = (ox * s.stride + kx).checked_sub(s.pad)?;
+    (iy < s.h && ix < s.w).then(|| x[((n * s.cin + c) * s.h + iy) * s.w + ix])
+}
+
+/// y[n,co,oy,ox] = b[co] + Σ_ci,ky,kx w[co,ci,ky,kx] · x[n,ci,oy·stride+ky−pad,ox·stride+kx−pad]; no bias when `b` is None.
+pub fn kconv_forward(s: &KConvShape, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
+    let mut y = vec![0.0; s.y_len()];
+    for n in 0..s.n {
+        for co in 0..s.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = b.map_or(0.0, |b| b[co]);
+                    for ci in 0..s.cin {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                if let Some(v) = kconv_input_at(s, x, n, ci, oy, ox, ky, kx) {
+                                    acc += w[((co * s.cin + ci) * k + ky) * k + kx] * v;
+                                }
+                            }
+                        }
+                    }
+                    y[((n * s.cout + co) * ho + oy) * wo + ox] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// dx: each output scatters dy·w back onto the inputs it read.
+pub fn kconv_backward_input(s: &KConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
+    let mut dx = vec![0.0; s.x_len()];
+    for n in 0..s.n {
+        for co in 0..s.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
+                    for ci in 0..s.cin {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (Some(iy), Some(ix)) = ((oy * s.stride + ky).checked_sub(s.pad), (ox * s.stride + kx).checked_sub(s.pad)) else { continue };
+                                if iy < s.h && ix < s.w {
+                                    dx[((n * s.cin + ci) * s.h + iy) * s.w + ix] += g * w[((co * s.cin + ci) * k + ky) * k + kx];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// dw[co,ci,ky,kx] = Σ_n,oy,ox dy[n,co,oy,ox] · x[n,ci,oy·stride+ky−pad,ox·stride+kx−pad]
+pub fn kconv_backward_weight(s: &KConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
+    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
+    let mut dw = vec![0.0; s.w_len()];
+    for n in 0..s.n {
+        for co in 0..s.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
+                    for ci in 0..s.cin {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                if let Some(v) = kconv_input_at(s, x, n, ci, oy, ox, ky, kx) {
+                                    dw[((co * s.cin + ci) * k + ky) * k + kx] += g * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
+/// db[co] = Σ_n,oy,ox dy[n,co,oy,ox]
+pub fn kconv_backward_bias(s: &KConvShape, dy: &[f64]) -> Vec<f64> {
+    let plane = s.ho() * s.wo();
+    (0..s.cout)
+        .map(|co| (0..s.n).map(|n| dy[(n * s.cout + co) * plane..][..plane].iter().sum::<f64>()).sum())
+        .collect()
+}
+
+/// Position (row-major within the plane) of each window's first maximum: a later tap replaces it only when
+/// strictly greater, as PyTorch's CPU max pooling records its indices.
+fn maxpool_argmax(s: &WindowShape, x: &[f64]) -> Vec<usize> {
+    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
+    let mut arg = vec![0; s.y_len()];
+    for p in 0..s.planes {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut best = oy * k * s.w + ox * k;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let j = (oy * k + ky) * s.w + ox * k + kx;
+                        if x[p * s.h * s.w + j] > x[p * s.h * s.w + best] {
+                            best = j;
+                        }
+                    }
+                }
+                arg[(p * ho + oy) * wo + ox] = best;
+            }
+        }
+    }
+    arg
+}
+
+pub fn maxpool_forward(s: &WindowShape, x: &[f64]) -> Vec<f64> {
+    let plane = (s.ho() * s.wo()).max(1);
+    maxpool_argmax(s, x).iter().enumerate().map(|(i, &j)| x[(i / plane) * s.h * s.w + j]).collect()
+}
+
+/// dx = dy at each window's first maximum, 0 elsewhere.
+pub fn maxpool_backward(s: &WindowShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
+    let plane = (s.ho() * s.wo()).max(1);
+    let mut dx = vec![0.0; s.x_len()];
+    for (i, &j) in maxpool_argmax(s, x).iter().enumerate() {
+        dx[(i / plane) * s.h * s.w + j] += dy[i];
+    }
+    dx
+}
+
+pub fn avgpool_forward(s: &WindowShape, x: &[f64]) -> Vec<f64> {
+    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
+    let mut y = vec![0.0; s.y_len()];
+    for p in 0..s.planes {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut acc = 0.0;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        acc += x[(p * s.h + oy * k + ky) * s.w + ox * k + kx];
+                    }
+                }
+                y[(p * ho + oy) * wo + ox] = acc / (k * k) as f64;
+            }
+        }
+    }
+    y
+}
+
+/// dx = dy/K² over each window, 0 on rows and columns no window covers.
+pub fn avgpool_backward(s: &WindowShape, dy: &[f64]) -> Vec<f64> {
+    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
+    let mut dx = vec![0.0; s.x_len()];
+    for p in 0..s.planes {
+        for iy in 0..ho * k {
+            for ix in 0..wo * k {
+                dx[(p * s.h + iy) * s.w + ix] = dy[(p * ho + iy / k) * wo + ix / k] / (k * k) as f64;
+            }
+        }
+    }
+    dx
+}
+
+/// ResNet's shortcut join y = a + b (its backward hands dy to both inputs).
+pub fn add(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
 }

@@ -26,9 +26,10 @@ shader!(MATCHING, "matching.wgsl");
 shader!(OPTIM, "optim.wgsl");
 shader!(MATMUL, "matmul.wgsl");
 shader!(MOSAIC, "mosaic.wgsl");
+shader!(LAYERS, "layers.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC];
+pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

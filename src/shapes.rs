@@ -75,3 +75,63 @@ pub struct LinearShape {
     pub inp: usize,
     pub out: usize,
 }
+
+/// Convolution with a square K×K kernel, any stride and zero padding (the evaluation pool's networks):
+/// x [n,cin,h,w], w [cout,cin,k,k], y [n,cout,ho,wo] with ho = (h + 2·pad − k)/stride + 1 (floor, as PyTorch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KConvShape {
+    pub n: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl KConvShape {
+    pub fn ho(&self) -> usize {
+        (self.h + 2 * self.pad - self.k) / self.stride + 1
+    }
+    pub fn wo(&self) -> usize {
+        (self.w + 2 * self.pad - self.k) / self.stride + 1
+    }
+    pub fn x_len(&self) -> usize {
+        self.n * self.cin * self.h * self.w
+    }
+    pub fn w_len(&self) -> usize {
+        self.cout * self.cin * self.k * self.k
+    }
+    pub fn y_len(&self) -> usize {
+        self.n * self.cout * self.ho() * self.wo()
+    }
+    pub fn macs(&self) -> u64 {
+        (self.y_len() * self.cin * self.k * self.k) as u64
+    }
+}
+
+/// K×K pooling windows with stride K (max or average) over `planes` planes of h×w; floor mode: rows and columns
+/// past the last whole window are dropped, as PyTorch does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowShape {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+}
+
+impl WindowShape {
+    pub fn ho(&self) -> usize {
+        self.h / self.k
+    }
+    pub fn wo(&self) -> usize {
+        self.w / self.k
+    }
+    pub fn x_len(&self) -> usize {
+        self.planes * self.h * self.w
+    }
+    pub fn y_len(&self) -> usize {
+        self.planes * self.ho() * self.wo()
+    }
+}

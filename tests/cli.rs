@@ -149,6 +149,14 @@ fn distill_with_hyperbolic_pruning_keeps_the_fraction() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("pruned the synthetic set: kept 10 of 10 images (k 1, clamp Some(10.0), Expmap)"), "{err}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("test accuracy"));
+    // cross-architecture evaluation: each network of the list in turn
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--eval-arch", "mlp,LeNet", "--epochs", "1", "--nets", "1"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("mlp test accuracy") && stdout.contains("lenet test accuracy"), "{stdout}");
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--eval-arch", "resnet50"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown architecture 'resnet50': use one of convnet, mlp, lenet, alexnet, vgg11, resnet18"));
     let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--keep-syn", "0"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--keep-syn must be in (0, 1], got 0"));

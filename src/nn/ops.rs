@@ -6,7 +6,7 @@ use wgpu::{Buffer, CommandEncoder};
 
 use crate::gpu::Gpu;
 use crate::shaders;
-use crate::shapes::{ConvShape, LinearShape, NormShape, PoolShape};
+use crate::shapes::{ConvShape, KConvShape, LinearShape, NormShape, PoolShape, WindowShape};
 
 fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
     [
@@ -347,4 +347,85 @@ pub fn matmul(gpu: &Gpu, enc: &mut CommandEncoder, kernel: MatmulKernel, m: usiz
         MatmulKernel::Tiled => (m / 64) * (n / 64) * 64,
     };
     gpu.dispatch(enc, &shaders::MATMUL, kernel.name(), &consts, &[a, b, c], invocations as u64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The evaluation pool's layers (shaders/layers.wgsl): any square kernel, stride and padding; K×K pools; add.
+
+fn kconv_consts(s: &KConvShape, bias: bool) -> Vec<(&'static str, f64)> {
+    vec![
+        ("N", s.n as f64),
+        ("CIN", s.cin as f64),
+        ("COUT", s.cout as f64),
+        ("H", s.h as f64),
+        ("W", s.w as f64),
+        ("K", s.k as f64),
+        ("STRIDE", s.stride as f64),
+        ("PAD", s.pad as f64),
+        ("HAS_BIAS", if bias { 1.0 } else { 0.0 }),
+    ]
+}
+
+/// y = conv(x, w) (+ b when given; without a bias any buffer is bound and never read).
+#[allow(clippy::too_many_arguments)]
+pub fn kconv_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &KConvShape, x: &Buffer, w: &Buffer, b: Option<&Buffer>, y: &Buffer) {
+    let consts = kconv_consts(s, b.is_some());
+    gpu.dispatch(enc, &shaders::LAYERS, "conv_forward", &consts, &[x, w, b.unwrap_or(w), y], s.y_len() as u64);
+}
+
+pub fn kconv_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &KConvShape, dy: &Buffer, w: &Buffer, dx: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "conv_backward_input", &kconv_consts(s, false), &[dy, w, dx], s.x_len() as u64);
+}
+
+/// Ways `kconv_backward_weight` splits the sum over images: about 8192 threads, never more than the batch.
+pub fn kconv_weight_splits(s: &KConvShape) -> usize {
+    (8192 / s.w_len().max(1)).clamp(1, s.n.max(1))
+}
+
+pub fn kconv_weight_scratch_len(s: &KConvShape) -> usize {
+    kconv_weight_splits(s) * s.w_len()
+}
+
+/// dw (overwritten); `scratch` holds at least `kconv_weight_scratch_len(s)` floats.
+pub fn kconv_backward_weight(gpu: &Gpu, enc: &mut CommandEncoder, s: &KConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer, scratch: &Buffer) {
+    let splits = kconv_weight_splits(s);
+    let mut consts = kconv_consts(s, false);
+    consts.push(("NSPLIT", splits as f64));
+    gpu.dispatch(enc, &shaders::LAYERS, "conv_backward_weight", &consts, &[x, dy, scratch], (splits * s.w_len()) as u64);
+    gpu.dispatch(enc, &shaders::LAYERS, "conv_reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
+}
+
+pub fn kconv_backward_bias(gpu: &Gpu, enc: &mut CommandEncoder, s: &KConvShape, dy: &Buffer, db: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "conv_backward_bias", &kconv_consts(s, false), &[dy, db], s.cout as u64);
+}
+
+fn window_consts(s: &WindowShape) -> [(&'static str, f64); 4] {
+    [("P", s.planes as f64), ("H", s.h as f64), ("W", s.w as f64), ("K", s.k as f64)]
+}
+
+pub fn maxpool_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &WindowShape, x: &Buffer, y: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "maxpool_forward", &window_consts(s), &[x, y], s.y_len() as u64);
+}
+
+/// dx from dy; x is the forward input (the maxima are found again, not stored).
+pub fn maxpool_backward(gpu: &Gpu, enc: &mut CommandEncoder, s: &WindowShape, x: &Buffer, dy: &Buffer, dx: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "maxpool_backward", &window_consts(s), &[x, dy, dx], s.x_len() as u64);
+}
+
+pub fn avgpool_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &WindowShape, x: &Buffer, y: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "avgpool_forward", &window_consts(s), &[x, y], s.y_len() as u64);
+}
+
+pub fn avgpool_backward(gpu: &Gpu, enc: &mut CommandEncoder, s: &WindowShape, dy: &Buffer, dx: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "avgpool_backward", &window_consts(s), &[dy, dx], s.x_len() as u64);
+}
+
+/// y = a + b over `len` floats.
+pub fn add(gpu: &Gpu, enc: &mut CommandEncoder, len: usize, a: &Buffer, b: &Buffer, y: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "add", &[("TOTAL", len as f64)], &[a, b, y], len as u64);
+}
+
+/// y += x over `len` floats.
+pub fn accumulate(gpu: &Gpu, enc: &mut CommandEncoder, len: usize, x: &Buffer, y: &Buffer) {
+    gpu.dispatch(enc, &shaders::LAYERS, "accumulate", &[("TOTAL", len as f64)], &[x, y], len as u64);
 }
