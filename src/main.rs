@@ -288,24 +288,25 @@ impl DistillArgs {
             (None, Some(dir)) => hyperdistill::run::RunConfig::from_toml_file(&dir.join("config.toml"))?,
             (None, None) => hyperdistill::run::RunConfig::default(),
         };
-        if let Some(p) = &self.eval_protocol {
-            c.eval = match p.as_str() {
-                "dm" => hyperdistill::eval::EvalConfig { width: c.eval.width, ..Default::default() },
-                "dance" => hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::dance() },
-                o => bail!("--eval-protocol {o}: use dm or dance"),
-            };
-        }
-        if self.quick {
-            c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, epochs: 300, nets: 3, quick: true, ..c.eval.clone() };
-        }
+        // the method's published values first, so that every other flag (--eval-protocol included) overrides them
         if let Some(v) = &self.dataset { c.dataset = v.clone(); }
         if let Some(v) = self.ipc { c.distill.ipc = v; }
         if let Some(v) = &self.method {
             c.distill.method = Method::parse(v).map_err(anyhow::Error::msg)?;
             c.distill.apply_method_defaults();
             if c.distill.method.dance() {
-                c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, ..hyperdistill::eval::EvalConfig::dance() };
+                c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, arch: c.eval.arch, ..hyperdistill::eval::EvalConfig::dance() };
             }
+        }
+        if let Some(p) = &self.eval_protocol {
+            c.eval = match p.as_str() {
+                "dm" => hyperdistill::eval::EvalConfig { width: c.eval.width, arch: c.eval.arch, ..Default::default() },
+                "dance" => hyperdistill::eval::EvalConfig { width: c.eval.width, arch: c.eval.arch, ..hyperdistill::eval::EvalConfig::dance() },
+                o => bail!("--eval-protocol {o}: use dm or dance"),
+            };
+        }
+        if self.quick {
+            c.eval = hyperdistill::eval::EvalConfig { width: c.eval.width, epochs: 300, nets: 3, quick: true, ..c.eval.clone() };
         }
         if let Some(v) = &self.eval_arch { c.eval.arch = hyperdistill::nn::arch::Arch::parse(v).map_err(anyhow::Error::msg)?; }
         if let Some(v) = self.iterations { c.distill.iterations = v; }

@@ -208,10 +208,16 @@ fn distill_dance_trains_its_experts_once_and_reuses_them() {
         assert!(config.contains(line), "config.toml lacks {line}:\n{config}");
     }
     let experts = a.join("experts");
-    let o = hyperdistill(&[&common[..], &["--out", b.to_str().unwrap(), "--expert-dir", experts.to_str().unwrap()]].concat());
+    // flags override the method's published values, --eval-protocol and --eval-arch included
+    let o = hyperdistill(&[&common[..], &["--out", b.to_str().unwrap(), "--expert-dir", experts.to_str().unwrap(), "--eval-protocol", "dm",
+        "--eval-arch", "lenet"]].concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("1 reused, 0 trained"), "{err}");
+    let config = std::fs::read_to_string(b.join("config.toml")).unwrap();
+    for line in ["protocol = \"dm\"", "epochs = 1000", "arch = \"lenet\""] {
+        assert!(config.contains(line), "config.toml lacks {line}:\n{config}");
+    }
     // the run resumes (experts reloaded from the directory its config names)
     let o = hyperdistill(&["distill", "--resume", b.to_str().unwrap(), "--iterations", "3"]);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Issue 5's reduced-budget comparison on the embedded Fashion-MNIST subset (5000 train / 1000 test images), sized for
+# software Vulkan: IPC 10, ConvNet-3 width 32, batch_real 64, seed 1, 100 iterations; evaluation = the DM protocol
+# shortened to 100 epochs (101 passes) × 2 networks, labelled quick. Rows: the real-image initialisation (0
+# iterations), DM, DM+HDD, DM+HDD distilled against the nearest 20 % of each class (--keep-real 0.2), DANCE and
+# DANCE+HDD (2 experts × 3 epochs instead of 20 × 60; evaluated with the DM protocol like every row), IDM and IDM+HDD
+# (queue budget 1 net × 2 steps × 64 images per iteration instead of 2 × 10 × 256; evaluated on the 4× expanded set).
+# Then the cross-architecture evaluation (ConvNet-3, MLP, LeNet) of the DM-family sets.
+# Rows whose OUT/<row>/synset.safetensors exists are not run again.
+# Usage: benches/embedded_study.sh [OUT_DIR]
+set -uo pipefail
+OUT=${1:-runs/embedded_study}
+BIN=${BIN:-target/release/hyperdistill}
+COMMON=(--dataset embedded --ipc 10 --width 32 --batch-real 64 --seed 1 --iterations 100
+        --eval-every 0 --eval-epochs 100 --eval-nets 2 --eval-protocol dm --checkpoint-every 50)
+DANCE=(--experts 2 --num-premodel 2 --expert-epochs 3 --expert-dir "$OUT/experts")
+IDM=(--fetch-net-num 1 --model-train-steps 2 --net-batch 64)
+mkdir -p "$OUT"
+row() {
+  local name=$1; shift
+  [ -f "$OUT/$name/synset.safetensors" ] && return 0
+  local start=$(date +%s)
+  "$BIN" distill "${COMMON[@]}" "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+  echo "$name: rc $? $(( $(date +%s) - start )) s total" | tee -a "$OUT/summary.txt"
+  grep -E "s per iteration|final test accuracy|kept" "$OUT/$name.log" | tee -a "$OUT/summary.txt"
+}
+row baseline --method dm --iterations 0
+row dm --method dm
+row dm_hdd --method dm+hdd
+row dm_hdd_keep02 --method dm+hdd --keep-real 0.2
+for name in baseline dm dm_hdd dm_hdd_keep02; do
+  [ -f "$OUT/$name.arch.txt" ] && continue
+  "$BIN" eval --synset "$OUT/$name/synset.safetensors" --eval-arch convnet,mlp,lenet --epochs 100 --nets 2 --width 32 --seed 1 \
+    > "$OUT/$name.arch.txt" 2> "$OUT/$name.arch.log"
+  sed "s/^/$name /" "$OUT/$name.arch.txt" | tee -a "$OUT/summary.txt"
+done
+row dance_hdd --method dance+hdd "${DANCE[@]}"
+row dance --method dance "${DANCE[@]}"
+row idm --method idm "${IDM[@]}"
+row idm_hdd --method idm+hdd "${IDM[@]}"
