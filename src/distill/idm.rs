@@ -63,7 +63,8 @@ pub(super) struct Idm {
     pub(super) loss_all: Buffer,
     /// Net choices and training batches.
     rng: ChaCha8Rng,
-    /// All training indices, refilled and partially shuffled for every batch (a uniform draw of distinct images).
+    /// All training indices in order between draws; partially shuffled for each batch (a uniform draw of distinct
+    /// images) and restored by undoing the swaps.
     pool: Vec<usize>,
     host_x: Vec<f32>,
     host_y: Vec<u32>,
@@ -322,17 +323,21 @@ impl Distiller<'_> {
         let steps = picks * o.model_train_steps;
         idm.host_x.clear();
         idm.host_y.clear();
+        let mut swaps = Vec::with_capacity(nb);
         for _ in 0..steps {
-            // refill from the original order (so the draw depends only on the stream position, which checkpoints keep)
-            for (i, p) in idm.pool.iter_mut().enumerate() {
-                *p = i;
-            }
+            // a partial Fisher-Yates draw from the identity order, then the swaps undone in reverse: the pool is the
+            // identity again in O(nb), so each draw depends only on the stream position (which checkpoints keep)
+            swaps.clear();
             for i in 0..nb {
                 let j = idm.rng.random_range(i..idm.pool.len());
                 idm.pool.swap(i, j);
+                swaps.push(j);
             }
             idm.host_x.extend(ds.normalized(&ds.train, &idm.pool[..nb]));
             idm.host_y.extend(idm.pool[..nb].iter().map(|&i| ds.train.labels[i]));
+            for (i, &j) in swaps.iter().enumerate().rev() {
+                idm.pool.swap(i, j);
+            }
         }
         if steps > 0 {
             gpu.write(&idm.train_x, &idm.host_x);
