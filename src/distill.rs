@@ -532,7 +532,8 @@ impl<'g> Distiller<'g> {
             syn_mom: gpu.zeros("syn_mom", m * img)?,
             real_all: copy_buffer(gpu, "real_all", classes * per_real * img),
             real_in: gpu.zeros("real_in", real_chunk * img)?,
-            real_params: (0..classes).map(|_| gpu.zeros("real_params", per_real * 8)).collect::<Result<_, _>>()?,
+            // DANCE draws its own chained parameters (distill::dance); DM and IDM one op per real image
+            real_params: (0..classes).map(|_| gpu.zeros("real_params", if cfg.method.dance() { 1 } else { per_real * 8 })).collect::<Result<_, _>>()?,
             real_ws: [real_chunk, per_real % real_chunk].iter().filter(|&&n| n > 0).map(|&n| net.workspace(gpu, n)).collect::<Result<_, _>>()?,
             real_chunk,
             real_scratch: gpu.zeros("real_scratch", real_chunk)?,

@@ -55,7 +55,7 @@ fn experts_are_trained_once_saved_and_reused() {
     let (_, trained) = experts::load_or_train(gpu(), &ds, Some(&dir), 1, &ExpertRecipe { epochs: 1, ..recipe() }, &mut |_, _| {}).unwrap();
     assert_eq!(trained, 1, "another recipe is not reused");
     // a trained expert classifies the real test split well above chance
-    let net = GpuConvNet::new(gpu(), &first[0].fin).unwrap();
+    let net = hyperdistill::eval::EvalNet::ConvNet(GpuConvNet::new(gpu(), &first[0].fin).unwrap());
     let acc = hyperdistill::eval::test_accuracy(gpu(), &net, &ds).unwrap();
     println!("expert 0 (width 8, 2 epochs on 5000 images): test accuracy {acc:.3}");
     assert!(acc > 0.5, "{acc}");
