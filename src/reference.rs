@@ -7,97 +7,29 @@ use crate::shapes::{ConvShape, KConvShape, LinearShape, NormShape, PoolShape, Wi
 /// Instance-norm epsilon (PyTorch GroupNorm default), as in shaders/norm.wgsl.
 pub const NORM_EPS: f64 = 1e-5;
 
-/// y[n,co,oy,ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co,ci,ky,kx] · x[n,ci,oy+ky−pad,ox+kx−pad]  (zero outside)
-pub fn conv_forward(s: &ConvShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
-    let (ho, wo) = (s.ho(), s.wo());
-    let mut y = vec![0.0; s.y_len()];
-    for n in 0..s.n {
-        for co in 0..s.cout {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut acc = b[co];
-                    for ci in 0..s.cin {
-                        for ky in 0..3 {
-                            for kx in 0..3 {
-                                if let Some(v) = input_at(s, x, n, ci, oy + ky, ox + kx) {
-                                    acc += w[((co * s.cin + ci) * 3 + ky) * 3 + kx] * v;
-                                }
-                            }
-                        }
-                    }
-                    y[((n * s.cout + co) * ho + oy) * wo + ox] = acc;
-                }
-            }
-        }
-    }
-    y
+/// ConvNet-3's 3×3, stride-1 convolution as the general one below.
+fn k3(s: &ConvShape) -> KConvShape {
+    KConvShape { n: s.n, cin: s.cin, cout: s.cout, h: s.h, w: s.w, k: 3, stride: 1, pad: s.pad }
 }
 
-/// x[n,c,py−pad,px−pad] where (py, px) are coordinates in the zero-padded image; None in the padding.
-fn input_at(s: &ConvShape, x: &[f64], n: usize, c: usize, py: usize, px: usize) -> Option<f64> {
-    let (iy, ix) = (py.checked_sub(s.pad)?, px.checked_sub(s.pad)?);
-    (iy < s.h && ix < s.w).then(|| x[((n * s.cin + c) * s.h + iy) * s.w + ix])
+/// y[n,co,oy,ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co,ci,ky,kx] · x[n,ci,oy+ky−pad,ox+kx−pad]  (zero outside)
+pub fn conv_forward(s: &ConvShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    kconv_forward(&k3(s), x, w, Some(b))
 }
 
 /// dx = ∂L/∂x given dy = ∂L/∂y: each output scatters dy·w back onto the inputs it read.
 pub fn conv_backward_input(s: &ConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
-    let (ho, wo) = (s.ho(), s.wo());
-    let mut dx = vec![0.0; s.x_len()];
-    for n in 0..s.n {
-        for co in 0..s.cout {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
-                    for ci in 0..s.cin {
-                        for ky in 0..3 {
-                            for kx in 0..3 {
-                                let (py, px) = (oy + ky, ox + kx);
-                                if py < s.pad || px < s.pad || py - s.pad >= s.h || px - s.pad >= s.w {
-                                    continue;
-                                }
-                                let (iy, ix) = (py - s.pad, px - s.pad);
-                                dx[((n * s.cin + ci) * s.h + iy) * s.w + ix] += g * w[((co * s.cin + ci) * 3 + ky) * 3 + kx];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    dx
+    kconv_backward_input(&k3(s), dy, w)
 }
 
 /// dw[co,ci,ky,kx] = Σ_n,oy,ox dy[n,co,oy,ox] · x[n,ci,oy+ky−pad,ox+kx−pad]
 pub fn conv_backward_weight(s: &ConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
-    let (ho, wo) = (s.ho(), s.wo());
-    let mut dw = vec![0.0; s.w_len()];
-    for n in 0..s.n {
-        for co in 0..s.cout {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
-                    for ci in 0..s.cin {
-                        for ky in 0..3 {
-                            for kx in 0..3 {
-                                if let Some(v) = input_at(s, x, n, ci, oy + ky, ox + kx) {
-                                    dw[((co * s.cin + ci) * 3 + ky) * 3 + kx] += g * v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    dw
+    kconv_backward_weight(&k3(s), x, dy)
 }
 
 /// db[co] = Σ_n,oy,ox dy[n,co,oy,ox]
 pub fn conv_backward_bias(s: &ConvShape, dy: &[f64]) -> Vec<f64> {
-    let plane = s.ho() * s.wo();
-    (0..s.cout)
-        .map(|co| (0..s.n).map(|n| dy[(n * s.cout + co) * plane..][..plane].iter().sum::<f64>()).sum())
-        .collect()
+    kconv_backward_bias(&k3(s), dy)
 }
 
 /// Instance norm: returns (y, stats) with stats[2·plane] = mean, stats[2·plane+1] = 1/sqrt(var + eps).
@@ -290,54 +222,22 @@ pub fn norm_relu_pool_forward(s: &NormShape, h: usize, w: usize, x: &[f64], gamm
 // ---------------------------------------------------------------------------------------------
 // The evaluation pool's layers (shaders/layers.wgsl).
 
-/// x[n,c,oy·stride+ky−pad, ox·stride+kx−pad], None in the padding.
-fn kconv_input_at(s: &KConvShape, x: &[f64], n: usize, c: usize, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<f64> {
-    let iy = (oy * s.stride + ky).checked_sub(s.pad)?;
-    let ix = (ox * s.stride + kx).checked_sub(s.pad)?;
-    (iy < s.h && ix < s.w).then(|| x[((n * s.cin + c) * s.h + iy) * s.w + ix])
-}
-
-/// y[n,co,oy,ox] = b[co] + Σ_ci,ky,kx w[co,ci,ky,kx] · x[n,ci,oy·stride+ky−pad,ox·stride+kx−pad]; no bias when `b` is None.
-pub fn kconv_forward(s: &KConvShape, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+/// Calls f(x index, w index, y index) for every tap of the convolution that reads inside the image (taps on the
+/// zero padding contribute nothing), outputs in order and, within one output, ci, ky, kx in order. The forward
+/// pass and both backward passes are this one loop with a different multiply-add.
+fn kconv_taps(s: &KConvShape, mut f: impl FnMut(usize, usize, usize)) {
     let (ho, wo, k) = (s.ho(), s.wo(), s.k);
-    let mut y = vec![0.0; s.y_len()];
     for n in 0..s.n {
         for co in 0..s.cout {
             for oy in 0..ho {
                 for ox in 0..wo {
-                    let mut acc = b.map_or(0.0, |b| b[co]);
-                    for ci in 0..s.cin {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                if let Some(v) = kconv_input_at(s, x, n, ci, oy, ox, ky, kx) {
-                                    acc += w[((co * s.cin + ci) * k + ky) * k + kx] * v;
-                                }
-                            }
-                        }
-                    }
-                    y[((n * s.cout + co) * ho + oy) * wo + ox] = acc;
-                }
-            }
-        }
-    }
-    y
-}
-
-/// dx: each output scatters dy·w back onto the inputs it read.
-pub fn kconv_backward_input(s: &KConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
-    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
-    let mut dx = vec![0.0; s.x_len()];
-    for n in 0..s.n {
-        for co in 0..s.cout {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
+                    let yi = ((n * s.cout + co) * ho + oy) * wo + ox;
                     for ci in 0..s.cin {
                         for ky in 0..k {
                             for kx in 0..k {
                                 let (Some(iy), Some(ix)) = ((oy * s.stride + ky).checked_sub(s.pad), (ox * s.stride + kx).checked_sub(s.pad)) else { continue };
                                 if iy < s.h && ix < s.w {
-                                    dx[((n * s.cin + ci) * s.h + iy) * s.w + ix] += g * w[((co * s.cin + ci) * k + ky) * k + kx];
+                                    f(((n * s.cin + ci) * s.h + iy) * s.w + ix, ((co * s.cin + ci) * k + ky) * k + kx, yi);
                                 }
                             }
                         }
@@ -346,31 +246,27 @@ pub fn kconv_backward_input(s: &KConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
             }
         }
     }
+}
+
+/// y[n,co,oy,ox] = b[co] + Σ_ci,ky,kx w[co,ci,ky,kx] · x[n,ci,oy·stride+ky−pad,ox·stride+kx−pad]; no bias when `b` is None.
+pub fn kconv_forward(s: &KConvShape, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+    let plane = s.ho() * s.wo();
+    let mut y: Vec<f64> = (0..s.y_len()).map(|i| b.map_or(0.0, |b| b[(i / plane) % s.cout])).collect();
+    kconv_taps(s, |xi, wi, yi| y[yi] += w[wi] * x[xi]);
+    y
+}
+
+/// dx: each output scatters dy·w back onto the inputs it read.
+pub fn kconv_backward_input(s: &KConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+    let mut dx = vec![0.0; s.x_len()];
+    kconv_taps(s, |xi, wi, yi| dx[xi] += dy[yi] * w[wi]);
     dx
 }
 
 /// dw[co,ci,ky,kx] = Σ_n,oy,ox dy[n,co,oy,ox] · x[n,ci,oy·stride+ky−pad,ox·stride+kx−pad]
 pub fn kconv_backward_weight(s: &KConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
-    let (ho, wo, k) = (s.ho(), s.wo(), s.k);
     let mut dw = vec![0.0; s.w_len()];
-    for n in 0..s.n {
-        for co in 0..s.cout {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let g = dy[((n * s.cout + co) * ho + oy) * wo + ox];
-                    for ci in 0..s.cin {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                if let Some(v) = kconv_input_at(s, x, n, ci, oy, ox, ky, kx) {
-                                    dw[((co * s.cin + ci) * k + ky) * k + kx] += g * v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    kconv_taps(s, |xi, wi, yi| dw[wi] += dy[yi] * x[xi]);
     dw
 }
 
