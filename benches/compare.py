@@ -62,7 +62,8 @@ def main():
     ekey = lambda r: (r["shape"], r["ipc"], r["width"])
     pt_e = {ekey(r): r for r in pt["eval"]}
     for r in hd["eval"]:
-        p = pt_e.get(ekey(r))
+        # the PyTorch side times ConvNet-3 only
+        p = pt_e.get(ekey(r)) if r.get("arch", "convnet") == "convnet" else None
         if p:
             for label, f in (("epoch", "ms_per_epoch"), (f"test pass {r['test_images']}", "test_pass_ms")):
                 what = f"eval {r['shape']} ipc {r['ipc']} {label}"

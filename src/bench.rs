@@ -386,6 +386,8 @@ pub struct SuiteOptions {
     pub eval_batch: usize,
     /// test images of the test-pass timing (10,000 in Fashion-MNIST and CIFAR)
     pub test_images: usize,
+    /// networks the eval part trains (ConvNet-3 and the cross-architecture pool)
+    pub eval_archs: Vec<crate::nn::arch::Arch>,
 }
 
 impl SuiteOptions {
@@ -440,6 +442,7 @@ pub struct ConvKernelTiming {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EvalBench {
+    pub arch: String,
     pub shape: String,
     pub ipc: usize,
     pub width: usize,
@@ -616,13 +619,13 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
 /// One evaluation measurement: train a fresh ConvNet-3 for `epochs` (+1, as the protocol) on 10 × ipc
 /// random images, then the test pass over `test_images`; each timed on its own after an untimed warm-up.
 #[allow(clippy::too_many_arguments)]
-pub fn eval_epoch(gpu: &Gpu, channels: usize, side: usize, ipc: usize, width: usize, batch: usize, epochs: usize, test_images: usize,
+pub fn eval_epoch(gpu: &Gpu, arch: crate::nn::arch::Arch, channels: usize, side: usize, ipc: usize, width: usize, batch: usize, epochs: usize, test_images: usize,
     seed: u64) -> Result<EvalBench, anyhow::Error> {
     use crate::eval::{self, EvalConfig};
     let ds = random_dataset_with_test(channels, side, ipc, test_images.div_ceil(10), seed);
     let all: Vec<usize> = (0..ds.train.len()).collect();
     let images = ds.normalized(&ds.train, &all);
-    let cfg = EvalConfig { epochs, nets: 1, batch, width, ..Default::default() };
+    let cfg = EvalConfig { arch, epochs, nets: 1, batch, width, ..Default::default() };
     // warm-up: one pass compiles every training pipeline (minutes of epochs would hide it; a handful would not)
     eval::train(gpu, &ds, &images, &ds.train.labels, &EvalConfig { epochs: 0, ..cfg.clone() }, seed, &mut |_| {})?;
     let before = gpu.counters();
@@ -639,10 +642,18 @@ pub fn eval_epoch(gpu: &Gpu, channels: usize, side: usize, ipc: usize, width: us
     let passes = epochs + 1;
     let ms_per_epoch = train_ms / passes as f64;
     let n = ds.train.len();
-    let fwd = net_cfg.embed_macs(n);
-    let conv0 = net_cfg.conv_shapes(n)[0].macs();
-    let gflop = 2.0 * (fwd + fwd + fwd - conv0) as f64 / 1e9;
+    let gflop = match arch {
+        crate::nn::arch::Arch::ConvNet => {
+            let fwd = net_cfg.embed_macs(n);
+            let conv0 = net_cfg.conv_shapes(n)[0].macs();
+            2.0 * (fwd + fwd + fwd - conv0) as f64 / 1e9
+        }
+        // forward, weight gradients, input gradients: three times the forward's multiply-adds (the first layer's
+        // input gradient is not computed: an over-count under 1 % for the convolutional networks)
+        _ => 2.0 * 3.0 * crate::nn::arch::Graph::new(arch, channels, side, 10, width)?.macs(n) as f64 / 1e9,
+    };
     Ok(EvalBench {
+        arch: arch.name().into(),
         shape: format!("{channels}x{side}x{side}"),
         ipc,
         width,
@@ -672,7 +683,7 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
             Part::Peak => nn_kernels() * per,
             Part::Kernels => 18 * per * o.shapes.len() as u64, // at most 6 kernels × 3 layers
             Part::Distill => per * o.distill_configs().len() as u64,
-            Part::Eval => (o.shapes.len() * o.ipcs.len()) as u64,
+            Part::Eval => (o.shapes.len() * o.ipcs.len() * o.eval_archs.len()) as u64,
             Part::Passes => 0, // `run` adds its own steps
             Part::Breakdown => o.distill_configs().len() as u64,
         };
@@ -700,9 +711,11 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
     if has(Part::Eval) {
         for &(c, s) in &o.shapes {
             for &ipc in &o.ipcs {
-                progress.set_message(format!("eval {c}x{s}x{s} ipc {ipc}"));
-                eval.push(eval_epoch(gpu, c, s, ipc, o.width, o.eval_batch, o.eval_epochs, o.test_images, o.seed)?);
-                progress.inc(1);
+                for &arch in &o.eval_archs {
+                    progress.set_message(format!("eval {} {c}x{s}x{s} ipc {ipc}", arch.name()));
+                    eval.push(eval_epoch(gpu, arch, c, s, ipc, o.width, o.eval_batch, o.eval_epochs, o.test_images, o.seed)?);
+                    progress.inc(1);
+                }
             }
         }
     }

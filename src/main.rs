@@ -139,6 +139,9 @@ enum Command {
         /// eval: training batch size.
         #[arg(long, default_value_t = 256)]
         eval_batch: usize,
+        /// eval: networks trained, comma separated: convnet, mlp, lenet, alexnet, vgg11, resnet18.
+        #[arg(long, default_value = "convnet", value_delimiter = ',')]
+        eval_arch: Vec<String>,
         /// eval: test images in the timed test pass.
         #[arg(long, default_value_t = 10000)]
         test_images: usize,
@@ -510,7 +513,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
-            parts, shapes, width, ipc, batch_real, method, runs, warmup, matmul, batch, eval_epochs, eval_batch, test_images, json, seed,
+            parts, shapes, width, ipc, batch_real, method, runs, warmup, matmul, batch, eval_epochs, eval_batch, eval_arch, test_images, json, seed,
             profile, distill,
         } => {
             if batch == 0 || width == 0 || runs == 0 || eval_batch == 0 || test_images == 0 {
@@ -546,6 +549,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = SuiteOptions {
                 parts, shapes, width, ipcs: ipc, batch_reals: batch_real, methods, runs, warmup, seed, matmul, batch, eval_epochs,
                 eval_batch, test_images,
+                eval_archs: eval_arch.iter().map(|a| hyperdistill::nn::arch::Arch::parse(a)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
             };
             bench_suite(&opts, json)
         }
@@ -677,9 +681,10 @@ fn bench_suite(o: &SuiteOptions, json: Option<PathBuf>) -> Result<ExitCode> {
     }
     if !r.eval.is_empty() {
         println!("\nevaluation (width {}, batch {}; {} timed epochs each)", o.width, o.eval_batch, o.eval_epochs + 1);
-        println!("  {:<9} {:>4} {:>7} {:>12} {:>9} {:>12} {:>12} {:>9}", "shape", "ipc", "images", "ms/epoch", "GFLOP/s", "test images", "test pass ms", "buf MiB");
+        println!("  {:<9} {:<9} {:>4} {:>7} {:>12} {:>9} {:>12} {:>12} {:>9}", "network", "shape", "ipc", "images", "ms/epoch", "GFLOP/s", "test images",
+            "test pass ms", "buf MiB");
         for e in &r.eval {
-            println!("  {:<9} {:>4} {:>7} {:>12.1} {:>9.2} {:>12} {:>12.1} {:>9.1}", e.shape, e.ipc, e.images, e.ms_per_epoch, e.gflops,
+            println!("  {:<9} {:<9} {:>4} {:>7} {:>12.1} {:>9.2} {:>12} {:>12.1} {:>9.1}", e.arch, e.shape, e.ipc, e.images, e.ms_per_epoch, e.gflops,
                 e.test_images, e.test_pass_ms, mib(e.buffer_bytes));
         }
     }

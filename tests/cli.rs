@@ -27,7 +27,7 @@ fn bench_writes_json() {
     let json = dir.join("bench.json");
     let out = hyperdistill(&[
         "bench", "--parts", "peak,kernels,distill,eval,passes", "--batch", "3", "--width", "8", "--runs", "2", "--warmup", "1",
-        "--matmul", "64", "--ipc", "1", "--batch-real", "4", "--eval-epochs", "1", "--test-images", "20", "--json", json.to_str().unwrap(),
+        "--matmul", "64", "--ipc", "1", "--batch-real", "4", "--eval-epochs", "1", "--test-images", "20", "--eval-arch", "convnet,mlp", "--json", json.to_str().unwrap(),
     ]);
     println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "bench failed");
@@ -51,9 +51,10 @@ fn bench_writes_json() {
         assert_eq!((c["submits"].as_u64(), c["readbacks"].as_u64(), c["buffers_created"].as_u64()), (Some(1), Some(0), Some(0)), "{d}");
         assert!(d["buffer_bytes"].as_u64().unwrap() > 0 && d["median_ms"].as_f64().unwrap() > 0.0);
     }
-    // eval: 2 shapes × 1 ipc, 10 images trained, 20 test images
+    // eval: 2 shapes × 1 ipc × 2 networks, 10 images trained, 20 test images
     let eval = v["eval"].as_array().unwrap();
-    assert_eq!(eval.len(), 2);
+    assert_eq!(eval.len(), 4);
+    assert_eq!(eval.iter().map(|e| e["arch"].as_str().unwrap()).collect::<Vec<_>>(), ["convnet", "mlp", "convnet", "mlp"]);
     for e in eval {
         assert_eq!((e["images"].as_u64(), e["test_images"].as_u64(), e["epochs_timed"].as_u64()), (Some(10), Some(20), Some(2)));
         assert!(e["test_pass_ms"].as_f64().unwrap() > 0.0);
