@@ -3,7 +3,7 @@
 # software Vulkan: IPC 10, ConvNet-3 width 32, batch_real 64, seed 1, 100 iterations; evaluation = the DM protocol
 # shortened to 100 epochs (101 passes) × 2 networks, labelled quick. Rows: the real-image initialisation (0
 # iterations), DM, DM+HDD, DM+HDD distilled against the nearest 20 % of each class (--keep-real 0.2), DANCE and
-# DANCE+HDD (2 experts × 3 epochs instead of 20 × 60; evaluated with the DM protocol like every row), IDM and IDM+HDD
+# DANCE+HDD (1 expert × 2 epochs instead of 20 × 60; evaluated with the DM protocol like every row), IDM and IDM+HDD
 # (queue budget 1 net × 2 steps × 64 images per iteration instead of 2 × 10 × 256; evaluated on the 4× expanded set).
 # Then the cross-architecture evaluation (MLP, LeNet; ConvNet-3 is each row's own evaluation) of the DM-family sets.
 # Rows whose OUT/<row>/synset.safetensors exists are not run again.
@@ -13,7 +13,7 @@ OUT=${1:-runs/embedded_study}
 BIN=${BIN:-target/release/hyperdistill}
 COMMON=(--dataset embedded --ipc 10 --width 32 --batch-real 64 --seed 1 --iterations 100
         --eval-every 0 --eval-epochs 100 --eval-nets 2 --eval-protocol dm --checkpoint-every 50)
-DANCE=(--experts 2 --num-premodel 2 --expert-epochs 3 --expert-dir "$OUT/experts")
+DANCE=(--experts 1 --num-premodel 1 --expert-epochs 2 --expert-dir "$OUT/experts")
 IDM=(--fetch-net-num 1 --model-train-steps 2 --net-batch 64)
 mkdir -p "$OUT"
 row() {
