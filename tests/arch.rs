@@ -204,7 +204,8 @@ fn pool_sizes_are_the_dc_codes() {
     assert_eq!(count(Arch::ResNet18, 3, 32), 11_173_962);
     // every network ends in a 1×1 (or flat) map for both input formats and gives 10 logits
     for arch in Arch::ALL {
-        for (c, side) in [(1, 28), (3, 32)] {
+        // (64×64: Tiny ImageNet, where the last linear layer takes whatever the last map flattens to)
+        for (c, side) in [(1, 28), (3, 32), (3, 64)] {
             let gr = Graph::new(arch, c, side, 10, 128).unwrap();
             assert_eq!(gr.dims(gr.nodes.len()).size(), 10, "{arch:?}");
         }
