@@ -466,6 +466,8 @@ pub fn ref_backward(g: &Graph, p: &[Vec<f64>], act: &RefActivations, d_logits: &
 pub struct GpuGraphNet {
     pub graph: Graph,
     pub params: Vec<Buffer>,
+    /// each node's first parameter tensor (`Graph::param_layout`, computed once: forward and backward run per batch)
+    first: Vec<usize>,
 }
 
 /// Tensors of one batch size, allocated once: every node's output, and for training every tensor's gradient.
@@ -498,7 +500,8 @@ impl GpuGraphNet {
     pub fn new(gpu: &Gpu, graph: &Graph, params: &[Vec<f32>]) -> Result<Self, GpuError> {
         assert_eq!(params.iter().map(Vec::len).collect::<Vec<_>>(), graph.tensor_lens(), "parameters of another graph");
         let params = params.iter().enumerate().map(|(i, t)| gpu.upload(&format!("arch_param{i}"), t)).collect::<Result<_, _>>()?;
-        Ok(GpuGraphNet { graph: graph.clone(), params })
+        let first = graph.param_layout().into_iter().map(|(f, _)| f).collect();
+        Ok(GpuGraphNet { graph: graph.clone(), params, first })
     }
 
     pub fn grads(&self, gpu: &Gpu) -> Result<GpuGrads, GpuError> {
@@ -534,9 +537,8 @@ impl GpuGraphNet {
     /// Forward pass of `ws.x()` into every tensor, the logits last.
     pub fn forward(&self, gpu: &Gpu, enc: &mut CommandEncoder, ws: &GraphWorkspace) {
         let (g, n) = (&self.graph, ws.n);
-        let layout = g.param_layout();
         for (i, nd) in g.nodes.iter().enumerate() {
-            let q = &self.params[layout[i].0..];
+            let q = &self.params[self.first[i]..];
             let (x, y) = (&ws.tensors[nd.input], &ws.tensors[i + 1]);
             match nd.layer {
                 Layer::Conv { bias, .. } => ops::kconv_forward(gpu, enc, &g.conv_shape(i, n), x, &q[0], bias.then(|| &q[1]), y),
@@ -555,7 +557,6 @@ impl GpuGraphNet {
     /// it (nodes are visited last to first) and accumulated by any later one.
     pub fn backward(&self, gpu: &Gpu, enc: &mut CommandEncoder, ws: &GraphWorkspace, grads: &GpuGrads, input_grad: bool) {
         let (g, n) = (&self.graph, ws.n);
-        let layout = g.param_layout();
         let tmp = ws.tmp.as_ref().expect("backward needs a training workspace");
         let mut written = vec![false; g.nodes.len() + 1];
         // Where the gradient of tensor t goes: its own buffer the first time, else `tmp` (added afterwards).
@@ -568,7 +569,7 @@ impl GpuGraphNet {
         };
         for (i, nd) in g.nodes.iter().enumerate().rev() {
             let dy = &ws.grads[i + 1];
-            let (first, q) = (layout[i].0, &self.params[layout[i].0..]);
+            let (first, q) = (self.first[i], &self.params[self.first[i]..]);
             let x = &ws.tensors[nd.input];
             let want = nd.input != 0 || input_grad;
             match nd.layer {
