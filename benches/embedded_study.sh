@@ -6,7 +6,7 @@
 # DANCE+HDD (1 expert × 2 epochs instead of 20 × 60; evaluated with the DM protocol like every row), IDM and IDM+HDD
 # (queue budget 1 net × 2 steps × 64 images per iteration instead of 2 × 10 × 256; evaluated on the 4× expanded set).
 # Then the cross-architecture evaluation (MLP, LeNet; ConvNet-3 is each row's own evaluation) of the DM-family sets.
-# Rows whose OUT/<row>/synset.safetensors exists are not run again.
+# Rows whose OUT/<row>/synset.safetensors exists are not run again; a row with only a checkpoint is resumed.
 # Usage: benches/embedded_study.sh [OUT_DIR]
 set -uo pipefail
 OUT=${1:-runs/embedded_study}
@@ -20,7 +20,12 @@ row() {
   local name=$1; shift
   [ -f "$OUT/$name/synset.safetensors" ] && return 0
   local start=$(date +%s)
-  "$BIN" distill "${COMMON[@]}" "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+  if [ -f "$OUT/$name/checkpoint.safetensors" ]; then
+    # an interrupted row continues from its checkpoint with its recorded config (a finished one only evaluates)
+    "$BIN" distill --resume "$OUT/$name" >> "$OUT/$name.log" 2>&1
+  else
+    "$BIN" distill "${COMMON[@]}" "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+  fi
   echo "$name: rc $? $(( $(date +%s) - start )) s total" | tee -a "$OUT/summary.txt"
   grep -E "s per iteration|final test accuracy|kept" "$OUT/$name.log" | tee -a "$OUT/summary.txt"
 }
