@@ -622,11 +622,15 @@ impl HyperApp {
                 }
             }
             if ui.button("Load + reset").clicked() {
+                // checked before it replaces the current settings, so a refused file leaves the session as it was
                 match AppSettings::load(std::path::Path::new(&self.settings_path)) {
-                    Ok(s) => {
-                        self.settings = s;
-                        self.reset();
-                    }
+                    Ok(s) => match s.validate() {
+                        Ok(()) => {
+                            self.settings = s;
+                            self.reset();
+                        }
+                        Err(e) => self.error = Some(format!("{}: {e}", self.settings_path)),
+                    },
                     Err(e) => self.error = Some(format!("{e:#}")),
                 }
             }

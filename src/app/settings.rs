@@ -69,6 +69,16 @@ impl AppSettings {
         if self.eval_nets == 0 {
             return Err("eval_nets must be at least 1".into());
         }
+        if self.distill.method.dance() {
+            // DANCE first trains its experts (20 × 60 epochs by default): minutes to hours before the first image moves,
+            // with nothing to show meanwhile, and no disk in the browser to keep them on
+            return Err(format!(
+                "method {} is not in the app: DANCE needs its experts trained first; run it with `hyperdistill distill --method {}` \
+                 (the app offers dm, dm+hdd, idm and idm+hdd)",
+                self.distill.method.name(),
+                self.distill.method.name()
+            ));
+        }
         Ok(())
     }
 }
@@ -76,6 +86,7 @@ impl AppSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distill::Method;
 
     #[test]
     fn settings_round_trip_through_toml() {
@@ -90,5 +101,21 @@ mod tests {
         assert_eq!(AppSettings::load(&p).unwrap(), s);
         std::fs::write(&p, "bogus_key = 1\n").unwrap();
         assert!(AppSettings::load(&p).is_err());
+    }
+
+    #[test]
+    fn dance_settings_are_refused_with_the_cli_command() {
+        let mut s = AppSettings::default();
+        assert_eq!(s.validate(), Ok(()));
+        for (method, name) in [(Method::Dance, "dance"), (Method::DanceHdd, "dance+hdd")] {
+            s.distill.method = method;
+            let err = s.validate().unwrap_err();
+            println!("{err}");
+            assert!(err.contains(&format!("hyperdistill distill --method {name}")), "{err}");
+        }
+        for method in [Method::Dm, Method::DmHdd, Method::Idm, Method::IdmHdd] {
+            s.distill.method = method;
+            assert_eq!(s.validate(), Ok(()), "{method:?}");
+        }
     }
 }
