@@ -4,7 +4,9 @@
 # shortened to 100 epochs (101 passes) × 2 networks, labelled quick. Rows: the real-image initialisation (0
 # iterations), DM, DM+HDD, DM+HDD distilled against the nearest 20 % of each class (--keep-real 0.2), DANCE and
 # DANCE+HDD (1 expert × 2 epochs instead of 20 × 60; evaluated with the DM protocol like every row), IDM and IDM+HDD
-# (queue budget 1 net × 2 steps × 64 images per iteration instead of 2 × 10 × 256; evaluated on the 4× expanded set).
+# (queue budget 1 net × 2 steps × 64 images per iteration instead of 2 × 10 × 256; evaluated on the 4× expanded set),
+# and the two mosaic initialisations at 0 iterations (DANCE's nearest-neighbour, IDM's 2×2 box average), the baseline
+# that DANCE's and IDM's rows are evaluated against (400 expanded images, not the 100 real ones of the first row).
 # Then the cross-architecture evaluation (MLP, LeNet; ConvNet-3 is each row's own evaluation) of the DM-family sets.
 # Rows whose OUT/<row>/synset.safetensors exists are not run again; a row with only a checkpoint is resumed.
 # Usage: benches/embedded_study.sh [OUT_DIR]
@@ -43,3 +45,5 @@ row dance_hdd --method dance+hdd "${DANCE[@]}"
 row dance --method dance "${DANCE[@]}"
 row idm --method idm "${IDM[@]}"
 row idm_hdd --method idm+hdd "${IDM[@]}"
+row dance_init --method dance "${DANCE[@]}" --iterations 0
+row idm_init --method idm "${IDM[@]}" --iterations 0
