@@ -9,7 +9,8 @@
 # that DANCE's and IDM's rows are evaluated against (400 expanded images, not the 100 real ones of the first row).
 # Then the cross-architecture evaluation (MLP, LeNet; ConvNet-3 is each row's own evaluation) of the DM-family sets.
 # Rows whose OUT/<row>/synset.safetensors exists are not run again; a row with only a checkpoint is resumed.
-# Usage: benches/embedded_study.sh [OUT_DIR]
+# ROWS="idm_hdd dance_init" (a space-separated list of row names) runs only those rows and skips the cross-arch step.
+# Usage: [ROWS="..."] benches/embedded_study.sh [OUT_DIR]
 set -uo pipefail
 OUT=${1:-runs/embedded_study}
 BIN=${BIN:-target/release/hyperdistill}
@@ -21,6 +22,7 @@ mkdir -p "$OUT"
 row() {
   local name=$1; shift
   [ -f "$OUT/$name/synset.safetensors" ] && return 0
+  [ -n "${ROWS:-}" ] && [[ " $ROWS " != *" $name "* ]] && return 0
   local start=$(date +%s)
   if [ -f "$OUT/$name/checkpoint.safetensors" ]; then
     # an interrupted row continues from its checkpoint with its recorded config (a finished one only evaluates)
@@ -37,6 +39,7 @@ row dm_hdd --method dm+hdd
 row dm_hdd_keep02 --method dm+hdd --keep-real 0.2
 for name in baseline dm dm_hdd dm_hdd_keep02; do
   [ -f "$OUT/$name.arch.txt" ] && continue
+  [ -n "${ROWS:-}" ] && continue
   "$BIN" eval --synset "$OUT/$name/synset.safetensors" --eval-arch mlp,lenet --epochs 100 --nets 2 --width 32 --seed 1 \
     > "$OUT/$name.arch.txt" 2> "$OUT/$name.arch.log"
   sed "s/^/$name /" "$OUT/$name.arch.txt" | tee -a "$OUT/summary.txt"

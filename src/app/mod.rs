@@ -95,6 +95,10 @@ pub struct HyperApp {
     pub settings: AppSettings,
     tx: Sender<Cmd>,
     rx: Receiver<Msg>,
+    /// the native worker thread, joined on drop: a process that exits while the worker still has GPU work in
+    /// flight can crash inside the driver's teardown (seen as a SIGSEGV at exit on lavapipe)
+    #[cfg(not(target_arch = "wasm32"))]
+    worker: Option<std::thread::JoinHandle<()>>,
     /// the compute device (eframe's own, except on software adapters: see `new`)
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     device: (wgpu::Adapter, wgpu::Device, wgpu::Queue),
@@ -139,6 +143,12 @@ pub struct HyperApp {
 impl Drop for HyperApp {
     fn drop(&mut self) {
         let _ = self.tx.send(Cmd::Quit);
+        // The worker reads Quit between iterations: wait for the one in flight (seconds at most) so that no GPU
+        // work is running when the process tears the device down.
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -176,7 +186,7 @@ impl HyperApp {
         let ctx = cc.egui_ctx.clone();
         let repaint = move || ctx.request_repaint();
         #[cfg(not(target_arch = "wasm32"))]
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("distill".into())
             .spawn(move || pollster::block_on(session::worker(gpu, worker_rx, worker_tx, Box::new(repaint), cache)))?;
         #[cfg(target_arch = "wasm32")]
@@ -185,6 +195,8 @@ impl HyperApp {
             settings: settings.clone(),
             tx,
             rx,
+            #[cfg(not(target_arch = "wasm32"))]
+            worker: Some(worker),
             device,
             info: None,
             latest: None,
