@@ -14,7 +14,7 @@
 set -uo pipefail
 OUT=${1:-runs/embedded_study}
 BIN=${BIN:-target/release/hyperdistill}
-COMMON=(--dataset embedded --ipc 10 --width 32 --batch-real 64 --seed 1 --iterations 100
+COMMON=(--dataset embedded --ipc 10 --width 32 --batch-real 64 --seed 1
         --eval-every 0 --eval-epochs 100 --eval-nets 2 --eval-protocol dm --checkpoint-every 50)
 DANCE=(--experts 1 --num-premodel 1 --expert-epochs 2 --expert-dir "$OUT/experts")
 IDM=(--fetch-net-num 1 --model-train-steps 2 --net-batch 64)
@@ -28,12 +28,12 @@ row() {
     # an interrupted row continues from its checkpoint with its recorded config (a finished one only evaluates)
     "$BIN" distill --resume "$OUT/$name" >> "$OUT/$name.log" 2>&1
   else
-    "$BIN" distill "${COMMON[@]}" "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+    "$BIN" distill "${COMMON[@]}" --iterations "${ITERS:-100}" "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
   fi
   echo "$name: rc $? $(( $(date +%s) - start )) s total" | tee -a "$OUT/summary.txt"
   grep -E "s per iteration|final test accuracy|kept" "$OUT/$name.log" | tee -a "$OUT/summary.txt"
 }
-row baseline --method dm --iterations 0
+ITERS=0 row baseline --method dm
 row dm --method dm
 row dm_hdd --method dm+hdd
 row dm_hdd_keep02 --method dm+hdd --keep-real 0.2
@@ -48,5 +48,5 @@ row dance_hdd --method dance+hdd "${DANCE[@]}"
 row dance --method dance "${DANCE[@]}"
 row idm --method idm "${IDM[@]}"
 row idm_hdd --method idm+hdd "${IDM[@]}"
-row dance_init --method dance "${DANCE[@]}" --iterations 0
-row idm_init --method idm "${IDM[@]}" --iterations 0
+ITERS=0 row dance_init --method dance "${DANCE[@]}"
+ITERS=0 row idm_init --method idm "${IDM[@]}"
