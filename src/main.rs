@@ -37,6 +37,7 @@ enum Command {
         /// Dataset to open instead of the embedded Fashion-MNIST subset (a path or a cached name).
         #[arg(long)]
         dataset: Option<String>,
+        /// Dataset cache directory [default: $HYPERDISTILL_CACHE, else the platform cache dir + hyperdistill].
         #[arg(long)]
         cache: Option<PathBuf>,
     },
@@ -58,10 +59,14 @@ enum Command {
         /// The dataset to test on [default: the one recorded in the file, else embedded].
         #[arg(long)]
         dataset: Option<String>,
+        /// Training epochs per network [default: the protocol's, 1000 for dm, 1500 for dance]; giving it labels
+        /// results quick.
         #[arg(long)]
         epochs: Option<usize>,
+        /// Networks trained from fresh random initialisations; the report gives mean ± std over them [default: 5].
         #[arg(long)]
         nets: Option<usize>,
+        /// ConvNet-3 width (channels per conv layer) [default: 128].
         #[arg(long)]
         width: Option<usize>,
         /// 300 epochs × 3 networks; results are labelled quick.
@@ -75,8 +80,10 @@ enum Command {
         /// alexnet, vgg11, resnet18 (the DC code's cross-architecture pool; VGG11 and ResNet18 with instance norm).
         #[arg(long, default_value = "convnet", value_delimiter = ',')]
         eval_arch: Vec<String>,
+        /// Seed of the evaluation networks' initialisation, batches and augmentation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Dataset cache directory [default: $HYPERDISTILL_CACHE, else the platform cache dir + hyperdistill].
         #[arg(long)]
         cache: Option<PathBuf>,
         /// Hyperbolic pruning of the synthetic set before evaluating it (the other reading of the paper's pruning):
@@ -148,6 +155,7 @@ enum Command {
         /// Also write the whole report as JSON to this file (compare runs over time, or with benches/torch_ref.py).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Seed of the benchmark's random inputs and networks.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Instead: time every kernel of ConvNet-3 (convolutions, norms, activations, pools) on its own, for the
@@ -179,16 +187,20 @@ struct DistillArgs {
     /// Synthetic images per class.
     #[arg(long)]
     ipc: Option<usize>,
+    /// Distillation iterations (0: evaluate the initialisation) [default: the method's published number].
     #[arg(long)]
     iterations: Option<usize>,
     /// Real images per class per iteration.
     #[arg(long)]
     batch_real: Option<usize>,
+    /// Learning rate of the synthetic pixels (SGD, momentum 0.5; DANCE's is in [0, 1] pixel units) [default: the
+    /// method's published value for the IPC].
     #[arg(long)]
     lr_img: Option<f32>,
     /// ConvNet width (channels per conv layer).
     #[arg(long)]
     width: Option<usize>,
+    /// Seed of every random choice (initial images, networks, batches, augmentations), through one ChaCha generator.
     #[arg(long)]
     seed: Option<u64>,
     /// HDD: geoopt's curvature parameter k > 0.
@@ -249,8 +261,10 @@ struct DistillArgs {
     /// Evaluate every N iterations (0: only at the end).
     #[arg(long)]
     eval_every: Option<usize>,
+    /// Epochs per evaluation network [default: the protocol's]; giving it labels results quick.
     #[arg(long)]
     eval_epochs: Option<usize>,
+    /// Networks per evaluation, mean ± std over them [default: 5].
     #[arg(long)]
     eval_nets: Option<usize>,
     /// Evaluate with 300 epochs × 3 networks (labelled quick in every output).
@@ -263,6 +277,7 @@ struct DistillArgs {
     /// cross-architecture pool; VGG11 and ResNet18 with instance norm).
     #[arg(long)]
     eval_arch: Option<String>,
+    /// Save a checkpoint every N iterations (resume with --resume OUT; 0: only at the end).
     #[arg(long)]
     checkpoint_every: Option<usize>,
     /// Also write one PNG per synthetic image under OUT/images/<class>/.
@@ -278,6 +293,7 @@ struct DistillArgs {
     /// Output directory.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Dataset cache directory [default: $HYPERDISTILL_CACHE, else the platform cache dir + hyperdistill].
     #[arg(long)]
     cache: Option<PathBuf>,
 }
