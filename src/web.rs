@@ -18,6 +18,15 @@ pub enum PageEvent {
 thread_local! {
     static EVENTS: RefCell<Vec<PageEvent>> = const { RefCell::new(Vec::new()) };
     static PENDING_FILES: RefCell<Vec<(String, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    /// The running app's egui context: a paused app draws no frames until something asks for one, so a page
+    /// event must ask, or it would wait in `EVENTS` until the next mouse move.
+    static APP_CTX: RefCell<Option<egui::Context>> = const { RefCell::new(None) };
+}
+
+/// Queue `ev` for the app and wake it to take it.
+fn send(ev: PageEvent) {
+    EVENTS.with(|e| e.borrow_mut().push(ev));
+    APP_CTX.with(|c| if let Some(ctx) = c.borrow().as_ref() { ctx.request_repaint() });
 }
 
 pub fn take_events() -> Vec<PageEvent> {
@@ -49,6 +58,7 @@ impl WebHandle {
         let options = eframe::WebOptions { wgpu_options: crate::app::wgpu_options(), ..Default::default() };
         self.runner
             .start(canvas, options, Box::new(move |cc| {
+                APP_CTX.with(|c| *c.borrow_mut() = Some(cc.egui_ctx.clone()));
                 let mut app = HyperApp::new(cc, settings, std::path::PathBuf::new())?;
                 app.autoplay = autoplay;
                 Ok(Box::new(app))
@@ -66,7 +76,7 @@ impl WebHandle {
     pub fn open_files(&self, name: String) {
         let files = PENDING_FILES.with(|f| std::mem::take(&mut *f.borrow_mut()));
         crate::data::register_memory(&name, files);
-        EVENTS.with(|e| e.borrow_mut().push(PageEvent::OpenDataset(format!("memory:{name}"))));
+        send(PageEvent::OpenDataset(format!("memory:{name}")));
     }
 
     pub fn has_panicked(&self) -> bool {

@@ -87,10 +87,14 @@ function region(img, [x0, y0, x1, y1]) {
   return { total, coloured, hueBins: hues.size, greyLevels: greys.size };
 }
 
+// Every browser launched, so that a failure closes them all: a Chromium left open keeps node (and CI) alive.
+const browsers = [];
 async function launch(args) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hd-chromium-'));
-  return chromium.launchPersistentContext(dir, { executablePath: chromiumPath, headless: true, args: [...base, ...args],
-    viewport: { width: 1600, height: 1000 }, deviceScaleFactor: 1 });
+  const ctx = await chromium.launchPersistentContext(dir, { executablePath: chromiumPath, headless: true,
+    args: [...base, ...args], viewport: { width: 1600, height: 1000 }, deviceScaleFactor: 1 });
+  browsers.push(ctx);
+  return ctx;
 }
 
 // (data-it-per-s is dataset.itPerS: the DOM camel-cases data attributes)
@@ -168,6 +172,9 @@ async function main() {
       ['t10k-images-idx3-ubyte', idx(2051, [20, 28, 28], images(20))],
       ['t10k-labels-idx1-ubyte', idx(2049, [20], labels(20))],
     ].map(([name, buffer]) => ({ name, mimeType: 'application/octet-stream', buffer }));
+    // the page listens for picked files once the wasm module is loaded; `running` comes after that
+    await page.waitForFunction(() => document.getElementById('hd-status').dataset.state === 'running', null, { timeout: 120000 })
+      .catch(() => {});
     await page.setInputFiles('#files', files);
     await page.waitForFunction(() => /\(60 train images\)/.test(document.getElementById('hd-status').dataset.dataset ?? ''), null, { timeout: 120000 })
       .catch(() => {});
@@ -189,8 +196,16 @@ async function main() {
     else if (s2.state !== 'no-webgpu' || !shown || !shown.includes('needs WebGPU')) fail(`without WebGPU the page is in state ${s2.state}`);
     await plain.close();
   } finally {
+    for (const b of browsers) await b.close().catch(() => {});
+    server.closeAllConnections();
     server.close();
     console.log(JSON.stringify(result));
   }
 }
-main().catch(e => { if (!process.exitCode) { console.error(e); process.exitCode = 1; } });
+// A watchdog past every wait above: whatever hangs (a browser that will not close, a stuck page), the test
+// ends with a failure instead of holding CI until its time limit.
+const watchdog = setTimeout(() => { console.error('FAIL: the browser test did not finish; giving up'); process.exit(1); },
+  timeoutMs + 900000);
+watchdog.unref();
+main().catch(e => { if (!process.exitCode) { console.error(e); process.exitCode = 1; } })
+  .finally(() => process.exit(process.exitCode ?? 0));
