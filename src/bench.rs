@@ -195,8 +195,18 @@ pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize,
         let part = gpu.zeros("partial", 2 * ns.planes())?;
         let g = gpu.zeros("g", s.cout)?;
         let y2 = gpu.zeros("y2", s.y_len())?;
-        time(format!("norm{b} forward"), 0, &|e| ops::norm_forward(gpu, e, &ns, &y, &g, &g, &y2, &st));
-        time(format!("norm{b} backward"), 0, &|e| ops::norm_backward(gpu, e, &ns, &y, &g, &st, &y2, &dx, &part));
+        // every instance-norm variant the device runs (one thread per plane; one subgroup per plane)
+        for k in ops::NormKernel::available(gpu) {
+            let tag = match k {
+                ops::NormKernel::PerThread => String::new(),
+                ops::NormKernel::Subgroup(sg) => format!(" (subgroup {sg})"),
+            };
+            time(format!("norm{b} forward{tag}"), 0, &|e| ops::norm_forward_with(gpu, e, k, &ns, &y, &g, &g, &y2, &st));
+            time(format!("norm{b} backward{tag}"), 0, &|e| ops::norm_backward_with(gpu, e, k, &ns, &y, &g, &st, &y2, &dx, &part));
+            time(format!("norm{b} forward+relu+pool{tag}"), 0, &|e| {
+                ops::norm_relu_pool_forward_with(gpu, e, k, &ns, s.ho(), s.wo(), &y, &g, &g, &y2, &st)
+            });
+        }
         time(format!("relu{b} forward"), 0, &|e| ops::relu_forward(gpu, e, s.y_len(), &y, &y2));
         let ps = PoolShape { planes: n * s.cout, h: s.ho(), w: s.wo() };
         time(format!("pool{b} forward"), 0, &|e| ops::pool_forward(gpu, e, &ps, &y, &y2));
@@ -471,6 +481,8 @@ pub struct SuiteReport {
     pub driver: String,
     /// wgpu's runtime bounds checks in the shaders (HYPERDISTILL_SHADER_BOUNDS_CHECKS=off turns them off)
     pub bounds_checks: bool,
+    /// the instance-norm kernels this run used (`ops::NormKernel`: per thread, or subgroups of a size)
+    pub norm_kernel: String,
     pub unix_time: u64,
     pub options: SuiteOptions,
     pub peak: Option<Peak>,
@@ -743,6 +755,7 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
         device_type: format!("{:?}", gpu.info.device_type),
         driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info).trim().to_string(),
         bounds_checks: gpu.bounds_checks,
+        norm_kernel: format!("{:?}", crate::nn::ops::NormKernel::of(gpu)),
         unix_time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         options: o.clone(),
         peak,

@@ -201,6 +201,11 @@ pub struct Gpu {
     counters: AtomicCounters,
     /// wgpu's runtime bounds checks in our shaders (on unless HYPERDISTILL_SHADER_BOUNDS_CHECKS=off, see `pipeline`)
     pub bounds_checks: bool,
+    /// The subgroup size the subgroup kernels are built for: Some where the device has `Features::SUBGROUP` and
+    /// the adapter's subgroup size is fixed (minimum = maximum, ≤ 128: NVIDIA 32, lavapipe 8), so that a workgroup
+    /// of that size is one subgroup; None elsewhere, and the kernels without subgroups run.
+    /// HYPERDISTILL_SUBGROUPS=off makes it None (to compare against the kernels without subgroups).
+    pub subgroup_size: Option<u32>,
 }
 
 impl Gpu {
@@ -247,8 +252,9 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hyperdistill"),
-                // timestamps only feed `bench --parts breakdown`; asked for where the adapter has them
-                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                // timestamps only feed `bench --parts breakdown`; subgroups pick faster kernels (norm_sg.wgsl);
+                // each asked for where the adapter has it
+                required_features: adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
                 required_limits: adapter.limits(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -263,8 +269,16 @@ impl Gpu {
     /// Wrap a device someone else opened (the app shares eframe's device so compute results can be drawn
     /// without leaving the GPU). Its limits are the device's own, whatever it was opened with.
     pub fn from_device(adapter: wgpu::Adapter, device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        let info = adapter.get_info();
+        let off = matches!(std::env::var("HYPERDISTILL_SUBGROUPS").as_deref(), Ok("off" | "0" | "false"));
+        let subgroup_size = (!off
+            && device.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size
+            && (1..=128).contains(&info.subgroup_min_size))
+        .then_some(info.subgroup_min_size);
         Gpu {
-            info: adapter.get_info(),
+            info,
+            subgroup_size,
             limits: device.limits(),
             adapter,
             device,

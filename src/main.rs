@@ -19,7 +19,8 @@ use hyperdistill::selfcheck;
                   The GPU backend is chosen automatically (Vulkan, Metal, DX12, then GL); set WGPU_BACKEND=vulkan|metal|dx12|gl \
                   to force one and WGPU_POWER_PREF=low|high to pick an adapter. Without a GPU, install Mesa's software \
                   Vulkan driver (Debian: apt-get install mesa-vulkan-drivers libvulkan1). HYPERDISTILL_SHADER_BOUNDS_CHECKS=off \
-                  drops wgpu's runtime bounds checks from the shaders (faster; the checks are on by default)."
+                  drops wgpu's runtime bounds checks from the shaders (faster; the checks are on by default); \
+                  HYPERDISTILL_SUBGROUPS=off keeps kernels that use subgroups from running on GPUs that have them."
 )]
 struct Cli {
     /// With no command: the desktop app when a display is present, else this help.
@@ -662,8 +663,8 @@ fn bench_suite(o: &SuiteOptions, json: Option<PathBuf>) -> Result<ExitCode> {
     );
     let r = bench::suite(&gpu, o, &bar)?;
     bar.finish_and_clear();
-    println!("adapter {} ({}, {}, driver {}); hyperdistill {}; shader bounds checks {}", r.adapter, r.backend, r.device_type, r.driver,
-        r.hyperdistill, if r.bounds_checks { "on" } else { "off (HYPERDISTILL_SHADER_BOUNDS_CHECKS)" });
+    println!("adapter {} ({}, {}, driver {}); hyperdistill {}; shader bounds checks {}; norm kernels {}", r.adapter, r.backend, r.device_type,
+        r.driver, r.hyperdistill, if r.bounds_checks { "on" } else { "off (HYPERDISTILL_SHADER_BOUNDS_CHECKS)" }, r.norm_kernel);
     println!("(GPU times are wall times of encode + submit + wait; medians of {} runs after {} warm-up; FLOP = 2 × MACs)", o.runs, o.warmup);
     if let Some(p) = &r.peak {
         println!("\nmatmul peak ({0}×{0}×{0})", p.timings.first().map(|t| t.size).unwrap_or(0));

@@ -4,19 +4,26 @@
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+    /// Uses subgroup built-ins: only for devices opened with `wgpu::Features::SUBGROUP` (see `Gpu::subgroup_size`).
+    pub subgroups: bool,
 }
 
 macro_rules! shader {
     ($id:ident, $file:literal) => {
+        shader!($id, $file, false);
+    };
+    ($id:ident, $file:literal, $subgroups:literal) => {
         pub static $id: Shader = Shader {
             name: $file,
             source: concat!(include_str!("../shaders/common.wgsl"), include_str!(concat!("../shaders/", $file))),
+            subgroups: $subgroups,
         };
     };
 }
 
 shader!(CONV, "conv.wgsl");
 shader!(NORM, "norm.wgsl");
+shader!(NORM_SG, "norm_sg.wgsl", true);
 shader!(ACTIVATION, "activation.wgsl");
 shader!(LINEAR, "linear.wgsl");
 shader!(LOSS, "loss.wgsl");
@@ -29,13 +36,20 @@ shader!(MOSAIC, "mosaic.wgsl");
 shader!(LAYERS, "layers.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV, &NORM, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
+pub static ALL: &[&Shader] = &[&CONV, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.
 pub fn validate(shader: &Shader) -> Result<(), String> {
     let module = naga::front::wgsl::parse_str(shader.source).map_err(|e| e.emit_to_string(shader.source))?;
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+    let caps = if shader.subgroups { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::empty() };
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+    if shader.subgroups {
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::BASIC | naga::valid::SubgroupOperationSet::ARITHMETIC);
+    }
+    validator
         .validate(&module)
         .map_err(|e| e.emit_to_string(shader.source))?;
     Ok(())

@@ -78,31 +78,47 @@ fn conv_backward_matches_reference() {
     }
 }
 
+/// The norm kernels this device runs (one thread per plane; one subgroup per plane where it has subgroups of a
+/// fixed size), said aloud so that a run shows which were compared.
+fn norm_kernels(g: &hyperdistill::gpu::Gpu) -> Vec<ops::NormKernel> {
+    let ks = ops::NormKernel::available(g);
+    let i = &g.info;
+    println!("norm kernels {ks:?} (subgroups: feature {}, size {}..={})", g.device.features().contains(wgpu::Features::SUBGROUP),
+        i.subgroup_min_size, i.subgroup_max_size);
+    if g.device.features().contains(wgpu::Features::SUBGROUP) && i.subgroup_min_size == i.subgroup_max_size {
+        assert!(ks.contains(&ops::NormKernel::Subgroup(i.subgroup_min_size)), "a fixed-size subgroup device must run norm_sg");
+    }
+    ks
+}
+
 #[test]
 fn instance_norm_matches_reference() {
     let g = gpu();
     let mut rng = rng(3);
-    for s in [NormShape { n: 2, c: 3, hw: 7 }, NormShape { n: 3, c: 5, hw: 64 }, NormShape { n: 13, c: 7, hw: 16 }] {
+    // planes smaller than, equal to and not a multiple of every subgroup size (8, 32)
+    for s in [NormShape { n: 2, c: 3, hw: 7 }, NormShape { n: 3, c: 5, hw: 64 }, NormShape { n: 13, c: 7, hw: 16 }, NormShape { n: 2, c: 2, hw: 100 }] {
         // an offset and a scale per call, as conv outputs have
         let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + 0.7).collect();
         let gamma = rand_vec(&mut rng, s.c, 1.5);
         let beta = rand_vec(&mut rng, s.c, 0.5);
         let dy = rand_vec(&mut rng, s.len(), 1.0);
-        let (y, stats) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()));
-        let (dx, partial, dg, db) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()), poisoned(g, s.c), poisoned(g, s.c));
-        let (xb, gb) = (up(g, &x), up(g, &gamma));
-        let mut enc = g.encoder();
-        ops::norm_forward(g, &mut enc, &s, &xb, &gb, &up(g, &beta), &y, &stats);
-        ops::norm_backward(g, &mut enc, &s, &xb, &gb, &stats, &up(g, &dy), &dx, &partial);
-        ops::norm_param_grad(g, &mut enc, &s, &partial, &dg, &db);
-        g.submit_wait(enc);
         let (ry, rstats) = r::norm_forward(&s, &x, &gamma, &beta);
         let (rdx, rdg, rdb) = r::norm_backward(&s, &x, &gamma, &rstats, &dy);
-        check(&format!("norm_forward y {s:?}"), &down(g, &y, s.len()), &ry, TOL);
-        check(&format!("norm_forward stats {s:?}"), &down(g, &stats, 2 * s.planes()), &rstats, TOL);
-        check(&format!("norm_backward dx {s:?}"), &down(g, &dx, s.len()), &rdx, TOL);
-        check(&format!("norm dgamma {s:?}"), &down(g, &dg, s.c), &rdg, TOL);
-        check(&format!("norm dbeta {s:?}"), &down(g, &db, s.c), &rdb, TOL);
+        for k in norm_kernels(g) {
+            let (y, stats) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()));
+            let (dx, partial, dg, db) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()), poisoned(g, s.c), poisoned(g, s.c));
+            let (xb, gb) = (up(g, &x), up(g, &gamma));
+            let mut enc = g.encoder();
+            ops::norm_forward_with(g, &mut enc, k, &s, &xb, &gb, &up(g, &beta), &y, &stats);
+            ops::norm_backward_with(g, &mut enc, k, &s, &xb, &gb, &stats, &up(g, &dy), &dx, &partial);
+            ops::norm_param_grad(g, &mut enc, &s, &partial, &dg, &db);
+            g.submit_wait(enc);
+            check(&format!("norm_forward {k:?} y {s:?}"), &down(g, &y, s.len()), &ry, TOL);
+            check(&format!("norm_forward {k:?} stats {s:?}"), &down(g, &stats, 2 * s.planes()), &rstats, TOL);
+            check(&format!("norm_backward {k:?} dx {s:?}"), &down(g, &dx, s.len()), &rdx, TOL);
+            check(&format!("norm {k:?} dgamma {s:?}"), &down(g, &dg, s.c), &rdg, TOL);
+            check(&format!("norm {k:?} dbeta {s:?}"), &down(g, &db, s.c), &rdb, TOL);
+        }
     }
 }
 
@@ -300,18 +316,20 @@ fn fused_norm_relu_pool_matches_reference() {
     // the forward-only block tail against the three reference ops in a row (odd sides: pooling floors)
     let g = gpu();
     let mut rng = rng(11);
-    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 7, 9)] {
+    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 7, 9), (2, 3, 28, 28)] {
         let s = NormShape { n, c, hw: h * w };
         let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + 0.7).collect();
         let gamma = rand_vec(&mut rng, c, 1.5);
         let beta = rand_vec(&mut rng, c, 0.5);
         let (want_y, want_stats) = r::norm_relu_pool_forward(&s, h, w, &x, &gamma, &beta);
-        let (y, stats) = (poisoned(g, want_y.len()), poisoned(g, 2 * s.planes()));
-        let mut enc = g.encoder();
-        ops::norm_relu_pool_forward(g, &mut enc, &s, h, w, &up(g, &x), &up(g, &gamma), &up(g, &beta), &y, &stats);
-        g.submit_wait(enc);
-        check(&format!("norm_relu_pool {n}x{c}x{h}x{w}"), &down(g, &y, want_y.len()), &want_y, TOL);
-        check(&format!("norm_relu_pool stats {n}x{c}x{h}x{w}"), &down(g, &stats, 2 * s.planes()), &want_stats, TOL);
+        for k in norm_kernels(g) {
+            let (y, stats) = (poisoned(g, want_y.len()), poisoned(g, 2 * s.planes()));
+            let mut enc = g.encoder();
+            ops::norm_relu_pool_forward_with(g, &mut enc, k, &s, h, w, &up(g, &x), &up(g, &gamma), &up(g, &beta), &y, &stats);
+            g.submit_wait(enc);
+            check(&format!("norm_relu_pool {k:?} {n}x{c}x{h}x{w}"), &down(g, &y, want_y.len()), &want_y, TOL);
+            check(&format!("norm_relu_pool {k:?} stats {n}x{c}x{h}x{w}"), &down(g, &stats, 2 * s.planes()), &want_stats, TOL);
+        }
     }
 }
 

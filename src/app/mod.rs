@@ -31,6 +31,10 @@ pub fn wgpu_options() -> eframe::egui_wgpu::WgpuConfiguration {
     setup.device_descriptor = Arc::new(|adapter: &wgpu::Adapter| wgpu::DeviceDescriptor {
         label: Some("hyperdistill app"),
         required_limits: adapter.limits(),
+        // subgroups pick faster norm kernels on GPUs (`Gpu::subgroup_size`); not in the browser, where WGSL would
+        // need an `enable subgroups;` that naga does not take yet
+        #[cfg(not(target_arch = "wasm32"))]
+        required_features: adapter.features() & wgpu::Features::SUBGROUP,
         ..Default::default()
     });
     eframe::egui_wgpu::WgpuConfiguration { wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup), ..Default::default() }

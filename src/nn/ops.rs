@@ -110,10 +110,59 @@ fn norm_consts(s: &NormShape) -> [(&'static str, f64); 3] {
     [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64)]
 }
 
+/// Which instance-norm kernels run: one thread per plane (norm.wgsl, every device) or one subgroup of the given
+/// size per plane (norm_sg.wgsl: coalesced reads, subgroupAdd sums). `of(gpu)` is the device's choice; the
+/// `*_with` functions take one explicitly (tests run every variant the device has, the bench times them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormKernel {
+    PerThread,
+    Subgroup(u32),
+}
+
+impl NormKernel {
+    /// Subgroups on GPUs, where one thread per plane reads uncoalesced and leaves most of the device idle
+    /// (a batch of 100 at width 32 is 3,200 planes). Not on CPU adapters: on lavapipe (subgroup size 8) the
+    /// subgroup kernels measured level with the per-thread ones at batch 100 and slower on 16×16 and 8×8 planes
+    /// (`bench --profile`, benches/NOTES.md), so the per-thread kernels stay there.
+    pub fn of(gpu: &Gpu) -> NormKernel {
+        match gpu.subgroup_size {
+            Some(sg) if gpu.info.device_type != wgpu::DeviceType::Cpu => NormKernel::Subgroup(sg),
+            _ => NormKernel::PerThread,
+        }
+    }
+
+    /// Every variant `gpu` can run.
+    pub fn available(gpu: &Gpu) -> Vec<NormKernel> {
+        let mut v = vec![NormKernel::PerThread];
+        if let Some(sg) = gpu.subgroup_size {
+            v.push(NormKernel::Subgroup(sg));
+        }
+        v
+    }
+
+    fn dispatch(self, gpu: &Gpu, enc: &mut CommandEncoder, entry: &'static str, consts: &[(&'static str, f64)], buffers: &[&Buffer], planes: usize) {
+        match self {
+            NormKernel::PerThread => gpu.dispatch(enc, &shaders::NORM, entry, consts, buffers, planes as u64),
+            NormKernel::Subgroup(sg) => {
+                let mut c = consts.to_vec();
+                c.push(("SG", sg as f64));
+                // one workgroup (of SG invocations) per plane: `dispatch` counts workgroups of 64 invocations
+                gpu.dispatch(enc, &shaders::NORM_SG, entry, &c, buffers, planes as u64 * crate::gpu::WORKGROUP as u64);
+            }
+        }
+    }
+}
+
 /// y = instance_norm(x)·γ + β; stats [n·c·2] receives (mean, 1/std) per plane for the backward pass.
 #[allow(clippy::too_many_arguments)]
 pub fn norm_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, x: &Buffer, gamma: &Buffer, beta: &Buffer, y: &Buffer, stats: &Buffer) {
-    gpu.dispatch(enc, &shaders::NORM, "forward", &norm_consts(s), &[x, gamma, beta, y, stats], s.planes() as u64);
+    norm_forward_with(gpu, enc, NormKernel::of(gpu), s, x, gamma, beta, y, stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn norm_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, s: &NormShape, x: &Buffer, gamma: &Buffer, beta: &Buffer, y: &Buffer,
+    stats: &Buffer) {
+    k.dispatch(gpu, enc, "forward", &norm_consts(s), &[x, gamma, beta, y, stats], s.planes());
 }
 
 /// pool(relu(instance_norm(x)·γ + β)) over planes of h × w (h·w = s.hw), for forwards no backward follows;
@@ -121,25 +170,28 @@ pub fn norm_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, x: &Buff
 #[allow(clippy::too_many_arguments)]
 pub fn norm_relu_pool_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, h: usize, w: usize, x: &Buffer, gamma: &Buffer, beta: &Buffer,
     y: &Buffer, stats: &Buffer) {
+    norm_relu_pool_forward_with(gpu, enc, NormKernel::of(gpu), s, h, w, x, gamma, beta, y, stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn norm_relu_pool_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, s: &NormShape, h: usize, w: usize, x: &Buffer,
+    gamma: &Buffer, beta: &Buffer, y: &Buffer, stats: &Buffer) {
     assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
     let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
-    gpu.dispatch(enc, &shaders::NORM, "forward_relu_pool", &consts, &[x, gamma, beta, y, stats], s.planes() as u64);
+    k.dispatch(gpu, enc, "forward_relu_pool", &consts, &[x, gamma, beta, y, stats], s.planes());
 }
 
 /// dx from dy; `partial` [n·c·2] receives each plane's (Σdy·x̂, Σdy) for `norm_param_grad`.
 #[allow(clippy::too_many_arguments)]
-pub fn norm_backward(
-    gpu: &Gpu,
-    enc: &mut CommandEncoder,
-    s: &NormShape,
-    x: &Buffer,
-    gamma: &Buffer,
-    stats: &Buffer,
-    dy: &Buffer,
-    dx: &Buffer,
-    partial: &Buffer,
-) {
-    gpu.dispatch(enc, &shaders::NORM, "backward", &norm_consts(s), &[x, gamma, stats, dy, dx, partial], s.planes() as u64);
+pub fn norm_backward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, x: &Buffer, gamma: &Buffer, stats: &Buffer, dy: &Buffer, dx: &Buffer,
+    partial: &Buffer) {
+    norm_backward_with(gpu, enc, NormKernel::of(gpu), s, x, gamma, stats, dy, dx, partial)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn norm_backward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, s: &NormShape, x: &Buffer, gamma: &Buffer, stats: &Buffer,
+    dy: &Buffer, dx: &Buffer, partial: &Buffer) {
+    k.dispatch(gpu, enc, "backward", &norm_consts(s), &[x, gamma, stats, dy, dx, partial], s.planes());
 }
 
 /// dγ, dβ from the per-plane partial sums of `norm_backward`.
