@@ -48,23 +48,26 @@ fn plane_stats(base: u32, lane: u32) -> vec2<f32> {
     return vec2<f32>(mu, inverseSqrt(subgroupAdd(v) / f32(HW) + EPS));
 }
 
+// (μ, r, γ, β) of the plane, on every lane; lane 0 records (μ, r) for the backward pass
+fn plane_norm(plane: u32, lane: u32, size: u32) -> vec4<f32> {
+    let st = plane_stats(plane * HW, lane);
+    let r = st.y * layout_check(size);
+    if (lane == 0u) {
+        stats_out[2u * plane] = st.x;
+        stats_out[2u * plane + 1u] = r;
+    }
+    let c = plane % C;
+    return vec4<f32>(st.x, r, gamma[c], beta[c]);
+}
+
 @compute @workgroup_size(SG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) size: u32) {
     let plane = wid.x + wid.y * nwg.x;
     if (plane >= N * C) { return; }
-    let c = plane % C;
+    let p = plane_norm(plane, lane, size);
     let base = plane * HW;
-    let st = plane_stats(base, lane);
-    let mu = st.x;
-    let r = st.y * layout_check(size);
-    let g = gamma[c];
-    let bt = beta[c];
-    for (var i = lane; i < HW; i += SG) { y[base + i] = (x[base + i] - mu) * r * g + bt; }
-    if (lane == 0u) {
-        stats_out[2u * plane] = mu;
-        stats_out[2u * plane + 1u] = r;
-    }
+    for (var i = lane; i < HW; i += SG) { y[base + i] = (x[base + i] - p.x) * p.y * p.z + p.w; }
 }
 
 @compute @workgroup_size(SG)
@@ -106,27 +109,18 @@ fn forward_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
                      @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) size: u32) {
     let plane = wid.x + wid.y * nwg.x;
     if (plane >= N * C) { return; }
-    let c = plane % C;
+    let p = plane_norm(plane, lane, size);
     let base = plane * HW;
-    let st = plane_stats(base, lane);
-    let mu = st.x;
-    let r = st.y * layout_check(size);
-    let g = gamma[c];
-    let bt = beta[c];
     let ho = H / 2u;
     let wo = W / 2u;
     let out = plane * ho * wo;
     for (var o = lane; o < ho * wo; o += SG) {
         let oy = o / wo;
         let i = base + 2u * oy * W + 2u * (o - oy * wo);
-        let a = max((x[i] - mu) * r * g + bt, 0.0);
-        let b = max((x[i + 1u] - mu) * r * g + bt, 0.0);
-        let cc = max((x[i + W] - mu) * r * g + bt, 0.0);
-        let d = max((x[i + W + 1u] - mu) * r * g + bt, 0.0);
+        let a = max((x[i] - p.x) * p.y * p.z + p.w, 0.0);
+        let b = max((x[i + 1u] - p.x) * p.y * p.z + p.w, 0.0);
+        let cc = max((x[i + W] - p.x) * p.y * p.z + p.w, 0.0);
+        let d = max((x[i + W + 1u] - p.x) * p.y * p.z + p.w, 0.0);
         y[out + o] = 0.25 * (a + b + cc + d);
-    }
-    if (lane == 0u) {
-        stats_out[2u * plane] = mu;
-        stats_out[2u * plane + 1u] = r;
     }
 }
