@@ -5,12 +5,17 @@
 // forward           0 x, 1 w, 2 b, 3 y (rw)                          4 output channels × 8 adjacent columns of one row
 // forward8          as forward                                       8 output channels × 8 columns (COUT % 8 == 0)
 // forward_tiled     as forward                                       8 channels × 8 positions of a 64×64 workgroup tile (implicit GEMM, workgroup memory)
+// forward_v4        0 x (as vec4), 1 wt (as vec4), 2 b, 3 y (rw)     4 output channels × the 8 columns of block XB (a pipeline constant) of one row
+// forward8_v4       as forward_v4                                    8 output channels × the 8 columns of block XB
+// transpose_weight  0 w, 1 wt (rw)                                   one weight: wt[ci,ky,kx,co] = w[co,ci,ky,kx]
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
-// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled), N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8),
+// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
+//           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4), COUT·CIN·9 (transpose_weight),
+//           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -173,6 +178,117 @@ fn forward8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             if (co0 + 4u + c < COUT) { y[((n * COUT + co0 + 4u + c) * HO + oy) * WO + ox] = hi[j][c]; }
         }
     }
+}
+
+// ---- forward_v4 / forward8_v4: the forward for CPU adapters (lavapipe, SwiftShader) ----------------------------
+// On llvmpipe a storage load whose address differs between the 8 SIMD lanes is compiled into a loop over the lanes,
+// so what a kernel pays for is load *instructions*, whatever their width, and the arithmetic is nearly free. These
+// kernels therefore (1) read x as vec4 (4 columns per load; needs W % 4 == 0), (2) read the weights as vec4 of 4
+// output channels from a transposed copy wt [CIN,3,3,COUT] (`transpose_weight`, needs COUT % 4 == 0), and (3) take
+// the column block XB as a pipeline constant, one dispatch per block, so that the zero-padding tests on columns fold
+// away and chunks wholly outside the image are never loaded. Measured on lavapipe, width 128, batch 16 (benches/
+// NOTES.md, session 11): 8×8 maps 11.5 → 23 GFLOP/s, 16×16 6.6 → 11.7, against `forward`.
+override XB: u32 = 0u;
+@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> wt4: array<vec4<f32>>;
+
+// chunk q (columns 4q .. 4q+3) of the row starting at vec4 index rq; zero outside the row
+fn x_chunk(rq: u32, q: i32) -> vec4<f32> {
+    let inside = q >= 0 && q < i32(W / 4u);
+    return select(vec4<f32>(0.0), x4[rq + u32(clamp(q, 0, i32(W / 4u) - 1))], inside);
+}
+
+// The 10 inputs of row iy of (n, ci) that output columns XB·8 .. XB·8+7 read: columns XB·8 − PAD + t, t = 0..9,
+// gathered from the 4 chunks covering columns XB·8 − 4 .. XB·8 + 11 (PAD ≤ 4).
+fn x_row_v4(n: u32, ci: u32, iy: u32) -> array<f32, 10> {
+    let rq = ((n * CIN + ci) * H + iy) * (W / 4u);
+    let q0 = i32(2u * XB) - 1;
+    let ch = array<vec4<f32>, 4>(x_chunk(rq, q0), x_chunk(rq, q0 + 1), x_chunk(rq, q0 + 2), x_chunk(rq, q0 + 3));
+    var v: array<f32, 10>;
+    for (var t = 0u; t < 10u; t++) {
+        let c = 4u - PAD + t;
+        v[t] = ch[c / 4u][c % 4u];
+    }
+    return v;
+}
+
+fn store_cols(n: u32, co: u32, oy: u32, vals: array<vec4<f32>, 8>) {
+    for (var j = 0u; j < 8u; j++) {
+        let ox = XB * XW + j;
+        if (ox >= WO) { break; }
+        for (var c = 0u; c < 4u; c++) { y[((n * COUT + co + c) * HO + oy) * WO + ox] = vals[j][c]; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn forward_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = COUT / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cq * HO) { return; }
+    let oy = id % HO;          // neighbouring lanes take neighbouring rows of one channel block
+    let cb = (id / HO) % cq;
+    let n = id / (HO * cq);
+    let bias = vec4<f32>(b[4u * cb], b[4u * cb + 1u], b[4u * cb + 2u], b[4u * cb + 3u]);
+    var acc = array<vec4<f32>, 8>(bias, bias, bias, bias, bias, bias, bias, bias);
+    for (var ci = 0u; ci < CIN; ci++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let iy = i32(oy + ky) - i32(PAD);
+            if (iy < 0 || iy >= i32(H)) { continue; }
+            let v = x_row_v4(n, ci, u32(iy));
+            let wb = (ci * 9u + ky * 3u) * cq + cb;  // wt4[(ci, ky, kx), channel block]
+            let k0 = wt4[wb]; let k1 = wt4[wb + cq]; let k2 = wt4[wb + 2u * cq];
+            for (var j = 0u; j < 8u; j++) {
+                acc[j] += v[j] * k0 + v[j + 1u] * k1 + v[j + 2u] * k2;
+            }
+        }
+    }
+    store_cols(n, 4u * cb, oy, acc);
+}
+
+@compute @workgroup_size(64)
+fn forward8_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = COUT / 4u;
+    let c8 = COUT / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * c8 * HO) { return; }
+    let oy = id % HO;
+    let cb = (id / HO) % c8;
+    let n = id / (HO * c8);
+    let co0 = 8u * cb;
+    let blo = vec4<f32>(b[co0], b[co0 + 1u], b[co0 + 2u], b[co0 + 3u]);
+    let bhi = vec4<f32>(b[co0 + 4u], b[co0 + 5u], b[co0 + 6u], b[co0 + 7u]);
+    var lo = array<vec4<f32>, 8>(blo, blo, blo, blo, blo, blo, blo, blo);
+    var hi = array<vec4<f32>, 8>(bhi, bhi, bhi, bhi, bhi, bhi, bhi, bhi);
+    for (var ci = 0u; ci < CIN; ci++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let iy = i32(oy + ky) - i32(PAD);
+            if (iy < 0 || iy >= i32(H)) { continue; }
+            let v = x_row_v4(n, ci, u32(iy));
+            let wb = (ci * 9u + ky * 3u) * cq + 2u * cb;
+            let k0 = wt4[wb]; let k1 = wt4[wb + cq]; let k2 = wt4[wb + 2u * cq];
+            let h0 = wt4[wb + 1u]; let h1 = wt4[wb + cq + 1u]; let h2 = wt4[wb + 2u * cq + 1u];
+            for (var j = 0u; j < 8u; j++) {
+                lo[j] += v[j] * k0 + v[j + 1u] * k1 + v[j + 2u] * k2;
+                hi[j] += v[j] * h0 + v[j + 1u] * h1 + v[j + 2u] * h2;
+            }
+        }
+    }
+    store_cols(n, co0, oy, lo);
+    store_cols(n, co0 + 4u, oy, hi);
+}
+
+// wt[ci,ky,kx,co] = w[co,ci,ky,kx] (bindings: 0 w, 1 wt (rw)); COUT·CIN·9 invocations, one per weight
+@group(0) @binding(0) var<storage, read> w_src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> wt_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn transpose_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);  // index into wt: (ci·9 + tap)·COUT + co
+    if (i >= COUT * CIN * 9u) { return; }
+    let co = i % COUT;
+    let tap = (i / COUT) % 9u;
+    let ci = i / (COUT * 9u);
+    wt_dst[i] = w_src[(co * CIN + ci) * 9u + tap];
 }
 
 // forward as an implicit GEMM for real GPUs: y[co, p] = Σ_k w[co, k] · x̃[k, p] with k = (ci, ky, kx) (w is already

@@ -12,6 +12,7 @@
 // entry point   bindings (group 0)           one invocation per                 dispatch (workgroup 64)
 // regblock4     0 a, 1 b, 2 c (rw)           4 rows × 1 vec4 column of C        M/4 · N/4 invocations
 // regblock8     0 a, 1 b, 2 c (rw)           8 rows × 1 vec4 column of C        M/8 · N/4 invocations
+// regblock88    0 a, 1 b, 2 c (rw)           8 rows × 2 vec4 columns of C       M/8 · N/8 invocations
 // tiled         0 a, 1 b, 2 c (rw)           8 rows × 2 vec4 columns of C       M/64 · N/64 workgroups (× 64 invocations)
 
 override M: u32;
@@ -97,6 +98,38 @@ fn uniform8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let col = (wg % colblocks) * 64u + li;
     if (col >= n4) { return; }
     rows8(row, col);
+}
+
+// C[row .. row+8, vec4 columns 2·cp, 2·cp+1]: 8 × 8 outputs per invocation, 16 vec4 loads per 4-deep k step for
+// 256 multiply-adds (regblock8: 12 for 128). On llvmpipe a load whose address varies across lanes costs a loop over
+// the lanes whatever its width, so loads per multiply-add are what this kernel cuts (the lesson of conv.wgsl's
+// forward8_v4).
+@compute @workgroup_size(64)
+fn regblock88(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    let n4 = N / 4u;
+    let k4 = K / 4u;
+    let pairs = n4 / 2u;
+    if (id >= (M / 8u) * pairs) { return; }
+    let cp = id % pairs;
+    let row = (id / pairs) * 8u;
+    var lo: array<vec4<f32>, 8>;
+    var hi: array<vec4<f32>, 8>;
+    for (var r = 0u; r < 8u; r++) { lo[r] = vec4<f32>(0.0); hi[r] = vec4<f32>(0.0); }
+    for (var k = 0u; k < k4; k++) {
+        let bb = (4u * k) * n4 + 2u * cp;
+        let b0 = b[bb]; let b1 = b[bb + n4]; let b2 = b[bb + 2u * n4]; let b3 = b[bb + 3u * n4];
+        let e0 = b[bb + 1u]; let e1 = b[bb + n4 + 1u]; let e2 = b[bb + 2u * n4 + 1u]; let e3 = b[bb + 3u * n4 + 1u];
+        for (var r = 0u; r < 8u; r++) {
+            let ar = a[(row + r) * k4 + k];
+            lo[r] = fma4(lo[r], ar, b0, b1, b2, b3);
+            hi[r] = fma4(hi[r], ar, e0, e1, e2, e3);
+        }
+    }
+    for (var r = 0u; r < 8u; r++) {
+        c[(row + r) * n4 + 2u * cp] = lo[r];
+        c[(row + r) * n4 + 2u * cp + 1u] = hi[r];
+    }
 }
 
 const TILE: u32 = 64u;  // output tile side

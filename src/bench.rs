@@ -187,7 +187,7 @@ pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize,
     };
     for (b, s) in cfg.conv_shapes(n).iter().enumerate() {
         let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
-        time(format!("conv{b} forward {}→{} {}x{}", s.cin, s.cout, s.h, s.w), s.macs(), &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y));
+        time(format!("conv{b} forward {}→{} {}x{}", s.cin, s.cout, s.h, s.w), s.macs(), &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y, &scratch));
         time(format!("conv{b} backward_input"), s.macs(), &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx));
         time(format!("conv{b} backward_weight"), s.macs(), &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch));
         let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
@@ -586,21 +586,19 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
     let mut out = vec![];
     for (layer, s) in cfg.conv_shapes(n).iter().enumerate() {
         let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
-        type Record<'a> = &'a dyn Fn(&mut wgpu::CommandEncoder);
-        let kernels: [(&str, Record); 6] = [
-            ("forward", &|e| ops::conv_forward_blocked(gpu, e, s, 4, &x, &w, &bias, &y)),
-            ("forward8", &|e| ops::conv_forward_blocked(gpu, e, s, 8, &x, &w, &bias, &y)),
-            ("forward_tiled", &|e| ops::conv_forward_tiled(gpu, e, s, &x, &w, &bias, &y)),
-            ("backward_input", &|e| ops::conv_backward_input_blocked(gpu, e, s, 4, &y, &w, &dx)),
-            ("backward_input8", &|e| ops::conv_backward_input_blocked(gpu, e, s, 8, &y, &w, &dx)),
-            ("backward_weight", &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch)),
-        ];
+        type Record<'a> = Box<dyn Fn(&mut wgpu::CommandEncoder) + 'a>;
+        // every forward kernel that fits the shape (the vec4 ones include their weight transpose), then the backward ones
+        let (xr, wr, br, yr, sr) = (&x, &w, &bias, &y, &scratch);
+        let mut kernels: Vec<(&str, Record)> = ops::ConvForward::available(s)
+            .into_iter()
+            .map(|k| (k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_with(gpu, e, k, s, xr, wr, br, yr, sr)) as Record))
+            .collect();
+        kernels.push(("backward_input", Box::new(|e| ops::conv_backward_input_blocked(gpu, e, s, 4, &y, &w, &dx))));
+        if ops::conv_backward_input_blocks(s).contains(&8) {
+            kernels.push(("backward_input8", Box::new(|e| ops::conv_backward_input_blocked(gpu, e, s, 8, &y, &w, &dx))));
+        }
+        kernels.push(("backward_weight", Box::new(|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch))));
         for (pass, f) in kernels {
-            if (pass == "forward8" && !ops::conv_forward_blocks(s).contains(&8))
-                || (pass == "backward_input8" && !ops::conv_backward_input_blocks(s).contains(&8))
-            {
-                continue;
-            }
             progress.set_message(format!("conv{layer} {pass}"));
             let mut ms = time_runs(warmup, runs, progress, || {
                 let mut enc = gpu.encoder();

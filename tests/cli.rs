@@ -35,13 +35,16 @@ fn bench_writes_json() {
     assert!(v["adapter"].as_str().is_some_and(|a| !a.is_empty()));
     // peak: every matmul variant timed, the best one named
     let peak = &v["peak"];
-    assert_eq!(peak["timings"].as_array().unwrap().len(), 4);
+    assert_eq!(peak["timings"].as_array().unwrap().len(), hyperdistill::nn::ops::MatmulKernel::ALL.len());
     assert!(peak["gflops"].as_f64().unwrap() > 0.0);
-    // kernels: 2 shapes × 3 layers × 4 kernels (forward, forward_tiled, backward_input, backward_weight), plus the
-    // 8-channel blockings where the channels allow them (width 8: forward8 on every layer, backward_input8 where
-    // CIN = 8, i.e. conv1 and conv2), each with its fraction of the peak
+    // kernels: 2 shapes × 3 layers × 7 kernels (forward, forward8, forward_v4, forward8_v4 — every map side here is a
+    // multiple of 4 and width 8 allows 8 channels —, forward_tiled, backward_input, backward_weight), plus
+    // backward_input8 where CIN = 8 (conv1 and conv2), each with its fraction of the peak
     let kernels = v["kernels"].as_array().unwrap();
-    assert_eq!(kernels.len(), 2 * (3 * 4 + 3 + 2));
+    assert_eq!(kernels.len(), 2 * (3 * 7 + 2));
+    for name in ["forward", "forward8", "forward_v4", "forward8_v4", "forward_tiled"] {
+        assert_eq!(kernels.iter().filter(|k| k["pass"] == name).count(), 6, "{name}");
+    }
     assert!(kernels.iter().all(|k| k["fraction_of_peak"].as_f64().unwrap() > 0.0));
     // distill: 2 shapes × 2 methods; one submit, no read-back, no buffer created per iteration
     let distill = v["distill"].as_array().unwrap();

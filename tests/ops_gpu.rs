@@ -21,6 +21,12 @@ fn conv_shapes() -> Vec<ConvShape> {
         ConvShape { n: 2, cin: 5, cout: 16, h: 9, w: 11, pad: 1 }, // two blocks of 8 output channels
         ConvShape { n: 2, cin: 16, cout: 8, h: 17, w: 10, pad: 1 }, // two blocks of 8 input channels
         ConvShape { n: 2, cin: 3, cout: 72, h: 9, w: 8, pad: 1 }, // two 64-channel tiles, three 64-position tiles
+        // vec4 kernels (W % 4 == 0): two column blocks, the second partial; 4 but not 8 output channels
+        ConvShape { n: 2, cin: 5, cout: 12, h: 6, w: 12, pad: 1 },
+        // 28×28-style padding 3 on a width that is a multiple of 4: four column blocks, chunks past both edges
+        ConvShape { n: 2, cin: 1, cout: 8, h: 12, w: 12, pad: 3 },
+        // a map narrower than one column block
+        ConvShape { n: 3, cin: 4, cout: 16, h: 4, w: 4, pad: 1 },
     ]
 }
 
@@ -33,18 +39,17 @@ fn conv_forward_matches_reference() {
         let w = rand_vec(&mut rng, s.w_len(), 0.5);
         let b = rand_vec(&mut rng, s.cout, 0.5);
         let want = r::conv_forward(&s, &x, &w, &b);
-        for &blocks in ops::conv_forward_blocks(&s) {
+        let kernels = ops::ConvForward::available(&s);
+        let vec4 = kernels.iter().any(|k| matches!(k, ops::ConvForward::Vec4(_)));
+        assert_eq!(vec4, s.w % 4 == 0 && s.cout % 4 == 0, "vec4 kernels offered for {s:?}: {kernels:?}");
+        for k in kernels {
             let y = poisoned(g, s.y_len());
+            let wt = poisoned(g, s.w_len());
             let mut enc = g.encoder();
-            ops::conv_forward_blocked(g, &mut enc, &s, blocks, &up(g, &x), &up(g, &w), &up(g, &b), &y);
+            ops::conv_forward_with(g, &mut enc, k, &s, &up(g, &x), &up(g, &w), &up(g, &b), &y, &wt);
             g.submit_wait(enc);
-            check(&format!("conv_forward ×{blocks} {s:?}"), &down(g, &y, s.y_len()), &want, TOL);
+            check(&format!("conv_forward {} {s:?}", k.name()), &down(g, &y, s.y_len()), &want, TOL);
         }
-        let y = poisoned(g, s.y_len());
-        let mut enc = g.encoder();
-        ops::conv_forward_tiled(g, &mut enc, &s, &up(g, &x), &up(g, &w), &up(g, &b), &y);
-        g.submit_wait(enc);
-        check(&format!("conv_forward tiled {s:?}"), &down(g, &y, s.y_len()), &want, TOL);
     }
 }
 

@@ -375,7 +375,7 @@ impl GpuConvNet {
             let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
             let output = if b + 1 == DEPTH { &ws.embed } else { &ws.pooled[b] };
             let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
-            ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b]);
+            ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch);
             if keep {
                 ops::norm_forward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &q[3], &ws.norm_out[b], &ws.stats[b]);
                 ops::relu_forward(gpu, enc, s.y_len(), &ws.norm_out[b], &ws.relu_tmp);

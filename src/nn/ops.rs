@@ -19,38 +19,98 @@ fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
     ]
 }
 
-/// y = conv(x, w) + b
-pub fn conv_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
-    conv_forward_blocked(gpu, enc, s, conv_forward_choice(gpu, s), x, w, b, y)
+/// Which kernel computes a convolution's forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvForward {
+    /// `forward` (4 output channels) or `forward8` (8) per invocation, scalar loads: every device and shape.
+    Scalar(usize),
+    /// `forward_v4` (4) or `forward8_v4` (8): x read as vec4 and the weights as vec4 from a transposed copy, one
+    /// dispatch per 8-column block. Needs W % 4 == 0, COUT % 4 (or 8) == 0 and PAD ≤ 4. The CPU-adapter kernel.
+    Vec4(usize),
+    /// `forward_tiled`: implicit GEMM through workgroup memory, the real-GPU design (not chosen until measured on one).
+    Tiled,
 }
 
-/// `conv_forward` as an implicit GEMM with workgroup-memory tiles (`forward_tiled`), the real-GPU design. Not
-/// chosen by `conv_forward` yet: it waits for a measurement on a GPU (`bench --parts kernels` times it).
-pub fn conv_forward_tiled(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
-    let tiles = s.cout.div_ceil(64) * (s.n * s.ho() * s.wo()).div_ceil(64);
-    gpu.dispatch(enc, &shaders::CONV, "forward_tiled", &conv_consts(s), &[x, w, b, y], (tiles * 64) as u64);
+impl ConvForward {
+    /// The kernel `conv_forward` uses. On CPU adapters the vec4 kernels wherever the shape allows them, 8 output
+    /// channels before 4 (lavapipe, width 128, batch 16, forward / forward8_v4 in GFLOP/s: 8×8 maps 11.4 → 22.7,
+    /// 16×16 6.7 → 21.6, 32×32 with 3 input channels 4.8 → 9.6, 28×28 with one 3.8 → 4.1; benches/NOTES.md,
+    /// session 11). Elsewhere the scalar `forward`, as before, until a GPU measurement says otherwise.
+    pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvForward {
+        if gpu.info.device_type != wgpu::DeviceType::Cpu {
+            return ConvForward::Scalar(4);
+        }
+        if Self::Vec4(8).fits(s) {
+            ConvForward::Vec4(8)
+        } else if Self::Vec4(4).fits(s) {
+            ConvForward::Vec4(4)
+        } else if Self::Scalar(8).fits(s) && s.wo() >= 16 {
+            ConvForward::Scalar(8)
+        } else {
+            ConvForward::Scalar(4)
+        }
+    }
+
+    /// Whether this kernel can run shape `s`.
+    pub fn fits(self, s: &ConvShape) -> bool {
+        match self {
+            ConvForward::Scalar(c) => c == 4 || (c == 8 && s.cout % 8 == 0),
+            ConvForward::Vec4(c) => (c == 4 || c == 8) && s.cout % c == 0 && s.w % 4 == 0 && s.pad <= 4,
+            ConvForward::Tiled => true,
+        }
+    }
+
+    /// Every kernel that can run `s` (tests compare each with the reference, the bench times each).
+    pub fn available(s: &ConvShape) -> Vec<ConvForward> {
+        [ConvForward::Scalar(4), ConvForward::Scalar(8), ConvForward::Vec4(4), ConvForward::Vec4(8), ConvForward::Tiled]
+            .into_iter()
+            .filter(|k| k.fits(s))
+            .collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvForward::Scalar(8) => "forward8",
+            ConvForward::Scalar(_) => "forward",
+            ConvForward::Vec4(8) => "forward8_v4",
+            ConvForward::Vec4(_) => "forward_v4",
+            ConvForward::Tiled => "forward_tiled",
+        }
+    }
 }
 
-/// The blocking `conv_forward` uses. On CPU adapters 8 output channels per invocation won 30–43 % on the
-/// 16×16 layer and 6–19 % on the first, and lost 12–20 % on 8×8 maps (benches/NOTES.md, `bench --parts kernels`),
-/// so: 8 where the map is at least 16 wide. Real GPUs keep 4 until a GPU measurement says otherwise.
-pub fn conv_forward_choice(gpu: &Gpu, s: &ConvShape) -> usize {
-    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
-    if cpu && s.cout % 8 == 0 && s.wo() >= 16 { 8 } else { 4 }
-}
-
-/// Output channels per invocation of `conv_forward_blocked`: 4 always works, 8 needs COUT % 8 == 0.
-pub fn conv_forward_blocks(s: &ConvShape) -> &'static [usize] {
-    if s.cout % 8 == 0 { &[4, 8] } else { &[4] }
-}
-
-/// `conv_forward` with a chosen blocking: 4 (`forward`) or 8 (`forward8`) output channels per invocation.
+/// y = conv(x, w) + b. `wt` is scratch of at least `s.w_len()` floats (the vec4 kernels put the transposed
+/// weights there; its contents are overwritten).
 #[allow(clippy::too_many_arguments)]
-pub fn conv_forward_blocked(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, channels: usize, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer) {
-    assert!(conv_forward_blocks(s).contains(&channels), "conv forward blocking {channels} not available for {s:?}");
-    let inv = s.n * s.cout.div_ceil(channels) * s.ho() * s.wo().div_ceil(8);
-    let entry = if channels == 8 { "forward8" } else { "forward" };
-    gpu.dispatch(enc, &shaders::CONV, entry, &conv_consts(s), &[x, w, b, y], inv as u64);
+pub fn conv_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer, wt: &Buffer) {
+    conv_forward_with(gpu, enc, ConvForward::of(gpu, s), s, x, w, b, y, wt)
+}
+
+/// `conv_forward` with a chosen kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer, y: &Buffer,
+    wt: &Buffer) {
+    assert!(k.fits(s), "conv forward kernel {k:?} cannot run {s:?}");
+    let consts = conv_consts(s);
+    match k {
+        ConvForward::Scalar(c) => {
+            let inv = s.n * s.cout.div_ceil(c) * s.ho() * s.wo().div_ceil(8);
+            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, w, b, y], inv as u64);
+        }
+        ConvForward::Vec4(c) => {
+            assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
+            gpu.dispatch(enc, &shaders::CONV, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
+            for xb in 0..s.wo().div_ceil(8) {
+                let mut cb = consts.to_vec();
+                cb.push(("XB", xb as f64));
+                gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
+            }
+        }
+        ConvForward::Tiled => {
+            let tiles = s.cout.div_ceil(64) * (s.n * s.ho() * s.wo()).div_ceil(64);
+            gpu.dispatch(enc, &shaders::CONV, "forward_tiled", &consts, &[x, w, b, y], (tiles * 64) as u64);
+        }
+    }
 }
 
 /// dx = ∂L/∂x from dy
@@ -366,17 +426,26 @@ pub enum MatmulKernel {
     Regblock8,
     /// 8×4 outputs per thread, rows from the workgroup (uniform A loads), columns from the lane
     Uniform8,
+    /// 8×8 outputs per thread (two vec4 columns), otherwise as Regblock8: fewer loads per multiply-add
+    Regblock88,
     /// 64×64 tile per workgroup staged through workgroup memory, 8×8 outputs per thread (real GPUs)
     Tiled,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 4] = [MatmulKernel::Regblock4, MatmulKernel::Regblock8, MatmulKernel::Uniform8, MatmulKernel::Tiled];
+    pub const ALL: [MatmulKernel; 5] = [
+        MatmulKernel::Regblock4,
+        MatmulKernel::Regblock8,
+        MatmulKernel::Uniform8,
+        MatmulKernel::Regblock88,
+        MatmulKernel::Tiled,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Regblock4 => "regblock4",
             MatmulKernel::Regblock8 => "regblock8",
             MatmulKernel::Uniform8 => "uniform8",
+            MatmulKernel::Regblock88 => "regblock88",
             MatmulKernel::Tiled => "tiled",
         }
     }
@@ -396,6 +465,7 @@ pub fn matmul(gpu: &Gpu, enc: &mut CommandEncoder, kernel: MatmulKernel, m: usiz
         MatmulKernel::Regblock4 => (m / 4) * (n / 4),
         MatmulKernel::Regblock8 => (m / 8) * (n / 4),
         MatmulKernel::Uniform8 => (m / 8) * (n / 4).div_ceil(64) * 64,
+        MatmulKernel::Regblock88 => (m / 8) * (n / 8),
         MatmulKernel::Tiled => (m / 64) * (n / 64) * 64,
     };
     gpu.dispatch(enc, &shaders::MATMUL, kernel.name(), &consts, &[a, b, c], invocations as u64);
