@@ -5,9 +5,12 @@
 // forward           0 x, 1 w, 2 b, 3 y (rw)                          4 output channels × 8 adjacent columns of one row
 // forward8          as forward                                       8 output channels × 8 columns (COUT % 8 == 0)
 // forward_tiled     as forward                                       8 channels × 8 positions of a 64×64 workgroup tile (implicit GEMM, workgroup memory)
-// forward_v4        0 x (as vec4), 1 wt (as vec4), 2 b, 3 y (rw)     4 output channels × the 8 columns of block XB (a pipeline constant) of one row
+// forward_v4        0 x, 1 wt, 2 b, 3 y (rw); x, wt, y as vec4      4 output channels × the 8 columns of block XB (a pipeline constant) of one row
 // forward8_v4       as forward_v4                                    8 output channels × the 8 columns of block XB
 // transpose_weight  0 w, 1 wt (rw)                                   one weight: wt[ci,ky,kx,co] = w[co,ci,ky,kx]
+// backward_input_v4 0 dy, 1 wi, 2 dx (rw), all as vec4               4 input channels × the 8 columns of block XB of one row of dx
+// backward_input8_v4 as backward_input_v4                            8 input channels × the 8 columns of block XB
+// transpose_weight_in 0 w, 1 wi (rw)                                 one weight: wi[co,ky,kx,ci] = w[co,ci,ky,kx]
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
@@ -15,7 +18,8 @@
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4), COUT·CIN·9 (transpose_weight),
-//           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8),
+//           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
+//           (backward_input_v4; CIN/8 for backward_input8_v4), COUT·CIN·9 (transpose_weight_in),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -183,11 +187,12 @@ fn forward8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // ---- forward_v4 / forward8_v4: the forward for CPU adapters (lavapipe, SwiftShader) ----------------------------
 // On llvmpipe a storage load whose address differs between the 8 SIMD lanes is compiled into a loop over the lanes,
 // so what a kernel pays for is load *instructions*, whatever their width, and the arithmetic is nearly free. These
-// kernels therefore (1) read x as vec4 (4 columns per load; needs W % 4 == 0), (2) read the weights as vec4 of 4
-// output channels from a transposed copy wt [CIN,3,3,COUT] (`transpose_weight`, needs COUT % 4 == 0), and (3) take
-// the column block XB as a pipeline constant, one dispatch per block, so that the zero-padding tests on columns fold
-// away and chunks wholly outside the image are never loaded. Measured on lavapipe, width 128, batch 16 (benches/
-// NOTES.md, session 11): 8×8 maps 11.5 → 23 GFLOP/s, 16×16 6.6 → 11.7, against `forward`.
+// kernels therefore (1) read x as vec4 (4 columns per load; needs W % 4 == 0) and write y as vec4 (WO % 4 == 0),
+// (2) read the weights as vec4 of 4 output channels from a transposed copy wt [CIN,3,3,COUT] (`transpose_weight`,
+// needs COUT % 4 == 0), and (3) take the column block XB as a pipeline constant, one dispatch per block, so that the
+// zero-padding tests on columns fold away and chunks wholly outside the image are never loaded. Measured on
+// lavapipe, width 128, batch 16 (benches/NOTES.md, session 11), forward8_v4 against forward: 8×8 maps 11.5 → 23
+// GFLOP/s, 16×16 6.6 → 21.6.
 override XB: u32 = 0u;
 @group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> wt4: array<vec4<f32>>;
@@ -212,11 +217,15 @@ fn x_row_v4(n: u32, ci: u32, iy: u32) -> array<f32, 10> {
     return v;
 }
 
+// y as vec4 (WO % 4 == 0 whenever W % 4 == 0): stores cost a lane loop each too, so 8 vec4 stores replace 32 scalar ones
+@group(0) @binding(3) var<storage, read_write> yv: array<vec4<f32>>;
+
+// vals[j][c] = output channel co + c at column XB·8 + j; written as two vec4 of columns per channel
 fn store_cols(n: u32, co: u32, oy: u32, vals: array<vec4<f32>, 8>) {
-    for (var j = 0u; j < 8u; j++) {
-        let ox = XB * XW + j;
-        if (ox >= WO) { break; }
-        for (var c = 0u; c < 4u; c++) { y[((n * COUT + co + c) * HO + oy) * WO + ox] = vals[j][c]; }
+    for (var c = 0u; c < 4u; c++) {
+        let r = ((n * COUT + co + c) * HO + oy) * (WO / 4u) + 2u * XB;
+        yv[r] = vec4<f32>(vals[0][c], vals[1][c], vals[2][c], vals[3][c]);
+        if (XB * XW + 4u < WO) { yv[r + 1u] = vec4<f32>(vals[4][c], vals[5][c], vals[6][c], vals[7][c]); }
     }
 }
 
@@ -452,6 +461,108 @@ fn backward_input8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
             dx[((n * CIN + ci0 + 4u + c) * H + iy) * W + ix] = hi[j][c];
         }
     }
+}
+
+// ---- backward_input_v4 / backward_input8_v4: the input gradient for CPU adapters --------------------------------
+// The transpose of forward_v4: dy read as vec4 (WO % 4 == 0), the weights as vec4 of 4 input channels from a copy
+// wi [COUT,3,3,CIN] (`transpose_weight_in`, CIN % 4 == 0), dx written as vec4 (W % 4 == 0), the column block XB of dx
+// a pipeline constant.
+@group(0) @binding(0) var<storage, read> dyv: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> wi4: array<vec4<f32>>;
+
+fn dy_chunk(rq: u32, q: i32) -> vec4<f32> {
+    let inside = q >= 0 && q < i32(WO / 4u);
+    return select(vec4<f32>(0.0), dyv[rq + u32(clamp(q, 0, i32(WO / 4u) - 1))], inside);
+}
+
+// dy row oy of (n, co), columns XB·8 + PAD − 2 + t (t = 0..9), from the 4 chunks over columns XB·8 − 4 .. XB·8 + 11
+fn dy_row_v4(n: u32, co: u32, oy: u32) -> array<f32, 10> {
+    let rq = ((n * COUT + co) * HO + oy) * (WO / 4u);
+    let q0 = i32(2u * XB) - 1;
+    let ch = array<vec4<f32>, 4>(dy_chunk(rq, q0), dy_chunk(rq, q0 + 1), dy_chunk(rq, q0 + 2), dy_chunk(rq, q0 + 3));
+    var u: array<f32, 10>;
+    for (var t = 0u; t < 10u; t++) {
+        let c = PAD + 2u + t;
+        u[t] = ch[c / 4u][c % 4u];
+    }
+    return u;
+}
+
+@group(0) @binding(2) var<storage, read_write> dxv: array<vec4<f32>>;
+
+// as store_cols, for dx (W % 4 == 0 whenever WO % 4 == 0 and PAD is 1 or 3)
+fn store_dx_cols(n: u32, ci: u32, iy: u32, vals: array<vec4<f32>, 8>) {
+    for (var c = 0u; c < 4u; c++) {
+        let r = ((n * CIN + ci + c) * H + iy) * (W / 4u) + 2u * XB;
+        dxv[r] = vec4<f32>(vals[0][c], vals[1][c], vals[2][c], vals[3][c]);
+        if (XB * XW + 4u < W) { dxv[r + 1u] = vec4<f32>(vals[4][c], vals[5][c], vals[6][c], vals[7][c]); }
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_input_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = CIN / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cq * H) { return; }
+    let iy = id % H;
+    let cb = (id / H) % cq;
+    let n = id / (H * cq);
+    var acc = array<vec4<f32>, 8>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
+                                  vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var co = 0u; co < COUT; co++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let oy = i32(iy + PAD) - i32(ky);
+            if (oy < 0 || oy >= i32(HO)) { continue; }
+            let u = dy_row_v4(n, co, u32(oy));
+            let wb = (co * 9u + ky * 3u) * cq + cb;  // wi4[(co, ky, kx), input-channel block]
+            let k0 = wi4[wb]; let k1 = wi4[wb + cq]; let k2 = wi4[wb + 2u * cq];
+            for (var j = 0u; j < 8u; j++) {
+                acc[j] += u[j + 2u] * k0 + u[j + 1u] * k1 + u[j] * k2;
+            }
+        }
+    }
+    store_dx_cols(n, 4u * cb, iy, acc);
+}
+
+@compute @workgroup_size(64)
+fn backward_input8_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = CIN / 4u;
+    let c8 = CIN / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * c8 * H) { return; }
+    let iy = id % H;
+    let cb = (id / H) % c8;
+    let n = id / (H * c8);
+    var lo = array<vec4<f32>, 8>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0),
+                                 vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var hi = lo;
+    for (var co = 0u; co < COUT; co++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let oy = i32(iy + PAD) - i32(ky);
+            if (oy < 0 || oy >= i32(HO)) { continue; }
+            let u = dy_row_v4(n, co, u32(oy));
+            let wb = (co * 9u + ky * 3u) * cq + 2u * cb;
+            let k0 = wi4[wb]; let k1 = wi4[wb + cq]; let k2 = wi4[wb + 2u * cq];
+            let h0 = wi4[wb + 1u]; let h1 = wi4[wb + cq + 1u]; let h2 = wi4[wb + 2u * cq + 1u];
+            for (var j = 0u; j < 8u; j++) {
+                lo[j] += u[j + 2u] * k0 + u[j + 1u] * k1 + u[j] * k2;
+                hi[j] += u[j + 2u] * h0 + u[j + 1u] * h1 + u[j] * h2;
+            }
+        }
+    }
+    store_dx_cols(n, 8u * cb, iy, lo);
+    store_dx_cols(n, 8u * cb + 4u, iy, hi);
+}
+
+// wi[co,ky,kx,ci] = w[co,ci,ky,kx] (bindings: 0 w, 1 wi (rw)); COUT·CIN·9 invocations, one per weight
+@compute @workgroup_size(64)
+fn transpose_weight_in(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);  // index into wi: (co·9 + tap)·CIN + ci
+    if (i >= COUT * CIN * 9u) { return; }
+    let ci = i % CIN;
+    let tap = (i / CIN) % 9u;
+    let co = i / (CIN * 9u);
+    wt_dst[i] = w_src[(co * CIN + ci) * 9u + tap];
 }
 
 // dw[co,ci,ky,kx] = Σ_n Σ_oy Σ_ox dy[n,co,oy,ox] · x[n,ci,oy+ky−PAD,ox+kx−PAD], in two steps:

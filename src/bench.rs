@@ -188,7 +188,7 @@ pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize,
     for (b, s) in cfg.conv_shapes(n).iter().enumerate() {
         let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
         time(format!("conv{b} forward {}→{} {}x{}", s.cin, s.cout, s.h, s.w), s.macs(), &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y, &scratch));
-        time(format!("conv{b} backward_input"), s.macs(), &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx));
+        time(format!("conv{b} backward_input"), s.macs(), &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx, &scratch));
         time(format!("conv{b} backward_weight"), s.macs(), &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch));
         let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
         let st = gpu.zeros("stats", 2 * ns.planes())?;
@@ -593,9 +593,9 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
             .into_iter()
             .map(|k| (k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_with(gpu, e, k, s, xr, wr, br, yr, sr)) as Record))
             .collect();
-        kernels.push(("backward_input", Box::new(|e| ops::conv_backward_input_blocked(gpu, e, s, 4, &y, &w, &dx))));
-        if ops::conv_backward_input_blocks(s).contains(&8) {
-            kernels.push(("backward_input8", Box::new(|e| ops::conv_backward_input_blocked(gpu, e, s, 8, &y, &w, &dx))));
+        let dxr = &dx;
+        for k in ops::ConvBackwardInput::available(s) {
+            kernels.push((k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_input_with(gpu, e, k, s, yr, wr, dxr, sr))));
         }
         kernels.push(("backward_weight", Box::new(|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch))));
         for (pass, f) in kernels {

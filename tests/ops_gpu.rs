@@ -27,6 +27,9 @@ fn conv_shapes() -> Vec<ConvShape> {
         ConvShape { n: 2, cin: 1, cout: 8, h: 12, w: 12, pad: 3 },
         // a map narrower than one column block
         ConvShape { n: 3, cin: 4, cout: 16, h: 4, w: 4, pad: 1 },
+        // vec4 input gradients: padding 3 (dy 12 wide, dx 8), and two dx column blocks, the second partial
+        ConvShape { n: 2, cin: 8, cout: 3, h: 8, w: 8, pad: 3 },
+        ConvShape { n: 2, cin: 8, cout: 5, h: 5, w: 12, pad: 1 },
     ]
 }
 
@@ -41,7 +44,7 @@ fn conv_forward_matches_reference() {
         let want = r::conv_forward(&s, &x, &w, &b);
         let kernels = ops::ConvForward::available(&s);
         let vec4 = kernels.iter().any(|k| matches!(k, ops::ConvForward::Vec4(_)));
-        assert_eq!(vec4, s.w % 4 == 0 && s.cout % 4 == 0, "vec4 kernels offered for {s:?}: {kernels:?}");
+        assert_eq!(vec4, s.w % 4 == 0 && s.wo() % 4 == 0 && s.cout % 4 == 0, "vec4 kernels offered for {s:?}: {kernels:?}");
         for k in kernels {
             let y = poisoned(g, s.y_len());
             let wt = poisoned(g, s.w_len());
@@ -65,18 +68,23 @@ fn conv_backward_matches_reference() {
         let scratch = poisoned(g, ops::conv_weight_scratch_len(&s));
         let (xb, wb, dyb) = (up(g, &x), up(g, &w), up(g, &dy));
         let mut enc = g.encoder();
-        ops::conv_backward_input(g, &mut enc, &s, &dyb, &wb, &dx);
+        let wt = poisoned(g, s.w_len());
+        ops::conv_backward_input(g, &mut enc, &s, &dyb, &wb, &dx, &wt);
         ops::conv_backward_weight(g, &mut enc, &s, &xb, &dyb, &dw, &scratch);
         ops::conv_backward_bias(g, &mut enc, &s, &dyb, &db);
         g.submit_wait(enc);
         let want_dx = r::conv_backward_input(&s, &dy, &w);
         check(&format!("conv_backward_input {s:?}"), &down(g, &dx, s.x_len()), &want_dx, TOL);
-        for &blocks in ops::conv_backward_input_blocks(&s) {
+        let kernels = ops::ConvBackwardInput::available(&s);
+        let vec4 = kernels.iter().any(|k| matches!(k, ops::ConvBackwardInput::Vec4(_)));
+        assert_eq!(vec4, s.wo() % 4 == 0 && s.w % 4 == 0 && s.cin % 4 == 0, "vec4 kernels offered for {s:?}: {kernels:?}");
+        for k in kernels {
             let dx = poisoned(g, s.x_len());
+            let wt = poisoned(g, s.w_len());
             let mut enc = g.encoder();
-            ops::conv_backward_input_blocked(g, &mut enc, &s, blocks, &dyb, &wb, &dx);
+            ops::conv_backward_input_with(g, &mut enc, k, &s, &dyb, &wb, &dx, &wt);
             g.submit_wait(enc);
-            check(&format!("conv_backward_input ×{blocks} {s:?}"), &down(g, &dx, s.x_len()), &want_dx, TOL);
+            check(&format!("conv_backward_input {} {s:?}", k.name()), &down(g, &dx, s.x_len()), &want_dx, TOL);
         }
         check(&format!("conv_backward_weight {s:?}"), &down(g, &dw, s.w_len()), &r::conv_backward_weight(&s, &x, &dy), TOL);
         check(&format!("conv_backward_bias {s:?}"), &down(g, &db, s.cout), &r::conv_backward_bias(&s, &dy), TOL);

@@ -430,9 +430,9 @@ impl GpuConvNet {
                 ops::norm_param_grad(gpu, enc, &ns, &ws.partial, &t[2], &t[3]);
             }
             if b > 0 {
-                ops::conv_backward_input(gpu, enc, s, &ws.grad_a, &q[0], &ws.grad_b);
+                ops::conv_backward_input(gpu, enc, s, &ws.grad_a, &q[0], &ws.grad_b, &ws.weight_scratch);
             } else if input_grad {
-                ops::conv_backward_input(gpu, enc, s, &ws.grad_a, &q[0], &ws.dx);
+                ops::conv_backward_input(gpu, enc, s, &ws.grad_a, &q[0], &ws.dx, &ws.weight_scratch);
             }
         }
     }

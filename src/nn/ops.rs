@@ -24,8 +24,9 @@ fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
 pub enum ConvForward {
     /// `forward` (4 output channels) or `forward8` (8) per invocation, scalar loads: every device and shape.
     Scalar(usize),
-    /// `forward_v4` (4) or `forward8_v4` (8): x read as vec4 and the weights as vec4 from a transposed copy, one
-    /// dispatch per 8-column block. Needs W % 4 == 0, COUT % 4 (or 8) == 0 and PAD ≤ 4. The CPU-adapter kernel.
+    /// `forward_v4` (4) or `forward8_v4` (8): x read as vec4 and the weights as vec4 from a transposed copy, y written
+    /// as vec4, one dispatch per 8-column block. Needs W and WO multiples of 4, COUT % 4 (or 8) == 0 and PAD ≤ 4.
+    /// The CPU-adapter kernel.
     Vec4(usize),
     /// `forward_tiled`: implicit GEMM through workgroup memory, the real-GPU design (not chosen until measured on one).
     Tiled,
@@ -55,7 +56,7 @@ impl ConvForward {
     pub fn fits(self, s: &ConvShape) -> bool {
         match self {
             ConvForward::Scalar(c) => c == 4 || (c == 8 && s.cout % 8 == 0),
-            ConvForward::Vec4(c) => (c == 4 || c == 8) && s.cout % c == 0 && s.w % 4 == 0 && s.pad <= 4,
+            ConvForward::Vec4(c) => (c == 4 || c == 8) && s.cout % c == 0 && s.w % 4 == 0 && s.wo() % 4 == 0 && s.pad <= 4,
             ConvForward::Tiled => true,
         }
     }
@@ -113,31 +114,83 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
     }
 }
 
-/// dx = ∂L/∂x from dy
-pub fn conv_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, dy: &Buffer, w: &Buffer, dx: &Buffer) {
-    conv_backward_input_blocked(gpu, enc, s, conv_backward_input_choice(gpu, s), dy, w, dx)
+/// Which kernel computes a convolution's input gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvBackwardInput {
+    /// `backward_input` (4 input channels) or `backward_input8` (8) per invocation, scalar loads: every shape.
+    Scalar(usize),
+    /// `backward_input_v4` (4) or `backward_input8_v4` (8): dy read as vec4, the weights as vec4 from a copy transposed
+    /// to [COUT,3,3,CIN], dx written as vec4, one dispatch per 8-column block. Needs W and WO multiples of 4,
+    /// CIN % 4 (or 8) == 0, PAD ≤ 4.
+    Vec4(usize),
 }
 
-/// Input channels per invocation of `conv_backward_input_blocked`: 4 always works, 8 needs CIN % 8 == 0.
-pub fn conv_backward_input_blocks(s: &ConvShape) -> &'static [usize] {
-    if s.cin % 8 == 0 { &[4, 8] } else { &[4] }
+impl ConvBackwardInput {
+    /// The kernel `conv_backward_input` uses: on CPU adapters the vec4 kernels where the shape allows them, 8 channels
+    /// first, then the scalar 8-channel one (benches/NOTES.md, sessions 4 and 11); elsewhere the scalar 4-channel one.
+    pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvBackwardInput {
+        if gpu.info.device_type != wgpu::DeviceType::Cpu {
+            return ConvBackwardInput::Scalar(4);
+        }
+        [ConvBackwardInput::Vec4(8), ConvBackwardInput::Vec4(4), ConvBackwardInput::Scalar(8)]
+            .into_iter()
+            .find(|k| k.fits(s))
+            .unwrap_or(ConvBackwardInput::Scalar(4))
+    }
+
+    /// Whether this kernel can run shape `s`.
+    pub fn fits(self, s: &ConvShape) -> bool {
+        match self {
+            ConvBackwardInput::Scalar(c) => c == 4 || (c == 8 && s.cin % 8 == 0),
+            ConvBackwardInput::Vec4(c) => (c == 4 || c == 8) && s.cin % c == 0 && s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
+        }
+    }
+
+    /// Every kernel that can run `s`.
+    pub fn available(s: &ConvShape) -> Vec<ConvBackwardInput> {
+        [ConvBackwardInput::Scalar(4), ConvBackwardInput::Scalar(8), ConvBackwardInput::Vec4(4), ConvBackwardInput::Vec4(8)]
+            .into_iter()
+            .filter(|k| k.fits(s))
+            .collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvBackwardInput::Scalar(8) => "backward_input8",
+            ConvBackwardInput::Scalar(_) => "backward_input",
+            ConvBackwardInput::Vec4(8) => "backward_input8_v4",
+            ConvBackwardInput::Vec4(_) => "backward_input_v4",
+        }
+    }
 }
 
-/// The blocking `conv_backward_input` uses. On CPU adapters 8 input channels per invocation won on both maps it
-/// applies to (width 128, batch 16 on lavapipe: 16×16 1.30 → 1.94 GFLOP/s, 8×8 2.17 → 2.54), so: 8 wherever
-/// CIN allows. Real GPUs keep 4 until a GPU measurement says otherwise.
-pub fn conv_backward_input_choice(gpu: &Gpu, s: &ConvShape) -> usize {
-    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
-    if cpu && s.cin % 8 == 0 { 8 } else { 4 }
-}
-
-/// `conv_backward_input` with a chosen blocking: 4 (`backward_input`) or 8 (`backward_input8`) input channels.
+/// dx = ∂L/∂x from dy. `wt` is scratch of at least `s.w_len()` floats (overwritten by the vec4 kernels).
 #[allow(clippy::too_many_arguments)]
-pub fn conv_backward_input_blocked(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, channels: usize, dy: &Buffer, w: &Buffer, dx: &Buffer) {
-    assert!(conv_backward_input_blocks(s).contains(&channels), "conv backward_input blocking {channels} not available for {s:?}");
-    let inv = s.n * s.cin.div_ceil(channels) * s.h * s.w.div_ceil(8);
-    let entry = if channels == 8 { "backward_input8" } else { "backward_input" };
-    gpu.dispatch(enc, &shaders::CONV, entry, &conv_consts(s), &[dy, w, dx], inv as u64);
+pub fn conv_backward_input(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, dy: &Buffer, w: &Buffer, dx: &Buffer, wt: &Buffer) {
+    conv_backward_input_with(gpu, enc, ConvBackwardInput::of(gpu, s), s, dy, w, dx, wt)
+}
+
+/// `conv_backward_input` with a chosen kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBackwardInput, s: &ConvShape, dy: &Buffer, w: &Buffer, dx: &Buffer,
+    wt: &Buffer) {
+    assert!(k.fits(s), "conv backward_input kernel {k:?} cannot run {s:?}");
+    let consts = conv_consts(s);
+    match k {
+        ConvBackwardInput::Scalar(c) => {
+            let inv = s.n * s.cin.div_ceil(c) * s.h * s.w.div_ceil(8);
+            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, w, dx], inv as u64);
+        }
+        ConvBackwardInput::Vec4(c) => {
+            assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
+            gpu.dispatch(enc, &shaders::CONV, "transpose_weight_in", &consts, &[w, wt], s.w_len() as u64);
+            for xb in 0..s.w.div_ceil(8) {
+                let mut cb = consts.to_vec();
+                cb.push(("XB", xb as f64));
+                gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, wt, dx], (s.n * (s.cin / c) * s.h) as u64);
+            }
+        }
+    }
 }
 
 /// How many ways `conv_backward_weight` splits the sum over images: enough threads to fill the device
