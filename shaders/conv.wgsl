@@ -11,6 +11,7 @@
 // backward_input_v4 0 dy, 1 wi, 2 dx (rw), all as vec4               4 input channels × the 8 columns of block XB of one row of dx
 // backward_input8_v4 as backward_input_v4                            8 input channels × the 8 columns of block XB
 // transpose_weight_in 0 w, 1 wi (rw)                                 one weight: wi[co,ky,kx,ci] = w[co,ci,ky,kx]
+// backward_input_c1v4 0 dy (as vec4), 1 w, 2 dx (rw, as vec4)        1 input channel × the 8 columns of block XB of one row of dx
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
@@ -19,7 +20,7 @@
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
-//           (backward_input_v4; CIN/8 for backward_input8_v4), COUT·CIN·9 (transpose_weight_in),
+//           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4), COUT·CIN·9 (transpose_weight_in),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -552,6 +553,35 @@ fn backward_input8_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     store_dx_cols(n, 8u * cb, iy, lo);
     store_dx_cols(n, 8u * cb + 4u, iy, hi);
+}
+
+// backward_input_c1v4: one input channel × the 8 columns of block XB per thread, for the first layer's 1 or 3 input
+// channels, where the channel-blocked kernels waste most of their lanes (CIN = 1 fills 1 of 4 channels). dy read and
+// dx written as vec4 (W, WO multiples of 4); the 3 weights per step are scalar loads from w as stored.
+@compute @workgroup_size(64)
+fn backward_input_c1v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if (id >= N * CIN * H) { return; }
+    let iy = id % H;
+    let ci = (id / H) % CIN;
+    let n = id / (H * CIN);
+    var lo = vec4<f32>(0.0);  // columns XB·8 .. +3
+    var hi = vec4<f32>(0.0);  // columns XB·8 + 4 .. +7
+    for (var co = 0u; co < COUT; co++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let oy = i32(iy + PAD) - i32(ky);
+            if (oy < 0 || oy >= i32(HO)) { continue; }
+            let u = dy_row_v4(n, co, u32(oy));
+            let wb = (co * CIN + ci) * 9u + ky * 3u;
+            let k0 = w[wb]; let k1 = w[wb + 1u]; let k2 = w[wb + 2u];
+            // input column XB·8 + j gets dy column XB·8 + j + PAD − kx = u[j + 2 − kx]
+            lo += vec4<f32>(u[2], u[3], u[4], u[5]) * k0 + vec4<f32>(u[1], u[2], u[3], u[4]) * k1 + vec4<f32>(u[0], u[1], u[2], u[3]) * k2;
+            hi += vec4<f32>(u[6], u[7], u[8], u[9]) * k0 + vec4<f32>(u[5], u[6], u[7], u[8]) * k1 + vec4<f32>(u[4], u[5], u[6], u[7]) * k2;
+        }
+    }
+    let r = ((n * CIN + ci) * H + iy) * (W / 4u) + 2u * XB;
+    dxv[r] = lo;
+    if (XB * XW + 4u < W) { dxv[r + 1u] = hi; }
 }
 
 // wi[co,ky,kx,ci] = w[co,ci,ky,kx] (bindings: 0 w, 1 wi (rw)); COUT·CIN·9 invocations, one per weight

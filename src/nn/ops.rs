@@ -123,6 +123,9 @@ pub enum ConvBackwardInput {
     /// to [COUT,3,3,CIN], dx written as vec4, one dispatch per 8-column block. Needs W and WO multiples of 4,
     /// CIN % 4 (or 8) == 0, PAD ≤ 4.
     Vec4(usize),
+    /// `backward_input_c1v4`: one input channel per invocation, dy and dx as vec4, weights as stored; for the first
+    /// layer's 1–3 input channels. Needs W and WO multiples of 4, PAD ≤ 4.
+    Channel1Vec4,
 }
 
 impl ConvBackwardInput {
@@ -131,6 +134,9 @@ impl ConvBackwardInput {
     pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvBackwardInput {
         if gpu.info.device_type != wgpu::DeviceType::Cpu {
             return ConvBackwardInput::Scalar(4);
+        }
+        if s.cin < 4 && ConvBackwardInput::Channel1Vec4.fits(s) {
+            return ConvBackwardInput::Channel1Vec4;
         }
         [ConvBackwardInput::Vec4(8), ConvBackwardInput::Vec4(4), ConvBackwardInput::Scalar(8)]
             .into_iter()
@@ -143,13 +149,20 @@ impl ConvBackwardInput {
         match self {
             ConvBackwardInput::Scalar(c) => c == 4 || (c == 8 && s.cin % 8 == 0),
             ConvBackwardInput::Vec4(c) => (c == 4 || c == 8) && s.cin % c == 0 && s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
+            ConvBackwardInput::Channel1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
         }
     }
 
     /// Every kernel that can run `s`.
     pub fn available(s: &ConvShape) -> Vec<ConvBackwardInput> {
-        [ConvBackwardInput::Scalar(4), ConvBackwardInput::Scalar(8), ConvBackwardInput::Vec4(4), ConvBackwardInput::Vec4(8)]
-            .into_iter()
+        [
+            ConvBackwardInput::Scalar(4),
+            ConvBackwardInput::Scalar(8),
+            ConvBackwardInput::Vec4(4),
+            ConvBackwardInput::Vec4(8),
+            ConvBackwardInput::Channel1Vec4,
+        ]
+        .into_iter()
             .filter(|k| k.fits(s))
             .collect()
     }
@@ -160,6 +173,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Scalar(_) => "backward_input",
             ConvBackwardInput::Vec4(8) => "backward_input8_v4",
             ConvBackwardInput::Vec4(_) => "backward_input_v4",
+            ConvBackwardInput::Channel1Vec4 => "backward_input_c1v4",
         }
     }
 }
@@ -188,6 +202,13 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
                 let mut cb = consts.to_vec();
                 cb.push(("XB", xb as f64));
                 gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, wt, dx], (s.n * (s.cin / c) * s.h) as u64);
+            }
+        }
+        ConvBackwardInput::Channel1Vec4 => {
+            for xb in 0..s.w.div_ceil(8) {
+                let mut cb = consts.to_vec();
+                cb.push(("XB", xb as f64));
+                gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, w, dx], (s.n * s.cin * s.h) as u64);
             }
         }
     }
