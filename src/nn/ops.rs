@@ -129,8 +129,9 @@ pub enum ConvBackwardInput {
 }
 
 impl ConvBackwardInput {
-    /// The kernel `conv_backward_input` uses: on CPU adapters the vec4 kernels where the shape allows them, 8 channels
-    /// first, then the scalar 8-channel one (benches/NOTES.md, sessions 4 and 11); elsewhere the scalar 4-channel one.
+    /// The kernel `conv_backward_input` uses: on CPU adapters the one-channel vec4 kernel where CIN < 4 (the first
+    /// layer), else the vec4 kernels where the shape allows them, 8 channels first, then the scalar 8-channel one
+    /// (benches/NOTES.md, sessions 4 and 11); elsewhere the scalar 4-channel one.
     pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvBackwardInput {
         if gpu.info.device_type != wgpu::DeviceType::Cpu {
             return ConvBackwardInput::Scalar(4);
