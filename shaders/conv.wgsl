@@ -15,13 +15,14 @@
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
+// backward_weight4_v4 0 x, 1 dy (both as vec4), 2 partial (rw) [HO,COUT,CIN,3,3]  4 output channels × 9 taps of one ci, over output row oy of every image
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
 //           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4), COUT·CIN·9 (transpose_weight_in),
-//           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
+//           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
 // performance work; this file is the portable baseline that every test runs.
@@ -207,8 +208,13 @@ fn x_chunk(rq: u32, q: i32) -> vec4<f32> {
 // The 10 inputs of row iy of (n, ci) that output columns XB·8 .. XB·8+7 read: columns XB·8 − PAD + t, t = 0..9,
 // gathered from the 4 chunks covering columns XB·8 − 4 .. XB·8 + 11 (PAD ≤ 4).
 fn x_row_v4(n: u32, ci: u32, iy: u32) -> array<f32, 10> {
+    return x_row_at(n, ci, iy, XB);
+}
+
+// x_row_v4 for column block xb; called with literal block numbers the chunk offsets and edge tests fold away too
+fn x_row_at(n: u32, ci: u32, iy: u32, xb: u32) -> array<f32, 10> {
     let rq = ((n * CIN + ci) * H + iy) * (W / 4u);
-    let q0 = i32(2u * XB) - 1;
+    let q0 = i32(2u * xb) - 1;
     let ch = array<vec4<f32>, 4>(x_chunk(rq, q0), x_chunk(rq, q0 + 1), x_chunk(rq, q0 + 2), x_chunk(rq, q0 + 3));
     var v: array<f32, 10>;
     for (var t = 0u; t < 10u; t++) {
@@ -663,6 +669,78 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         if (co >= COUT) { break; }
         for (var t = 0u; t < 9u; t++) {
             dw[(split * COUT * CIN + co * CIN + ci) * 9u + t] = acc[t][c];
+        }
+    }
+}
+
+// backward_weight4_v4 (CPU adapters): thread (output row oy, ci, 4-channel block) sums, over all images and the
+// columns of row oy, dy[n, co0..co0+3, oy, ·] · x[n, ci, oy+ky−PAD, · + kx − PAD] into partial[oy, co, ci, ky, kx];
+// reduce_weight then sums the HO rows (NSPLIT = HO). The forward's lessons applied to the weight gradient: dy and x
+// read as vec4 (8 + 12 vec4 loads per 288 multiply-adds for each 8-column block), neighbouring lanes on neighbouring
+// rows of one plane (as forward8_v4), and the column blocks walked by calls with literal block numbers, so that
+// after inlining every chunk offset and edge test is a constant (WO ≤ 64: eight calls, those past WO fold to
+// nothing). Needs W % 4 == 0, WO % 4 == 0, COUT % 4 == 0, PAD ≤ 4, WO ≤ 64.
+// lavapipe, width 128, batch 16 (benches/NOTES.md, session 12), against backward_weight: 16×16 maps 10.1 → 16.5
+// GFLOP/s, 8×8 8.7 → 20.8.
+@group(0) @binding(1) var<storage, read> dyv_bw: array<vec4<f32>>;
+
+// acc[9c + t] gets, component by component, dy[n, co0 + c, oy, columns of block xb] · x(tap t) over the same
+// columns: the four components are four column phases, added together only at the end, so that neither dy nor x
+// needs transposing (an in-register transpose indexed by a loop counter is what llvmpipe could not unroll:
+// the arrays went to the stack, read lane by lane, 6× slower than the scalar kernel).
+fn bw_block(xb: u32, n: u32, ci: u32, co0: u32, oy: u32, acc: array<vec4<f32>, 36>) -> array<vec4<f32>, 36> {
+    if (xb * XW >= WO) { return acc; }
+    // d[2c + q] = dy[n, co0 + c, oy, 8xb + 4q .. +3]
+    var d: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 4u; c++) {
+        let r = ((n * COUT + co0 + c) * HO + oy) * (WO / 4u) + 2u * xb;
+        d[2u * c] = dyv_bw[r];
+        if (xb * XW + 4u < WO) { d[2u * c + 1u] = dyv_bw[r + 1u]; } else { d[2u * c + 1u] = vec4<f32>(0.0); }
+    }
+    // one call per kernel row with a literal ky, so that every accumulator index is a constant
+    return bw_row(2u, xb, n, ci, oy, d, bw_row(1u, xb, n, ci, oy, d, bw_row(0u, xb, n, ci, oy, d, acc)));
+}
+
+fn bw_row(ky: u32, xb: u32, n: u32, ci: u32, oy: u32, d: array<vec4<f32>, 8>, acc: array<vec4<f32>, 36>) -> array<vec4<f32>, 36> {
+    let iy = i32(oy + ky) - i32(PAD);
+    if (iy < 0 || iy >= i32(H)) { return acc; }
+    let v = x_row_at(n, ci, u32(iy), xb);
+    var a = acc;
+    for (var kx = 0u; kx < 3u; kx++) {
+        // x at columns 8xb − PAD + kx + (0..3) and + (4..7): what dy's two chunks meet at tap (ky, kx)
+        let s0 = vec4<f32>(v[kx], v[kx + 1u], v[kx + 2u], v[kx + 3u]);
+        let s1 = vec4<f32>(v[kx + 4u], v[kx + 5u], v[kx + 6u], v[kx + 7u]);
+        for (var c = 0u; c < 4u; c++) {
+            let t = 9u * c + 3u * ky + kx;
+            a[t] += d[2u * c] * s0 + d[2u * c + 1u] * s1;
+        }
+    }
+    return a;
+}
+
+@compute @workgroup_size(64)
+fn backward_weight4_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = COUT / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= HO * CIN * cq) { return; }
+    let oy = id % HO;          // neighbouring lanes take neighbouring rows
+    let ci = (id / HO) % CIN;
+    let co0 = 4u * (id / (HO * CIN));
+    var acc: array<vec4<f32>, 36>;
+    for (var n = 0u; n < N; n++) {
+        acc = bw_block(0u, n, ci, co0, oy, acc);
+        acc = bw_block(1u, n, ci, co0, oy, acc);
+        acc = bw_block(2u, n, ci, co0, oy, acc);
+        acc = bw_block(3u, n, ci, co0, oy, acc);
+        acc = bw_block(4u, n, ci, co0, oy, acc);
+        acc = bw_block(5u, n, ci, co0, oy, acc);
+        acc = bw_block(6u, n, ci, co0, oy, acc);
+        acc = bw_block(7u, n, ci, co0, oy, acc);
+    }
+    for (var c = 0u; c < 4u; c++) {
+        for (var t = 0u; t < 9u; t++) {
+            let p = acc[9u * c + t];
+            dw[((oy * COUT + co0 + c) * CIN + ci) * 9u + t] = p.x + p.y + p.z + p.w;
         }
     }
 }

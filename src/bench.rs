@@ -150,7 +150,7 @@ impl ConvBuffers {
             y: gpu.zeros("y", s.y_len())?,
             dx: gpu.zeros("dx", s.x_len())?,
             dw: gpu.zeros("dw", s.w_len())?,
-            scratch: gpu.zeros("scratch", crate::nn::ops::conv_weight_scratch_len(s))?,
+            scratch: gpu.zeros("scratch", crate::nn::ops::conv_weight_scratch_len_any(s))?,
         })
     }
 }
@@ -597,7 +597,10 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
         for k in ops::ConvBackwardInput::available(s) {
             kernels.push((k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_input_with(gpu, e, k, s, yr, wr, dxr, sr))));
         }
-        kernels.push(("backward_weight", Box::new(|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch))));
+        let dwr = &dw;
+        for k in ops::ConvBackwardWeight::available(s) {
+            kernels.push((k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_weight_with(gpu, e, k, s, xr, yr, dwr, sr))));
+        }
         for (pass, f) in kernels {
             progress.set_message(format!("conv{layer} {pass}"));
             let mut ms = time_runs(warmup, runs, progress, || {

@@ -30,6 +30,9 @@ fn conv_shapes() -> Vec<ConvShape> {
         // vec4 input gradients: padding 3 (dy 12 wide, dx 8), and two dx column blocks, the second partial
         ConvShape { n: 2, cin: 8, cout: 3, h: 8, w: 8, pad: 3 },
         ConvShape { n: 2, cin: 8, cout: 5, h: 5, w: 12, pad: 1 },
+        // vec4 weight gradient: three column blocks, the last partial; 60 columns (eight blocks, the last partial)
+        ConvShape { n: 2, cin: 5, cout: 16, h: 6, w: 20, pad: 1 },
+        ConvShape { n: 1, cin: 2, cout: 8, h: 3, w: 60, pad: 1 },
     ]
 }
 
@@ -65,7 +68,7 @@ fn conv_backward_matches_reference() {
         let w = rand_vec(&mut rng, s.w_len(), 0.5);
         let dy = rand_vec(&mut rng, s.y_len(), 1.0);
         let (dx, dw, db) = (poisoned(g, s.x_len()), poisoned(g, s.w_len()), poisoned(g, s.cout));
-        let scratch = poisoned(g, ops::conv_weight_scratch_len(&s));
+        let scratch = poisoned(g, ops::conv_weight_scratch_len(g, &s));
         let (xb, wb, dyb) = (up(g, &x), up(g, &w), up(g, &dy));
         let mut enc = g.encoder();
         let wt = poisoned(g, s.w_len());
@@ -88,7 +91,19 @@ fn conv_backward_matches_reference() {
             g.submit_wait(enc);
             check(&format!("conv_backward_input {} {s:?}", k.name()), &down(g, &dx, s.x_len()), &want_dx, TOL);
         }
-        check(&format!("conv_backward_weight {s:?}"), &down(g, &dw, s.w_len()), &r::conv_backward_weight(&s, &x, &dy), TOL);
+        let want_dw = r::conv_backward_weight(&s, &x, &dy);
+        check(&format!("conv_backward_weight {s:?}"), &down(g, &dw, s.w_len()), &want_dw, TOL);
+        let kernels = ops::ConvBackwardWeight::available(&s);
+        let rows = kernels.contains(&ops::ConvBackwardWeight::RowsVec4);
+        assert_eq!(rows, s.wo() % 4 == 0 && s.w % 4 == 0 && s.cout % 4 == 0, "vec4 weight-gradient kernel offered for {s:?}: {kernels:?}");
+        for k in kernels {
+            let dw = poisoned(g, s.w_len());
+            let scratch = poisoned(g, k.scratch_len(&s));
+            let mut enc = g.encoder();
+            ops::conv_backward_weight_with(g, &mut enc, k, &s, &xb, &dyb, &dw, &scratch);
+            g.submit_wait(enc);
+            check(&format!("conv_backward_weight {} {s:?}", k.name()), &down(g, &dw, s.w_len()), &want_dw, TOL);
+        }
         check(&format!("conv_backward_bias {s:?}"), &down(g, &db, s.cout), &r::conv_backward_bias(&s, &dy), TOL);
     }
 }

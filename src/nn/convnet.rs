@@ -353,7 +353,7 @@ impl GpuConvNet {
             grad_a: gpu.zeros("grad_a", max_act)?,
             grad_b: gpu.zeros("grad_b", max_act)?,
             partial: gpu.zeros("norm_partial", 2 * n * self.cfg.width)?,
-            weight_scratch: gpu.zeros("weight_scratch", shapes.iter().map(ops::conv_weight_scratch_len).max().unwrap())?,
+            weight_scratch: gpu.zeros("weight_scratch", shapes.iter().map(|s| ops::conv_weight_scratch_len(gpu, s)).max().unwrap())?,
         })
     }
 

@@ -215,24 +215,100 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
     }
 }
 
-/// How many ways `conv_backward_weight` splits the sum over images: enough threads to fill the device
+/// Which kernel computes a convolution's weight gradient (then `reduce_weight` sums its partial sums).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvBackwardWeight {
+    /// `backward_weight`: 4 output channels × 9 taps of one input channel per invocation, scalar loads, the sum over
+    /// images split `conv_weight_splits` ways: every device and shape.
+    Scalar,
+    /// `backward_weight4_v4`: 4 output channels × 9 taps of one input channel for one output row per invocation, dy
+    /// and x read as vec4 and multiplied as vec4 of four column phases (summed at the end), column blocks unrolled
+    /// with constant offsets; one partial sum per output row. Needs W and WO multiples of 4, WO ≤ 64, COUT % 4 == 0,
+    /// PAD ≤ 4. The CPU-adapter kernel.
+    RowsVec4,
+}
+
+impl ConvBackwardWeight {
+    /// The kernel `conv_backward_weight` uses: `backward_weight4_v4` on CPU adapters where it fits (lavapipe, width 128,
+    /// batch 16, GFLOP/s against `backward_weight`: 16×16 maps 10.1 → 16.5, 8×8 8.7 → 20.8, first layers 7.0 → 14.4
+    /// and 10.1 → 14.3; benches/NOTES.md, session 12), else the scalar one (GPUs: until measured on one).
+    pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvBackwardWeight {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu && ConvBackwardWeight::RowsVec4.fits(s) {
+            ConvBackwardWeight::RowsVec4
+        } else {
+            ConvBackwardWeight::Scalar
+        }
+    }
+
+    /// Whether this kernel can run shape `s`.
+    pub fn fits(self, s: &ConvShape) -> bool {
+        match self {
+            ConvBackwardWeight::Scalar => true,
+            ConvBackwardWeight::RowsVec4 => s.cout % 4 == 0 && s.w % 4 == 0 && s.wo() % 4 == 0 && s.wo() <= 64 && s.pad <= 4,
+        }
+    }
+
+    /// Every kernel that can run `s`.
+    pub fn available(s: &ConvShape) -> Vec<ConvBackwardWeight> {
+        [ConvBackwardWeight::Scalar, ConvBackwardWeight::RowsVec4].into_iter().filter(|k| k.fits(s)).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvBackwardWeight::Scalar => "backward_weight",
+            ConvBackwardWeight::RowsVec4 => "backward_weight4_v4",
+        }
+    }
+
+    /// How many partial sums of the weight gradient this kernel writes before `reduce_weight` adds them up.
+    pub fn partials(self, s: &ConvShape) -> usize {
+        match self {
+            ConvBackwardWeight::Scalar => conv_weight_splits(s),
+            ConvBackwardWeight::RowsVec4 => s.ho(),
+        }
+    }
+
+    /// Scratch floats this kernel needs.
+    pub fn scratch_len(self, s: &ConvShape) -> usize {
+        self.partials(s) * s.w_len()
+    }
+}
+
+/// How many ways `backward_weight` splits the sum over images: enough threads to fill the device
 /// (about 2048), never more than the batch.
 pub fn conv_weight_splits(s: &ConvShape) -> usize {
     let threads = s.cout.div_ceil(4) * s.cin;
     (2048 / threads.max(1)).clamp(1, s.n.max(1))
 }
 
-/// Scratch floats `conv_backward_weight` needs.
-pub fn conv_weight_scratch_len(s: &ConvShape) -> usize {
-    conv_weight_splits(s) * s.w_len()
+/// Scratch floats `conv_backward_weight` needs on `gpu`.
+pub fn conv_weight_scratch_len(gpu: &Gpu, s: &ConvShape) -> usize {
+    ConvBackwardWeight::of(gpu, s).scratch_len(s)
 }
 
-/// dw = ∂L/∂w (overwritten, not accumulated); `scratch` holds at least `conv_weight_scratch_len(s)` floats.
+/// Scratch floats enough for every weight-gradient kernel that fits `s` (tests and the bench run them all).
+pub fn conv_weight_scratch_len_any(s: &ConvShape) -> usize {
+    ConvBackwardWeight::available(s).into_iter().map(|k| k.scratch_len(s)).max().unwrap_or(0)
+}
+
+/// dw = ∂L/∂w (overwritten, not accumulated); `scratch` holds at least `conv_weight_scratch_len(gpu, s)` floats.
 pub fn conv_backward_weight(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer, scratch: &Buffer) {
-    let splits = conv_weight_splits(s);
+    conv_backward_weight_with(gpu, enc, ConvBackwardWeight::of(gpu, s), s, x, dy, dw, scratch)
+}
+
+/// `conv_backward_weight` with a chosen kernel; `scratch` holds at least `k.scratch_len(s)` floats.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBackwardWeight, s: &ConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer,
+    scratch: &Buffer) {
+    assert!(k.fits(s), "conv backward_weight kernel {k:?} cannot run {s:?}");
+    assert!(scratch.size() as usize >= 4 * k.scratch_len(s), "weight-gradient scratch too small for {k:?} on {s:?}");
     let mut consts = conv_consts(s).to_vec();
-    consts.push(("NSPLIT", splits as f64));
-    gpu.dispatch(enc, &shaders::CONV, "backward_weight", &consts, &[x, dy, scratch], (splits * s.cout.div_ceil(4) * s.cin) as u64);
+    consts.push(("NSPLIT", k.partials(s) as f64));
+    let inv = match k {
+        ConvBackwardWeight::Scalar => k.partials(s) * s.cout.div_ceil(4) * s.cin,
+        ConvBackwardWeight::RowsVec4 => s.ho() * s.cin * (s.cout / 4),
+    };
+    gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, dy, scratch], inv as u64);
     gpu.dispatch(enc, &shaders::CONV, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
 }
 
