@@ -12,6 +12,7 @@
 // backward_input8_v4 as backward_input_v4                            8 input channels × the 8 columns of block XB
 // transpose_weight_in 0 w, 1 wi (rw)                                 one weight: wi[co,ky,kx,ci] = w[co,ci,ky,kx]
 // backward_input_c1v4 0 dy (as vec4), 1 w, 2 dx (rw, as vec4)        1 input channel × the 8 columns of block XB of one row of dx
+// backward_input_r1v4 as backward_input_c1v4                          1 input channel × a whole row of dx (W, WO ≤ 64)
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
@@ -21,7 +22,7 @@
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
-//           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4), COUT·CIN·9 (transpose_weight_in),
+//           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4), COUT·CIN·9 (transpose_weight_in),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -588,6 +589,59 @@ fn backward_input_c1v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let r = ((n * CIN + ci) * H + iy) * (W / 4u) + 2u * XB;
     dxv[r] = lo;
     if (XB * XW + 4u < W) { dxv[r + 1u] = hi; }
+}
+
+// backward_input_r1v4: one input channel × a whole row of dx per thread (W, WO ≤ 64), for the first layer. Per output
+// channel and kernel row: the dy row as WO/4 vec4 loads and 3 scalar weights for 3·W multiply-adds (the 8-column
+// c1v4 reads 4 chunks and 3 weights for 24). The loops over chunks are unrolled by the compiler (constant trip
+// counts, small bodies), so `row` and `acc` are indexed by constants only and stay in registers.
+fn row_col(row: array<vec4<f32>, 16>, c: i32) -> f32 {
+    // dy at column c of the held row, zero outside 0 .. WO − 1 (c is a constant once the loops are unrolled)
+    let k = u32(clamp(c, 0, i32(WO) - 1));
+    return select(0.0, row[k / 4u][k % 4u], c >= 0 && c < i32(WO));
+}
+
+// dx chunk q (columns 4q .. 4q + 3) plus what kernel row (k0, k1, k2) adds from the held dy row: dx column c gets dy
+// column c + PAD − kx through weight kx. Chunks past W return a unchanged (folded away for a literal q).
+fn r1_chunk(q: u32, row: array<vec4<f32>, 16>, k0: f32, k1: f32, k2: f32, a: vec4<f32>) -> vec4<f32> {
+    if (4u * q >= W) { return a; }
+    let c = i32(4u * q + PAD);
+    return a + vec4<f32>(row_col(row, c), row_col(row, c + 1), row_col(row, c + 2), row_col(row, c + 3)) * k0
+             + vec4<f32>(row_col(row, c - 1), row_col(row, c), row_col(row, c + 1), row_col(row, c + 2)) * k1
+             + vec4<f32>(row_col(row, c - 2), row_col(row, c - 1), row_col(row, c), row_col(row, c + 1)) * k2;
+}
+
+@compute @workgroup_size(64)
+fn backward_input_r1v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if (id >= N * CIN * H) { return; }
+    let iy = id % H;
+    let ci = (id / H) % CIN;
+    let n = id / (H * CIN);
+    var acc: array<vec4<f32>, 16>;  // acc[q] = dx columns 4q .. 4q + 3
+    for (var co = 0u; co < COUT; co++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let oy = i32(iy + PAD) - i32(ky);
+            if (oy < 0 || oy >= i32(HO)) { continue; }
+            let rq = ((n * COUT + co) * HO + u32(oy)) * (WO / 4u);
+            var row: array<vec4<f32>, 16>;
+            for (var q = 0u; q < WO / 4u; q++) { row[q] = dyv[rq + q]; }
+            let wb = (co * CIN + ci) * 9u + ky * 3u;
+            let k0 = w[wb]; let k1 = w[wb + 1u]; let k2 = w[wb + 2u];
+            // one call per dx chunk with a literal chunk number: a loop here was not unrolled (12 reads of `row` per
+            // chunk), which put `row` on the stack, read lane by lane (measured 100× slower)
+            acc[0] = r1_chunk(0u, row, k0, k1, k2, acc[0]); acc[1] = r1_chunk(1u, row, k0, k1, k2, acc[1]);
+            acc[2] = r1_chunk(2u, row, k0, k1, k2, acc[2]); acc[3] = r1_chunk(3u, row, k0, k1, k2, acc[3]);
+            acc[4] = r1_chunk(4u, row, k0, k1, k2, acc[4]); acc[5] = r1_chunk(5u, row, k0, k1, k2, acc[5]);
+            acc[6] = r1_chunk(6u, row, k0, k1, k2, acc[6]); acc[7] = r1_chunk(7u, row, k0, k1, k2, acc[7]);
+            acc[8] = r1_chunk(8u, row, k0, k1, k2, acc[8]); acc[9] = r1_chunk(9u, row, k0, k1, k2, acc[9]);
+            acc[10] = r1_chunk(10u, row, k0, k1, k2, acc[10]); acc[11] = r1_chunk(11u, row, k0, k1, k2, acc[11]);
+            acc[12] = r1_chunk(12u, row, k0, k1, k2, acc[12]); acc[13] = r1_chunk(13u, row, k0, k1, k2, acc[13]);
+            acc[14] = r1_chunk(14u, row, k0, k1, k2, acc[14]); acc[15] = r1_chunk(15u, row, k0, k1, k2, acc[15]);
+        }
+    }
+    let r = ((n * CIN + ci) * H + iy) * (W / 4u);
+    for (var q = 0u; q < W / 4u; q++) { dxv[r + q] = acc[q]; }
 }
 
 // wi[co,ky,kx,ci] = w[co,ci,ky,kx] (bindings: 0 w, 1 wi (rw)); COUT·CIN·9 invocations, one per weight

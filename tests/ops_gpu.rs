@@ -83,6 +83,8 @@ fn conv_backward_matches_reference() {
         assert_eq!(vec4, s.wo() % 4 == 0 && s.w % 4 == 0 && s.cin % 4 == 0, "vec4 kernels offered for {s:?}: {kernels:?}");
         let c1 = kernels.contains(&ops::ConvBackwardInput::Channel1Vec4);
         assert_eq!(c1, s.wo() % 4 == 0 && s.w % 4 == 0, "one-channel vec4 kernel offered for {s:?}: {kernels:?}");
+        let r1 = kernels.contains(&ops::ConvBackwardInput::Row1Vec4);
+        assert_eq!(r1, c1 && s.wo() <= 64, "whole-row vec4 kernel offered for {s:?}: {kernels:?}");
         for k in kernels {
             let dx = poisoned(g, s.x_len());
             let wt = poisoned(g, s.w_len());

@@ -126,18 +126,24 @@ pub enum ConvBackwardInput {
     /// `backward_input_c1v4`: one input channel per invocation, dy and dx as vec4, weights as stored; for the first
     /// layer's 1–3 input channels. Needs W and WO multiples of 4, PAD ≤ 4.
     Channel1Vec4,
+    /// `backward_input_r1v4`: one input channel × a whole row of dx per invocation, dy and dx as vec4, one dispatch.
+    /// Needs W and WO multiples of 4 and at most 64, PAD ≤ 4.
+    Row1Vec4,
 }
 
 impl ConvBackwardInput {
-    /// The kernel `conv_backward_input` uses: on CPU adapters the one-channel vec4 kernel where CIN < 4 (the first
-    /// layer), else the vec4 kernels where the shape allows them, 8 channels first, then the scalar 8-channel one
+    /// The kernel `conv_backward_input` uses: on CPU adapters a one-channel vec4 kernel where CIN < 4 (the first layer:
+    /// the whole-row one where rows are at most 64 wide, 2.2× the 8-column one on lavapipe, benches/NOTES.md session
+    /// 12), else the vec4 kernels where the shape allows them, 8 channels first, then the scalar 8-channel one
     /// (benches/NOTES.md, sessions 4 and 11); elsewhere the scalar 4-channel one.
     pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvBackwardInput {
         if gpu.info.device_type != wgpu::DeviceType::Cpu {
             return ConvBackwardInput::Scalar(4);
         }
-        if s.cin < 4 && ConvBackwardInput::Channel1Vec4.fits(s) {
-            return ConvBackwardInput::Channel1Vec4;
+        if s.cin < 4 {
+            if let Some(k) = [ConvBackwardInput::Row1Vec4, ConvBackwardInput::Channel1Vec4].into_iter().find(|k| k.fits(s)) {
+                return k;
+            }
         }
         [ConvBackwardInput::Vec4(8), ConvBackwardInput::Vec4(4), ConvBackwardInput::Scalar(8)]
             .into_iter()
@@ -151,6 +157,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Scalar(c) => c == 4 || (c == 8 && s.cin % 8 == 0),
             ConvBackwardInput::Vec4(c) => (c == 4 || c == 8) && s.cin % c == 0 && s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
             ConvBackwardInput::Channel1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
+            ConvBackwardInput::Row1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4 && s.wo() <= 64 && s.w <= 64,
         }
     }
 
@@ -162,6 +169,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Vec4(4),
             ConvBackwardInput::Vec4(8),
             ConvBackwardInput::Channel1Vec4,
+            ConvBackwardInput::Row1Vec4,
         ]
         .into_iter()
             .filter(|k| k.fits(s))
@@ -175,6 +183,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Vec4(8) => "backward_input8_v4",
             ConvBackwardInput::Vec4(_) => "backward_input_v4",
             ConvBackwardInput::Channel1Vec4 => "backward_input_c1v4",
+            ConvBackwardInput::Row1Vec4 => "backward_input_r1v4",
         }
     }
 }
@@ -204,6 +213,9 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
                 cb.push(("XB", xb as f64));
                 gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, wt, dx], (s.n * (s.cin / c) * s.h) as u64);
             }
+        }
+        ConvBackwardInput::Row1Vec4 => {
+            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, w, dx], (s.n * s.cin * s.h) as u64);
         }
         ConvBackwardInput::Channel1Vec4 => {
             for xb in 0..s.w.div_ceil(8) {
