@@ -13,6 +13,7 @@
 // transpose_weight_in 0 w, 1 wi (rw)                                 one weight: wi[co,ky,kx,ci] = w[co,ci,ky,kx]
 // backward_input_c1v4 0 dy (as vec4), 1 w, 2 dx (rw, as vec4)        1 input channel × the 8 columns of block XB of one row of dx
 // backward_input_r1v4 as backward_input_c1v4                          1 input channel × a whole row of dx (W, WO ≤ 64)
+// backward_input_r2v4 as backward_input_c1v4                          1 input channel × two whole rows of dx (H even)
 // backward_input    0 dy, 1 w, 2 dx (rw)                             4 input channels × 8 adjacent columns of one row
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
@@ -22,7 +23,7 @@
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
-//           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4), COUT·CIN·9 (transpose_weight_in),
+//           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4; N·CIN·H/2 for backward_input_r2v4), COUT·CIN·9 (transpose_weight_in),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -611,6 +612,30 @@ fn r1_chunk(q: u32, row: array<vec4<f32>, 16>, k0: f32, k1: f32, k2: f32, a: vec
              + vec4<f32>(row_col(row, c - 2), row_col(row, c - 1), row_col(row, c), row_col(row, c + 1)) * k2;
 }
 
+// a + what one dy row adds to one dx row through kernel row (k0, k1, k2). One call per chunk with a literal chunk
+// number: as a loop (12 reads of `row` per chunk) it was not unrolled, which put `row` on the stack, read lane by
+// lane (measured 100× slower).
+fn r1_row_add(row: array<vec4<f32>, 16>, k0: f32, k1: f32, k2: f32, a: array<vec4<f32>, 16>) -> array<vec4<f32>, 16> {
+    var b = a;
+    b[0] = r1_chunk(0u, row, k0, k1, k2, b[0]); b[1] = r1_chunk(1u, row, k0, k1, k2, b[1]);
+    b[2] = r1_chunk(2u, row, k0, k1, k2, b[2]); b[3] = r1_chunk(3u, row, k0, k1, k2, b[3]);
+    b[4] = r1_chunk(4u, row, k0, k1, k2, b[4]); b[5] = r1_chunk(5u, row, k0, k1, k2, b[5]);
+    b[6] = r1_chunk(6u, row, k0, k1, k2, b[6]); b[7] = r1_chunk(7u, row, k0, k1, k2, b[7]);
+    b[8] = r1_chunk(8u, row, k0, k1, k2, b[8]); b[9] = r1_chunk(9u, row, k0, k1, k2, b[9]);
+    b[10] = r1_chunk(10u, row, k0, k1, k2, b[10]); b[11] = r1_chunk(11u, row, k0, k1, k2, b[11]);
+    b[12] = r1_chunk(12u, row, k0, k1, k2, b[12]); b[13] = r1_chunk(13u, row, k0, k1, k2, b[13]);
+    b[14] = r1_chunk(14u, row, k0, k1, k2, b[14]); b[15] = r1_chunk(15u, row, k0, k1, k2, b[15]);
+    return b;
+}
+
+// dy row oy of (n, co) as WO/4 vec4 (the loop has a one-load body and a constant trip count: unrolled)
+fn dy_row_all(n: u32, co: u32, oy: u32) -> array<vec4<f32>, 16> {
+    let rq = ((n * COUT + co) * HO + oy) * (WO / 4u);
+    var row: array<vec4<f32>, 16>;
+    for (var q = 0u; q < WO / 4u; q++) { row[q] = dyv[rq + q]; }
+    return row;
+}
+
 @compute @workgroup_size(64)
 fn backward_input_r1v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
@@ -623,25 +648,51 @@ fn backward_input_r1v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         for (var ky = 0u; ky < 3u; ky++) {
             let oy = i32(iy + PAD) - i32(ky);
             if (oy < 0 || oy >= i32(HO)) { continue; }
-            let rq = ((n * COUT + co) * HO + u32(oy)) * (WO / 4u);
-            var row: array<vec4<f32>, 16>;
-            for (var q = 0u; q < WO / 4u; q++) { row[q] = dyv[rq + q]; }
+            let row = dy_row_all(n, co, u32(oy));
             let wb = (co * CIN + ci) * 9u + ky * 3u;
             let k0 = w[wb]; let k1 = w[wb + 1u]; let k2 = w[wb + 2u];
-            // one call per dx chunk with a literal chunk number: a loop here was not unrolled (12 reads of `row` per
-            // chunk), which put `row` on the stack, read lane by lane (measured 100× slower)
-            acc[0] = r1_chunk(0u, row, k0, k1, k2, acc[0]); acc[1] = r1_chunk(1u, row, k0, k1, k2, acc[1]);
-            acc[2] = r1_chunk(2u, row, k0, k1, k2, acc[2]); acc[3] = r1_chunk(3u, row, k0, k1, k2, acc[3]);
-            acc[4] = r1_chunk(4u, row, k0, k1, k2, acc[4]); acc[5] = r1_chunk(5u, row, k0, k1, k2, acc[5]);
-            acc[6] = r1_chunk(6u, row, k0, k1, k2, acc[6]); acc[7] = r1_chunk(7u, row, k0, k1, k2, acc[7]);
-            acc[8] = r1_chunk(8u, row, k0, k1, k2, acc[8]); acc[9] = r1_chunk(9u, row, k0, k1, k2, acc[9]);
-            acc[10] = r1_chunk(10u, row, k0, k1, k2, acc[10]); acc[11] = r1_chunk(11u, row, k0, k1, k2, acc[11]);
-            acc[12] = r1_chunk(12u, row, k0, k1, k2, acc[12]); acc[13] = r1_chunk(13u, row, k0, k1, k2, acc[13]);
-            acc[14] = r1_chunk(14u, row, k0, k1, k2, acc[14]); acc[15] = r1_chunk(15u, row, k0, k1, k2, acc[15]);
+            acc = r1_row_add(row, k0, k1, k2, acc);
         }
     }
     let r = ((n * CIN + ci) * H + iy) * (W / 4u);
     for (var q = 0u; q < W / 4u; q++) { dxv[r + q] = acc[q]; }
+}
+
+// backward_input_r2v4: as r1v4 for two dx rows per thread (H even): the 4 dy rows they need are read once each,
+// 4·WO/4 + 9 loads per output channel for 2 rows instead of 2·(3·WO/4 + 3).
+struct Rows2 { a0: array<vec4<f32>, 16>, a1: array<vec4<f32>, 16> }
+
+// dy row j (0..3) of the four below dx rows iy0, iy0 + 1 (oy = iy0 + PAD − 2 + j) added to both; j is a literal,
+// so the kernel rows (ky = 2 − j for row iy0, 3 − j for iy0 + 1) and the weights picked from wk are constants
+fn r2_row(j: u32, n: u32, co: u32, iy0: u32, wk: array<f32, 9>, acc: Rows2) -> Rows2 {
+    let oy = i32(iy0 + PAD + j) - 2;
+    if (oy < 0 || oy >= i32(HO)) { return acc; }
+    let row = dy_row_all(n, co, u32(oy));
+    var r = acc;
+    if (j <= 2u) { let ky = 2u - j; r.a0 = r1_row_add(row, wk[3u * ky], wk[3u * ky + 1u], wk[3u * ky + 2u], r.a0); }
+    if (j >= 1u) { let ky = 3u - j; r.a1 = r1_row_add(row, wk[3u * ky], wk[3u * ky + 1u], wk[3u * ky + 2u], r.a1); }
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn backward_input_r2v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    let hp = H / 2u;
+    if (id >= N * CIN * hp) { return; }
+    let iy0 = 2u * (id % hp);
+    let ci = (id / hp) % CIN;
+    let n = id / (hp * CIN);
+    var acc: Rows2;
+    for (var co = 0u; co < COUT; co++) {
+        let wb = (co * CIN + ci) * 9u;
+        let wk = array<f32, 9>(w[wb], w[wb + 1u], w[wb + 2u], w[wb + 3u], w[wb + 4u], w[wb + 5u], w[wb + 6u], w[wb + 7u], w[wb + 8u]);
+        acc = r2_row(0u, n, co, iy0, wk, acc);
+        acc = r2_row(1u, n, co, iy0, wk, acc);
+        acc = r2_row(2u, n, co, iy0, wk, acc);
+        acc = r2_row(3u, n, co, iy0, wk, acc);
+    }
+    let r = ((n * CIN + ci) * H + iy0) * (W / 4u);
+    for (var q = 0u; q < W / 4u; q++) { dxv[r + q] = acc.a0[q]; dxv[r + W / 4u + q] = acc.a1[q]; }
 }
 
 // wi[co,ky,kx,ci] = w[co,ci,ky,kx] (bindings: 0 w, 1 wi (rw)); COUT·CIN·9 invocations, one per weight

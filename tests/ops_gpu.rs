@@ -85,6 +85,8 @@ fn conv_backward_matches_reference() {
         assert_eq!(c1, s.wo() % 4 == 0 && s.w % 4 == 0, "one-channel vec4 kernel offered for {s:?}: {kernels:?}");
         let r1 = kernels.contains(&ops::ConvBackwardInput::Row1Vec4);
         assert_eq!(r1, c1 && s.wo() <= 64, "whole-row vec4 kernel offered for {s:?}: {kernels:?}");
+        let r2 = kernels.contains(&ops::ConvBackwardInput::Row2Vec4);
+        assert_eq!(r2, r1 && s.h % 2 == 0, "two-row vec4 kernel offered for {s:?}: {kernels:?}");
         for k in kernels {
             let dx = poisoned(g, s.x_len());
             let wt = poisoned(g, s.w_len());

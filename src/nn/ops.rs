@@ -129,19 +129,25 @@ pub enum ConvBackwardInput {
     /// `backward_input_r1v4`: one input channel × a whole row of dx per invocation, dy and dx as vec4, one dispatch.
     /// Needs W and WO multiples of 4 and at most 64, PAD ≤ 4.
     Row1Vec4,
+    /// `backward_input_r2v4`: as `Row1Vec4` for two dx rows per invocation (each dy row read once for both). Also
+    /// needs H even.
+    Row2Vec4,
 }
 
 impl ConvBackwardInput {
     /// The kernel `conv_backward_input` uses: on CPU adapters a one-channel vec4 kernel where CIN < 4 (the first layer:
-    /// the whole-row one where rows are at most 64 wide, 2.2× the 8-column one on lavapipe, benches/NOTES.md session
-    /// 12), else the vec4 kernels where the shape allows them, 8 channels first, then the scalar 8-channel one
+    /// a whole row, or two, per thread where rows are at most 64 wide, 1.7–2.4× the 8-column one on lavapipe,
+    /// benches/NOTES.md session 12), else the vec4 kernels where the shape allows them, 8 channels first, then the scalar 8-channel one
     /// (benches/NOTES.md, sessions 4 and 11); elsewhere the scalar 4-channel one.
     pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvBackwardInput {
         if gpu.info.device_type != wgpu::DeviceType::Cpu {
             return ConvBackwardInput::Scalar(4);
         }
         if s.cin < 4 {
-            if let Some(k) = [ConvBackwardInput::Row1Vec4, ConvBackwardInput::Channel1Vec4].into_iter().find(|k| k.fits(s)) {
+            // two rows per thread paid with 3 input channels and lost with 1 (lavapipe, width 32, batch 100: 3×32×32
+            // 15.7 → 11.9 ms, 1×28×28 4.2 → 6.0 ms; why the one-channel case loses is not understood)
+            let first = if s.cin >= 2 { ConvBackwardInput::Row2Vec4 } else { ConvBackwardInput::Row1Vec4 };
+            if let Some(k) = [first, ConvBackwardInput::Row1Vec4, ConvBackwardInput::Channel1Vec4].into_iter().find(|k| k.fits(s)) {
                 return k;
             }
         }
@@ -158,6 +164,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Vec4(c) => (c == 4 || c == 8) && s.cin % c == 0 && s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
             ConvBackwardInput::Channel1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
             ConvBackwardInput::Row1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4 && s.wo() <= 64 && s.w <= 64,
+            ConvBackwardInput::Row2Vec4 => ConvBackwardInput::Row1Vec4.fits(s) && s.h % 2 == 0,
         }
     }
 
@@ -170,6 +177,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Vec4(8),
             ConvBackwardInput::Channel1Vec4,
             ConvBackwardInput::Row1Vec4,
+            ConvBackwardInput::Row2Vec4,
         ]
         .into_iter()
             .filter(|k| k.fits(s))
@@ -184,6 +192,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Vec4(_) => "backward_input_v4",
             ConvBackwardInput::Channel1Vec4 => "backward_input_c1v4",
             ConvBackwardInput::Row1Vec4 => "backward_input_r1v4",
+            ConvBackwardInput::Row2Vec4 => "backward_input_r2v4",
         }
     }
 }
@@ -214,8 +223,9 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
                 gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, wt, dx], (s.n * (s.cin / c) * s.h) as u64);
             }
         }
-        ConvBackwardInput::Row1Vec4 => {
-            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, w, dx], (s.n * s.cin * s.h) as u64);
+        ConvBackwardInput::Row1Vec4 | ConvBackwardInput::Row2Vec4 => {
+            let rows = if k == ConvBackwardInput::Row2Vec4 { s.h / 2 } else { s.h };
+            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, w, dx], (s.n * s.cin * rows) as u64);
         }
         ConvBackwardInput::Channel1Vec4 => {
             for xb in 0..s.w.div_ceil(8) {
