@@ -7,6 +7,7 @@
 // forward_tiled     as forward                                       8 channels × 8 positions of a 64×64 workgroup tile (implicit GEMM, workgroup memory)
 // forward_v4        0 x, 1 wt, 2 b, 3 y (rw); x, wt, y as vec4      4 output channels × the 8 columns of block XB (a pipeline constant) of one row
 // forward8_v4       as forward_v4                                    8 output channels × the 8 columns of block XB
+// forward_row_v4    as forward_v4                                    4 output channels × a whole output row (W, WO ≤ 64)
 // transpose_weight  0 w, 1 wt (rw)                                   one weight: wt[ci,ky,kx,co] = w[co,ci,ky,kx]
 // backward_input_v4 0 dy, 1 wi, 2 dx (rw), all as vec4               4 input channels × the 8 columns of block XB of one row of dx
 // backward_input8_v4 as backward_input_v4                            8 input channels × the 8 columns of block XB
@@ -21,7 +22,7 @@
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
-//           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4), COUT·CIN·9 (transpose_weight),
+//           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4; N·(COUT/4)·HO once for forward_row_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
 //           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4; N·CIN·H/2 for backward_input_r2v4), COUT·CIN·9 (transpose_weight_in),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
@@ -293,6 +294,68 @@ fn forward8_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     store_cols(n, co0, oy, lo);
     store_cols(n, co0 + 4u, oy, hi);
+}
+
+// forward_row_v4 (first layer on CPU adapters): 4 output channels × a whole output row per thread (W, WO ≤ 64). Per
+// input channel and kernel row: the x row as W/4 vec4 loads and 3 vec4 weights (4 channels, from wt) for 12·WO
+// multiply-adds; y written as WO/4 vec4 per channel. With 1–3 input channels the 8-column kernels spend most of
+// their time on stores and per-thread overhead. Every array index is a constant: chunks by literal-argument calls.
+fn x_row_all(n: u32, ci: u32, iy: u32) -> array<vec4<f32>, 16> {
+    let rq = ((n * CIN + ci) * H + iy) * (W / 4u);
+    var row: array<vec4<f32>, 16>;
+    for (var q = 0u; q < W / 4u; q++) { row[q] = x4[rq + q]; }
+    return row;
+}
+
+fn x_rowcol(row: array<vec4<f32>, 16>, c: i32) -> f32 {
+    let k = u32(clamp(c, 0, i32(W) - 1));
+    return select(0.0, row[k / 4u][k % 4u], c >= 0 && c < i32(W));
+}
+
+// output chunk q (columns 4q .. 4q + 3) of the 4 channels, a[c], plus kernel row (k0, k1, k2) (vec4 over channels)
+// applied to the held x row: output column o reads x column o − PAD + kx
+fn fr_chunk(q: u32, row: array<vec4<f32>, 16>, k0: vec4<f32>, k1: vec4<f32>, k2: vec4<f32>, a: array<vec4<f32>, 4>) -> array<vec4<f32>, 4> {
+    if (4u * q >= WO) { return a; }
+    let c = i32(4u * q) - i32(PAD);
+    let s0 = vec4<f32>(x_rowcol(row, c), x_rowcol(row, c + 1), x_rowcol(row, c + 2), x_rowcol(row, c + 3));
+    let s1 = vec4<f32>(x_rowcol(row, c + 1), x_rowcol(row, c + 2), x_rowcol(row, c + 3), x_rowcol(row, c + 4));
+    let s2 = vec4<f32>(x_rowcol(row, c + 2), x_rowcol(row, c + 3), x_rowcol(row, c + 4), x_rowcol(row, c + 5));
+    return array<vec4<f32>, 4>(a[0] + s0 * k0.x + s1 * k1.x + s2 * k2.x, a[1] + s0 * k0.y + s1 * k1.y + s2 * k2.y,
+                               a[2] + s0 * k0.z + s1 * k1.z + s2 * k2.z, a[3] + s0 * k0.w + s1 * k1.w + s2 * k2.w);
+}
+
+@compute @workgroup_size(64)
+fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = COUT / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cq * HO) { return; }
+    let oy = id % HO;
+    let cb = (id / HO) % cq;
+    let n = id / (HO * cq);
+    let bv = array<vec4<f32>, 4>(vec4<f32>(b[4u * cb]), vec4<f32>(b[4u * cb + 1u]), vec4<f32>(b[4u * cb + 2u]), vec4<f32>(b[4u * cb + 3u]));
+    var acc: array<array<vec4<f32>, 4>, 16>;  // acc[q][c]: output chunk q of channel 4cb + c
+    for (var q = 0u; q < 16u; q++) { acc[q] = bv; }
+    for (var ci = 0u; ci < CIN; ci++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let iy = i32(oy + ky) - i32(PAD);
+            if (iy < 0 || iy >= i32(H)) { continue; }
+            let row = x_row_all(n, ci, u32(iy));
+            let wb = (ci * 9u + ky * 3u) * cq + cb;  // wt4[(ci, ky, kx), channel block]
+            let k0 = wt4[wb]; let k1 = wt4[wb + cq]; let k2 = wt4[wb + 2u * cq];
+            acc[0] = fr_chunk(0u, row, k0, k1, k2, acc[0]); acc[1] = fr_chunk(1u, row, k0, k1, k2, acc[1]);
+            acc[2] = fr_chunk(2u, row, k0, k1, k2, acc[2]); acc[3] = fr_chunk(3u, row, k0, k1, k2, acc[3]);
+            acc[4] = fr_chunk(4u, row, k0, k1, k2, acc[4]); acc[5] = fr_chunk(5u, row, k0, k1, k2, acc[5]);
+            acc[6] = fr_chunk(6u, row, k0, k1, k2, acc[6]); acc[7] = fr_chunk(7u, row, k0, k1, k2, acc[7]);
+            acc[8] = fr_chunk(8u, row, k0, k1, k2, acc[8]); acc[9] = fr_chunk(9u, row, k0, k1, k2, acc[9]);
+            acc[10] = fr_chunk(10u, row, k0, k1, k2, acc[10]); acc[11] = fr_chunk(11u, row, k0, k1, k2, acc[11]);
+            acc[12] = fr_chunk(12u, row, k0, k1, k2, acc[12]); acc[13] = fr_chunk(13u, row, k0, k1, k2, acc[13]);
+            acc[14] = fr_chunk(14u, row, k0, k1, k2, acc[14]); acc[15] = fr_chunk(15u, row, k0, k1, k2, acc[15]);
+        }
+    }
+    for (var c = 0u; c < 4u; c++) {
+        let r = ((n * COUT + 4u * cb + c) * HO + oy) * (WO / 4u);
+        for (var q = 0u; q < WO / 4u; q++) { yv[r + q] = acc[q][c]; }
+    }
 }
 
 // wt[ci,ky,kx,co] = w[co,ci,ky,kx] (bindings: 0 w, 1 wt (rw)); COUT·CIN·9 invocations, one per weight
