@@ -8,6 +8,7 @@
 // forward_v4        0 x, 1 wt, 2 b, 3 y (rw); x, wt, y as vec4      4 output channels × the 8 columns of block XB (a pipeline constant) of one row
 // forward8_v4       as forward_v4                                    8 output channels × the 8 columns of block XB
 // forward_row_v4    as forward_v4                                    4 output channels × a whole output row (W, WO ≤ 64)
+// forward8_row_v4   as forward_v4                                    8 output channels × a whole output row (W, WO ≤ 64)
 // transpose_weight  0 w, 1 wt (rw)                                   one weight: wt[ci,ky,kx,co] = w[co,ci,ky,kx]
 // backward_input_v4 0 dy, 1 wi, 2 dx (rw), all as vec4               4 input channels × the 8 columns of block XB of one row of dx
 // backward_input8_v4 as backward_input_v4                            8 input channels × the 8 columns of block XB
@@ -22,7 +23,7 @@
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
-//           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4; N·(COUT/4)·HO once for forward_row_v4), COUT·CIN·9 (transpose_weight),
+//           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4; N·(COUT/4)·HO once for forward_row_v4, N·(COUT/8)·HO for forward8_row_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
 //           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4; N·CIN·H/2 for backward_input_r2v4), COUT·CIN·9 (transpose_weight_in),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
@@ -359,6 +360,75 @@ fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 }
 
 // wt[ci,ky,kx,co] = w[co,ci,ky,kx] (bindings: 0 w, 1 wt (rw)); COUT·CIN·9 invocations, one per weight
+// forward8_row_v4 (the first layer with 2–3 input channels on CPU adapters): forward_row_v4 with 8 output channels
+// per thread, so each x row load and each vec4 weight serve twice the multiply-adds. Measured on lavapipe (width 128,
+// batch 16, fastest of 21 runs): 3×32×32 22.9 → 24.1–25.5 GFLOP/s over forward_row_v4. With one input channel it
+// loses (16.6–16.9 → 14.7–15.7): 9 multiply-adds per output leave the stores (WO/4 per channel, the same in both) in
+// charge, and 8 × WO accumulators spill.
+fn fr8_chunk(q: u32, row: array<vec4<f32>, 16>, k: array<vec4<f32>, 6>, a: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
+    if (4u * q >= WO) { return a; }
+    let c = i32(4u * q) - i32(PAD);
+    let s0 = vec4<f32>(x_rowcol(row, c), x_rowcol(row, c + 1), x_rowcol(row, c + 2), x_rowcol(row, c + 3));
+    let s1 = vec4<f32>(x_rowcol(row, c + 1), x_rowcol(row, c + 2), x_rowcol(row, c + 3), x_rowcol(row, c + 4));
+    let s2 = vec4<f32>(x_rowcol(row, c + 2), x_rowcol(row, c + 3), x_rowcol(row, c + 4), x_rowcol(row, c + 5));
+    // k[0..2]: kernel row taps 0..2 of channels 0..3, k[3..5] of channels 4..7
+    return array<vec4<f32>, 8>(
+        a[0] + s0 * k[0].x + s1 * k[1].x + s2 * k[2].x, a[1] + s0 * k[0].y + s1 * k[1].y + s2 * k[2].y,
+        a[2] + s0 * k[0].z + s1 * k[1].z + s2 * k[2].z, a[3] + s0 * k[0].w + s1 * k[1].w + s2 * k[2].w,
+        a[4] + s0 * k[3].x + s1 * k[4].x + s2 * k[5].x, a[5] + s0 * k[3].y + s1 * k[4].y + s2 * k[5].y,
+        a[6] + s0 * k[3].z + s1 * k[4].z + s2 * k[5].z, a[7] + s0 * k[3].w + s1 * k[4].w + s2 * k[5].w);
+}
+
+// the bias as vec4 (COUT % 8 == 0 here): 2 loads instead of 8
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+
+// output chunk q of the 8 channels starting at row index r (channel stride HO·WO/4 vec4)
+fn fr8_store(q: u32, r: u32, a: array<vec4<f32>, 8>) {
+    if (4u * q >= WO) { return; }
+    let st = HO * (WO / 4u);
+    yv[r + q] = a[0]; yv[r + st + q] = a[1]; yv[r + 2u * st + q] = a[2]; yv[r + 3u * st + q] = a[3];
+    yv[r + 4u * st + q] = a[4]; yv[r + 5u * st + q] = a[5]; yv[r + 6u * st + q] = a[6]; yv[r + 7u * st + q] = a[7];
+}
+
+@compute @workgroup_size(64)
+fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = COUT / 4u;
+    let c8 = COUT / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * c8 * HO) { return; }
+    let oy = id % HO;
+    let cb = (id / HO) % c8;
+    let n = id / (HO * c8);
+    let co0 = 8u * cb;
+    let blo = b4[2u * cb];
+    let bhi = b4[2u * cb + 1u];
+    let bv = array<vec4<f32>, 8>(vec4<f32>(blo.x), vec4<f32>(blo.y), vec4<f32>(blo.z), vec4<f32>(blo.w),
+                                 vec4<f32>(bhi.x), vec4<f32>(bhi.y), vec4<f32>(bhi.z), vec4<f32>(bhi.w));
+    var acc = array<array<vec4<f32>, 8>, 16>(bv, bv, bv, bv, bv, bv, bv, bv, bv, bv, bv, bv, bv, bv, bv, bv);  // acc[q][c]
+    for (var ci = 0u; ci < CIN; ci++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let iy = i32(oy + ky) - i32(PAD);
+            if (iy < 0 || iy >= i32(H)) { continue; }
+            let row = x_row_all(n, ci, u32(iy));
+            let wb = (ci * 9u + ky * 3u) * cq + 2u * cb;  // wt4[(ci, ky, kx), channel block 2cb and 2cb + 1]
+            let k = array<vec4<f32>, 6>(wt4[wb], wt4[wb + cq], wt4[wb + 2u * cq], wt4[wb + 1u], wt4[wb + cq + 1u], wt4[wb + 2u * cq + 1u]);
+            acc[0] = fr8_chunk(0u, row, k, acc[0]); acc[1] = fr8_chunk(1u, row, k, acc[1]);
+            acc[2] = fr8_chunk(2u, row, k, acc[2]); acc[3] = fr8_chunk(3u, row, k, acc[3]);
+            acc[4] = fr8_chunk(4u, row, k, acc[4]); acc[5] = fr8_chunk(5u, row, k, acc[5]);
+            acc[6] = fr8_chunk(6u, row, k, acc[6]); acc[7] = fr8_chunk(7u, row, k, acc[7]);
+            acc[8] = fr8_chunk(8u, row, k, acc[8]); acc[9] = fr8_chunk(9u, row, k, acc[9]);
+            acc[10] = fr8_chunk(10u, row, k, acc[10]); acc[11] = fr8_chunk(11u, row, k, acc[11]);
+            acc[12] = fr8_chunk(12u, row, k, acc[12]); acc[13] = fr8_chunk(13u, row, k, acc[13]);
+            acc[14] = fr8_chunk(14u, row, k, acc[14]); acc[15] = fr8_chunk(15u, row, k, acc[15]);
+        }
+    }
+    let r = ((n * COUT + co0) * HO + oy) * (WO / 4u);
+    fr8_store(0u, r, acc[0]); fr8_store(1u, r, acc[1]); fr8_store(2u, r, acc[2]); fr8_store(3u, r, acc[3]);
+    fr8_store(4u, r, acc[4]); fr8_store(5u, r, acc[5]); fr8_store(6u, r, acc[6]); fr8_store(7u, r, acc[7]);
+    fr8_store(8u, r, acc[8]); fr8_store(9u, r, acc[9]); fr8_store(10u, r, acc[10]); fr8_store(11u, r, acc[11]);
+    fr8_store(12u, r, acc[12]); fr8_store(13u, r, acc[13]); fr8_store(14u, r, acc[14]); fr8_store(15u, r, acc[15]);
+}
+
 @group(0) @binding(0) var<storage, read> w_src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> wt_dst: array<f32>;
 

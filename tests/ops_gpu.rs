@@ -48,8 +48,9 @@ fn conv_forward_matches_reference() {
         let kernels = ops::ConvForward::available(&s);
         let vec4 = kernels.iter().any(|k| matches!(k, ops::ConvForward::Vec4(_)));
         assert_eq!(vec4, s.w % 4 == 0 && s.wo() % 4 == 0 && s.cout % 4 == 0, "vec4 kernels offered for {s:?}: {kernels:?}");
-        let row = kernels.contains(&ops::ConvForward::Row4);
+        let row = kernels.contains(&ops::ConvForward::Row(4));
         assert_eq!(row, vec4 && s.wo() <= 64, "whole-row forward offered for {s:?}: {kernels:?}");
+        assert_eq!(kernels.contains(&ops::ConvForward::Row(8)), row && s.cout % 8 == 0, "8-channel whole-row forward for {s:?}");
         for k in kernels {
             let y = poisoned(g, s.y_len());
             let wt = poisoned(g, s.w_len());

@@ -28,9 +28,10 @@ pub enum ConvForward {
     /// as vec4, one dispatch per 8-column block. Needs W and WO multiples of 4, COUT % 4 (or 8) == 0 and PAD ≤ 4.
     /// The CPU-adapter kernel.
     Vec4(usize),
-    /// `forward_row_v4`: 4 output channels × a whole output row per invocation, x as vec4, weights as vec4 from the
-    /// transposed copy, y as vec4, one dispatch. Needs W and WO multiples of 4 and at most 64, COUT % 4 == 0, PAD ≤ 4.
-    Row4,
+    /// `forward_row_v4` (4) or `forward8_row_v4` (8): that many output channels × a whole output row per invocation,
+    /// x as vec4, weights as vec4 from the transposed copy, y as vec4, one dispatch. Needs W and WO multiples of 4 and
+    /// at most 64, COUT % 4 (or 8) == 0, PAD ≤ 4.
+    Row(usize),
     /// `forward_tiled`: implicit GEMM through workgroup memory, the real-GPU design (not chosen until measured on one).
     Tiled,
 }
@@ -44,10 +45,15 @@ impl ConvForward {
         if gpu.info.device_type != wgpu::DeviceType::Cpu {
             return ConvForward::Scalar(4);
         }
-        if (2..4).contains(&s.cin) && Self::Row4.fits(s) {
-            // the 3-channel first layer: 1.5–2× forward8_v4 (one input channel: 8–16 against 11–13 GFLOP/s, from
-            // one run to the next, so not chosen there)
-            ConvForward::Row4
+        if s.cin < 4 && s.cin > 1 && Self::Row(8).fits(s) {
+            // the 3-channel first layer (width 128, batch 16, fastest of 21 runs, three runs: forward8_v4 15.2–16.0,
+            // forward_row_v4 22.9–23.0, forward8_row_v4 24.1–25.5 GFLOP/s; benches/NOTES.md, session 13)
+            ConvForward::Row(8)
+        } else if s.cin < 4 && Self::Row(4).fits(s) {
+            // one input channel (same runs: forward8_v4 12.4–13.0, forward8_row_v4 14.7–15.7, forward_row_v4
+            // 16.6–16.9): with 9 multiply-adds per output the stores bound these kernels, and 8 channels' accumulators
+            // spill
+            ConvForward::Row(4)
         } else if Self::Vec4(8).fits(s) {
             ConvForward::Vec4(8)
         } else if Self::Vec4(4).fits(s) {
@@ -64,14 +70,15 @@ impl ConvForward {
         match self {
             ConvForward::Scalar(c) => c == 4 || (c == 8 && s.cout % 8 == 0),
             ConvForward::Vec4(c) => (c == 4 || c == 8) && s.cout % c == 0 && s.w % 4 == 0 && s.wo() % 4 == 0 && s.pad <= 4,
-            ConvForward::Row4 => ConvForward::Vec4(4).fits(s) && s.w <= 64 && s.wo() <= 64,
+            ConvForward::Row(c) => ConvForward::Vec4(c).fits(s) && s.w <= 64 && s.wo() <= 64,
             ConvForward::Tiled => true,
         }
     }
 
     /// Every kernel that can run `s` (tests compare each with the reference, the bench times each).
     pub fn available(s: &ConvShape) -> Vec<ConvForward> {
-        [ConvForward::Scalar(4), ConvForward::Scalar(8), ConvForward::Vec4(4), ConvForward::Vec4(8), ConvForward::Row4, ConvForward::Tiled]
+        [ConvForward::Scalar(4), ConvForward::Scalar(8), ConvForward::Vec4(4), ConvForward::Vec4(8), ConvForward::Row(4), ConvForward::Row(8),
+         ConvForward::Tiled]
             .into_iter()
             .filter(|k| k.fits(s))
             .collect()
@@ -83,7 +90,8 @@ impl ConvForward {
             ConvForward::Scalar(_) => "forward",
             ConvForward::Vec4(8) => "forward8_v4",
             ConvForward::Vec4(_) => "forward_v4",
-            ConvForward::Row4 => "forward_row_v4",
+            ConvForward::Row(8) => "forward8_row_v4",
+            ConvForward::Row(_) => "forward_row_v4",
             ConvForward::Tiled => "forward_tiled",
         }
     }
@@ -116,10 +124,10 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
                 gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
             }
         }
-        ConvForward::Row4 => {
+        ConvForward::Row(c) => {
             assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
             gpu.dispatch(enc, &shaders::CONV, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
-            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, wt, b, y], (s.n * (s.cout / 4) * s.ho()) as u64);
+            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
         }
         ConvForward::Tiled => {
             let tiles = s.cout.div_ceil(64) * (s.n * s.ho() * s.wo()).div_ceil(64);
