@@ -359,7 +359,6 @@ fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// wt[ci,ky,kx,co] = w[co,ci,ky,kx] (bindings: 0 w, 1 wt (rw)); COUT·CIN·9 invocations, one per weight
 // forward8_row_v4 (the first layer with 2–3 input channels on CPU adapters): forward_row_v4 with 8 output channels
 // per thread, so each x row load and each vec4 weight serve twice the multiply-adds. Measured on lavapipe (width 128,
 // batch 16, fastest of 21 runs): 3×32×32 22.9 → 24.1–25.5 GFLOP/s over forward_row_v4. With one input channel it
@@ -429,6 +428,7 @@ fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     fr8_store(12u, r, acc[12]); fr8_store(13u, r, acc[13]); fr8_store(14u, r, acc[14]); fr8_store(15u, r, acc[15]);
 }
 
+// wt[ci,ky,kx,co] = w[co,ci,ky,kx] (bindings: 0 w, 1 wt (rw)); COUT·CIN·9 invocations, one per weight
 @group(0) @binding(0) var<storage, read> w_src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> wt_dst: array<f32>;
 
