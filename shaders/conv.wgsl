@@ -12,6 +12,7 @@
 // transpose_weight  0 w, 1 wt (rw)                                   one weight: wt[ci,ky,kx,co] = w[co,ci,ky,kx]
 // backward_input_v4 0 dy, 1 wi, 2 dx (rw), all as vec4               4 input channels × the 8 columns of block XB of one row of dx
 // backward_input8_v4 as backward_input_v4                            8 input channels × the 8 columns of block XB
+// backward_input8_row_v4 as backward_input_v4                        8 input channels × a whole row of dx (W, WO ≤ 64)
 // transpose_weight_in 0 w, 1 wi (rw)                                 one weight: wi[co,ky,kx,ci] = w[co,ci,ky,kx]
 // backward_input_c1v4 0 dy (as vec4), 1 w, 2 dx (rw, as vec4)        1 input channel × the 8 columns of block XB of one row of dx
 // backward_input_r1v4 as backward_input_c1v4                          1 input channel × a whole row of dx (W, WO ≤ 64)
@@ -25,7 +26,7 @@
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4; N·(COUT/4)·HO once for forward_row_v4, N·(COUT/8)·HO for forward8_row_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
-//           (backward_input_v4; CIN/8 for backward_input8_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4; N·CIN·H/2 for backward_input_r2v4), COUT·CIN·9 (transpose_weight_in),
+//           (backward_input_v4; CIN/8 for backward_input8_v4; N·(CIN/8)·H once for backward_input8_row_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4; N·CIN·H/2 for backward_input_r2v4), COUT·CIN·9 (transpose_weight_in),
 //           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
@@ -297,10 +298,10 @@ fn forward8_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     store_cols(n, co0 + 4u, oy, hi);
 }
 
-// forward_row_v4 (first layer on CPU adapters): 4 output channels × a whole output row per thread (W, WO ≤ 64). Per
-// input channel and kernel row: the x row as W/4 vec4 loads and 3 vec4 weights (4 channels, from wt) for 12·WO
-// multiply-adds; y written as WO/4 vec4 per channel. With 1–3 input channels the 8-column kernels spend most of
-// their time on stores and per-thread overhead. Every array index is a constant: chunks by literal-argument calls.
+// forward_row_v4 (CPU adapters: the one-input-channel first layer, and where COUT % 8 != 0): 4 output channels × a
+// whole output row per thread (W, WO ≤ 64). Per input channel and kernel row: the x row as W/4 vec4 loads and 3 vec4
+// weights (4 channels, from wt) for 12·WO multiply-adds; y written as WO/4 vec4 per channel (forward8_v4: 4 x loads
+// and 6 weight loads for 8 × 8 × 3 multiply-adds, 16 stores per 64 outputs). Every array index is a constant: chunks by literal-argument calls.
 fn x_row_all(n: u32, ci: u32, iy: u32) -> array<vec4<f32>, 16> {
     let rq = ((n * CIN + ci) * H + iy) * (W / 4u);
     var row: array<vec4<f32>, 16>;
@@ -359,11 +360,12 @@ fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// forward8_row_v4 (the first layer with 2–3 input channels on CPU adapters): forward_row_v4 with 8 output channels
-// per thread, so each x row load and each vec4 weight serve twice the multiply-adds. Measured on lavapipe (width 128,
-// batch 16, fastest of 21 runs): 3×32×32 22.9 → 24.1–25.5 GFLOP/s over forward_row_v4. With one input channel it
-// loses (16.6–16.9 → 14.7–15.7): 9 multiply-adds per output leave the stores (WO/4 per channel, the same in both) in
-// charge, and 8 × WO accumulators spill.
+// forward8_row_v4 (CPU adapters, every layer with more than one input channel and rows at most 64 wide):
+// forward_row_v4 with 8 output channels per thread, so each x row load and each vec4 weight serve twice the
+// multiply-adds. Measured on lavapipe (width 128, batch 16, fastest of 21 runs) against forward8_v4 / forward_row_v4:
+// 16×16 maps 21.5 / 27.9 → 35.2 GFLOP/s, 8×8 23.9 / 24.5 → 25.2, 3×32×32 15.3 / 22.0 → 23.6. With one input channel
+// it loses to forward_row_v4 (16.7 → 15.3): 9 multiply-adds per output leave the stores (WO/4 per channel, the same
+// in both) in charge, and 8 × WO accumulators spill.
 fn fr8_chunk(q: u32, row: array<vec4<f32>, 16>, k: array<vec4<f32>, 6>, a: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
     if (4u * q >= WO) { return a; }
     let c = i32(4u * q) - i32(PAD);
@@ -694,6 +696,68 @@ fn backward_input8_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     store_dx_cols(n, 8u * cb, iy, lo);
     store_dx_cols(n, 8u * cb + 4u, iy, hi);
+}
+
+// backward_input8_row_v4 (CPU adapters, rows at most 64 wide): forward8_row_v4's shape for the input gradient,
+// 8 input channels × a whole dx row per thread. Per output channel and kernel row: the dy row as WO/4 vec4 loads and 6
+// vec4 weights (wi [COUT,3,3,CIN]) for 24·W multiply-adds; dx written as W/4 vec4 per channel once at the end.
+// dx column x reads dy column x + PAD − kx.
+fn bi8_chunk(q: u32, row: array<vec4<f32>, 16>, k: array<vec4<f32>, 6>, a: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
+    if (4u * q >= W) { return a; }
+    let c = i32(4u * q) + i32(PAD);
+    let t0 = vec4<f32>(row_col(row, c), row_col(row, c + 1), row_col(row, c + 2), row_col(row, c + 3));
+    let t1 = vec4<f32>(row_col(row, c - 1), row_col(row, c), row_col(row, c + 1), row_col(row, c + 2));
+    let t2 = vec4<f32>(row_col(row, c - 2), row_col(row, c - 1), row_col(row, c), row_col(row, c + 1));
+    // k[0..2]: taps kx = 0..2 of input channels 0..3, k[3..5] of channels 4..7
+    return array<vec4<f32>, 8>(
+        a[0] + t0 * k[0].x + t1 * k[1].x + t2 * k[2].x, a[1] + t0 * k[0].y + t1 * k[1].y + t2 * k[2].y,
+        a[2] + t0 * k[0].z + t1 * k[1].z + t2 * k[2].z, a[3] + t0 * k[0].w + t1 * k[1].w + t2 * k[2].w,
+        a[4] + t0 * k[3].x + t1 * k[4].x + t2 * k[5].x, a[5] + t0 * k[3].y + t1 * k[4].y + t2 * k[5].y,
+        a[6] + t0 * k[3].z + t1 * k[4].z + t2 * k[5].z, a[7] + t0 * k[3].w + t1 * k[4].w + t2 * k[5].w);
+}
+
+// dx chunk q of the 8 channels starting at row index r (channel stride H·W/4 vec4)
+fn bi8_store(q: u32, r: u32, a: array<vec4<f32>, 8>) {
+    if (4u * q >= W) { return; }
+    let st = H * (W / 4u);
+    dxv[r + q] = a[0]; dxv[r + st + q] = a[1]; dxv[r + 2u * st + q] = a[2]; dxv[r + 3u * st + q] = a[3];
+    dxv[r + 4u * st + q] = a[4]; dxv[r + 5u * st + q] = a[5]; dxv[r + 6u * st + q] = a[6]; dxv[r + 7u * st + q] = a[7];
+}
+
+@compute @workgroup_size(64)
+fn backward_input8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = CIN / 4u;
+    let c8 = CIN / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * c8 * H) { return; }
+    let iy = id % H;
+    let cb = (id / H) % c8;
+    let n = id / (H * c8);
+    let z = vec4<f32>(0.0);
+    let zv = array<vec4<f32>, 8>(z, z, z, z, z, z, z, z);
+    var acc = array<array<vec4<f32>, 8>, 16>(zv, zv, zv, zv, zv, zv, zv, zv, zv, zv, zv, zv, zv, zv, zv, zv);  // acc[q][c]
+    for (var co = 0u; co < COUT; co++) {
+        for (var ky = 0u; ky < 3u; ky++) {
+            let oy = i32(iy + PAD) - i32(ky);
+            if (oy < 0 || oy >= i32(HO)) { continue; }
+            let row = dy_row_all(n, co, u32(oy));
+            let wb = (co * 9u + ky * 3u) * cq + 2u * cb;  // wi4[(co, ky, kx), input-channel block 2cb and 2cb + 1]
+            let k = array<vec4<f32>, 6>(wi4[wb], wi4[wb + cq], wi4[wb + 2u * cq], wi4[wb + 1u], wi4[wb + cq + 1u], wi4[wb + 2u * cq + 1u]);
+            acc[0] = bi8_chunk(0u, row, k, acc[0]); acc[1] = bi8_chunk(1u, row, k, acc[1]);
+            acc[2] = bi8_chunk(2u, row, k, acc[2]); acc[3] = bi8_chunk(3u, row, k, acc[3]);
+            acc[4] = bi8_chunk(4u, row, k, acc[4]); acc[5] = bi8_chunk(5u, row, k, acc[5]);
+            acc[6] = bi8_chunk(6u, row, k, acc[6]); acc[7] = bi8_chunk(7u, row, k, acc[7]);
+            acc[8] = bi8_chunk(8u, row, k, acc[8]); acc[9] = bi8_chunk(9u, row, k, acc[9]);
+            acc[10] = bi8_chunk(10u, row, k, acc[10]); acc[11] = bi8_chunk(11u, row, k, acc[11]);
+            acc[12] = bi8_chunk(12u, row, k, acc[12]); acc[13] = bi8_chunk(13u, row, k, acc[13]);
+            acc[14] = bi8_chunk(14u, row, k, acc[14]); acc[15] = bi8_chunk(15u, row, k, acc[15]);
+        }
+    }
+    let r = ((n * CIN + 8u * cb) * H + iy) * (W / 4u);
+    bi8_store(0u, r, acc[0]); bi8_store(1u, r, acc[1]); bi8_store(2u, r, acc[2]); bi8_store(3u, r, acc[3]);
+    bi8_store(4u, r, acc[4]); bi8_store(5u, r, acc[5]); bi8_store(6u, r, acc[6]); bi8_store(7u, r, acc[7]);
+    bi8_store(8u, r, acc[8]); bi8_store(9u, r, acc[9]); bi8_store(10u, r, acc[10]); bi8_store(11u, r, acc[11]);
+    bi8_store(12u, r, acc[12]); bi8_store(13u, r, acc[13]); bi8_store(14u, r, acc[14]); bi8_store(15u, r, acc[15]);
 }
 
 // backward_input_c1v4: one input channel × the 8 columns of block XB per thread, for the first layer's 1 or 3 input

@@ -40,12 +40,12 @@ fn bench_writes_json() {
     // kernels: 2 shapes × 3 layers × 13 kernels (every map side here is a multiple of 4 and at most 64, and width 8
     // allows 8 channels: forward, forward8, forward_v4, forward8_v4, forward_row_v4, forward8_row_v4, forward_tiled,
     // backward_input, backward_input_c1v4, backward_input_r1v4, backward_input_r2v4, backward_weight,
-    // backward_weight4_v4), plus backward_input8, backward_input_v4 and backward_input8_v4 where CIN = 8 (conv1 and
-    // conv2), each with its fraction of the peak
+    // backward_weight4_v4), plus backward_input8, backward_input_v4, backward_input8_v4 and backward_input8_row_v4
+    // where CIN = 8 (conv1 and conv2), each with its fraction of the peak
     let kernels = v["kernels"].as_array().unwrap();
-    assert_eq!(kernels.len(), 2 * (3 * 13 + 2 * 3));
+    assert_eq!(kernels.len(), 2 * (3 * 13 + 2 * 4));
     for (name, count) in
-        [("backward_input", 6), ("backward_input8", 4), ("backward_input_v4", 4), ("backward_input8_v4", 4), ("backward_input_c1v4", 6), ("backward_input_r1v4", 6), ("backward_input_r2v4", 6), ("backward_weight", 6),
+        [("backward_input", 6), ("backward_input8", 4), ("backward_input_v4", 4), ("backward_input8_v4", 4), ("backward_input8_row_v4", 4), ("backward_input_c1v4", 6), ("backward_input_r1v4", 6), ("backward_input_r2v4", 6), ("backward_weight", 6),
          ("backward_weight4_v4", 6)]
     {
         assert_eq!(kernels.iter().filter(|k| k["pass"] == name).count(), count, "{name}");

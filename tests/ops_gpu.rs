@@ -33,6 +33,8 @@ fn conv_shapes() -> Vec<ConvShape> {
         // vec4 weight gradient: three column blocks, the last partial; 60 columns (eight blocks, the last partial)
         ConvShape { n: 2, cin: 5, cout: 16, h: 6, w: 20, pad: 1 },
         ConvShape { n: 1, cin: 2, cout: 8, h: 3, w: 60, pad: 1 },
+        // 8-channel whole-row input gradient on 60-wide rows (15 chunks)
+        ConvShape { n: 1, cin: 8, cout: 4, h: 3, w: 60, pad: 1 },
     ]
 }
 
@@ -90,6 +92,8 @@ fn conv_backward_matches_reference() {
         assert_eq!(r1, c1 && s.wo() <= 64, "whole-row vec4 kernel offered for {s:?}: {kernels:?}");
         let r2 = kernels.contains(&ops::ConvBackwardInput::Row2Vec4);
         assert_eq!(r2, r1 && s.h % 2 == 0, "two-row vec4 kernel offered for {s:?}: {kernels:?}");
+        let r8 = kernels.contains(&ops::ConvBackwardInput::Row8);
+        assert_eq!(r8, r1 && s.cin % 8 == 0, "8-channel whole-row kernel offered for {s:?}: {kernels:?}");
         for k in kernels {
             let dx = poisoned(g, s.x_len());
             let wt = poisoned(g, s.w_len());

@@ -37,32 +37,22 @@ pub enum ConvForward {
 }
 
 impl ConvForward {
-    /// The kernel `conv_forward` uses. On CPU adapters the vec4 kernels wherever the shape allows them, 8 output
-    /// channels before 4 (lavapipe, width 128, batch 16, forward / forward8_v4 in GFLOP/s: 8×8 maps 11.4 → 22.7,
-    /// 16×16 6.7 → 21.6, 32×32 with 3 input channels 4.8 → 9.6, 28×28 with one 3.8 → 4.1; benches/NOTES.md,
-    /// session 11). Elsewhere the scalar `forward`, as before, until a GPU measurement says otherwise.
+    /// The kernel `conv_forward` uses. On CPU adapters the whole-row kernels where rows are at most 64 wide, else
+    /// the 8-column vec4 kernels, 8 output channels before 4 where the channel count allows; elsewhere the scalar
+    /// `forward`, as before, until a GPU measurement says otherwise. Lavapipe, width 128, batch 16, fastest of 21
+    /// runs, GFLOP/s (benches/NOTES.md, sessions 11–13): forward → forward8_v4 → forward8_row_v4 on 16×16 maps
+    /// 6.7 → 21.5 → 35.2, 8×8 11.4 → 23.9 → 25.2, the 3-channel first layer 4.8 → 15.3 → 23.6; with one input
+    /// channel forward_row_v4 (16.7) beats forward8_row_v4 (15.3) and forward8_v4 (12.5).
     pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvForward {
         if gpu.info.device_type != wgpu::DeviceType::Cpu {
             return ConvForward::Scalar(4);
         }
-        if s.cin < 4 && s.cin > 1 && Self::Row(8).fits(s) {
-            // the 3-channel first layer (width 128, batch 16, fastest of 21 runs, three runs: forward8_v4 15.2–16.0,
-            // forward_row_v4 22.9–23.0, forward8_row_v4 24.1–25.5 GFLOP/s; benches/NOTES.md, session 13)
-            ConvForward::Row(8)
-        } else if s.cin < 4 && Self::Row(4).fits(s) {
-            // one input channel (same runs: forward8_v4 12.4–13.0, forward8_row_v4 14.7–15.7, forward_row_v4
-            // 16.6–16.9): with 9 multiply-adds per output the stores bound these kernels, and 8 channels' accumulators
-            // spill
-            ConvForward::Row(4)
-        } else if Self::Vec4(8).fits(s) {
-            ConvForward::Vec4(8)
-        } else if Self::Vec4(4).fits(s) {
-            ConvForward::Vec4(4)
-        } else if Self::Scalar(8).fits(s) && s.wo() >= 16 {
-            ConvForward::Scalar(8)
-        } else {
-            ConvForward::Scalar(4)
-        }
+        // one input channel: 9 multiply-adds per output leave the stores in charge, and 8 channels' accumulators spill
+        let rows = if s.cin == 1 { [ConvForward::Row(4), ConvForward::Row(8)] } else { [ConvForward::Row(8), ConvForward::Row(4)] };
+        rows.into_iter()
+            .chain([ConvForward::Vec4(8), ConvForward::Vec4(4)])
+            .find(|k| k.fits(s))
+            .unwrap_or(if Self::Scalar(8).fits(s) && s.wo() >= 16 { ConvForward::Scalar(8) } else { ConvForward::Scalar(4) })
     }
 
     /// Whether this kernel can run shape `s`.
@@ -154,6 +144,9 @@ pub enum ConvBackwardInput {
     /// `backward_input_r2v4`: as `Row1Vec4` for two dx rows per invocation (each dy row read once for both). Also
     /// needs H even.
     Row2Vec4,
+    /// `backward_input8_row_v4`: 8 input channels × a whole row of dx per invocation, dy as vec4, weights as vec4
+    /// from the copy transposed to [COUT,3,3,CIN], one dispatch. Needs Vec4(8)'s conditions and W, WO at most 64.
+    Row8,
 }
 
 impl ConvBackwardInput {
@@ -166,14 +159,16 @@ impl ConvBackwardInput {
             return ConvBackwardInput::Scalar(4);
         }
         if s.cin < 4 {
-            // two rows per thread paid with 3 input channels and lost with 1 (lavapipe, width 32, batch 100: 3×32×32
-            // 15.7 → 11.9 ms, 1×28×28 4.2 → 6.0 ms; why the one-channel case loses is not understood)
-            let first = if s.cin >= 2 { ConvBackwardInput::Row2Vec4 } else { ConvBackwardInput::Row1Vec4 };
-            if let Some(k) = [first, ConvBackwardInput::Row1Vec4, ConvBackwardInput::Channel1Vec4].into_iter().find(|k| k.fits(s)) {
+            // two rows per thread where H is even (lavapipe, width 32, batch 100, three runs of 21, fastest run:
+            // 1×28×28 13.5–14.7 → 16.9–18.6 GFLOP/s, 3×32×32 15.7 → 11.9 ms in session 12; the one-channel loss
+            // measured then was a run that lost one of the two worker threads; benches/NOTES.md, session 13)
+            if let Some(k) = [ConvBackwardInput::Row2Vec4, ConvBackwardInput::Row1Vec4, ConvBackwardInput::Channel1Vec4].into_iter().find(|k| k.fits(s)) {
                 return k;
             }
         }
-        [ConvBackwardInput::Vec4(8), ConvBackwardInput::Vec4(4), ConvBackwardInput::Scalar(8)]
+        // a whole row of 8 channels where rows are at most 64 wide (lavapipe, width 128, batch 16, against
+        // backward_input8_v4: 16×16 21.7 → 36.2 GFLOP/s, 8×8 23.0–24.2 → 23.3–25.4; benches/NOTES.md, session 13)
+        [ConvBackwardInput::Row8, ConvBackwardInput::Vec4(8), ConvBackwardInput::Vec4(4), ConvBackwardInput::Scalar(8)]
             .into_iter()
             .find(|k| k.fits(s))
             .unwrap_or(ConvBackwardInput::Scalar(4))
@@ -187,6 +182,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Channel1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4,
             ConvBackwardInput::Row1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4 && s.wo() <= 64 && s.w <= 64,
             ConvBackwardInput::Row2Vec4 => ConvBackwardInput::Row1Vec4.fits(s) && s.h % 2 == 0,
+            ConvBackwardInput::Row8 => ConvBackwardInput::Vec4(8).fits(s) && s.w <= 64 && s.wo() <= 64,
         }
     }
 
@@ -200,6 +196,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Channel1Vec4,
             ConvBackwardInput::Row1Vec4,
             ConvBackwardInput::Row2Vec4,
+            ConvBackwardInput::Row8,
         ]
         .into_iter()
             .filter(|k| k.fits(s))
@@ -215,6 +212,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Channel1Vec4 => "backward_input_c1v4",
             ConvBackwardInput::Row1Vec4 => "backward_input_r1v4",
             ConvBackwardInput::Row2Vec4 => "backward_input_r2v4",
+            ConvBackwardInput::Row8 => "backward_input8_row_v4",
         }
     }
 }
@@ -244,6 +242,11 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
                 cb.push(("XB", xb as f64));
                 gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, wt, dx], (s.n * (s.cin / c) * s.h) as u64);
             }
+        }
+        ConvBackwardInput::Row8 => {
+            assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
+            gpu.dispatch(enc, &shaders::CONV, "transpose_weight_in", &consts, &[w, wt], s.w_len() as u64);
+            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, wt, dx], (s.n * (s.cin / 8) * s.h) as u64);
         }
         ConvBackwardInput::Row1Vec4 | ConvBackwardInput::Row2Vec4 => {
             let rows = if k == ConvBackwardInput::Row2Vec4 { s.h / 2 } else { s.h };
