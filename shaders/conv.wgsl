@@ -360,24 +360,44 @@ fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// forward8_row_v4 (CPU adapters, every layer with more than one input channel and rows at most 64 wide):
-// forward_row_v4 with 8 output channels per thread, so each x row load and each vec4 weight serve twice the
-// multiply-adds. Measured on lavapipe (width 128, batch 16, fastest of 21 runs) against forward8_v4 / forward_row_v4:
-// 16×16 maps 21.5 / 27.9 → 35.2 GFLOP/s, 8×8 23.9 / 24.5 → 25.2, 3×32×32 15.3 / 22.0 → 23.6. With one input channel
-// it loses to forward_row_v4 (16.7 → 15.3): 9 multiply-adds per output leave the stores (WO/4 per channel, the same
-// in both) in charge, and 8 × WO accumulators spill.
-fn fr8_chunk(q: u32, row: array<vec4<f32>, 16>, k: array<vec4<f32>, 6>, a: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
-    if (4u * q >= WO) { return a; }
-    let c = i32(4u * q) - i32(PAD);
-    let s0 = vec4<f32>(x_rowcol(row, c), x_rowcol(row, c + 1), x_rowcol(row, c + 2), x_rowcol(row, c + 3));
-    let s1 = vec4<f32>(x_rowcol(row, c + 1), x_rowcol(row, c + 2), x_rowcol(row, c + 3), x_rowcol(row, c + 4));
-    let s2 = vec4<f32>(x_rowcol(row, c + 2), x_rowcol(row, c + 3), x_rowcol(row, c + 4), x_rowcol(row, c + 5));
-    // k[0..2]: kernel row taps 0..2 of channels 0..3, k[3..5] of channels 4..7
+// Shared by forward8_row_v4 and backward_input8_row_v4. Column c of a held row of `len` values (W for x rows, WO
+// for dy rows), zero outside; c is a constant after inlining, so this is a register pick, not a lane-looped gather.
+fn held_col(row: array<vec4<f32>, 16>, len: u32, c: i32) -> f32 {
+    let k = u32(clamp(c, 0, i32(len) - 1));
+    return select(0.0, row[k / 4u][k % 4u], c >= 0 && c < i32(len));
+}
+
+// Output chunk q (columns 4q .. 4q + 3, of `outs`) of 8 channels, a[c], plus one kernel row k applied to a held row:
+// tap kx of output column o reads held column o + c0 + step·kx (forward: c0 = −PAD, step 1 over an x row; input
+// gradient: c0 = PAD, step −1 over a dy row). k[0..2]: taps 0..2 as vec4 of channels 0..3, k[3..5] of channels 4..7.
+fn row8_chunk(q: u32, outs: u32, len: u32, c0: i32, step: i32, row: array<vec4<f32>, 16>, k: array<vec4<f32>, 6>,
+              a: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
+    if (4u * q >= outs) { return a; }
+    let c = i32(4u * q) + c0;
+    let c1 = c + step;
+    let c2 = c + 2 * step;
+    let s0 = vec4<f32>(held_col(row, len, c), held_col(row, len, c + 1), held_col(row, len, c + 2), held_col(row, len, c + 3));
+    let s1 = vec4<f32>(held_col(row, len, c1), held_col(row, len, c1 + 1), held_col(row, len, c1 + 2), held_col(row, len, c1 + 3));
+    let s2 = vec4<f32>(held_col(row, len, c2), held_col(row, len, c2 + 1), held_col(row, len, c2 + 2), held_col(row, len, c2 + 3));
     return array<vec4<f32>, 8>(
         a[0] + s0 * k[0].x + s1 * k[1].x + s2 * k[2].x, a[1] + s0 * k[0].y + s1 * k[1].y + s2 * k[2].y,
         a[2] + s0 * k[0].z + s1 * k[1].z + s2 * k[2].z, a[3] + s0 * k[0].w + s1 * k[1].w + s2 * k[2].w,
         a[4] + s0 * k[3].x + s1 * k[4].x + s2 * k[5].x, a[5] + s0 * k[3].y + s1 * k[4].y + s2 * k[5].y,
         a[6] + s0 * k[3].z + s1 * k[4].z + s2 * k[5].z, a[7] + s0 * k[3].w + s1 * k[4].w + s2 * k[5].w);
+}
+
+// row8_chunk over a whole row (up to 16 chunks), by calls with literal chunk numbers: every array index a constant
+fn row8_add(outs: u32, len: u32, c0: i32, step: i32, row: array<vec4<f32>, 16>, k: array<vec4<f32>, 6>,
+            acc: array<array<vec4<f32>, 8>, 16>) -> array<array<vec4<f32>, 8>, 16> {
+    return array<array<vec4<f32>, 8>, 16>(
+        row8_chunk(0u, outs, len, c0, step, row, k, acc[0]), row8_chunk(1u, outs, len, c0, step, row, k, acc[1]),
+        row8_chunk(2u, outs, len, c0, step, row, k, acc[2]), row8_chunk(3u, outs, len, c0, step, row, k, acc[3]),
+        row8_chunk(4u, outs, len, c0, step, row, k, acc[4]), row8_chunk(5u, outs, len, c0, step, row, k, acc[5]),
+        row8_chunk(6u, outs, len, c0, step, row, k, acc[6]), row8_chunk(7u, outs, len, c0, step, row, k, acc[7]),
+        row8_chunk(8u, outs, len, c0, step, row, k, acc[8]), row8_chunk(9u, outs, len, c0, step, row, k, acc[9]),
+        row8_chunk(10u, outs, len, c0, step, row, k, acc[10]), row8_chunk(11u, outs, len, c0, step, row, k, acc[11]),
+        row8_chunk(12u, outs, len, c0, step, row, k, acc[12]), row8_chunk(13u, outs, len, c0, step, row, k, acc[13]),
+        row8_chunk(14u, outs, len, c0, step, row, k, acc[14]), row8_chunk(15u, outs, len, c0, step, row, k, acc[15]));
 }
 
 // the bias as vec4 (COUT % 8 == 0 here): 2 loads instead of 8
@@ -391,6 +411,12 @@ fn fr8_store(q: u32, r: u32, a: array<vec4<f32>, 8>) {
     yv[r + 4u * st + q] = a[4]; yv[r + 5u * st + q] = a[5]; yv[r + 6u * st + q] = a[6]; yv[r + 7u * st + q] = a[7];
 }
 
+// forward8_row_v4 (CPU adapters, every layer with more than one input channel and rows at most 64 wide):
+// forward_row_v4 with 8 output channels per thread, so each x row load and each vec4 weight serve twice the
+// multiply-adds. Measured on lavapipe (width 128, batch 16, fastest of 21 runs) against forward8_v4 / forward_row_v4:
+// 16×16 maps 21.5 / 27.9 → 35.2 GFLOP/s, 8×8 23.9 / 24.5 → 25.2, 3×32×32 15.3 / 22.0 → 23.6. With one input channel
+// it loses to forward_row_v4 (16.7 → 15.3): 9 multiply-adds per output leave the stores (WO/4 per channel, the same
+// in both) in charge, and 8 × WO accumulators spill.
 @compute @workgroup_size(64)
 fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let cq = COUT / 4u;
@@ -413,14 +439,7 @@ fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
             let row = x_row_all(n, ci, u32(iy));
             let wb = (ci * 9u + ky * 3u) * cq + 2u * cb;  // wt4[(ci, ky, kx), channel block 2cb and 2cb + 1]
             let k = array<vec4<f32>, 6>(wt4[wb], wt4[wb + cq], wt4[wb + 2u * cq], wt4[wb + 1u], wt4[wb + cq + 1u], wt4[wb + 2u * cq + 1u]);
-            acc[0] = fr8_chunk(0u, row, k, acc[0]); acc[1] = fr8_chunk(1u, row, k, acc[1]);
-            acc[2] = fr8_chunk(2u, row, k, acc[2]); acc[3] = fr8_chunk(3u, row, k, acc[3]);
-            acc[4] = fr8_chunk(4u, row, k, acc[4]); acc[5] = fr8_chunk(5u, row, k, acc[5]);
-            acc[6] = fr8_chunk(6u, row, k, acc[6]); acc[7] = fr8_chunk(7u, row, k, acc[7]);
-            acc[8] = fr8_chunk(8u, row, k, acc[8]); acc[9] = fr8_chunk(9u, row, k, acc[9]);
-            acc[10] = fr8_chunk(10u, row, k, acc[10]); acc[11] = fr8_chunk(11u, row, k, acc[11]);
-            acc[12] = fr8_chunk(12u, row, k, acc[12]); acc[13] = fr8_chunk(13u, row, k, acc[13]);
-            acc[14] = fr8_chunk(14u, row, k, acc[14]); acc[15] = fr8_chunk(15u, row, k, acc[15]);
+            acc = row8_add(WO, W, -i32(PAD), 1, row, k, acc);
         }
     }
     let r = ((n * COUT + co0) * HO + oy) * (WO / 4u);
@@ -698,24 +717,6 @@ fn backward_input8_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     store_dx_cols(n, 8u * cb + 4u, iy, hi);
 }
 
-// backward_input8_row_v4 (CPU adapters, rows at most 64 wide): forward8_row_v4's shape for the input gradient,
-// 8 input channels × a whole dx row per thread. Per output channel and kernel row: the dy row as WO/4 vec4 loads and 6
-// vec4 weights (wi [COUT,3,3,CIN]) for 24·W multiply-adds; dx written as W/4 vec4 per channel once at the end.
-// dx column x reads dy column x + PAD − kx.
-fn bi8_chunk(q: u32, row: array<vec4<f32>, 16>, k: array<vec4<f32>, 6>, a: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
-    if (4u * q >= W) { return a; }
-    let c = i32(4u * q) + i32(PAD);
-    let t0 = vec4<f32>(row_col(row, c), row_col(row, c + 1), row_col(row, c + 2), row_col(row, c + 3));
-    let t1 = vec4<f32>(row_col(row, c - 1), row_col(row, c), row_col(row, c + 1), row_col(row, c + 2));
-    let t2 = vec4<f32>(row_col(row, c - 2), row_col(row, c - 1), row_col(row, c), row_col(row, c + 1));
-    // k[0..2]: taps kx = 0..2 of input channels 0..3, k[3..5] of channels 4..7
-    return array<vec4<f32>, 8>(
-        a[0] + t0 * k[0].x + t1 * k[1].x + t2 * k[2].x, a[1] + t0 * k[0].y + t1 * k[1].y + t2 * k[2].y,
-        a[2] + t0 * k[0].z + t1 * k[1].z + t2 * k[2].z, a[3] + t0 * k[0].w + t1 * k[1].w + t2 * k[2].w,
-        a[4] + t0 * k[3].x + t1 * k[4].x + t2 * k[5].x, a[5] + t0 * k[3].y + t1 * k[4].y + t2 * k[5].y,
-        a[6] + t0 * k[3].z + t1 * k[4].z + t2 * k[5].z, a[7] + t0 * k[3].w + t1 * k[4].w + t2 * k[5].w);
-}
-
 // dx chunk q of the 8 channels starting at row index r (channel stride H·W/4 vec4)
 fn bi8_store(q: u32, r: u32, a: array<vec4<f32>, 8>) {
     if (4u * q >= W) { return; }
@@ -724,6 +725,10 @@ fn bi8_store(q: u32, r: u32, a: array<vec4<f32>, 8>) {
     dxv[r + 4u * st + q] = a[4]; dxv[r + 5u * st + q] = a[5]; dxv[r + 6u * st + q] = a[6]; dxv[r + 7u * st + q] = a[7];
 }
 
+// backward_input8_row_v4 (CPU adapters, rows at most 64 wide): forward8_row_v4's shape for the input gradient,
+// 8 input channels × a whole dx row per thread. Per output channel and kernel row: the dy row as WO/4 vec4 loads and 6
+// vec4 weights (wi [COUT,3,3,CIN]) for 24·W multiply-adds; dx written as W/4 vec4 per channel once at the end.
+// dx column x reads dy column x + PAD − kx. (row8_add with c0 = PAD, step −1.)
 @compute @workgroup_size(64)
 fn backward_input8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let cq = CIN / 4u;
@@ -743,14 +748,7 @@ fn backward_input8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builti
             let row = dy_row_all(n, co, u32(oy));
             let wb = (co * 9u + ky * 3u) * cq + 2u * cb;  // wi4[(co, ky, kx), input-channel block 2cb and 2cb + 1]
             let k = array<vec4<f32>, 6>(wi4[wb], wi4[wb + cq], wi4[wb + 2u * cq], wi4[wb + 1u], wi4[wb + cq + 1u], wi4[wb + 2u * cq + 1u]);
-            acc[0] = bi8_chunk(0u, row, k, acc[0]); acc[1] = bi8_chunk(1u, row, k, acc[1]);
-            acc[2] = bi8_chunk(2u, row, k, acc[2]); acc[3] = bi8_chunk(3u, row, k, acc[3]);
-            acc[4] = bi8_chunk(4u, row, k, acc[4]); acc[5] = bi8_chunk(5u, row, k, acc[5]);
-            acc[6] = bi8_chunk(6u, row, k, acc[6]); acc[7] = bi8_chunk(7u, row, k, acc[7]);
-            acc[8] = bi8_chunk(8u, row, k, acc[8]); acc[9] = bi8_chunk(9u, row, k, acc[9]);
-            acc[10] = bi8_chunk(10u, row, k, acc[10]); acc[11] = bi8_chunk(11u, row, k, acc[11]);
-            acc[12] = bi8_chunk(12u, row, k, acc[12]); acc[13] = bi8_chunk(13u, row, k, acc[13]);
-            acc[14] = bi8_chunk(14u, row, k, acc[14]); acc[15] = bi8_chunk(15u, row, k, acc[15]);
+            acc = row8_add(W, WO, i32(PAD), -1, row, k, acc);
         }
     }
     let r = ((n * CIN + 8u * cb) * H + iy) * (W / 4u);
