@@ -21,13 +21,14 @@
 // backward_input8   as backward_input                                8 input channels × 8 columns (CIN % 8 == 0)
 // backward_weight   0 x, 1 dy, 2 partial (rw) [NSPLIT,COUT,CIN,3,3] 4 output channels × 9 taps of one ci, over images n ≡ split
 // backward_weight4_v4 0 x, 1 dy (both as vec4), 2 partial (rw) [HO,COUT,CIN,3,3]  4 output channels × 9 taps of one ci, over output row oy of every image
+// backward_weight8_row_v4 as backward_weight4_v4                       8 output channels × 9 taps of one ci, over output row oy of every image, whole rows (W, WO ≤ 64)
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
 // backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4; N·(COUT/4)·HO once for forward_row_v4, N·(COUT/8)·HO for forward8_row_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
 //           (backward_input_v4; CIN/8 for backward_input8_v4; N·(CIN/8)·H once for backward_input8_row_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4; N·CIN·H/2 for backward_input_r2v4), COUT·CIN·9 (transpose_weight_in),
-//           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
+//           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), HO·CIN·COUT/8 (backward_weight8_row_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
 // Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
 // 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
 // performance work; this file is the portable baseline that every test runs.
@@ -1043,6 +1044,83 @@ fn backward_weight4_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
             dw[((oy * COUT + co0 + c) * CIN + ci) * 9u + t] = p.x + p.y + p.z + p.w;
         }
     }
+}
+
+// backward_weight8_row_v4 (CPU adapters, rows at most 64 wide): the whole-row shape for the weight gradient.
+// Thread (output row oy, ci, 8-channel block) holds the three x rows oy − PAD + ky of image n (zero rows outside
+// the image) and walks dy row oy of each of its 8 channels chunk by chunk: one vec4 load of dy per 36 multiply-adds
+// (4 column phases × 9 taps), the x rows loaded once per image for all 8 channels. Per image: 8·WO/4 + 3·W/4 vec4
+// loads for 72·WO multiply-adds (backward_weight4_v4: 20 loads per 288 for each 8-column block). As there, the four
+// components are column phases summed only when the partial sum for row oy is written; reduce_weight sums the rows.
+// Measured on lavapipe (width 128, batch 16, fastest of 21 runs, fraction of the matmul peak; benches/NOTES.md, session
+// 14) against backward_weight4_v4: first layers 84 → 108 % (1×28×28) and 74 → 109 % (3×32×32), 16×16 maps 89 → 113 %;
+// 8×8 maps 108 → 107 % (not chosen there). With 4 channels per thread it was 96–104 % (not kept).
+fn x_row_or_zero(n: u32, ci: u32, iy: i32) -> array<vec4<f32>, 16> {
+    var row: array<vec4<f32>, 16>;
+    if (iy >= 0 && iy < i32(H)) { row = x_row_all(n, ci, u32(iy)); }
+    return row;
+}
+
+// columns c .. c + 3 of a held x row (zero outside): a register pick once c is a constant
+fn x_held4(row: array<vec4<f32>, 16>, c: i32) -> vec4<f32> {
+    return vec4<f32>(held_col(row, W, c), held_col(row, W, c + 1), held_col(row, W, c + 2), held_col(row, W, c + 3));
+}
+
+// a[3ky + kx] += dy chunk q (columns 4q .. 4q + 3 of the dy row at vec4 index r) · x row ky at columns 4q − PAD + kx ..
+fn bwr_chunk(q: u32, r: u32, x0: array<vec4<f32>, 16>, x1: array<vec4<f32>, 16>, x2: array<vec4<f32>, 16>,
+             a: array<vec4<f32>, 9>) -> array<vec4<f32>, 9> {
+    if (4u * q >= WO) { return a; }
+    let d = dyv_bw[r + q];
+    let c = i32(4u * q) - i32(PAD);
+    return array<vec4<f32>, 9>(
+        a[0] + d * x_held4(x0, c), a[1] + d * x_held4(x0, c + 1), a[2] + d * x_held4(x0, c + 2),
+        a[3] + d * x_held4(x1, c), a[4] + d * x_held4(x1, c + 1), a[5] + d * x_held4(x1, c + 2),
+        a[6] + d * x_held4(x2, c), a[7] + d * x_held4(x2, c + 1), a[8] + d * x_held4(x2, c + 2));
+}
+
+// one output channel's 9 taps over a whole dy row, by calls with literal chunk numbers
+fn bwr_channel(r: u32, x0: array<vec4<f32>, 16>, x1: array<vec4<f32>, 16>, x2: array<vec4<f32>, 16>,
+               a: array<vec4<f32>, 9>) -> array<vec4<f32>, 9> {
+    var b = a;
+    b = bwr_chunk(0u, r, x0, x1, x2, b); b = bwr_chunk(1u, r, x0, x1, x2, b); b = bwr_chunk(2u, r, x0, x1, x2, b);
+    b = bwr_chunk(3u, r, x0, x1, x2, b); b = bwr_chunk(4u, r, x0, x1, x2, b); b = bwr_chunk(5u, r, x0, x1, x2, b);
+    b = bwr_chunk(6u, r, x0, x1, x2, b); b = bwr_chunk(7u, r, x0, x1, x2, b); b = bwr_chunk(8u, r, x0, x1, x2, b);
+    b = bwr_chunk(9u, r, x0, x1, x2, b); b = bwr_chunk(10u, r, x0, x1, x2, b); b = bwr_chunk(11u, r, x0, x1, x2, b);
+    b = bwr_chunk(12u, r, x0, x1, x2, b); b = bwr_chunk(13u, r, x0, x1, x2, b); b = bwr_chunk(14u, r, x0, x1, x2, b);
+    return bwr_chunk(15u, r, x0, x1, x2, b);
+}
+
+// partial[oy, co, ci, ·] = the 9 taps of a, column phases added
+fn bwr_store(oy: u32, co: u32, ci: u32, a: array<vec4<f32>, 9>) {
+    let base = ((oy * COUT + co) * CIN + ci) * 9u;
+    dw[base] = dot(a[0], vec4<f32>(1.0)); dw[base + 1u] = dot(a[1], vec4<f32>(1.0)); dw[base + 2u] = dot(a[2], vec4<f32>(1.0));
+    dw[base + 3u] = dot(a[3], vec4<f32>(1.0)); dw[base + 4u] = dot(a[4], vec4<f32>(1.0)); dw[base + 5u] = dot(a[5], vec4<f32>(1.0));
+    dw[base + 6u] = dot(a[6], vec4<f32>(1.0)); dw[base + 7u] = dot(a[7], vec4<f32>(1.0)); dw[base + 8u] = dot(a[8], vec4<f32>(1.0));
+}
+
+@compute @workgroup_size(64)
+fn backward_weight8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if (id >= HO * CIN * (COUT / 8u)) { return; }
+    let oy = id % HO;          // neighbouring lanes take neighbouring rows of one plane
+    let ci = (id / HO) % CIN;
+    let co0 = 8u * (id / (HO * CIN));
+    let st = HO * (WO / 4u);   // channel stride of dy in vec4
+    var a0: array<vec4<f32>, 9>; var a1: array<vec4<f32>, 9>; var a2: array<vec4<f32>, 9>; var a3: array<vec4<f32>, 9>;
+    var a4: array<vec4<f32>, 9>; var a5: array<vec4<f32>, 9>; var a6: array<vec4<f32>, 9>; var a7: array<vec4<f32>, 9>;
+    for (var n = 0u; n < N; n++) {
+        let iy = i32(oy) - i32(PAD);
+        let x0 = x_row_or_zero(n, ci, iy);
+        let x1 = x_row_or_zero(n, ci, iy + 1);
+        let x2 = x_row_or_zero(n, ci, iy + 2);
+        let r = ((n * COUT + co0) * HO + oy) * (WO / 4u);
+        a0 = bwr_channel(r, x0, x1, x2, a0); a1 = bwr_channel(r + st, x0, x1, x2, a1);
+        a2 = bwr_channel(r + 2u * st, x0, x1, x2, a2); a3 = bwr_channel(r + 3u * st, x0, x1, x2, a3);
+        a4 = bwr_channel(r + 4u * st, x0, x1, x2, a4); a5 = bwr_channel(r + 5u * st, x0, x1, x2, a5);
+        a6 = bwr_channel(r + 6u * st, x0, x1, x2, a6); a7 = bwr_channel(r + 7u * st, x0, x1, x2, a7);
+    }
+    bwr_store(oy, co0, ci, a0); bwr_store(oy, co0 + 1u, ci, a1); bwr_store(oy, co0 + 2u, ci, a2); bwr_store(oy, co0 + 3u, ci, a3);
+    bwr_store(oy, co0 + 4u, ci, a4); bwr_store(oy, co0 + 5u, ci, a5); bwr_store(oy, co0 + 6u, ci, a6); bwr_store(oy, co0 + 7u, ci, a7);
 }
 
 // dw[i] = Σ_s partial[s·COUT·CIN·9 + i]   (bindings: 0 partial, 1 dw (rw)); COUT·CIN·9 invocations

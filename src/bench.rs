@@ -687,6 +687,16 @@ fn nn_kernels() -> u64 {
     crate::nn::ops::MatmulKernel::ALL.len() as u64
 }
 
+/// How many kernels `conv_kernels` times for this network: every variant of each pass that fits each layer.
+fn conv_kernel_count(channels: usize, side: usize, width: usize, n: usize) -> u64 {
+    use crate::nn::ops;
+    let Ok(cfg) = ConvNetConfig::new(channels, side, width, 10) else { return 0 };
+    cfg.conv_shapes(n)
+        .iter()
+        .map(|s| (ops::ConvForward::available(s).len() + ops::ConvBackwardInput::available(s).len() + ops::ConvBackwardWeight::available(s).len()) as u64)
+        .sum()
+}
+
 /// Number of progress steps `suite` will report.
 pub fn suite_steps(o: &SuiteOptions) -> u64 {
     let per = (o.runs + o.warmup) as u64;
@@ -694,7 +704,7 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
     for p in &o.parts {
         n += match p {
             Part::Peak => nn_kernels() * per,
-            Part::Kernels => 18 * per * o.shapes.len() as u64, // at most 6 kernels × 3 layers
+            Part::Kernels => per * o.shapes.iter().map(|&(c, side)| conv_kernel_count(c, side, o.width, o.batch)).sum::<u64>(),
             Part::Distill => per * o.distill_configs().len() as u64,
             Part::Eval => (o.shapes.len() * o.ipcs.len() * o.eval_archs.len()) as u64,
             Part::Passes => 0, // `run` adds its own steps

@@ -107,6 +107,8 @@ fn conv_backward_matches_reference() {
         let kernels = ops::ConvBackwardWeight::available(&s);
         let rows = kernels.contains(&ops::ConvBackwardWeight::RowsVec4);
         assert_eq!(rows, s.wo() % 4 == 0 && s.w % 4 == 0 && s.cout % 4 == 0, "vec4 weight-gradient kernel offered for {s:?}: {kernels:?}");
+        let row8 = kernels.contains(&ops::ConvBackwardWeight::Row8);
+        assert_eq!(row8, rows && s.w <= 64 && s.cout % 8 == 0, "whole-row weight-gradient kernel offered for {s:?}: {kernels:?}");
         for k in kernels {
             let dw = poisoned(g, s.w_len());
             let scratch = poisoned(g, k.scratch_len(&s));

@@ -271,16 +271,27 @@ pub enum ConvBackwardWeight {
     /// `backward_weight4_v4`: 4 output channels × 9 taps of one input channel for one output row per invocation, dy
     /// and x read as vec4 and multiplied as vec4 of four column phases (summed at the end), column blocks unrolled
     /// with constant offsets; one partial sum per output row. Needs W and WO multiples of 4, WO ≤ 64, COUT % 4 == 0,
-    /// PAD ≤ 4. The CPU-adapter kernel.
+    /// PAD ≤ 4.
     RowsVec4,
+    /// `backward_weight8_row_v4`: 8 output channels × 9 taps of one input channel for one output row per invocation,
+    /// over whole rows: the three x rows held once per image for all 8 channels, dy walked chunk by chunk. Needs
+    /// RowsVec4's conditions, W ≤ 64 and COUT % 8 == 0.
+    Row8,
 }
 
 impl ConvBackwardWeight {
-    /// The kernel `conv_backward_weight` uses: `backward_weight4_v4` on CPU adapters where it fits (lavapipe, width 128,
-    /// batch 16, GFLOP/s against `backward_weight`: 16×16 maps 10.1 → 16.5, 8×8 8.7 → 20.8, first layers 7.0 → 14.4
-    /// and 10.1 → 14.3; benches/NOTES.md, session 12), else the scalar one (GPUs: until measured on one).
+    /// The kernel `conv_backward_weight` uses. On CPU adapters: `backward_weight8_row_v4` where it fits and maps are
+    /// more than 8 wide (lavapipe, width 128, batch 16, fastest of 21 runs, against `backward_weight4_v4`: first layers
+    /// 84–85 → 108 % and 74–76 → 109 % of the matmul peak, 16×16 maps 89 → 112–113 %; benches/NOTES.md, session 14),
+    /// else `backward_weight4_v4` (8×8 maps: 108–109 % against 106–108 %, and a 0–6 % lower median; against
+    /// `backward_weight` 8.7 → 20.8 GFLOP/s, session 12). Elsewhere the scalar one (GPUs: until measured on one).
     pub fn of(gpu: &Gpu, s: &ConvShape) -> ConvBackwardWeight {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu && ConvBackwardWeight::RowsVec4.fits(s) {
+        if gpu.info.device_type != wgpu::DeviceType::Cpu {
+            return ConvBackwardWeight::Scalar;
+        }
+        if s.wo() > 8 && ConvBackwardWeight::Row8.fits(s) {
+            ConvBackwardWeight::Row8
+        } else if ConvBackwardWeight::RowsVec4.fits(s) {
             ConvBackwardWeight::RowsVec4
         } else {
             ConvBackwardWeight::Scalar
@@ -292,18 +303,20 @@ impl ConvBackwardWeight {
         match self {
             ConvBackwardWeight::Scalar => true,
             ConvBackwardWeight::RowsVec4 => s.cout % 4 == 0 && s.w % 4 == 0 && s.wo() % 4 == 0 && s.wo() <= 64 && s.pad <= 4,
+            ConvBackwardWeight::Row8 => s.cout % 8 == 0 && ConvBackwardWeight::RowsVec4.fits(s) && s.w <= 64,
         }
     }
 
     /// Every kernel that can run `s`.
     pub fn available(s: &ConvShape) -> Vec<ConvBackwardWeight> {
-        [ConvBackwardWeight::Scalar, ConvBackwardWeight::RowsVec4].into_iter().filter(|k| k.fits(s)).collect()
+        [ConvBackwardWeight::Scalar, ConvBackwardWeight::RowsVec4, ConvBackwardWeight::Row8].into_iter().filter(|k| k.fits(s)).collect()
     }
 
     pub fn name(self) -> &'static str {
         match self {
             ConvBackwardWeight::Scalar => "backward_weight",
             ConvBackwardWeight::RowsVec4 => "backward_weight4_v4",
+            ConvBackwardWeight::Row8 => "backward_weight8_row_v4",
         }
     }
 
@@ -311,7 +324,7 @@ impl ConvBackwardWeight {
     pub fn partials(self, s: &ConvShape) -> usize {
         match self {
             ConvBackwardWeight::Scalar => conv_weight_splits(s),
-            ConvBackwardWeight::RowsVec4 => s.ho(),
+            ConvBackwardWeight::RowsVec4 | ConvBackwardWeight::Row8 => s.ho(),
         }
     }
 
@@ -354,6 +367,7 @@ pub fn conv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBac
     let inv = match k {
         ConvBackwardWeight::Scalar => k.partials(s) * s.cout.div_ceil(4) * s.cin,
         ConvBackwardWeight::RowsVec4 => s.ho() * s.cin * (s.cout / 4),
+        ConvBackwardWeight::Row8 => s.ho() * s.cin * (s.cout / 8),
     };
     gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, dy, scratch], inv as u64);
     gpu.dispatch(enc, &shaders::CONV, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
