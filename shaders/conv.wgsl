@@ -23,15 +23,16 @@
 // backward_weight4_v4 0 x, 1 dy (both as vec4), 2 partial (rw) [HO,COUT,CIN,3,3]  4 output channels × 9 taps of one ci, over output row oy of every image
 // backward_weight8_row_v4 as backward_weight4_v4                       8 output channels × 9 taps of one ci, over output row oy of every image, whole rows (W, WO ≤ 64)
 // reduce_weight     0 partial, 1 dw (rw)                             one weight: the sum over the NSPLIT partials
-// backward_bias     0 dy, 1 db (rw)                                  db[co], summed over N·HO·WO
+// backward_bias     0 dy, 1 db (rw)                                  a 64-wide workgroup: db[co], summed over N·HO·WO
 // Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4; N·(COUT/4)·HO once for forward_row_v4, N·(COUT/8)·HO for forward8_row_v4), COUT·CIN·9 (transpose_weight),
 //           N·⌈CIN/4⌉·H·⌈W/8⌉ (backward_input; CIN/8 for backward_input8), N·(CIN/4)·H per column block XB = 0 .. ⌈W/8⌉
 //           (backward_input_v4; CIN/8 for backward_input8_v4; N·(CIN/8)·H once for backward_input8_row_v4; N·CIN·H for backward_input_c1v4 and backward_input_r1v4; N·CIN·H/2 for backward_input_r2v4), COUT·CIN·9 (transpose_weight_in),
-//           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), HO·CIN·COUT/8 (backward_weight8_row_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), COUT (backward_bias); workgroup 64.
-// Why no workgroup memory: on lavapipe barriers are coroutine switches and register blocking alone is
-// 3–10× faster than shared-memory tiling (shared/docs/platform.md §3). Real-GPU variants come with the
-// performance work; this file is the portable baseline that every test runs.
+//           NSPLIT·⌈COUT/4⌉·CIN (backward_weight), HO·CIN·COUT/4 (backward_weight4_v4; NSPLIT = HO), HO·CIN·COUT/8 (backward_weight8_row_v4; NSPLIT = HO), COUT·CIN·9 (reduce_weight), 64·COUT (backward_bias: a workgroup per channel); workgroup 64.
+// Why no workgroup memory (but in forward_tiled, for GPUs, and backward_bias's one final reduction): on lavapipe
+// barriers are coroutine switches and register blocking alone is 3–10× faster than shared-memory tiling
+// (shared/docs/platform.md §3). Real-GPU variants come with the performance work; this file is the portable
+// baseline that every test runs.
 
 override N: u32;
 override CIN: u32;
@@ -1137,14 +1138,29 @@ fn reduce_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     dw_out[i] = s;
 }
 
+// backward_bias: one 64-invocation workgroup per output channel; invocation i sums elements i, i + 64, … of each of
+// the channel's N planes, then a tree over workgroup memory adds the 64 partial sums. One invocation per channel, as
+// before, gave a width-32 layer a single workgroup: nothing to fill a GPU with. On lavapipe it measured the same
+// (3 layers of an evaluation epoch at width 32: 6.5 → 5.4–6.9 ms; the loads bound it there; benches/NOTES.md,
+// session 14). Six barriers per channel are cheap even where barriers are slow.
+var<workgroup> bias_part: array<f32, 64>;
+
 @compute @workgroup_size(64)
-fn backward_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let co = linear_id(gid, nwg);
-    if (co >= COUT) { return; }
+fn backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    let co = wid.x + wid.y * nwg.x;  // uniform per workgroup, so the barriers below stay in uniform control flow
     var acc = 0.0;
-    for (var n = 0u; n < N; n++) {
-        let base = (n * COUT + co) * HO * WO;
-        for (var i = 0u; i < HO * WO; i++) { acc += dy_bb[base + i]; }
+    if (co < COUT) {
+        for (var n = 0u; n < N; n++) {
+            let base = (n * COUT + co) * HO * WO;
+            for (var i = li; i < HO * WO; i += 64u) { acc += dy_bb[base + i]; }
+        }
     }
-    db[co] = acc;
+    bias_part[li] = acc;
+    workgroupBarrier();
+    for (var half = 32u; half > 0u; half >>= 1u) {
+        if (li < half) { bias_part[li] += bias_part[li + half]; }
+        workgroupBarrier();
+    }
+    if (li == 0u && co < COUT) { db[co] = bias_part[0]; }
 }

@@ -357,7 +357,8 @@ pub enum Part {
     Eval,
     /// whole-network forward and forward + backward passes (the first bench)
     Passes,
-    /// one distillation iteration per configuration with every dispatch timed on the GPU (timestamp queries)
+    /// one distillation iteration per configuration, and one evaluation epoch per shape, ipc and network, with every
+    /// dispatch timed on the GPU (timestamp queries)
     Breakdown,
 }
 
@@ -491,6 +492,8 @@ pub struct SuiteReport {
     pub eval: Vec<EvalBench>,
     pub passes: Vec<Timing>,
     pub breakdown: Vec<IterationBreakdown>,
+    /// `--parts breakdown`: one evaluation training epoch per shape, ipc and network, kernel by kernel
+    pub eval_breakdown: Vec<EpochBreakdown>,
 }
 
 /// Where one distillation iteration's GPU time goes, kernel by kernel.
@@ -516,6 +519,77 @@ pub struct KernelShare {
     pub ms: f64,
 }
 
+/// Where one evaluation training epoch's GPU time goes, kernel by kernel.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochBreakdown {
+    pub arch: String,
+    pub shape: String,
+    pub ipc: usize,
+    pub width: usize,
+    pub batch: usize,
+    /// images trained on (10 × ipc)
+    pub images: usize,
+    /// the profiled epoch, from creating the network and its buffers to the last batch's wait (host work included)
+    pub wall_ms: f64,
+    /// sum of the timed compute passes
+    pub gpu_ms: f64,
+    pub kernels: Vec<KernelShare>,
+}
+
+/// (kernel, ms) of each timed dispatch, summed per kernel, most expensive first.
+fn kernel_shares(timed: Vec<(String, f64)>) -> Vec<KernelShare> {
+    let mut by_kernel: Vec<KernelShare> = vec![];
+    for (name, ms) in timed {
+        match by_kernel.iter_mut().find(|k| k.kernel == name) {
+            Some(k) => {
+                k.dispatches += 1;
+                k.ms += ms;
+            }
+            None => by_kernel.push(KernelShare { kernel: name, dispatches: 1, ms }),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    by_kernel
+}
+
+/// Profile one evaluation training epoch (one pass over 10 × ipc random images, after an untimed one that compiles
+/// the pipelines) with GPU timestamps; None without them.
+#[allow(clippy::too_many_arguments)]
+pub fn eval_breakdown(gpu: &Gpu, arch: crate::nn::arch::Arch, channels: usize, side: usize, ipc: usize, width: usize, batch: usize,
+    seed: u64) -> Result<Option<EpochBreakdown>, anyhow::Error> {
+    use crate::eval::{self, EvalConfig};
+    let ds = random_dataset_with_test(channels, side, ipc, 1, seed);
+    let all: Vec<usize> = (0..ds.train.len()).collect();
+    let images = ds.normalized(&ds.train, &all);
+    let cfg = EvalConfig { arch, epochs: 0, nets: 1, batch, width, ..Default::default() };
+    if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        return Ok(None);
+    }
+    // the untimed epoch compiles the pipelines and counts the dispatches the profiler needs room for
+    let before = gpu.counters();
+    eval::train(gpu, &ds, &images, &ds.train.labels, &cfg, seed, &mut |_| {})?;
+    let dispatches = (gpu.counters() - before).dispatches;
+    let Some(profiler) = gpu.profiler(dispatches as u32) else { return Ok(None) };
+    let t = Instant::now();
+    {
+        let _scope = profiler.activate();
+        eval::train(gpu, &ds, &images, &ds.train.labels, &cfg, seed, &mut |_| {})?;
+    }
+    let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+    let kernels = kernel_shares(gpu.read_profile(&profiler)?);
+    Ok(Some(EpochBreakdown {
+        arch: arch.name().into(),
+        shape: format!("{channels}x{side}x{side}"),
+        ipc,
+        width,
+        batch,
+        images: ds.train.len(),
+        wall_ms,
+        gpu_ms: kernels.iter().map(|k| k.ms).sum(),
+        kernels,
+    }))
+}
+
 /// Profile one distillation iteration (after `warmup` plain ones) with GPU timestamps; None without them.
 #[allow(clippy::too_many_arguments)]
 pub fn distill_breakdown(gpu: &Gpu, channels: usize, side: usize, method: Method, ipc: usize, batch_real: usize, width: usize,
@@ -528,18 +602,7 @@ pub fn distill_breakdown(gpu: &Gpu, channels: usize, side: usize, method: Method
         d.step(&ds)?;
     }
     let wall_ms = t.elapsed().as_secs_f64() * 1e3;
-    let timed = gpu.read_profile(&profiler)?;
-    let mut by_kernel: Vec<KernelShare> = vec![];
-    for (name, ms) in timed {
-        match by_kernel.iter_mut().find(|k| k.kernel == name) {
-            Some(k) => {
-                k.dispatches += 1;
-                k.ms += ms;
-            }
-            None => by_kernel.push(KernelShare { kernel: name, dispatches: 1, ms }),
-        }
-    }
-    by_kernel.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    let by_kernel = kernel_shares(gpu.read_profile(&profiler)?);
     Ok(Some(IterationBreakdown {
         shape: format!("{channels}x{side}x{side}"),
         method: method.name().into(),
@@ -708,7 +771,7 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
             Part::Distill => per * o.distill_configs().len() as u64,
             Part::Eval => (o.shapes.len() * o.ipcs.len() * o.eval_archs.len()) as u64,
             Part::Passes => 0, // `run` adds its own steps
-            Part::Breakdown => o.distill_configs().len() as u64,
+            Part::Breakdown => (o.distill_configs().len() + o.shapes.len() * o.ipcs.len() * o.eval_archs.len()) as u64,
         };
     }
     n
@@ -753,6 +816,20 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
             progress.inc(1);
         }
     }
+    let mut epochs_profiled = vec![];
+    if has(Part::Breakdown) {
+        for &(c, s) in &o.shapes {
+            for &ipc in &o.ipcs {
+                for &arch in &o.eval_archs {
+                    progress.set_message(format!("breakdown eval {} {c}x{s}x{s} ipc {ipc}", arch.name()));
+                    if let Some(b) = eval_breakdown(gpu, arch, c, s, ipc, o.width, o.eval_batch, o.seed)? {
+                        epochs_profiled.push(b);
+                    }
+                    progress.inc(1);
+                }
+            }
+        }
+    }
     let passes = if has(Part::Passes) {
         let opts = BenchOptions { batch: o.batch, width: o.width, runs: o.runs, warmup: o.warmup, seed: o.seed, shapes: o.shapes.clone() };
         run(gpu, &opts, progress)?.timings
@@ -775,5 +852,6 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
         eval,
         passes,
         breakdown,
+        eval_breakdown: epochs_profiled,
     })
 }

@@ -109,8 +109,8 @@ enum Command {
     Bench {
         /// What to measure, comma separated: peak (dense matmul, every kernel variant), kernels (each conv kernel
         /// as a fraction of the peak), distill (iterations), eval (training epochs and the test pass), passes
-        /// (whole-network forward and forward + backward), breakdown (one iteration timed kernel by kernel with
-        /// GPU timestamps, where the adapter has them).
+        /// (whole-network forward and forward + backward), breakdown (one distillation iteration and one evaluation
+        /// epoch timed kernel by kernel with GPU timestamps, where the adapter has them).
         #[arg(long, default_value = "peak,kernels,distill,eval", value_delimiter = ',')]
         parts: Vec<String>,
         /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).
@@ -714,6 +714,13 @@ fn bench_suite(o: &SuiteOptions, json: Option<PathBuf>) -> Result<ExitCode> {
     for b in &r.breakdown {
         println!("\none iteration, kernel by kernel (GPU timestamps): {} {} ipc {} batch_real {} width {}: wall {:.1} ms, compute passes {:.1} ms",
             b.shape, b.method, b.ipc, b.batch_real, b.width, b.wall_ms, b.gpu_ms);
+        for k in &b.kernels {
+            println!("  {:<32} {:>4} × {:>10.2} ms {:>5.1} %", k.kernel, k.dispatches, k.ms, 100.0 * k.ms / b.gpu_ms.max(1e-9));
+        }
+    }
+    for b in &r.eval_breakdown {
+        println!("\none evaluation epoch, kernel by kernel (GPU timestamps): {} {} ipc {} ({} images, batch {}) width {}: wall {:.1} ms, compute passes {:.1} ms",
+            b.arch, b.shape, b.ipc, b.images, b.batch, b.width, b.wall_ms, b.gpu_ms);
         for k in &b.kernels {
             println!("  {:<32} {:>4} × {:>10.2} ms {:>5.1} %", k.kernel, k.dispatches, k.ms, 100.0 * k.ms / b.gpu_ms.max(1e-9));
         }

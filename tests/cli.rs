@@ -81,7 +81,8 @@ fn bench_writes_json() {
     let fmnist_fwd = &timings[0];
     let macs = 3.0 * 8.0 * (32.0 * 32.0 * 1.0 + 16.0 * 16.0 * 8.0 + 8.0 * 8.0 * 8.0) * 9.0;
     assert!((fmnist_fwd["gflop"].as_f64().unwrap() - 2.0 * macs / 1e9).abs() < 1e-12);
-    // breakdown: one iteration per configuration timed kernel by kernel; its dispatches are the iteration's dispatches
+    // breakdown: one iteration per configuration timed kernel by kernel (its dispatches are the iteration's
+    // dispatches), and one evaluation epoch
     let json2 = dir.join("breakdown.json");
     let out = hyperdistill(&[
         "bench", "--parts", "breakdown,distill", "--shapes", "fmnist", "--width", "8", "--runs", "1", "--warmup", "1", "--ipc", "1",
@@ -101,6 +102,15 @@ fn bench_writes_json() {
             assert!(b["gpu_ms"].as_f64().unwrap() > 0.0 && kernels.iter().all(|k| k["ms"].as_f64().unwrap() >= 0.0));
             assert!(kernels.iter().any(|k| k["kernel"].as_str().unwrap().starts_with("conv:")));
         }
+        // and one evaluation epoch (10 images, one batch): it trains, so it has weight gradients and SGD updates
+        let e = v["eval_breakdown"].as_array().unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0]["images"].as_u64(), e[0]["arch"].as_str()), (Some(10), Some("convnet")));
+        let names: Vec<&str> = e[0]["kernels"].as_array().unwrap().iter().map(|k| k["kernel"].as_str().unwrap()).collect();
+        for want in ["conv:backward_weight", "conv:reduce_weight", "optim:sgd"] {
+            assert!(names.iter().any(|n| n.starts_with(want)), "{want} in {names:?}");
+        }
+        assert!(e[0]["gpu_ms"].as_f64().unwrap() > 0.0 && e[0]["wall_ms"].as_f64().unwrap() >= e[0]["gpu_ms"].as_f64().unwrap());
     } else {
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no timestamp queries"));
     }

@@ -375,7 +375,7 @@ pub fn conv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBac
 
 /// db = ∂L/∂b
 pub fn conv_backward_bias(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, dy: &Buffer, db: &Buffer) {
-    gpu.dispatch(enc, &shaders::CONV, "backward_bias", &conv_consts(s), &[dy, db], s.cout as u64);
+    gpu.dispatch(enc, &shaders::CONV, "backward_bias", &conv_consts(s), &[dy, db], 64 * s.cout as u64);
 }
 
 fn norm_consts(s: &NormShape) -> [(&'static str, f64); 3] {
