@@ -10,7 +10,11 @@
 // forward_relu_pool  0 x, 1 gamma, 2 beta, 3 y (rw) [N,C,H/2,W/2], 4 stats (rw)     plane (n, c)
 //                   the forward-only block tail: norm, ReLU and 2×2 average pooling in one pass over the
 //                   pooled outputs, nothing kept for a backward pass (H, W set; HW = H·W)
-// Dispatch: N·C, N·C, C and N·C invocations; workgroup 64. A plane is at most 64·64 values, so one thread
+// backward_relu_pool 0 x, 1 gamma, 2 stats, 3 dy [N,C,H/2,W/2], 4 dx (rw), 5 partial (rw), 6 beta        plane (n, c)
+//                   the training block tail's backward after forward_relu_pool: the ReLU mask recomputed from x,
+//                   stats, γ, β (nothing else kept), AvgPool's gradient read from the pooled dy, then backward's maths
+//                   (H, W set and even; HW = H·W)
+// Dispatch: N·C, N·C, C, N·C and N·C invocations; workgroup 64. A plane is at most 64·64 values, so one thread
 // per plane keeps the kernel barrier-free (fast on lavapipe) while N·C threads still fill a GPU.
 
 override N: u32;
@@ -136,4 +140,52 @@ fn forward_relu_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     stats_out[2u * plane] = mu;
     stats_out[2u * plane + 1u] = r;
+}
+
+// backward_relu_pool: ∂L/∂x of pool(relu(γ·x̂ + β)) from ∂L/∂(pooled), for a forward that ran forward_relu_pool. The
+// gradient reaching the norm's output at (row, col) is dy[row/2, col/2]/4 where that output, recomputed with the very
+// expression forward_relu_pool used, is > 0, else 0; from there as `backward`. Replaces pool_backward, relu_backward
+// and backward (three passes writing the whole activation) and lets the training forward skip norm_out and the ReLU
+// output: the CPU-adapter path (`NormKernel::PerThread`; benches/NOTES.md, session 14).
+@group(0) @binding(6) var<storage, read> beta_b: array<f32>;
+
+// ∂L/∂(norm output) at (row, col) of the plane at `base`; `dbase` is the plane's first pooled gradient
+fn relu_pool_grad(base: u32, dbase: u32, row: u32, col: u32, mu: f32, r: f32, g: f32, bt: f32) -> f32 {
+    let i = base + row * W + col;
+    let d = 0.25 * dy[dbase + (row / 2u) * (W / 2u) + col / 2u];
+    return select(0.0, d, (x[i] - mu) * r * g + bt > 0.0);
+}
+
+@compute @workgroup_size(64)
+fn backward_relu_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = linear_id(gid, nwg);
+    if (plane >= N * C) { return; }
+    let c = plane % C;
+    let base = plane * HW;
+    let dbase = plane * (HW / 4u);
+    let mu = stats[2u * plane];
+    let r = stats[2u * plane + 1u];
+    let g = gamma[c];
+    let bt = beta_b[c];
+    var sum_dy = 0.0;
+    var sum_dy_xh = 0.0;
+    for (var row = 0u; row < H; row++) {
+        for (var col = 0u; col < W; col++) {
+            let d = relu_pool_grad(base, dbase, row, col, mu, r, g, bt);
+            sum_dy += d;
+            sum_dy_xh += d * (x[base + row * W + col] - mu) * r;
+        }
+    }
+    let inv = 1.0 / f32(HW);
+    let mean_g = g * sum_dy * inv;
+    let mean_gx = g * sum_dy_xh * inv;
+    for (var row = 0u; row < H; row++) {
+        for (var col = 0u; col < W; col++) {
+            let i = base + row * W + col;
+            let xh = (x[i] - mu) * r;
+            dx[i] = r * (g * relu_pool_grad(base, dbase, row, col, mu, r, g, bt) - mean_g - xh * mean_gx);
+        }
+    }
+    partial_out[2u * plane] = sum_dy_xh;
+    partial_out[2u * plane + 1u] = sum_dy;
 }

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use hyperdistill::nn::convnet::{ref_backward, ref_forward, ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, NUM_TENSORS};
+use hyperdistill::nn::convnet::{ref_backward, ref_forward, BlockTail, ConvNetConfig, ConvNetParams, GpuConvNet, Upstream, NUM_TENSORS};
 
 const TOL: f64 = 1e-4;
 
@@ -13,6 +13,18 @@ fn poison(g: &hyperdistill::gpu::Gpu, b: &wgpu::Buffer, len: usize) {
 }
 
 fn run(cfg: ConvNetConfig, n: usize, seed: u64) {
+    // the device's block tail, and the separate kernels wherever it fuses them (both must match the reference)
+    let g = gpu();
+    let mut tails = vec![BlockTail::of(g)];
+    if tails[0] != BlockTail::Separate {
+        tails.push(BlockTail::Separate);
+    }
+    for tail in tails {
+        run_tail(cfg, n, seed, tail);
+    }
+}
+
+fn run_tail(cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
     let g = gpu();
     let mut rng = rng(seed);
     let params = ConvNetParams::init(&cfg, &mut rng);
@@ -20,10 +32,11 @@ fn run(cfg: ConvNetConfig, n: usize, seed: u64) {
     let x = rand_vec(&mut rng, cfg.input_len(n), 1.5);
     let de = rand_vec(&mut rng, n * cfg.embed_dim(), 1.0);
     let dl = rand_vec(&mut rng, n * cfg.classes, 1.0);
-    let tag = format!("{}x{}x{} w{} n{}", cfg.channels, cfg.image, cfg.image, cfg.width, n);
+    let tag = format!("{}x{}x{} w{} n{} {tail:?}", cfg.channels, cfg.image, cfg.image, cfg.width, n);
 
     let net = GpuConvNet::new(g, &params).unwrap();
-    let ws = net.workspace(g, n).unwrap();
+    let ws = net.workspace_with(g, n, tail).unwrap();
+    assert_eq!(ws.tail, tail);
     let grads = net.grads(g).unwrap();
     let lens = cfg.tensor_lens();
     g.write(&ws.x, &to_f32(&x));

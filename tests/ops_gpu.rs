@@ -355,6 +355,47 @@ fn network_without_runtime_bounds_checks_matches_reference() {
 }
 
 #[test]
+fn fused_norm_relu_pool_backward_matches_reference() {
+    // the training block tail's backward against the reference ops in a row: pool, ReLU (mask from the forward's
+    // norm output), norm; dx and the per-plane sums (Σ dy·x̂, Σ dy) that give dγ, dβ
+    let g = gpu();
+    let mut rng = rng(12);
+    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 6, 10), (2, 3, 32, 32)] {
+        let s = NormShape { n, c, hw: h * w };
+        let ps = PoolShape { planes: n * c, h, w };
+        let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + 0.7).collect();
+        let gamma = rand_vec(&mut rng, c, 1.5);
+        let beta = rand_vec(&mut rng, c, 0.5);
+        let dy = rand_vec(&mut rng, ps.y_len(), 1.0);
+        // the statistics as the GPU forward wrote them, so that both sides use the same mean and 1/std
+        let (xb, gb, bb) = (up(g, &x), up(g, &gamma), up(g, &beta));
+        let (y, stats) = (poisoned(g, ps.y_len()), poisoned(g, 2 * s.planes()));
+        let mut enc = g.encoder();
+        ops::norm_relu_pool_forward_with(g, &mut enc, ops::NormKernel::PerThread, &s, h, w, &xb, &gb, &bb, &y, &stats);
+        g.submit_wait(enc);
+        let st = down(g, &stats, 2 * s.planes());
+        let (norm_out, _) = r::norm_forward(&s, &x, &gamma, &beta);
+        let d_relu = r::pool_backward(&ps, &dy);
+        let d_norm = r::relu_backward(&norm_out, &d_relu);
+        let (want_dx, _, _) = r::norm_backward(&s, &x, &gamma, &st, &d_norm);
+        let mut want_partial = vec![0.0; 2 * s.planes()];
+        for p in 0..s.planes() {
+            let (mu, rr) = (st[2 * p], st[2 * p + 1]);
+            for i in p * s.hw..(p + 1) * s.hw {
+                want_partial[2 * p] += d_norm[i] * (x[i] - mu) * rr;
+                want_partial[2 * p + 1] += d_norm[i];
+            }
+        }
+        let (dx, partial) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()));
+        let mut enc = g.encoder();
+        ops::norm_relu_pool_backward(g, &mut enc, &s, h, w, &xb, &gb, &bb, &stats, &up(g, &dy), &dx, &partial);
+        g.submit_wait(enc);
+        check(&format!("norm_relu_pool_backward dx {n}×{c}×{h}×{w}"), &down(g, &dx, s.len()), &want_dx, TOL);
+        check(&format!("norm_relu_pool_backward partial {n}×{c}×{h}×{w}"), &down(g, &partial, 2 * s.planes()), &want_partial, TOL);
+    }
+}
+
+#[test]
 fn fused_norm_relu_pool_matches_reference() {
     // the forward-only block tail against the three reference ops in a row (odd sides: pooling floors)
     let g = gpu();

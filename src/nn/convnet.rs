@@ -265,9 +265,30 @@ pub enum Upstream {
     EmbedAndLogits,
 }
 
+/// How a training forward and its backward run each block's tail (instance norm, ReLU, 2×2 average pooling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockTail {
+    /// One kernel each way (`norm_relu_pool_forward`, `norm_relu_pool_backward`); the backward recomputes the ReLU
+    /// mask from the norm's input and statistics, so neither the norm output nor the ReLU output is kept. The
+    /// per-thread norm kernel only: where `NormKernel::of` picks it (CPU adapters, devices without subgroups).
+    /// Lavapipe, width 32, IPC 10: these six kernels were 49 % of an evaluation epoch (benches/NOTES.md, session 14).
+    Fused,
+    /// Norm, ReLU and pooling as three kernels each way, the norm output kept for the ReLU's backward (the subgroup
+    /// norm kernels).
+    Separate,
+}
+
+impl BlockTail {
+    pub fn of(gpu: &Gpu) -> BlockTail {
+        if ops::NormKernel::of(gpu) == ops::NormKernel::PerThread { BlockTail::Fused } else { BlockTail::Separate }
+    }
+}
+
 /// Activations and gradient scratch for one batch size, allocated once and reused every step.
 pub struct Workspace {
     pub n: usize,
+    /// how `GpuConvNet::forward` and `backward` run each block's tail on this workspace
+    pub tail: BlockTail,
     /// Input images [n, channels, image, image]; write them with `Gpu::write`.
     pub x: Buffer,
     conv_out: Vec<Buffer>,
@@ -322,7 +343,13 @@ impl GpuConvNet {
     /// Allocate the activations for batches of `n`. Fails with `GpuError::TooLarge` when one activation
     /// exceeds the adapter's storage-binding limit (then use a smaller batch).
     pub fn workspace(&self, gpu: &Gpu, n: usize) -> Result<Workspace, GpuError> {
+        self.workspace_with(gpu, n, BlockTail::of(gpu))
+    }
+
+    /// `workspace` with a chosen block tail (tests run both). `BlockTail::Fused` needs the per-thread norm kernel.
+    pub fn workspace_with(&self, gpu: &Gpu, n: usize, tail: BlockTail) -> Result<Workspace, GpuError> {
         let shapes = self.cfg.conv_shapes(n);
+        let separate = tail == BlockTail::Separate;
         let max_act = shapes.iter().map(ConvShape::y_len).max().unwrap();
         let mut conv_out = vec![];
         let mut stats = vec![];
@@ -331,7 +358,8 @@ impl GpuConvNet {
         for (b, s) in shapes.iter().enumerate() {
             conv_out.push(gpu.zeros(&format!("conv{b}"), s.y_len())?);
             stats.push(gpu.zeros(&format!("stats{b}"), 2 * n * s.cout)?);
-            norm_out.push(gpu.zeros(&format!("norm{b}"), s.y_len())?);
+            // the fused tail keeps no norm output (a one-float stand-in keeps the bindings valid)
+            norm_out.push(gpu.zeros(&format!("norm{b}"), if separate { s.y_len() } else { 1 })?);
             if b + 1 < DEPTH {
                 pooled.push(gpu.zeros(&format!("pool{b}"), s.y_len() / 4)?);
             }
@@ -339,11 +367,12 @@ impl GpuConvNet {
         let e = n * self.cfg.embed_dim();
         Ok(Workspace {
             n,
+            tail,
             x: gpu.zeros("x", self.cfg.input_len(n))?,
             conv_out,
             stats,
             norm_out,
-            relu_tmp: gpu.zeros("relu", max_act)?,
+            relu_tmp: gpu.zeros("relu", if separate { max_act } else { 1 })?,
             pooled,
             embed: gpu.zeros("embed", e)?,
             logits: gpu.zeros("logits", n * self.cfg.classes)?,
@@ -357,7 +386,8 @@ impl GpuConvNet {
         })
     }
 
-    /// Forward pass of `ws.x` into `ws.embed` (and `ws.logits` when `logits`), keeping what backward needs.
+    /// Forward pass of `ws.x` into `ws.embed` (and `ws.logits` when `logits`), keeping what backward needs (with
+    /// `BlockTail::Fused`, the conv outputs and norm statistics: the same kernels as `forward_only`).
     pub fn forward(&self, gpu: &Gpu, enc: &mut CommandEncoder, ws: &Workspace, logits: bool) {
         self.forward_impl(gpu, enc, ws, logits, true)
     }
@@ -376,7 +406,7 @@ impl GpuConvNet {
             let output = if b + 1 == DEPTH { &ws.embed } else { &ws.pooled[b] };
             let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
             ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch);
-            if keep {
+            if keep && ws.tail == BlockTail::Separate {
                 ops::norm_forward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &q[3], &ws.norm_out[b], &ws.stats[b]);
                 ops::relu_forward(gpu, enc, s.y_len(), &ws.norm_out[b], &ws.relu_tmp);
                 ops::pool_forward(gpu, enc, &PoolShape { planes: n * s.cout, h: s.ho(), w: s.wo() }, &ws.relu_tmp, output);
@@ -418,9 +448,14 @@ impl GpuConvNet {
             // ∂L/∂(this block's output): d_embed for the last block, else what the block above left in grad_b.
             let d_out = if b + 1 == DEPTH { &ws.d_embed } else { &ws.grad_b };
             let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
-            ops::pool_backward(gpu, enc, &PoolShape { planes: n * s.cout, h: s.ho(), w: s.wo() }, d_out, &ws.grad_a);
-            ops::relu_backward(gpu, enc, s.y_len(), &ws.norm_out[b], &ws.grad_a, &ws.grad_b);
-            ops::norm_backward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &ws.stats[b], &ws.grad_b, &ws.grad_a, &ws.partial);
+            if ws.tail == BlockTail::Fused {
+                ops::norm_relu_pool_backward(gpu, enc, &ns, s.ho(), s.wo(), &ws.conv_out[b], &q[2], &q[3], &ws.stats[b], d_out, &ws.grad_a,
+                    &ws.partial);
+            } else {
+                ops::pool_backward(gpu, enc, &PoolShape { planes: n * s.cout, h: s.ho(), w: s.wo() }, d_out, &ws.grad_a);
+                ops::relu_backward(gpu, enc, s.y_len(), &ws.norm_out[b], &ws.grad_a, &ws.grad_b);
+                ops::norm_backward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &ws.stats[b], &ws.grad_b, &ws.grad_a, &ws.partial);
+            }
             // grad_a now holds ∂L/∂conv_out[b]
             if let Some(g) = grads {
                 let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };

@@ -466,6 +466,18 @@ pub fn norm_backward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, s:
     k.dispatch(gpu, enc, "backward", &norm_consts(s), &[x, gamma, stats, dy, dx, partial], s.planes());
 }
 
+/// ∂L/∂x of pool(relu(instance_norm(x)·γ + β)) from dy = ∂L/∂(pooled) [n, c, h/2, w/2], after a forward by
+/// `norm_relu_pool_forward` (the ReLU mask is recomputed from x, stats, γ and β); `partial` as `norm_backward`.
+/// The per-thread norm kernel only (`NormKernel::PerThread`); h and w even (every ConvNet block).
+#[allow(clippy::too_many_arguments)]
+pub fn norm_relu_pool_backward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, h: usize, w: usize, x: &Buffer, gamma: &Buffer, beta: &Buffer,
+    stats: &Buffer, dy: &Buffer, dx: &Buffer, partial: &Buffer) {
+    assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
+    assert!(h % 2 == 0 && w % 2 == 0, "the fused backward pools even planes only, not {h}×{w}");
+    let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
+    NormKernel::PerThread.dispatch(gpu, enc, "backward_relu_pool", &consts, &[x, gamma, stats, dy, dx, partial, beta], s.planes());
+}
+
 /// dγ, dβ from the per-plane partial sums of `norm_backward`.
 pub fn norm_param_grad(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, partial: &Buffer, dgamma: &Buffer, dbeta: &Buffer) {
     gpu.dispatch(enc, &shaders::NORM, "param_grad", &norm_consts(s), &[partial, dgamma, dbeta], s.c as u64);
