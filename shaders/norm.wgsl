@@ -189,3 +189,94 @@ fn backward_relu_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     partial_out[2u * plane] = sum_dy_xh;
     partial_out[2u * plane + 1u] = sum_dy;
 }
+
+// ---- forward_relu_pool_v4 / backward_relu_pool_v4: the block tail for CPU adapters, W % 4 == 0 ----------------
+// The same maths as forward_relu_pool and backward_relu_pool with the plane read as vec4 (4 columns per load), the
+// pooled values written, and their gradients read, as vec2 (2 pooled columns), dx written as vec4: on llvmpipe a
+// kernel pays per load/store instruction, whatever its width (benches/NOTES.md, session 11). Each lane still walks
+// its own plane. The ReLU mask is the same expression, component by component.
+@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y2: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> dy2: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> dx4: array<vec4<f32>>;
+
+// (mean, 1/std) of the plane starting at vec4 index q0, two passes as plane_stats (four partial sums per pass)
+fn plane_stats_v4(q0: u32) -> vec2<f32> {
+    var s = vec4<f32>(0.0);
+    for (var q = 0u; q < HW / 4u; q++) { s += x4[q0 + q]; }
+    let mu = (s.x + s.y + s.z + s.w) / f32(HW);
+    var v = vec4<f32>(0.0);
+    for (var q = 0u; q < HW / 4u; q++) { let d = x4[q0 + q] - vec4<f32>(mu); v += d * d; }
+    return vec2<f32>(mu, inverseSqrt((v.x + v.y + v.z + v.w) / f32(HW) + EPS));
+}
+
+@compute @workgroup_size(64)
+fn forward_relu_pool_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = linear_id(gid, nwg);
+    if (plane >= N * C) { return; }
+    let c = plane % C;
+    let q0 = plane * (HW / 4u);
+    let st = plane_stats_v4(q0);
+    let mu = st.x;
+    let r = st.y;
+    let g = gamma[c];
+    let bt = beta[c];
+    let rq = W / 4u;  // vec4 per row
+    let out = plane * (HW / 8u);  // vec2 index of the plane's pooled outputs: (H/2)·(W/2)/2 per plane
+    for (var oy = 0u; oy < H / 2u; oy++) {
+        let top = q0 + 2u * oy * rq;
+        for (var qx = 0u; qx < rq; qx++) {
+            let a = max((x4[top + qx] - mu) * r * g + bt, vec4<f32>(0.0));
+            let b = max((x4[top + rq + qx] - mu) * r * g + bt, vec4<f32>(0.0));
+            let t = a + b;
+            y2[out + oy * rq + qx] = 0.25 * vec2<f32>(t.x + t.y, t.z + t.w);
+        }
+    }
+    stats_out[2u * plane] = mu;
+    stats_out[2u * plane + 1u] = r;
+}
+
+// ∂L/∂(norm output) for the 4 columns of vec4 `xq` in a row whose pooled gradients start at vec2 index `dq`
+fn relu_pool_grad4(xq: vec4<f32>, dq: u32, mu: f32, r: f32, g: f32, bt: f32) -> vec4<f32> {
+    let d = 0.25 * dy2[dq];
+    return select(vec4<f32>(0.0), vec4<f32>(d.x, d.x, d.y, d.y), (xq - mu) * r * g + bt > vec4<f32>(0.0));
+}
+
+@compute @workgroup_size(64)
+fn backward_relu_pool_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = linear_id(gid, nwg);
+    if (plane >= N * C) { return; }
+    let c = plane % C;
+    let q0 = plane * (HW / 4u);
+    let dbase = plane * (HW / 8u);
+    let mu = stats[2u * plane];
+    let r = stats[2u * plane + 1u];
+    let g = gamma[c];
+    let bt = beta_b[c];
+    let rq = W / 4u;
+    var sum_dy = vec4<f32>(0.0);
+    var sum_dy_xh = vec4<f32>(0.0);
+    for (var row = 0u; row < H; row++) {
+        for (var qx = 0u; qx < rq; qx++) {
+            let xq = x4[q0 + row * rq + qx];
+            let d = relu_pool_grad4(xq, dbase + (row / 2u) * rq + qx, mu, r, g, bt);
+            sum_dy += d;
+            sum_dy_xh += d * (xq - mu) * r;
+        }
+    }
+    let sdy = sum_dy.x + sum_dy.y + sum_dy.z + sum_dy.w;
+    let sdx = sum_dy_xh.x + sum_dy_xh.y + sum_dy_xh.z + sum_dy_xh.w;
+    let inv = 1.0 / f32(HW);
+    let mean_g = g * sdy * inv;
+    let mean_gx = g * sdx * inv;
+    for (var row = 0u; row < H; row++) {
+        for (var qx = 0u; qx < rq; qx++) {
+            let i = q0 + row * rq + qx;
+            let xq = x4[i];
+            let d = relu_pool_grad4(xq, dbase + (row / 2u) * rq + qx, mu, r, g, bt);
+            dx4[i] = r * (g * d - mean_g - (xq - mu) * r * mean_gx);
+        }
+    }
+    partial_out[2u * plane] = sdx;
+    partial_out[2u * plane + 1u] = sdy;
+}

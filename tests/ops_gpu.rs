@@ -360,7 +360,7 @@ fn fused_norm_relu_pool_backward_matches_reference() {
     // norm output), norm; dx and the per-plane sums (Σ dy·x̂, Σ dy) that give dγ, dβ
     let g = gpu();
     let mut rng = rng(12);
-    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 6, 10), (2, 3, 32, 32)] {
+    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 6, 10), (2, 3, 32, 32), (1, 2, 4, 12)] {
         let s = NormShape { n, c, hw: h * w };
         let ps = PoolShape { planes: n * c, h, w };
         let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + 0.7).collect();
@@ -386,12 +386,16 @@ fn fused_norm_relu_pool_backward_matches_reference() {
                 want_partial[2 * p + 1] += d_norm[i];
             }
         }
-        let (dx, partial) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()));
-        let mut enc = g.encoder();
-        ops::norm_relu_pool_backward(g, &mut enc, &s, h, w, &xb, &gb, &bb, &stats, &up(g, &dy), &dx, &partial);
-        g.submit_wait(enc);
-        check(&format!("norm_relu_pool_backward dx {n}×{c}×{h}×{w}"), &down(g, &dx, s.len()), &want_dx, TOL);
-        check(&format!("norm_relu_pool_backward partial {n}×{c}×{h}×{w}"), &down(g, &partial, 2 * s.planes()), &want_partial, TOL);
+        // the scalar kernel everywhere, the vec4 one where rows are a multiple of 4 wide (the choice there)
+        assert_eq!(ops::tail_vec4(ops::NormKernel::PerThread, h, w), w % 4 == 0);
+        for vec4 in [false, true].into_iter().filter(|&v| !v || w % 4 == 0) {
+            let (dx, partial) = (poisoned(g, s.len()), poisoned(g, 2 * s.planes()));
+            let mut enc = g.encoder();
+            ops::norm_relu_pool_backward_v(g, &mut enc, vec4, &s, h, w, &xb, &gb, &bb, &stats, &up(g, &dy), &dx, &partial);
+            g.submit_wait(enc);
+            check(&format!("norm_relu_pool_backward vec4 {vec4} dx {n}×{c}×{h}×{w}"), &down(g, &dx, s.len()), &want_dx, TOL);
+            check(&format!("norm_relu_pool_backward vec4 {vec4} partial {n}×{c}×{h}×{w}"), &down(g, &partial, 2 * s.planes()), &want_partial, TOL);
+        }
     }
 }
 
@@ -400,19 +404,21 @@ fn fused_norm_relu_pool_matches_reference() {
     // the forward-only block tail against the three reference ops in a row (odd sides: pooling floors)
     let g = gpu();
     let mut rng = rng(11);
-    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 7, 9), (2, 3, 28, 28)] {
+    for (n, c, h, w) in [(2, 3, 8, 8), (3, 5, 16, 16), (1, 4, 7, 9), (2, 3, 28, 28), (1, 2, 6, 10)] {
         let s = NormShape { n, c, hw: h * w };
         let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + 0.7).collect();
         let gamma = rand_vec(&mut rng, c, 1.5);
         let beta = rand_vec(&mut rng, c, 0.5);
         let (want_y, want_stats) = r::norm_relu_pool_forward(&s, h, w, &x, &gamma, &beta);
-        for k in norm_kernels(g) {
+        // every norm kernel; the per-thread one also as vec4 where rows are a multiple of 4 wide
+        let per_thread_vec4 = w % 4 == 0 && h % 2 == 0;
+        for (k, vec4) in norm_kernels(g).into_iter().flat_map(|k| [(k, false), (k, true)]).filter(|&(k, v)| !v || (k == ops::NormKernel::PerThread && per_thread_vec4)) {
             let (y, stats) = (poisoned(g, want_y.len()), poisoned(g, 2 * s.planes()));
             let mut enc = g.encoder();
-            ops::norm_relu_pool_forward_with(g, &mut enc, k, &s, h, w, &up(g, &x), &up(g, &gamma), &up(g, &beta), &y, &stats);
+            ops::norm_relu_pool_forward_v(g, &mut enc, k, vec4, &s, h, w, &up(g, &x), &up(g, &gamma), &up(g, &beta), &y, &stats);
             g.submit_wait(enc);
-            check(&format!("norm_relu_pool {k:?} {n}x{c}x{h}x{w}"), &down(g, &y, want_y.len()), &want_y, TOL);
-            check(&format!("norm_relu_pool {k:?} stats {n}x{c}x{h}x{w}"), &down(g, &stats, 2 * s.planes()), &want_stats, TOL);
+            check(&format!("norm_relu_pool {k:?} vec4 {vec4} {n}x{c}x{h}x{w}"), &down(g, &y, want_y.len()), &want_y, TOL);
+            check(&format!("norm_relu_pool {k:?} vec4 {vec4} stats {n}x{c}x{h}x{w}"), &down(g, &stats, 2 * s.planes()), &want_stats, TOL);
         }
     }
 }

@@ -448,9 +448,25 @@ pub fn norm_relu_pool_forward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape
 #[allow(clippy::too_many_arguments)]
 pub fn norm_relu_pool_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, s: &NormShape, h: usize, w: usize, x: &Buffer,
     gamma: &Buffer, beta: &Buffer, y: &Buffer, stats: &Buffer) {
+    norm_relu_pool_forward_v(gpu, enc, k, tail_vec4(k, h, w), s, h, w, x, gamma, beta, y, stats)
+}
+
+/// Whether the fused block tail (`norm_relu_pool_forward`, `norm_relu_pool_backward`) runs its vec4 kernels:
+/// with the per-thread norm kernel where rows are a multiple of 4 wide and planes have an even height (lavapipe,
+/// benches/NOTES.md, session 14). Forward and backward decide alike, so both recompute the ReLU mask the same way.
+pub fn tail_vec4(k: NormKernel, h: usize, w: usize) -> bool {
+    k == NormKernel::PerThread && w % 4 == 0 && h % 2 == 0
+}
+
+/// `norm_relu_pool_forward_with` with the kernel variant chosen (`vec4`: `forward_relu_pool_v4`; tests run both).
+#[allow(clippy::too_many_arguments)]
+pub fn norm_relu_pool_forward_v(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, vec4: bool, s: &NormShape, h: usize, w: usize,
+    x: &Buffer, gamma: &Buffer, beta: &Buffer, y: &Buffer, stats: &Buffer) {
     assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
+    assert!(!vec4 || (k == NormKernel::PerThread && w % 4 == 0 && h % 2 == 0), "no vec4 block tail for {k:?} on {h}×{w}");
     let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
-    k.dispatch(gpu, enc, "forward_relu_pool", &consts, &[x, gamma, beta, y, stats], s.planes());
+    let entry = if vec4 { "forward_relu_pool_v4" } else { "forward_relu_pool" };
+    k.dispatch(gpu, enc, entry, &consts, &[x, gamma, beta, y, stats], s.planes());
 }
 
 /// dx from dy; `partial` [n·c·2] receives each plane's (Σdy·x̂, Σdy) for `norm_param_grad`.
@@ -472,10 +488,21 @@ pub fn norm_backward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, s:
 #[allow(clippy::too_many_arguments)]
 pub fn norm_relu_pool_backward(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, h: usize, w: usize, x: &Buffer, gamma: &Buffer, beta: &Buffer,
     stats: &Buffer, dy: &Buffer, dx: &Buffer, partial: &Buffer) {
+    let vec4 = tail_vec4(NormKernel::PerThread, h, w);
+    norm_relu_pool_backward_v(gpu, enc, vec4, s, h, w, x, gamma, beta, stats, dy, dx, partial)
+}
+
+/// `norm_relu_pool_backward` with the kernel variant chosen (`vec4`: `backward_relu_pool_v4`, after a forward by
+/// `forward_relu_pool_v4`; tests run both).
+#[allow(clippy::too_many_arguments)]
+pub fn norm_relu_pool_backward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, s: &NormShape, h: usize, w: usize, x: &Buffer, gamma: &Buffer,
+    beta: &Buffer, stats: &Buffer, dy: &Buffer, dx: &Buffer, partial: &Buffer) {
     assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
     assert!(h % 2 == 0 && w % 2 == 0, "the fused backward pools even planes only, not {h}×{w}");
+    assert!(!vec4 || w % 4 == 0, "no vec4 block-tail backward on {h}×{w}");
     let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
-    NormKernel::PerThread.dispatch(gpu, enc, "backward_relu_pool", &consts, &[x, gamma, stats, dy, dx, partial, beta], s.planes());
+    let entry = if vec4 { "backward_relu_pool_v4" } else { "backward_relu_pool" };
+    NormKernel::PerThread.dispatch(gpu, enc, entry, &consts, &[x, gamma, stats, dy, dx, partial, beta], s.planes());
 }
 
 /// dγ, dβ from the per-plane partial sums of `norm_backward`.
