@@ -10,6 +10,7 @@
 // backward     0 dy, 1 params, 2 sums (of dy), 3 dx (rw)                N·C·H·W, one input element each (a gather:
 //                                                                        no atomics; the affine op visits the
 //                                                                        6×6 outputs that can sample this pixel)
+// image_sum_v4, forward_v4   as image_sum and forward, x and y as vec4 (W % 4 == 0)    N and N·C·H·W/4 (4 outputs each)
 // cutmix       0 x, 1 mix (u32) [4 + N] = (row0, row1, col0, col1, perm…), 2 y (rw)    N·C·H·W: y[n] = x[n]
 //              outside the box [row0, row1) × [col0, col1), x[perm[n]] inside (CutMix after DSA; DANCE's evaluation)
 // Workgroup 64.
@@ -162,6 +163,96 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         default: {}
     }
     dst[id] = g;
+}
+
+// ---- image_sum_v4, forward_v4 (CPU adapters; W % 4 == 0): the same maths with 4 adjacent columns per invocation.
+// On llvmpipe a kernel pays per load/store instruction (benches/NOTES.md, session 11): the image read and written as
+// vec4, an image's op and parameters loaded once for 4 outputs instead of for each. Gathers (crop, scale, rotate)
+// stay scalar, read as a component of a vec4 load (an entry point must not read one binding through two variables).
+// Invocations: N (image_sum_v4), N·C·H·W/4 (forward_v4).
+@group(0) @binding(0) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dst4: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn image_sum_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = linear_id(gid, nwg);
+    if (n >= N) { return; }
+    let len = C * H * W / 4u;
+    var s = vec4<f32>(0.0);
+    for (var k = 0u; k < len; k++) { s += src4[n * len + k]; }
+    sums_rw[n] = s.x + s.y + s.z + s.w;
+}
+
+// as `at`, through the vec4 view
+fn at4(base: u32, r: i32, q: i32) -> f32 {
+    let inside = r >= 0 && q >= 0 && r < i32(H) && q < i32(W);
+    let idx = base + u32(clamp(r, 0, i32(H) - 1)) * W + u32(clamp(q, 0, i32(W) - 1));
+    return select(0.0, src4[idx / 4u][idx % 4u], inside);
+}
+
+// bilinear sample of output pixel (i, j) under θ = (t.x t.y; t.z t.w), as forward's case 5
+fn affine4(base: u32, t: vec4<f32>, i: f32, j: f32) -> f32 {
+    let xn = (2.0 * j + 1.0) / f32(W) - 1.0;
+    let yn = (2.0 * i + 1.0) / f32(H) - 1.0;
+    let sy = ((t.z * xn + t.w * yn + 1.0) * f32(H) - 1.0) * 0.5;
+    let sx = ((t.x * xn + t.y * yn + 1.0) * f32(W) - 1.0) * 0.5;
+    let y0 = floor(sy);
+    let x0 = floor(sx);
+    let fy = sy - y0;
+    let fx = sx - x0;
+    let r = i32(y0);
+    let q = i32(x0);
+    return (1.0 - fy) * ((1.0 - fx) * at4(base, r, q) + fx * at4(base, r, q + 1))
+         + fy * ((1.0 - fx) * at4(base, r + 1, q) + fx * at4(base, r + 1, q + 1));
+}
+
+@compute @workgroup_size(64)
+fn forward_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);  // vec4 index of the 4 outputs
+    let wq = W / 4u;
+    if (id >= N * C * H * wq) { return; }
+    let jq = id % wq;
+    let i = (id / wq) % H;
+    let ch = (id / (wq * H)) % C;
+    let n = id / (wq * H * C);
+    let plane = H * W;
+    let base = (n * C + ch) * plane;
+    let j0 = 4u * jq;
+    let pv = vec4<f32>(p(n, 1u), p(n, 2u), p(n, 3u), p(n, 4u));  // every op's parameters, loaded once
+    let kind = u32(p(n, 0u));
+    var y = src4[id];
+    switch kind {
+        case 1u: {
+            let b = pv.x;
+            let m2 = sums[n] / f32(C * plane) + b;
+            var m1 = vec4<f32>(0.0);
+            for (var c2 = 0u; c2 < C; c2++) { m1 += src4[((n * C + c2) * plane + i * W) / 4u + jq]; }
+            m1 = m1 / f32(C) + vec4<f32>(b);
+            y = ((y + vec4<f32>(b) - m1) * pv.y + m1 - vec4<f32>(m2)) * pv.z + vec4<f32>(m2);
+        }
+        case 2u: {
+            let r = i32(i) + i32(pv.x);
+            let q = i32(j0) + i32(pv.y);
+            y = vec4<f32>(at4(base, r, q), at4(base, r, q + 1), at4(base, r, q + 2), at4(base, r, q + 3));
+        }
+        case 3u: {
+            let cols = vec4<f32>(f32(j0), f32(j0 + 1u), f32(j0 + 2u), f32(j0 + 3u));
+            let row = f32(i) >= pv.x && f32(i) < pv.y;
+            let cut = (cols >= vec4<f32>(pv.z)) & (cols < vec4<f32>(pv.w)) & vec4<bool>(row);
+            y = select(y, vec4<f32>(0.0), cut);
+        }
+        case 4u: {
+            // columns W − 1 − j0 − 3 .. W − 1 − j0: one aligned vec4 (W % 4 == 0), reversed
+            if (pv.x > 0.5) { y = src4[(base + i * W) / 4u + (wq - 1u - jq)].wzyx; }
+        }
+        case 5u: {
+            let fi = f32(i);
+            y = vec4<f32>(affine4(base, pv, fi, f32(j0)), affine4(base, pv, fi, f32(j0 + 1u)),
+                          affine4(base, pv, fi, f32(j0 + 2u)), affine4(base, pv, fi, f32(j0 + 3u)));
+        }
+        default: {}
+    }
+    dst4[id] = y;
 }
 
 @group(0) @binding(0) var<storage, read> cm_x: array<f32>;

@@ -343,9 +343,29 @@ pub mod gpu {
     /// y = aug(x): x, y [n, c, h, w]; params [n, 8] (AugParams); scratch [n] (per-image mean).
     #[allow(clippy::too_many_arguments)]
     pub fn forward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &Buffer, scratch: &Buffer, y: &Buffer) {
+        forward_v(gpu, enc, vec4(gpu, w), n, c, h, w, x, params, scratch, y)
+    }
+
+    /// Whether `forward` runs the vec4 kernels (`image_sum_v4`, `forward_v4`: 4 columns per invocation): on CPU
+    /// adapters where rows are a multiple of 4 wide. Lavapipe pays per load/store instruction (benches/NOTES.md,
+    /// session 15); GPUs keep the one-output kernels until measured on one.
+    pub fn vec4(gpu: &Gpu, w: usize) -> bool {
+        gpu.info.device_type == wgpu::DeviceType::Cpu && w % 4 == 0
+    }
+
+    /// `forward` with the variant chosen (tests run both).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &Buffer,
+        scratch: &Buffer, y: &Buffer) {
         let k = consts(n, c, h, w);
-        gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[x, scratch], n as u64);
-        gpu.dispatch(enc, &shaders::AUGMENT, "forward", &k, &[x, params, scratch, y], (n * c * h * w) as u64);
+        if vec4 {
+            assert!(w % 4 == 0, "vec4 augmentation needs rows a multiple of 4 wide, not {w}");
+            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum_v4", &k, &[x, scratch], n as u64);
+            gpu.dispatch(enc, &shaders::AUGMENT, "forward_v4", &k, &[x, params, scratch, y], (n * c * h * w / 4) as u64);
+        } else {
+            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[x, scratch], n as u64);
+            gpu.dispatch(enc, &shaders::AUGMENT, "forward", &k, &[x, params, scratch, y], (n * c * h * w) as u64);
+        }
     }
 
     /// Several ops in sequence (DANCE's IDC DiffAug: color, then crop, then cutout), one parameter buffer per op:
@@ -382,7 +402,8 @@ pub mod gpu {
     #[allow(clippy::too_many_arguments)]
     pub fn backward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &Buffer, scratch: &Buffer, dx: &Buffer) {
         let k = consts(n, c, h, w);
-        gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[dy, scratch], n as u64);
+        let sum = if vec4(gpu, w) { "image_sum_v4" } else { "image_sum" };
+        gpu.dispatch(enc, &shaders::AUGMENT, sum, &k, &[dy, scratch], n as u64);
         gpu.dispatch(enc, &shaders::AUGMENT, "backward", &k, &[dy, params, scratch, dx], (n * c * h * w) as u64);
     }
 }
