@@ -9,6 +9,8 @@
 // forward8_v4       as forward_v4                                    8 output channels × the 8 columns of block XB
 // forward_row_v4    as forward_v4                                    4 output channels × a whole output row (W, WO ≤ 64)
 // forward8_row_v4   as forward_v4                                    8 output channels × a whole output row (W, WO ≤ 64)
+// forward_row_v4_stats, forward8_row_v4_stats  as forward_row_v4 / forward8_row_v4, plus 4 rowstats (rw) [N,COUT/4,HO,2] as vec4:
+//                   each output row's mean and Σ (y − mean)² per channel, for norm.wgsl's forward_relu_pool_rows_v4
 // transpose_weight  0 w, 1 wt (rw)                                   one weight: wt[ci,ky,kx,co] = w[co,ci,ky,kx]
 // backward_input_v4 0 dy, 1 wi, 2 dx (rw), all as vec4               4 input channels × the 8 columns of block XB of one row of dx
 // backward_input8_v4 as backward_input_v4                            8 input channels × the 8 columns of block XB
@@ -328,16 +330,11 @@ fn fr_chunk(q: u32, row: array<vec4<f32>, 16>, k0: vec4<f32>, k1: vec4<f32>, k2:
                                a[2] + s0 * k0.z + s1 * k1.z + s2 * k2.z, a[3] + s0 * k0.w + s1 * k1.w + s2 * k2.w);
 }
 
-@compute @workgroup_size(64)
-fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// the 4 channels' whole output row oy of image n (acc[q][c]: output chunk q of channel 4cb + c), bias included
+fn fr4_acc(n: u32, cb: u32, oy: u32) -> array<array<vec4<f32>, 4>, 16> {
     let cq = COUT / 4u;
-    let id = linear_id(gid, nwg);
-    if (id >= N * cq * HO) { return; }
-    let oy = id % HO;
-    let cb = (id / HO) % cq;
-    let n = id / (HO * cq);
     let bv = array<vec4<f32>, 4>(vec4<f32>(b[4u * cb]), vec4<f32>(b[4u * cb + 1u]), vec4<f32>(b[4u * cb + 2u]), vec4<f32>(b[4u * cb + 3u]));
-    var acc: array<array<vec4<f32>, 4>, 16>;  // acc[q][c]: output chunk q of channel 4cb + c
+    var acc: array<array<vec4<f32>, 4>, 16>;
     for (var q = 0u; q < 16u; q++) { acc[q] = bv; }
     for (var ci = 0u; ci < CIN; ci++) {
         for (var ky = 0u; ky < 3u; ky++) {
@@ -356,10 +353,25 @@ fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
             acc[14] = fr_chunk(14u, row, k0, k1, k2, acc[14]); acc[15] = fr_chunk(15u, row, k0, k1, k2, acc[15]);
         }
     }
+    return acc;
+}
+
+fn fr4_store(n: u32, cb: u32, oy: u32, acc: array<array<vec4<f32>, 4>, 16>) {
     for (var c = 0u; c < 4u; c++) {
         let r = ((n * COUT + 4u * cb + c) * HO + oy) * (WO / 4u);
         for (var q = 0u; q < WO / 4u; q++) { yv[r + q] = acc[q][c]; }
     }
+}
+
+@compute @workgroup_size(64)
+fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = COUT / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cq * HO) { return; }
+    let oy = id % HO;
+    let cb = (id / HO) % cq;
+    let n = id / (HO * cq);
+    fr4_store(n, cb, oy, fr4_acc(n, cb, oy));
 }
 
 // Shared by forward8_row_v4 and backward_input8_row_v4. Column c of a held row of `len` values (W for x rows, WO
@@ -419,16 +431,9 @@ fn fr8_store(q: u32, r: u32, a: array<vec4<f32>, 8>) {
 // 16×16 maps 21.5 / 27.9 → 35.2 GFLOP/s, 8×8 23.9 / 24.5 → 25.2, 3×32×32 15.3 / 22.0 → 23.6. With one input channel
 // it loses to forward_row_v4 (16.7 → 15.3): 9 multiply-adds per output leave the stores (WO/4 per channel, the same
 // in both) in charge, and 8 × WO accumulators spill.
-@compute @workgroup_size(64)
-fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// the 8 channels' whole output row oy of image n (acc[q][c]: output chunk q of channel 8cb + c), bias included
+fn fr8_acc(n: u32, cb: u32, oy: u32) -> array<array<vec4<f32>, 8>, 16> {
     let cq = COUT / 4u;
-    let c8 = COUT / 8u;
-    let id = linear_id(gid, nwg);
-    if (id >= N * c8 * HO) { return; }
-    let oy = id % HO;
-    let cb = (id / HO) % c8;
-    let n = id / (HO * c8);
-    let co0 = 8u * cb;
     let blo = b4[2u * cb];
     let bhi = b4[2u * cb + 1u];
     let bv = array<vec4<f32>, 8>(vec4<f32>(blo.x), vec4<f32>(blo.y), vec4<f32>(blo.z), vec4<f32>(blo.w),
@@ -444,11 +449,129 @@ fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
             acc = row8_add(WO, W, -i32(PAD), 1, row, k, acc);
         }
     }
-    let r = ((n * COUT + co0) * HO + oy) * (WO / 4u);
+    return acc;
+}
+
+fn fr8_store_row(n: u32, cb: u32, oy: u32, acc: array<array<vec4<f32>, 8>, 16>) {
+    let r = ((n * COUT + 8u * cb) * HO + oy) * (WO / 4u);
     fr8_store(0u, r, acc[0]); fr8_store(1u, r, acc[1]); fr8_store(2u, r, acc[2]); fr8_store(3u, r, acc[3]);
     fr8_store(4u, r, acc[4]); fr8_store(5u, r, acc[5]); fr8_store(6u, r, acc[6]); fr8_store(7u, r, acc[7]);
     fr8_store(8u, r, acc[8]); fr8_store(9u, r, acc[9]); fr8_store(10u, r, acc[10]); fr8_store(11u, r, acc[11]);
     fr8_store(12u, r, acc[12]); fr8_store(13u, r, acc[13]); fr8_store(14u, r, acc[14]); fr8_store(15u, r, acc[15]);
+}
+
+@compute @workgroup_size(64)
+fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c8 = COUT / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * c8 * HO) { return; }
+    let oy = id % HO;
+    let cb = (id / HO) % c8;
+    let n = id / (HO * c8);
+    fr8_store_row(n, cb, oy, fr8_acc(n, cb, oy));
+}
+
+// ---- forward_row_v4_stats / forward8_row_v4_stats: the whole-row kernels that also hand the instance norm
+// after them each row's statistics, so that norm.wgsl's forward_relu_pool_rows_v4 reads the plane once instead of
+// three times (two statistics passes and the normalising one). The row is still in registers here: its mean and
+// Σ (y − mean)² cost arithmetic and two vec4 stores per 4 channels. The norm merges rows pairwise-exactly (Chan et
+// al.), so no E[y²] − E[y]² cancellation. Binding 4, rowstats (rw) [N, COUT/4, HO, 2] as vec4: (the 4 channels'
+// row means, their Σ (y − mean)²).
+@group(0) @binding(4) var<storage, read_write> rowstats: array<vec4<f32>>;
+
+fn hsum(v: vec4<f32>) -> f32 { return v.x + v.y + v.z + v.w; }
+
+// running sums over chunk q of 4 channels' rows (a[c]: chunk q of channel c), chunks past WO skipped
+fn rs_sum(q: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
+    if (4u * q >= WO) { return s; }
+    return s + vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+}
+
+fn rs_m2(q: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, m: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
+    if (4u * q >= WO) { return s; }
+    let d0 = a0 - vec4<f32>(m.x);
+    let d1 = a1 - vec4<f32>(m.y);
+    let d2 = a2 - vec4<f32>(m.z);
+    let d3 = a3 - vec4<f32>(m.w);
+    return s + vec4<f32>(dot(d0, d0), dot(d1, d1), dot(d2, d2), dot(d3, d3));
+}
+
+// (row means, Σ (y − mean)²) of channels 4cb .. 4cb + 3 from their chunks a[q][c] (chunk calls with literal numbers)
+fn row_stats4(a: array<array<vec4<f32>, 4>, 16>) -> array<vec4<f32>, 2> {
+    var s = vec4<f32>(0.0);
+    s = rs_sum(0u, a[0][0], a[0][1], a[0][2], a[0][3], s); s = rs_sum(1u, a[1][0], a[1][1], a[1][2], a[1][3], s);
+    s = rs_sum(2u, a[2][0], a[2][1], a[2][2], a[2][3], s); s = rs_sum(3u, a[3][0], a[3][1], a[3][2], a[3][3], s);
+    s = rs_sum(4u, a[4][0], a[4][1], a[4][2], a[4][3], s); s = rs_sum(5u, a[5][0], a[5][1], a[5][2], a[5][3], s);
+    s = rs_sum(6u, a[6][0], a[6][1], a[6][2], a[6][3], s); s = rs_sum(7u, a[7][0], a[7][1], a[7][2], a[7][3], s);
+    s = rs_sum(8u, a[8][0], a[8][1], a[8][2], a[8][3], s); s = rs_sum(9u, a[9][0], a[9][1], a[9][2], a[9][3], s);
+    s = rs_sum(10u, a[10][0], a[10][1], a[10][2], a[10][3], s); s = rs_sum(11u, a[11][0], a[11][1], a[11][2], a[11][3], s);
+    s = rs_sum(12u, a[12][0], a[12][1], a[12][2], a[12][3], s); s = rs_sum(13u, a[13][0], a[13][1], a[13][2], a[13][3], s);
+    s = rs_sum(14u, a[14][0], a[14][1], a[14][2], a[14][3], s); s = rs_sum(15u, a[15][0], a[15][1], a[15][2], a[15][3], s);
+    let m = s / f32(WO);
+    var v = vec4<f32>(0.0);
+    v = rs_m2(0u, a[0][0], a[0][1], a[0][2], a[0][3], m, v); v = rs_m2(1u, a[1][0], a[1][1], a[1][2], a[1][3], m, v);
+    v = rs_m2(2u, a[2][0], a[2][1], a[2][2], a[2][3], m, v); v = rs_m2(3u, a[3][0], a[3][1], a[3][2], a[3][3], m, v);
+    v = rs_m2(4u, a[4][0], a[4][1], a[4][2], a[4][3], m, v); v = rs_m2(5u, a[5][0], a[5][1], a[5][2], a[5][3], m, v);
+    v = rs_m2(6u, a[6][0], a[6][1], a[6][2], a[6][3], m, v); v = rs_m2(7u, a[7][0], a[7][1], a[7][2], a[7][3], m, v);
+    v = rs_m2(8u, a[8][0], a[8][1], a[8][2], a[8][3], m, v); v = rs_m2(9u, a[9][0], a[9][1], a[9][2], a[9][3], m, v);
+    v = rs_m2(10u, a[10][0], a[10][1], a[10][2], a[10][3], m, v); v = rs_m2(11u, a[11][0], a[11][1], a[11][2], a[11][3], m, v);
+    v = rs_m2(12u, a[12][0], a[12][1], a[12][2], a[12][3], m, v); v = rs_m2(13u, a[13][0], a[13][1], a[13][2], a[13][3], m, v);
+    v = rs_m2(14u, a[14][0], a[14][1], a[14][2], a[14][3], m, v); v = rs_m2(15u, a[15][0], a[15][1], a[15][2], a[15][3], m, v);
+    return array<vec4<f32>, 2>(m, v);
+}
+
+// channels o .. o + 3 of an 8-channel accumulator (o a literal 0 or 4: every index a constant after inlining)
+fn half4(a: array<array<vec4<f32>, 8>, 16>, o: u32) -> array<array<vec4<f32>, 4>, 16> {
+    return array<array<vec4<f32>, 4>, 16>(
+        array<vec4<f32>, 4>(a[0][o], a[0][o + 1u], a[0][o + 2u], a[0][o + 3u]),
+        array<vec4<f32>, 4>(a[1][o], a[1][o + 1u], a[1][o + 2u], a[1][o + 3u]),
+        array<vec4<f32>, 4>(a[2][o], a[2][o + 1u], a[2][o + 2u], a[2][o + 3u]),
+        array<vec4<f32>, 4>(a[3][o], a[3][o + 1u], a[3][o + 2u], a[3][o + 3u]),
+        array<vec4<f32>, 4>(a[4][o], a[4][o + 1u], a[4][o + 2u], a[4][o + 3u]),
+        array<vec4<f32>, 4>(a[5][o], a[5][o + 1u], a[5][o + 2u], a[5][o + 3u]),
+        array<vec4<f32>, 4>(a[6][o], a[6][o + 1u], a[6][o + 2u], a[6][o + 3u]),
+        array<vec4<f32>, 4>(a[7][o], a[7][o + 1u], a[7][o + 2u], a[7][o + 3u]),
+        array<vec4<f32>, 4>(a[8][o], a[8][o + 1u], a[8][o + 2u], a[8][o + 3u]),
+        array<vec4<f32>, 4>(a[9][o], a[9][o + 1u], a[9][o + 2u], a[9][o + 3u]),
+        array<vec4<f32>, 4>(a[10][o], a[10][o + 1u], a[10][o + 2u], a[10][o + 3u]),
+        array<vec4<f32>, 4>(a[11][o], a[11][o + 1u], a[11][o + 2u], a[11][o + 3u]),
+        array<vec4<f32>, 4>(a[12][o], a[12][o + 1u], a[12][o + 2u], a[12][o + 3u]),
+        array<vec4<f32>, 4>(a[13][o], a[13][o + 1u], a[13][o + 2u], a[13][o + 3u]),
+        array<vec4<f32>, 4>(a[14][o], a[14][o + 1u], a[14][o + 2u], a[14][o + 3u]),
+        array<vec4<f32>, 4>(a[15][o], a[15][o + 1u], a[15][o + 2u], a[15][o + 3u]));
+}
+
+fn store_row_stats(n: u32, cq4: u32, oy: u32, st: array<vec4<f32>, 2>) {
+    let i = ((n * (COUT / 4u) + cq4) * HO + oy) * 2u;
+    rowstats[i] = st[0];
+    rowstats[i + 1u] = st[1];
+}
+
+@compute @workgroup_size(64)
+fn forward_row_v4_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let cq = COUT / 4u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * cq * HO) { return; }
+    let oy = id % HO;
+    let cb = (id / HO) % cq;
+    let n = id / (HO * cq);
+    let acc = fr4_acc(n, cb, oy);
+    fr4_store(n, cb, oy, acc);
+    store_row_stats(n, cb, oy, row_stats4(acc));
+}
+
+@compute @workgroup_size(64)
+fn forward8_row_v4_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c8 = COUT / 8u;
+    let id = linear_id(gid, nwg);
+    if (id >= N * c8 * HO) { return; }
+    let oy = id % HO;
+    let cb = (id / HO) % c8;
+    let n = id / (HO * c8);
+    let acc = fr8_acc(n, cb, oy);
+    fr8_store_row(n, cb, oy, acc);
+    store_row_stats(n, 2u * cb, oy, row_stats4(half4(acc, 0u)));
+    store_row_stats(n, 2u * cb + 1u, oy, row_stats4(half4(acc, 4u)));
 }
 
 // wt[ci,ky,kx,co] = w[co,ci,ky,kx] (bindings: 0 w, 1 wt (rw)); COUT·CIN·9 invocations, one per weight

@@ -10,6 +10,8 @@
 // forward_relu_pool  0 x, 1 gamma, 2 beta, 3 y (rw) [N,C,H/2,W/2], 4 stats (rw)     plane (n, c)
 //                   the forward-only block tail: norm, ReLU and 2×2 average pooling in one pass over the
 //                   pooled outputs, nothing kept for a backward pass (H, W set; HW = H·W)
+// forward_relu_pool_rows_v4  as forward_relu_pool, plus 5 rowstats [N,C/4,H,2,4] from conv.wgsl's *_row_v4_stats   plane (n, c)
+//                   (the statistics merged from the rows' instead of two passes over the plane; W % 4 == 0, C % 4 == 0)
 // backward_relu_pool 0 x, 1 gamma, 2 stats, 3 dy [N,C,H/2,W/2], 4 dx (rw), 5 partial (rw), 6 beta        plane (n, c)
 //                   the training block tail's backward after forward_relu_pool: the ReLU mask recomputed from x,
 //                   stats, γ, β (nothing else kept), AvgPool's gradient read from the pooled dy, then backward's maths
@@ -214,9 +216,35 @@ fn plane_stats_v4(q0: u32) -> vec2<f32> {
 fn forward_relu_pool_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let plane = linear_id(gid, nwg);
     if (plane >= N * C) { return; }
+    relu_pool_plane_v4(plane, plane_stats_v4(plane * (HW / 4u)));
+}
+
+// ---- forward_relu_pool_rows_v4: forward_relu_pool_v4 with the plane's statistics merged from the row statistics
+// that conv.wgsl's *_row_v4_stats kernels wrote (binding 5, rowstats [N, C/4, H, 2, 4]: per row and channel the row's
+// mean and Σ (x − mean)² over its W values), so the plane is read once, not three times. Rows merge one at a time by
+// Chan et al.'s pairwise update: exact in exact arithmetic, no E[x²] − E[x]² cancellation. Needs C % 4 == 0.
+@group(0) @binding(5) var<storage, read> rowstats: array<f32>;
+
+// (mean, 1/std) of plane (n, c) from its H rows' statistics
+fn plane_stats_rows(n: u32, c: u32) -> vec2<f32> {
+    let base = (n * (C / 4u) + c / 4u) * H * 8u + c % 4u;  // row r: mean at base + 8r, Σ (x − mean)² at base + 8r + 4
+    let wf = f32(W);
+    var mu = 0.0;
+    var m2 = 0.0;
+    for (var r = 0u; r < H; r++) {
+        let na = f32(r) * wf;  // values merged so far
+        let d = rowstats[base + 8u * r] - mu;
+        let t = wf / (na + wf);
+        mu += d * t;
+        m2 += rowstats[base + 8u * r + 4u] + d * d * na * t;
+    }
+    return vec2<f32>(mu, inverseSqrt(m2 / f32(HW) + EPS));
+}
+
+// normalise, ReLU and pool plane `plane` with statistics st = (μ, r) and record them (both forward tails)
+fn relu_pool_plane_v4(plane: u32, st: vec2<f32>) {
     let c = plane % C;
     let q0 = plane * (HW / 4u);
-    let st = plane_stats_v4(q0);
     let mu = st.x;
     let r = st.y;
     let g = gamma[c];
@@ -234,6 +262,13 @@ fn forward_relu_pool_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     }
     stats_out[2u * plane] = mu;
     stats_out[2u * plane + 1u] = r;
+}
+
+@compute @workgroup_size(64)
+fn forward_relu_pool_rows_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let plane = linear_id(gid, nwg);
+    if (plane >= N * C) { return; }
+    relu_pool_plane_v4(plane, plane_stats_rows(plane / C, plane % C));
 }
 
 // ∂L/∂(norm output) for the 4 columns of vec4 `xq` in a row whose pooled gradients start at vec2 index `dq`

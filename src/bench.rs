@@ -649,6 +649,7 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
     let mut out = vec![];
     for (layer, s) in cfg.conv_shapes(n).iter().enumerate() {
         let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
+        let rows = gpu.zeros("bench_row_stats", ops::row_stats_len(s))?;
         type Record<'a> = Box<dyn Fn(&mut wgpu::CommandEncoder) + 'a>;
         // every forward kernel that fits the shape (the vec4 ones include their weight transpose), then the backward ones
         let (xr, wr, br, yr, sr) = (&x, &w, &bias, &y, &scratch);
@@ -656,6 +657,13 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
             .into_iter()
             .map(|k| (k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_with(gpu, e, k, s, xr, wr, br, yr, sr)) as Record))
             .collect();
+        // the whole-row kernels once more in their variant that also writes row statistics for the norm (the
+        // forward ConvNet runs on CPU adapters, ops::row_stats_fit)
+        let rsr = &rows;
+        for k in ops::ConvForward::available(s).into_iter().filter(|k| matches!(k, ops::ConvForward::Row(_))) {
+            let name = if k == ops::ConvForward::Row(8) { "forward8_row_v4_stats" } else { "forward_row_v4_stats" };
+            kernels.push((name, Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_row_stats(gpu, e, k, s, xr, wr, br, yr, sr, rsr))));
+        }
         let dxr = &dx;
         for k in ops::ConvBackwardInput::available(s) {
             kernels.push((k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_input_with(gpu, e, k, s, yr, wr, dxr, sr))));
@@ -756,7 +764,11 @@ fn conv_kernel_count(channels: usize, side: usize, width: usize, n: usize) -> u6
     let Ok(cfg) = ConvNetConfig::new(channels, side, width, 10) else { return 0 };
     cfg.conv_shapes(n)
         .iter()
-        .map(|s| (ops::ConvForward::available(s).len() + ops::ConvBackwardInput::available(s).len() + ops::ConvBackwardWeight::available(s).len()) as u64)
+        .map(|s| {
+            let fwd = ops::ConvForward::available(s);
+            let rows = fwd.iter().filter(|k| matches!(k, ops::ConvForward::Row(_))).count();
+            (fwd.len() + rows + ops::ConvBackwardInput::available(s).len() + ops::ConvBackwardWeight::available(s).len()) as u64
+        })
         .sum()
 }
 

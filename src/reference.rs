@@ -219,6 +219,26 @@ pub fn norm_relu_pool_forward(s: &NormShape, h: usize, w: usize, x: &[f64], gamm
     (pool_forward(&PoolShape { planes: s.planes(), h, w }, &relu_forward(&y)), stats)
 }
 
+/// Row statistics of planes [n, c, h, w] (c a multiple of 4) as the GPU's whole-row conv kernels hand them to the
+/// norm: [n, c/4, h, 2, 4] = per row the 4 channels' row means, then their Σ (y − mean)².
+pub fn row_stats(n: usize, c: usize, h: usize, w: usize, y: &[f64]) -> Vec<f64> {
+    assert!(c % 4 == 0 && y.len() == n * c * h * w);
+    let mut out = vec![0.0; n * c * h * 2];
+    for ni in 0..n {
+        for ch in 0..c {
+            for r in 0..h {
+                let row = &y[((ni * c + ch) * h + r) * w..][..w];
+                let mean = row.iter().sum::<f64>() / w as f64;
+                let m2 = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+                let at = ((ni * (c / 4) + ch / 4) * h + r) * 8 + ch % 4;
+                out[at] = mean;
+                out[at + 4] = m2;
+            }
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // The evaluation pool's layers (shaders/layers.wgsl).
 

@@ -24,6 +24,11 @@ fn run(cfg: ConvNetConfig, n: usize, seed: u64) {
     }
 }
 
+/// Tensors 1, 5, 9: the conv biases (4 tensors per block: w, b, γ, β).
+fn is_conv_bias(t: usize) -> bool {
+    t < 12 && t % 4 == 1
+}
+
 fn run_tail(cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
     let g = gpu();
     let mut rng = rng(seed);
@@ -55,7 +60,7 @@ fn run_tail(cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
         poison(g, &ws.embed, n * cfg.embed_dim());
         poison(g, &ws.logits, n * cfg.classes);
         poison(g, &ws.dx, cfg.input_len(n));
-        for (t, l) in grads.tensors.iter().zip(lens) {
+        for (t, l) in grads.tensors.iter().zip(lens).enumerate().filter(|(i, _)| !is_conv_bias(*i)).map(|(_, p)| p) {
             poison(g, t, l);
         }
         if upstream != Upstream::Logits {
@@ -81,11 +86,14 @@ fn run_tail(cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
         let last = if upstream == Upstream::Embed { 12 } else { NUM_TENSORS };
         for t in 0..last {
             let got = down(g, &grads.tensors[t], lens[t]);
-            if t < 12 && t % 4 == 1 {
-                // conv bias before instance norm: the true gradient is exactly 0; f32 leaves rounding noise
-                let max = got.iter().fold(0.0f64, |m, v| if v.is_nan() { f64::NAN } else { m.max(v.abs()) });
-                println!("{tag} {upstream:?} grad {t} (conv bias, exactly 0 in exact arithmetic): max|gpu| {max:.1e}");
-                assert!(max < 1e-4, "conv bias gradient {t} should vanish, got {max:e}");
+            if is_conv_bias(t) {
+                // conv bias before instance norm: the true gradient is exactly 0 (tests/gradcheck.rs: finite
+                // differences give 0), so backward leaves these tensors as `grads` allocated them, zero (not
+                // poisoned above); the f64 reference gives rounding noise
+                let max_ref = rgrads[t].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                println!("{tag} {upstream:?} grad {t} (conv bias, exactly 0 in exact arithmetic): gpu {:?}, max|ref| {max_ref:.1e}", &got[..2]);
+                assert!(got.iter().all(|&v| v == 0.0), "conv bias gradient {t} should be left zero, got {got:?}");
+                assert!(max_ref < 1e-9, "reference conv bias gradient {t} should vanish, got {max_ref:e}");
             } else {
                 check(&format!("{tag} {upstream:?} grad {t}"), &got, &rgrads[t], TOL);
             }

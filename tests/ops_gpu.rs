@@ -65,6 +65,53 @@ fn conv_forward_matches_reference() {
 }
 
 #[test]
+fn conv_forward_with_row_stats_matches_reference() {
+    // the whole-row kernels' variants that also write each row's statistics for the norm
+    let g = gpu();
+    let mut rng = rng(12);
+    let mut ran = 0;
+    for s in conv_shapes() {
+        for k in ops::ConvForward::available(&s).into_iter().filter(|k| matches!(k, ops::ConvForward::Row(_))) {
+            let x = rand_vec(&mut rng, s.x_len(), 1.0);
+            let w = rand_vec(&mut rng, s.w_len(), 0.5);
+            let b: Vec<f64> = rand_vec(&mut rng, s.cout, 0.5).iter().map(|v| v + 2.0).collect(); // rows with a mean far from 0
+            let want = r::conv_forward(&s, &x, &w, &b);
+            let want_stats = r::row_stats(s.n, s.cout, s.ho(), s.wo(), &want);
+            let (y, wt, rs) = (poisoned(g, s.y_len()), poisoned(g, s.w_len()), poisoned(g, ops::row_stats_len(&s)));
+            let mut enc = g.encoder();
+            ops::conv_forward_row_stats(g, &mut enc, k, &s, &up(g, &x), &up(g, &w), &up(g, &b), &y, &wt, &rs);
+            g.submit_wait(enc);
+            check(&format!("conv_forward {}_stats y {s:?}", k.name()), &down(g, &y, s.y_len()), &want, TOL);
+            check(&format!("conv_forward {}_stats rows {s:?}", k.name()), &down(g, &rs, want_stats.len()), &want_stats, TOL);
+            ran += 1;
+        }
+    }
+    assert!(ran >= 8, "only {ran} whole-row shapes");
+}
+
+#[test]
+fn norm_relu_pool_from_row_stats_matches_reference() {
+    // the forward block tail with the plane statistics merged from row statistics, against the reference ops;
+    // planes with a large mean against their spread (the merge must not cancel)
+    let g = gpu();
+    let mut rng = rng(13);
+    for (n, c, h, w, offset) in [(2, 4, 8, 8, 0.7), (3, 8, 16, 16, 0.7), (2, 4, 28, 28, 0.3), (1, 12, 6, 60, 0.0), (2, 4, 8, 4, 30.0)] {
+        let s = NormShape { n, c, hw: h * w };
+        let x: Vec<f64> = rand_vec(&mut rng, s.len(), 2.0).iter().map(|v| v + offset).collect();
+        let gamma = rand_vec(&mut rng, c, 1.5);
+        let beta = rand_vec(&mut rng, c, 0.5);
+        let (want_y, want_stats) = r::norm_relu_pool_forward(&s, h, w, &x, &gamma, &beta);
+        let rows = r::row_stats(n, c, h, w, &x);
+        let (y, stats) = (poisoned(g, want_y.len()), poisoned(g, 2 * s.planes()));
+        let mut enc = g.encoder();
+        ops::norm_relu_pool_forward_rows(g, &mut enc, &s, h, w, &up(g, &x), &up(g, &gamma), &up(g, &beta), &y, &stats, &up(g, &rows));
+        g.submit_wait(enc);
+        check(&format!("norm_relu_pool_rows {n}x{c}x{h}x{w} +{offset}"), &down(g, &y, want_y.len()), &want_y, TOL);
+        check(&format!("norm_relu_pool_rows stats {n}x{c}x{h}x{w} +{offset}"), &down(g, &stats, 2 * s.planes()), &want_stats, TOL);
+    }
+}
+
+#[test]
 fn conv_backward_matches_reference() {
     let g = gpu();
     let mut rng = rng(2);

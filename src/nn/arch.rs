@@ -176,6 +176,14 @@ impl Builder {
 }
 
 impl Graph {
+    /// Whether node `i`'s output is read by instance norms alone (and at least one): then a bias added by node `i`
+    /// cancels in every reader, and its gradient is identically zero.
+    pub fn feeds_only_norms(&self, i: usize) -> bool {
+        let t = i + 1;
+        let mut readers = self.nodes.iter().filter(|nd| nd.input == t || (nd.layer == Layer::Add && nd.skip == t)).peekable();
+        readers.peek().is_some() && readers.all(|nd| nd.layer == Layer::Norm)
+    }
+
     /// The DC code's network for images of channels × image × image. `convnet_width` is ConvNet-3's width; the
     /// others have the DC code's fixed channel counts.
     pub fn new(arch: Arch, channels: usize, image: usize, classes: usize, convnet_width: usize) -> Result<Graph, ArchError> {
@@ -576,7 +584,9 @@ impl GpuGraphNet {
                 Layer::Conv { bias, .. } => {
                     let s = g.conv_shape(i, n);
                     ops::kconv_backward_weight(gpu, enc, &s, x, dy, &grads.tensors[first], ws.weight_scratch.as_ref().unwrap());
-                    if bias {
+                    // ∂L/∂b ≡ 0 where only instance norms read the conv's output (they subtract each plane's
+                    // mean): the buffer stays as `grads` allocated it, zero (see GpuConvNet::backward)
+                    if bias && !g.feeds_only_norms(i) {
                         ops::kconv_backward_bias(gpu, enc, &s, dy, &grads.tensors[first + 1]);
                     }
                     if want {

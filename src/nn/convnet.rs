@@ -308,6 +308,10 @@ pub struct Workspace {
     grad_b: Buffer,
     partial: Buffer,
     weight_scratch: Buffer,
+    /// Per block: whether its conv hands the norm row statistics (`ops::row_stats_fit`, with `BlockTail::Fused`),
+    /// and the buffer they go through (one float when no block does).
+    row_stats_blocks: Vec<bool>,
+    row_stats: Buffer,
 }
 
 impl GpuConvNet {
@@ -365,6 +369,8 @@ impl GpuConvNet {
             }
         }
         let e = n * self.cfg.embed_dim();
+        let row_stats_blocks: Vec<bool> = shapes.iter().map(|s| tail == BlockTail::Fused && ops::row_stats_fit(gpu, s)).collect();
+        let row_stats_len = shapes.iter().zip(&row_stats_blocks).filter(|(_, r)| **r).map(|(s, _)| ops::row_stats_len(s)).max().unwrap_or(1);
         Ok(Workspace {
             n,
             tail,
@@ -383,6 +389,8 @@ impl GpuConvNet {
             grad_b: gpu.zeros("grad_b", max_act)?,
             partial: gpu.zeros("norm_partial", 2 * n * self.cfg.width)?,
             weight_scratch: gpu.zeros("weight_scratch", shapes.iter().map(|s| ops::conv_weight_scratch_len(gpu, s)).max().unwrap())?,
+            row_stats_blocks,
+            row_stats: gpu.zeros("row_stats", row_stats_len)?,
         })
     }
 
@@ -405,6 +413,14 @@ impl GpuConvNet {
             let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
             let output = if b + 1 == DEPTH { &ws.embed } else { &ws.pooled[b] };
             let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
+            if ws.row_stats_blocks[b] {
+                // the conv hands the norm each row's statistics: the plane is read once (ops::row_stats_fit)
+                let k = ops::ConvForward::of(gpu, s);
+                ops::conv_forward_row_stats(gpu, enc, k, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch, &ws.row_stats);
+                ops::norm_relu_pool_forward_rows(gpu, enc, &ns, s.ho(), s.wo(), &ws.conv_out[b], &q[2], &q[3], output, &ws.stats[b],
+                    &ws.row_stats);
+                continue;
+            }
             ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch);
             if keep && ws.tail == BlockTail::Separate {
                 ops::norm_forward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &q[3], &ws.norm_out[b], &ws.stats[b]);
@@ -461,7 +477,9 @@ impl GpuConvNet {
                 let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
                 let t = &g.tensors[b * PER_BLOCK..];
                 ops::conv_backward_weight(gpu, enc, s, input, &ws.grad_a, &t[0], &ws.weight_scratch);
-                ops::conv_backward_bias(gpu, enc, s, &ws.grad_a, &t[1]);
+                // No conv_backward_bias: the instance norm after the conv subtracts each plane's mean, so L does
+                // not depend on the conv bias and ∂L/∂b ≡ 0 (the reference computes it as rounding noise; a test
+                // checks it). t[1] stays as `grads` allocated it, zero; weight decay still acts on b in the optimiser.
                 ops::norm_param_grad(gpu, enc, &ns, &ws.partial, &t[2], &t[3]);
             }
             if b > 0 {

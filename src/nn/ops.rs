@@ -126,6 +126,34 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
     }
 }
 
+/// Whether a convolution of shape `s` hands its instance norm row statistics on this device
+/// (`conv_forward_row_stats`, then `norm_relu_pool_forward_rows`): where `ConvForward::of` picks a whole-row kernel
+/// and the block tail runs its vec4 kernels, i.e. CPU adapters. The norm then reads each plane once instead of three
+/// times (lavapipe: benches/NOTES.md, session 15).
+pub fn row_stats_fit(gpu: &Gpu, s: &ConvShape) -> bool {
+    matches!(ConvForward::of(gpu, s), ConvForward::Row(_)) && tail_vec4(NormKernel::of(gpu), s.ho(), s.wo())
+}
+
+/// Floats of the row statistics of `s`'s output: [n, cout/4, ho, 2, 4] = (row means, Σ (y − mean)²) per 4 channels.
+pub fn row_stats_len(s: &ConvShape) -> usize {
+    s.n * s.cout * s.ho() * 2
+}
+
+/// `conv_forward_with` for a whole-row kernel (`ConvForward::Row`) that also writes each output row's statistics
+/// into `rowstats` (`row_stats_len(s)` floats) for `norm_relu_pool_forward_rows`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_forward_row_stats(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer,
+    y: &Buffer, wt: &Buffer, rowstats: &Buffer) {
+    let ConvForward::Row(c) = k else { panic!("row statistics come from the whole-row kernels, not {k:?}") };
+    assert!(k.fits(s), "conv forward kernel {k:?} cannot run {s:?}");
+    assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
+    assert!(rowstats.size() as usize >= 4 * row_stats_len(s), "row-statistics buffer too small for {s:?}");
+    let consts = conv_consts(s);
+    let entry = if c == 8 { "forward8_row_v4_stats" } else { "forward_row_v4_stats" };
+    gpu.dispatch(enc, &shaders::CONV, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
+    gpu.dispatch(enc, &shaders::CONV, entry, &consts, &[x, wt, b, y, rowstats], (s.n * (s.cout / c) * s.ho()) as u64);
+}
+
 /// Which kernel computes a convolution's input gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvBackwardInput {
@@ -467,6 +495,17 @@ pub fn norm_relu_pool_forward_v(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKern
     let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
     let entry = if vec4 { "forward_relu_pool_v4" } else { "forward_relu_pool" };
     k.dispatch(gpu, enc, entry, &consts, &[x, gamma, beta, y, stats], s.planes());
+}
+
+/// `norm_relu_pool_forward` (per-thread, vec4) with each plane's statistics merged from the row statistics that
+/// `conv_forward_row_stats` wrote for x (`forward_relu_pool_rows_v4`); stats receives (mean, 1/std) as before.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_relu_pool_forward_rows(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, h: usize, w: usize, x: &Buffer, gamma: &Buffer,
+    beta: &Buffer, y: &Buffer, stats: &Buffer, rowstats: &Buffer) {
+    assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
+    assert!(w % 4 == 0 && h % 2 == 0 && s.c % 4 == 0, "no row-statistics block tail for {} channels of {h}×{w}", s.c);
+    let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
+    NormKernel::PerThread.dispatch(gpu, enc, "forward_relu_pool_rows_v4", &consts, &[x, gamma, beta, y, stats, rowstats], s.planes());
 }
 
 /// dx from dy; `partial` [n·c·2] receives each plane's (Σdy·x̂, Σdy) for `norm_param_grad`.
