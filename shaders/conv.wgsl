@@ -363,15 +363,17 @@ fn fr4_store(n: u32, cb: u32, oy: u32, acc: array<array<vec4<f32>, 4>, 16>) {
     }
 }
 
+// (image, channel block, output row) of whole-row thread `id` over `blocks` channel blocks
+fn row_thread(id: u32, blocks: u32) -> vec3<u32> {
+    return vec3<u32>(id / (HO * blocks), (id / HO) % blocks, id % HO);
+}
+
 @compute @workgroup_size(64)
 fn forward_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let cq = COUT / 4u;
     let id = linear_id(gid, nwg);
-    if (id >= N * cq * HO) { return; }
-    let oy = id % HO;
-    let cb = (id / HO) % cq;
-    let n = id / (HO * cq);
-    fr4_store(n, cb, oy, fr4_acc(n, cb, oy));
+    if (id >= N * (COUT / 4u) * HO) { return; }
+    let t = row_thread(id, COUT / 4u);
+    fr4_store(t.x, t.y, t.z, fr4_acc(t.x, t.y, t.z));
 }
 
 // Shared by forward8_row_v4 and backward_input8_row_v4. Column c of a held row of `len` values (W for x rows, WO
@@ -462,13 +464,10 @@ fn fr8_store_row(n: u32, cb: u32, oy: u32, acc: array<array<vec4<f32>, 8>, 16>) 
 
 @compute @workgroup_size(64)
 fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c8 = COUT / 8u;
     let id = linear_id(gid, nwg);
-    if (id >= N * c8 * HO) { return; }
-    let oy = id % HO;
-    let cb = (id / HO) % c8;
-    let n = id / (HO * c8);
-    fr8_store_row(n, cb, oy, fr8_acc(n, cb, oy));
+    if (id >= N * (COUT / 8u) * HO) { return; }
+    let t = row_thread(id, COUT / 8u);
+    fr8_store_row(t.x, t.y, t.z, fr8_acc(t.x, t.y, t.z));
 }
 
 // ---- forward_row_v4_stats / forward8_row_v4_stats: the whole-row kernels that also hand the instance norm
@@ -549,29 +548,23 @@ fn store_row_stats(n: u32, cq4: u32, oy: u32, st: array<vec4<f32>, 2>) {
 
 @compute @workgroup_size(64)
 fn forward_row_v4_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let cq = COUT / 4u;
     let id = linear_id(gid, nwg);
-    if (id >= N * cq * HO) { return; }
-    let oy = id % HO;
-    let cb = (id / HO) % cq;
-    let n = id / (HO * cq);
-    let acc = fr4_acc(n, cb, oy);
-    fr4_store(n, cb, oy, acc);
-    store_row_stats(n, cb, oy, row_stats4(acc));
+    if (id >= N * (COUT / 4u) * HO) { return; }
+    let t = row_thread(id, COUT / 4u);
+    let acc = fr4_acc(t.x, t.y, t.z);
+    fr4_store(t.x, t.y, t.z, acc);
+    store_row_stats(t.x, t.y, t.z, row_stats4(acc));
 }
 
 @compute @workgroup_size(64)
 fn forward8_row_v4_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c8 = COUT / 8u;
     let id = linear_id(gid, nwg);
-    if (id >= N * c8 * HO) { return; }
-    let oy = id % HO;
-    let cb = (id / HO) % c8;
-    let n = id / (HO * c8);
-    let acc = fr8_acc(n, cb, oy);
-    fr8_store_row(n, cb, oy, acc);
-    store_row_stats(n, 2u * cb, oy, row_stats4(half4(acc, 0u)));
-    store_row_stats(n, 2u * cb + 1u, oy, row_stats4(half4(acc, 4u)));
+    if (id >= N * (COUT / 8u) * HO) { return; }
+    let t = row_thread(id, COUT / 8u);
+    let acc = fr8_acc(t.x, t.y, t.z);
+    fr8_store_row(t.x, t.y, t.z, acc);
+    store_row_stats(t.x, 2u * t.y, t.z, row_stats4(half4(acc, 0u)));
+    store_row_stats(t.x, 2u * t.y + 1u, t.z, row_stats4(half4(acc, 4u)));
 }
 
 // wt[ci,ky,kx,co] = w[co,ci,ky,kx] (bindings: 0 w, 1 wt (rw)); COUT·CIN·9 invocations, one per weight
