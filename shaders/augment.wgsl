@@ -10,7 +10,7 @@
 // backward     0 dy, 1 params, 2 sums (of dy), 3 dx (rw)                N·C·H·W, one input element each (a gather:
 //                                                                        no atomics; the affine op visits the
 //                                                                        6×6 outputs that can sample this pixel)
-// image_sum_v4, forward_v4   as image_sum and forward, x and y as vec4 (W % 4 == 0)    N and N·C·H·W/4 (4 outputs each)
+// image_sum_v4, forward_v4, backward_v4   as image_sum, forward and backward, images as vec4 (W % 4 == 0)    N and N·C·H·W/4 (4 outputs each)
 // cutmix       0 x, 1 mix (u32) [4 + N] = (row0, row1, col0, col1, perm…), 2 y (rw)    N·C·H·W: y[n] = x[n]
 //              outside the box [row0, row1) × [col0, col1), x[perm[n]] inside (CutMix after DSA; DANCE's evaluation)
 // Workgroup 64.
@@ -165,11 +165,11 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     dst[id] = g;
 }
 
-// ---- image_sum_v4, forward_v4 (CPU adapters; W % 4 == 0): the same maths with 4 adjacent columns per invocation.
+// ---- image_sum_v4, forward_v4, backward_v4 (CPU adapters; W % 4 == 0): the same maths with 4 adjacent columns per invocation.
 // On llvmpipe a kernel pays per load/store instruction (benches/NOTES.md, session 11): the image read and written as
 // vec4, an image's op and parameters loaded once for 4 outputs instead of for each. Gathers (crop, scale, rotate)
 // stay scalar, read as a component of a vec4 load (an entry point must not read one binding through two variables).
-// Invocations: N (image_sum_v4), N·C·H·W/4 (forward_v4).
+// Invocations: N (image_sum_v4), N·C·H·W/4 (forward_v4, backward_v4).
 @group(0) @binding(0) var<storage, read> src4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dst4: array<vec4<f32>>;
 
@@ -190,16 +190,20 @@ fn at4(base: u32, r: i32, q: i32) -> f32 {
     return select(0.0, src4[idx / 4u][idx % 4u], inside);
 }
 
-// bilinear sample of output pixel (i, j) under θ = (t.x t.y; t.z t.w), as forward's case 5
-fn affine4(base: u32, t: vec4<f32>, i: f32, j: f32) -> f32 {
+// affine_source with θ = (t.x t.y; t.z t.w) already loaded
+fn affine_source_t(t: vec4<f32>, i: f32, j: f32) -> vec2<f32> {
     let xn = (2.0 * j + 1.0) / f32(W) - 1.0;
     let yn = (2.0 * i + 1.0) / f32(H) - 1.0;
-    let sy = ((t.z * xn + t.w * yn + 1.0) * f32(H) - 1.0) * 0.5;
-    let sx = ((t.x * xn + t.y * yn + 1.0) * f32(W) - 1.0) * 0.5;
-    let y0 = floor(sy);
-    let x0 = floor(sx);
-    let fy = sy - y0;
-    let fx = sx - x0;
+    return vec2<f32>(((t.z * xn + t.w * yn + 1.0) * f32(H) - 1.0) * 0.5, ((t.x * xn + t.y * yn + 1.0) * f32(W) - 1.0) * 0.5);
+}
+
+// bilinear sample of output pixel (i, j) under θ = (t.x t.y; t.z t.w), as forward's case 5
+fn affine4(base: u32, t: vec4<f32>, i: f32, j: f32) -> f32 {
+    let s = affine_source_t(t, i, j);
+    let y0 = floor(s.x);
+    let x0 = floor(s.y);
+    let fy = s.x - y0;
+    let fx = s.y - x0;
     let r = i32(y0);
     let q = i32(x0);
     return (1.0 - fy) * ((1.0 - fx) * at4(base, r, q) + fx * at4(base, r, q + 1))
@@ -253,6 +257,76 @@ fn forward_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         default: {}
     }
     dst4[id] = y;
+}
+
+// ∂L/∂x at pixel (i, j) of the affine op (θ = t): backward's case 5, the outputs in a 6×6 window around θ⁻¹(pixel)
+fn affine4_adjoint(base: u32, t: vec4<f32>, i: u32, j: u32) -> f32 {
+    let det = t.x * t.w - t.y * t.z;
+    var g = 0.0;
+    if (abs(det) > 1e-6) {
+        let xs = (2.0 * f32(j) + 1.0) / f32(W) - 1.0;
+        let ys = (2.0 * f32(i) + 1.0) / f32(H) - 1.0;
+        let xn = (t.w * xs - t.y * ys) / det;
+        let yn = (-t.z * xs + t.x * ys) / det;
+        let ci = i32(floor(((yn + 1.0) * f32(H) - 1.0) * 0.5));
+        let cj = i32(floor(((xn + 1.0) * f32(W) - 1.0) * 0.5));
+        for (var oi = ci - 2; oi <= ci + 3; oi++) {
+            if (oi < 0 || oi >= i32(H)) { continue; }
+            for (var oj = cj - 2; oj <= cj + 3; oj++) {
+                if (oj < 0 || oj >= i32(W)) { continue; }
+                let s = affine_source_t(t, f32(oi), f32(oj));
+                let wy = max(0.0, 1.0 - abs(s.x - f32(i)));
+                let wx = max(0.0, 1.0 - abs(s.y - f32(j)));
+                let idx = base + u32(oi) * W + u32(oj);
+                g += wy * wx * src4[idx / 4u][idx % 4u];
+            }
+        }
+    }
+    return g;
+}
+
+// backward with 4 adjacent columns per invocation (src4 holds dy, dst4 receives dx), as forward_v4
+@compute @workgroup_size(64)
+fn backward_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    let wq = W / 4u;
+    if (id >= N * C * H * wq) { return; }
+    let jq = id % wq;
+    let i = (id / wq) % H;
+    let ch = (id / (wq * H)) % C;
+    let n = id / (wq * H * C);
+    let plane = H * W;
+    let base = (n * C + ch) * plane;
+    let j0 = 4u * jq;
+    let pv = vec4<f32>(p(n, 1u), p(n, 2u), p(n, 3u), p(n, 4u));
+    let kind = u32(p(n, 0u));
+    var g = src4[id];
+    switch kind {
+        case 1u: {
+            var pix = vec4<f32>(0.0);
+            for (var c2 = 0u; c2 < C; c2++) { pix += src4[((n * C + c2) * plane + i * W) / 4u + jq]; }
+            g = pv.y * pv.z * g + (1.0 - pv.y) * pv.z / f32(C) * pix + vec4<f32>((1.0 - pv.z) * sums[n] / f32(C * plane));
+        }
+        case 2u: {
+            let r = i32(i) - i32(pv.x);
+            let q = i32(j0) - i32(pv.y);
+            g = vec4<f32>(at4(base, r, q), at4(base, r, q + 1), at4(base, r, q + 2), at4(base, r, q + 3));
+        }
+        case 3u: {
+            let cols = vec4<f32>(f32(j0), f32(j0 + 1u), f32(j0 + 2u), f32(j0 + 3u));
+            let row = f32(i) >= pv.x && f32(i) < pv.y;
+            g = select(g, vec4<f32>(0.0), (cols >= vec4<f32>(pv.z)) & (cols < vec4<f32>(pv.w)) & vec4<bool>(row));
+        }
+        case 4u: {
+            if (pv.x > 0.5) { g = src4[(base + i * W) / 4u + (wq - 1u - jq)].wzyx; }
+        }
+        case 5u: {
+            g = vec4<f32>(affine4_adjoint(base, pv, i, j0), affine4_adjoint(base, pv, i, j0 + 1u),
+                          affine4_adjoint(base, pv, i, j0 + 2u), affine4_adjoint(base, pv, i, j0 + 3u));
+        }
+        default: {}
+    }
+    dst4[id] = g;
 }
 
 @group(0) @binding(0) var<storage, read> cm_x: array<f32>;

@@ -346,7 +346,7 @@ pub mod gpu {
         forward_v(gpu, enc, vec4(gpu, w), n, c, h, w, x, params, scratch, y)
     }
 
-    /// Whether `forward` runs the vec4 kernels (`image_sum_v4`, `forward_v4`: 4 columns per invocation): on CPU
+    /// Whether `forward` and `backward` run the vec4 kernels (`image_sum_v4`, `forward_v4`, `backward_v4`: 4 columns per invocation): on CPU
     /// adapters where rows are a multiple of 4 wide. Lavapipe pays per load/store instruction (benches/NOTES.md,
     /// session 15); GPUs keep the one-output kernels until measured on one.
     pub fn vec4(gpu: &Gpu, w: usize) -> bool {
@@ -401,9 +401,21 @@ pub mod gpu {
     /// dx = augᵀ(dy) with the same parameters; scratch [n] (per-image sum of dy).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &Buffer, scratch: &Buffer, dx: &Buffer) {
+        backward_v(gpu, enc, vec4(gpu, w), n, c, h, w, dy, params, scratch, dx)
+    }
+
+    /// `backward` with the variant chosen (`vec4`: `image_sum_v4`, `backward_v4`; tests run both).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &Buffer,
+        scratch: &Buffer, dx: &Buffer) {
         let k = consts(n, c, h, w);
-        let sum = if vec4(gpu, w) { "image_sum_v4" } else { "image_sum" };
-        gpu.dispatch(enc, &shaders::AUGMENT, sum, &k, &[dy, scratch], n as u64);
-        gpu.dispatch(enc, &shaders::AUGMENT, "backward", &k, &[dy, params, scratch, dx], (n * c * h * w) as u64);
+        if vec4 {
+            assert!(w % 4 == 0, "vec4 augmentation needs rows a multiple of 4 wide, not {w}");
+            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum_v4", &k, &[dy, scratch], n as u64);
+            gpu.dispatch(enc, &shaders::AUGMENT, "backward_v4", &k, &[dy, params, scratch, dx], (n * c * h * w / 4) as u64);
+        } else {
+            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[dy, scratch], n as u64);
+            gpu.dispatch(enc, &shaders::AUGMENT, "backward", &k, &[dy, params, scratch, dx], (n * c * h * w) as u64);
+        }
     }
 }

@@ -9,24 +9,21 @@ use rand::RngExt;
 
 const OPS: [Op; 6] = [Op::Color, Op::Crop, Op::Cutout, Op::Flip, Op::Scale, Op::Rotate];
 
-/// GPU forward (the one-output kernel, and the vec4 one where rows are a multiple of 4 wide: each checked by the
-/// caller through `fwd`) and backward.
-fn gpu_fwd_bwd(params: &[AugParams], x: &[f64], dy: &[f64], c: usize, h: usize, w: usize, fwd: impl Fn(&str, &[f64])) -> Vec<f64> {
+/// GPU forward and backward, the one-output kernels and the vec4 ones where rows are a multiple of 4 wide; each
+/// result goes to `got(kernel name, values)`.
+fn gpu_fwd_bwd(params: &[AugParams], x: &[f64], dy: &[f64], c: usize, h: usize, w: usize, got: impl Fn(&str, &[f64])) {
     let g = gpu();
     let n = params.len();
     let pb = g.upload("aug-params", params).unwrap();
     for vec4 in [false, true].into_iter().filter(|&v| !v || w % 4 == 0) {
-        let (y, scratch) = (poisoned(g, x.len()), poisoned(g, n));
+        let (y, dx, scratch) = (poisoned(g, x.len()), poisoned(g, x.len()), poisoned(g, n));
         let mut enc = g.encoder();
         augment::gpu::forward_v(g, &mut enc, vec4, n, c, h, w, &up(g, x), &pb, &scratch, &y);
+        augment::gpu::backward_v(g, &mut enc, vec4, n, c, h, w, &up(g, dy), &pb, &scratch, &dx);
         g.submit_wait(enc);
-        fwd(if vec4 { "forward_v4" } else { "forward" }, &down(g, &y, x.len()));
+        got(if vec4 { "forward_v4" } else { "forward" }, &down(g, &y, x.len()));
+        got(if vec4 { "backward_v4" } else { "backward" }, &down(g, &dx, x.len()));
     }
-    let (dx, scratch) = (poisoned(g, x.len()), poisoned(g, n));
-    let mut enc = g.encoder();
-    augment::gpu::backward(g, &mut enc, n, c, h, w, &up(g, dy), &pb, &scratch, &dx);
-    g.submit_wait(enc);
-    down(g, &dx, x.len())
 }
 
 #[test]
@@ -38,17 +35,19 @@ fn every_op_matches_the_reference_on_the_gpu() {
             let params: Vec<AugParams> = (0..n).map(|_| draw(op, &mut r, h, w)).collect();
             let x = rand_vec(&mut r, n * c * h * w, 1.0);
             let dy = rand_vec(&mut r, n * c * h * w, 1.0);
-            let want = reference::forward(&x, &params, c, h, w);
-            let dx = gpu_fwd_bwd(&params, &x, &dy, c, h, w, |k, y| check(&format!("{op:?} {k} {c}x{h}x{w}"), y, &want, 1e-5));
-            check(&format!("{op:?} backward {c}x{h}x{w}"), &dx, &reference::backward(&dy, &params, c, h, w), 1e-5);
+            let (want_y, want_dx) = (reference::forward(&x, &params, c, h, w), reference::backward(&dy, &params, c, h, w));
+            gpu_fwd_bwd(&params, &x, &dy, c, h, w, |k, v| {
+                check(&format!("{op:?} {k} {c}x{h}x{w}"), v, if k.starts_with("forward") { &want_y } else { &want_dx }, 1e-5)
+            });
         }
         // one batch, every image its own op (as when each class drew a different op)
         let params: Vec<AugParams> = (0..12).map(|i| draw(OPS[i % 6], &mut r, h, w)).collect();
         let x = rand_vec(&mut r, 12 * c * h * w, 1.0);
         let dy = rand_vec(&mut r, 12 * c * h * w, 1.0);
-        let want = reference::forward(&x, &params, c, h, w);
-        let dx = gpu_fwd_bwd(&params, &x, &dy, c, h, w, |k, y| check(&format!("mixed {k} {c}x{h}x{w}"), y, &want, 1e-5));
-        check(&format!("mixed backward {c}x{h}x{w}"), &dx, &reference::backward(&dy, &params, c, h, w), 1e-5);
+        let (want_y, want_dx) = (reference::forward(&x, &params, c, h, w), reference::backward(&dy, &params, c, h, w));
+        gpu_fwd_bwd(&params, &x, &dy, c, h, w, |k, v| {
+            check(&format!("mixed {k} {c}x{h}x{w}"), v, if k.starts_with("forward") { &want_y } else { &want_dx }, 1e-5)
+        });
     }
 }
 
