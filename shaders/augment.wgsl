@@ -210,49 +210,70 @@ fn affine4(base: u32, t: vec4<f32>, i: f32, j: f32) -> f32 {
          + fy * ((1.0 - fx) * at4(base, r + 1, q) + fx * at4(base, r + 1, q + 1));
 }
 
+// the 4 pixels of vec4 index id: columns 4·jq .. 4·jq + 3 of row i of image n, whose channel plane starts at base
+struct Quad { jq: u32, i: u32, n: u32, base: u32 }
+
+fn quad(id: u32) -> Quad {
+    let wq = W / 4u;
+    let n = id / (wq * H * C);
+    return Quad(id % wq, (id / wq) % H, n, (n * C + (id / (wq * H)) % C) * H * W);
+}
+
+// an image's 4 op parameters, loaded once for its 4 pixels
+fn params4(n: u32) -> vec4<f32> {
+    return vec4<f32>(p(n, 1u), p(n, 2u), p(n, 3u), p(n, 4u));
+}
+
+// the same 4 pixels in every channel of the image, summed (color's per-pixel channel mean, and its transpose)
+fn channel_sum4(q: Quad) -> vec4<f32> {
+    var s = vec4<f32>(0.0);
+    for (var c2 = 0u; c2 < C; c2++) { s += src4[((q.n * C + c2) * H + q.i) * (W / 4u) + q.jq]; }
+    return s;
+}
+
+// crop's shift by (dr, dc) pixels, zero outside (forward: +(tx, ty); its transpose: −(tx, ty))
+fn shift4(q: Quad, dr: i32, dc: i32) -> vec4<f32> {
+    let r = i32(q.i) + dr;
+    let c = i32(4u * q.jq) + dc;
+    return vec4<f32>(at4(q.base, r, c), at4(q.base, r, c + 1), at4(q.base, r, c + 2), at4(q.base, r, c + 3));
+}
+
+// cutout (pv = row0, row1, col0, col1) and flip (pv.x > 0.5) of 4 pixels: each its own transpose
+fn cutout4(q: Quad, pv: vec4<f32>, v: vec4<f32>) -> vec4<f32> {
+    let j0 = 4u * q.jq;
+    let cols = vec4<f32>(f32(j0), f32(j0 + 1u), f32(j0 + 2u), f32(j0 + 3u));
+    let row = f32(q.i) >= pv.x && f32(q.i) < pv.y;
+    return select(v, vec4<f32>(0.0), (cols >= vec4<f32>(pv.z)) & (cols < vec4<f32>(pv.w)) & vec4<bool>(row));
+}
+
+fn flip4(q: Quad, pv: vec4<f32>, v: vec4<f32>) -> vec4<f32> {
+    // columns W − 1 − 4jq − 3 .. W − 1 − 4jq: one aligned vec4 (W % 4 == 0), reversed
+    if (pv.x > 0.5) { return src4[(q.base + q.i * W) / 4u + (W / 4u - 1u - q.jq)].wzyx; }
+    return v;
+}
+
 @compute @workgroup_size(64)
 fn forward_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);  // vec4 index of the 4 outputs
-    let wq = W / 4u;
-    if (id >= N * C * H * wq) { return; }
-    let jq = id % wq;
-    let i = (id / wq) % H;
-    let ch = (id / (wq * H)) % C;
-    let n = id / (wq * H * C);
-    let plane = H * W;
-    let base = (n * C + ch) * plane;
-    let j0 = 4u * jq;
-    let pv = vec4<f32>(p(n, 1u), p(n, 2u), p(n, 3u), p(n, 4u));  // every op's parameters, loaded once
-    let kind = u32(p(n, 0u));
+    if (id >= N * C * H * (W / 4u)) { return; }
+    let q = quad(id);
+    let pv = params4(q.n);
     var y = src4[id];
-    switch kind {
+    switch u32(p(q.n, 0u)) {
         case 1u: {
-            let b = pv.x;
-            let m2 = sums[n] / f32(C * plane) + b;
-            var m1 = vec4<f32>(0.0);
-            for (var c2 = 0u; c2 < C; c2++) { m1 += src4[((n * C + c2) * plane + i * W) / 4u + jq]; }
-            m1 = m1 / f32(C) + vec4<f32>(b);
-            y = ((y + vec4<f32>(b) - m1) * pv.y + m1 - vec4<f32>(m2)) * pv.z + vec4<f32>(m2);
+            let b = vec4<f32>(pv.x);
+            let m2 = vec4<f32>(sums[q.n] / f32(C * H * W)) + b;
+            let m1 = channel_sum4(q) / f32(C) + b;
+            y = ((y + b - m1) * pv.y + m1 - m2) * pv.z + m2;
         }
-        case 2u: {
-            let r = i32(i) + i32(pv.x);
-            let q = i32(j0) + i32(pv.y);
-            y = vec4<f32>(at4(base, r, q), at4(base, r, q + 1), at4(base, r, q + 2), at4(base, r, q + 3));
-        }
-        case 3u: {
-            let cols = vec4<f32>(f32(j0), f32(j0 + 1u), f32(j0 + 2u), f32(j0 + 3u));
-            let row = f32(i) >= pv.x && f32(i) < pv.y;
-            let cut = (cols >= vec4<f32>(pv.z)) & (cols < vec4<f32>(pv.w)) & vec4<bool>(row);
-            y = select(y, vec4<f32>(0.0), cut);
-        }
-        case 4u: {
-            // columns W − 1 − j0 − 3 .. W − 1 − j0: one aligned vec4 (W % 4 == 0), reversed
-            if (pv.x > 0.5) { y = src4[(base + i * W) / 4u + (wq - 1u - jq)].wzyx; }
-        }
+        case 2u: { y = shift4(q, i32(pv.x), i32(pv.y)); }
+        case 3u: { y = cutout4(q, pv, y); }
+        case 4u: { y = flip4(q, pv, y); }
         case 5u: {
-            let fi = f32(i);
-            y = vec4<f32>(affine4(base, pv, fi, f32(j0)), affine4(base, pv, fi, f32(j0 + 1u)),
-                          affine4(base, pv, fi, f32(j0 + 2u)), affine4(base, pv, fi, f32(j0 + 3u)));
+            let fi = f32(q.i);
+            let j0 = 4u * q.jq;
+            y = vec4<f32>(affine4(q.base, pv, fi, f32(j0)), affine4(q.base, pv, fi, f32(j0 + 1u)),
+                          affine4(q.base, pv, fi, f32(j0 + 2u)), affine4(q.base, pv, fi, f32(j0 + 3u)));
         }
         default: {}
     }
@@ -289,40 +310,22 @@ fn affine4_adjoint(base: u32, t: vec4<f32>, i: u32, j: u32) -> f32 {
 @compute @workgroup_size(64)
 fn backward_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
-    let wq = W / 4u;
-    if (id >= N * C * H * wq) { return; }
-    let jq = id % wq;
-    let i = (id / wq) % H;
-    let ch = (id / (wq * H)) % C;
-    let n = id / (wq * H * C);
-    let plane = H * W;
-    let base = (n * C + ch) * plane;
-    let j0 = 4u * jq;
-    let pv = vec4<f32>(p(n, 1u), p(n, 2u), p(n, 3u), p(n, 4u));
-    let kind = u32(p(n, 0u));
+    if (id >= N * C * H * (W / 4u)) { return; }
+    let q = quad(id);
+    let pv = params4(q.n);
     var g = src4[id];
-    switch kind {
+    switch u32(p(q.n, 0u)) {
         case 1u: {
-            var pix = vec4<f32>(0.0);
-            for (var c2 = 0u; c2 < C; c2++) { pix += src4[((n * C + c2) * plane + i * W) / 4u + jq]; }
-            g = pv.y * pv.z * g + (1.0 - pv.y) * pv.z / f32(C) * pix + vec4<f32>((1.0 - pv.z) * sums[n] / f32(C * plane));
+            g = pv.y * pv.z * g + (1.0 - pv.y) * pv.z / f32(C) * channel_sum4(q) + vec4<f32>((1.0 - pv.z) * sums[q.n] / f32(C * H * W));
         }
-        case 2u: {
-            let r = i32(i) - i32(pv.x);
-            let q = i32(j0) - i32(pv.y);
-            g = vec4<f32>(at4(base, r, q), at4(base, r, q + 1), at4(base, r, q + 2), at4(base, r, q + 3));
-        }
-        case 3u: {
-            let cols = vec4<f32>(f32(j0), f32(j0 + 1u), f32(j0 + 2u), f32(j0 + 3u));
-            let row = f32(i) >= pv.x && f32(i) < pv.y;
-            g = select(g, vec4<f32>(0.0), (cols >= vec4<f32>(pv.z)) & (cols < vec4<f32>(pv.w)) & vec4<bool>(row));
-        }
-        case 4u: {
-            if (pv.x > 0.5) { g = src4[(base + i * W) / 4u + (wq - 1u - jq)].wzyx; }
-        }
+        // output (i', j') read input (i' + tx, j' + ty): this pixel was read by (i − tx, j − ty)
+        case 2u: { g = shift4(q, -i32(pv.x), -i32(pv.y)); }
+        case 3u: { g = cutout4(q, pv, g); }
+        case 4u: { g = flip4(q, pv, g); }
         case 5u: {
-            g = vec4<f32>(affine4_adjoint(base, pv, i, j0), affine4_adjoint(base, pv, i, j0 + 1u),
-                          affine4_adjoint(base, pv, i, j0 + 2u), affine4_adjoint(base, pv, i, j0 + 3u));
+            let j0 = 4u * q.jq;
+            g = vec4<f32>(affine4_adjoint(q.base, pv, q.i, j0), affine4_adjoint(q.base, pv, q.i, j0 + 1u),
+                          affine4_adjoint(q.base, pv, q.i, j0 + 2u), affine4_adjoint(q.base, pv, q.i, j0 + 3u));
         }
         default: {}
     }
