@@ -481,41 +481,33 @@ fn forward8_row_v4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 fn hsum(v: vec4<f32>) -> f32 { return v.x + v.y + v.z + v.w; }
 
 // running sums over chunk q of 4 channels' rows (a[c]: chunk q of channel c), chunks past WO skipped
-fn rs_sum(q: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
+fn rs_sum(q: u32, a: array<vec4<f32>, 4>, s: vec4<f32>) -> vec4<f32> {
     if (4u * q >= WO) { return s; }
-    return s + vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3));
+    return s + vec4<f32>(hsum(a[0]), hsum(a[1]), hsum(a[2]), hsum(a[3]));
 }
 
-fn rs_m2(q: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, m: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
+fn rs_m2(q: u32, a: array<vec4<f32>, 4>, m: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
     if (4u * q >= WO) { return s; }
-    let d0 = a0 - vec4<f32>(m.x);
-    let d1 = a1 - vec4<f32>(m.y);
-    let d2 = a2 - vec4<f32>(m.z);
-    let d3 = a3 - vec4<f32>(m.w);
+    let d0 = a[0] - vec4<f32>(m.x);
+    let d1 = a[1] - vec4<f32>(m.y);
+    let d2 = a[2] - vec4<f32>(m.z);
+    let d3 = a[3] - vec4<f32>(m.w);
     return s + vec4<f32>(dot(d0, d0), dot(d1, d1), dot(d2, d2), dot(d3, d3));
 }
 
 // (row means, Σ (y − mean)²) of channels 4cb .. 4cb + 3 from their chunks a[q][c] (chunk calls with literal numbers)
 fn row_stats4(a: array<array<vec4<f32>, 4>, 16>) -> array<vec4<f32>, 2> {
     var s = vec4<f32>(0.0);
-    s = rs_sum(0u, a[0][0], a[0][1], a[0][2], a[0][3], s); s = rs_sum(1u, a[1][0], a[1][1], a[1][2], a[1][3], s);
-    s = rs_sum(2u, a[2][0], a[2][1], a[2][2], a[2][3], s); s = rs_sum(3u, a[3][0], a[3][1], a[3][2], a[3][3], s);
-    s = rs_sum(4u, a[4][0], a[4][1], a[4][2], a[4][3], s); s = rs_sum(5u, a[5][0], a[5][1], a[5][2], a[5][3], s);
-    s = rs_sum(6u, a[6][0], a[6][1], a[6][2], a[6][3], s); s = rs_sum(7u, a[7][0], a[7][1], a[7][2], a[7][3], s);
-    s = rs_sum(8u, a[8][0], a[8][1], a[8][2], a[8][3], s); s = rs_sum(9u, a[9][0], a[9][1], a[9][2], a[9][3], s);
-    s = rs_sum(10u, a[10][0], a[10][1], a[10][2], a[10][3], s); s = rs_sum(11u, a[11][0], a[11][1], a[11][2], a[11][3], s);
-    s = rs_sum(12u, a[12][0], a[12][1], a[12][2], a[12][3], s); s = rs_sum(13u, a[13][0], a[13][1], a[13][2], a[13][3], s);
-    s = rs_sum(14u, a[14][0], a[14][1], a[14][2], a[14][3], s); s = rs_sum(15u, a[15][0], a[15][1], a[15][2], a[15][3], s);
+    s = rs_sum(0u, a[0], s); s = rs_sum(1u, a[1], s); s = rs_sum(2u, a[2], s); s = rs_sum(3u, a[3], s);
+    s = rs_sum(4u, a[4], s); s = rs_sum(5u, a[5], s); s = rs_sum(6u, a[6], s); s = rs_sum(7u, a[7], s);
+    s = rs_sum(8u, a[8], s); s = rs_sum(9u, a[9], s); s = rs_sum(10u, a[10], s); s = rs_sum(11u, a[11], s);
+    s = rs_sum(12u, a[12], s); s = rs_sum(13u, a[13], s); s = rs_sum(14u, a[14], s); s = rs_sum(15u, a[15], s);
     let m = s / f32(WO);
     var v = vec4<f32>(0.0);
-    v = rs_m2(0u, a[0][0], a[0][1], a[0][2], a[0][3], m, v); v = rs_m2(1u, a[1][0], a[1][1], a[1][2], a[1][3], m, v);
-    v = rs_m2(2u, a[2][0], a[2][1], a[2][2], a[2][3], m, v); v = rs_m2(3u, a[3][0], a[3][1], a[3][2], a[3][3], m, v);
-    v = rs_m2(4u, a[4][0], a[4][1], a[4][2], a[4][3], m, v); v = rs_m2(5u, a[5][0], a[5][1], a[5][2], a[5][3], m, v);
-    v = rs_m2(6u, a[6][0], a[6][1], a[6][2], a[6][3], m, v); v = rs_m2(7u, a[7][0], a[7][1], a[7][2], a[7][3], m, v);
-    v = rs_m2(8u, a[8][0], a[8][1], a[8][2], a[8][3], m, v); v = rs_m2(9u, a[9][0], a[9][1], a[9][2], a[9][3], m, v);
-    v = rs_m2(10u, a[10][0], a[10][1], a[10][2], a[10][3], m, v); v = rs_m2(11u, a[11][0], a[11][1], a[11][2], a[11][3], m, v);
-    v = rs_m2(12u, a[12][0], a[12][1], a[12][2], a[12][3], m, v); v = rs_m2(13u, a[13][0], a[13][1], a[13][2], a[13][3], m, v);
-    v = rs_m2(14u, a[14][0], a[14][1], a[14][2], a[14][3], m, v); v = rs_m2(15u, a[15][0], a[15][1], a[15][2], a[15][3], m, v);
+    v = rs_m2(0u, a[0], m, v); v = rs_m2(1u, a[1], m, v); v = rs_m2(2u, a[2], m, v); v = rs_m2(3u, a[3], m, v);
+    v = rs_m2(4u, a[4], m, v); v = rs_m2(5u, a[5], m, v); v = rs_m2(6u, a[6], m, v); v = rs_m2(7u, a[7], m, v);
+    v = rs_m2(8u, a[8], m, v); v = rs_m2(9u, a[9], m, v); v = rs_m2(10u, a[10], m, v); v = rs_m2(11u, a[11], m, v);
+    v = rs_m2(12u, a[12], m, v); v = rs_m2(13u, a[13], m, v); v = rs_m2(14u, a[14], m, v); v = rs_m2(15u, a[15], m, v);
     return array<vec4<f32>, 2>(m, v);
 }
 

@@ -10,6 +10,8 @@
 // forward_relu_pool  0 x, 1 gamma, 2 beta, 3 y (rw) [N,C,H/2,W/2], 4 stats (rw)     plane (n, c)
 //                   the forward-only block tail: norm, ReLU and 2×2 average pooling in one pass over the
 //                   pooled outputs, nothing kept for a backward pass (H, W set; HW = H·W)
+// forward_relu_pool_v4, backward_relu_pool_v4  as forward_relu_pool / backward_relu_pool, planes as vec4 and pooled
+//                   values as vec2 (W % 4 == 0)
 // forward_relu_pool_rows_v4  as forward_relu_pool, plus 5 rowstats [N,C/4,H,2,4] from conv.wgsl's *_row_v4_stats   plane (n, c)
 //                   (the statistics merged from the rows' instead of two passes over the plane; W % 4 == 0, C % 4 == 0)
 // backward_relu_pool 0 x, 1 gamma, 2 stats, 3 dy [N,C,H/2,W/2], 4 dx (rw), 5 partial (rw), 6 beta        plane (n, c)

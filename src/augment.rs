@@ -357,15 +357,20 @@ pub mod gpu {
     #[allow(clippy::too_many_arguments)]
     pub fn forward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &Buffer,
         scratch: &Buffer, y: &Buffer) {
+        let entry = if vec4 { "forward_v4" } else { "forward" };
+        sum_then(gpu, enc, vec4, entry, n, c, h, w, x, params, scratch, y)
+    }
+
+    /// The per-image sums of `src` into `scratch`, then `entry` (forward or backward, 4 pixels per invocation when
+    /// `vec4`) from `src` into `dst`.
+    #[allow(clippy::too_many_arguments)]
+    fn sum_then(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, entry: &'static str, n: usize, c: usize, h: usize, w: usize, src: &Buffer,
+        params: &Buffer, scratch: &Buffer, dst: &Buffer) {
+        assert!(!vec4 || w % 4 == 0, "vec4 augmentation needs rows a multiple of 4 wide, not {w}");
         let k = consts(n, c, h, w);
-        if vec4 {
-            assert!(w % 4 == 0, "vec4 augmentation needs rows a multiple of 4 wide, not {w}");
-            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum_v4", &k, &[x, scratch], n as u64);
-            gpu.dispatch(enc, &shaders::AUGMENT, "forward_v4", &k, &[x, params, scratch, y], (n * c * h * w / 4) as u64);
-        } else {
-            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[x, scratch], n as u64);
-            gpu.dispatch(enc, &shaders::AUGMENT, "forward", &k, &[x, params, scratch, y], (n * c * h * w) as u64);
-        }
+        let (sum, per) = if vec4 { ("image_sum_v4", 4) } else { ("image_sum", 1) };
+        gpu.dispatch(enc, &shaders::AUGMENT, sum, &k, &[src, scratch], n as u64);
+        gpu.dispatch(enc, &shaders::AUGMENT, entry, &k, &[src, params, scratch, dst], (n * c * h * w / per) as u64);
     }
 
     /// Several ops in sequence (DANCE's IDC DiffAug: color, then crop, then cutout), one parameter buffer per op:
@@ -408,14 +413,7 @@ pub mod gpu {
     #[allow(clippy::too_many_arguments)]
     pub fn backward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &Buffer,
         scratch: &Buffer, dx: &Buffer) {
-        let k = consts(n, c, h, w);
-        if vec4 {
-            assert!(w % 4 == 0, "vec4 augmentation needs rows a multiple of 4 wide, not {w}");
-            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum_v4", &k, &[dy, scratch], n as u64);
-            gpu.dispatch(enc, &shaders::AUGMENT, "backward_v4", &k, &[dy, params, scratch, dx], (n * c * h * w / 4) as u64);
-        } else {
-            gpu.dispatch(enc, &shaders::AUGMENT, "image_sum", &k, &[dy, scratch], n as u64);
-            gpu.dispatch(enc, &shaders::AUGMENT, "backward", &k, &[dy, params, scratch, dx], (n * c * h * w) as u64);
-        }
+        let entry = if vec4 { "backward_v4" } else { "backward" };
+        sum_then(gpu, enc, vec4, entry, n, c, h, w, dy, params, scratch, dx)
     }
 }

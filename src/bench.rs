@@ -558,13 +558,13 @@ fn kernel_shares(timed: Vec<(String, f64)>) -> Vec<KernelShare> {
 pub fn eval_breakdown(gpu: &Gpu, arch: crate::nn::arch::Arch, channels: usize, side: usize, ipc: usize, width: usize, batch: usize,
     seed: u64) -> Result<Option<EpochBreakdown>, anyhow::Error> {
     use crate::eval::{self, EvalConfig};
+    if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        return Ok(None);
+    }
     let ds = random_dataset_with_test(channels, side, ipc, 1, seed);
     let all: Vec<usize> = (0..ds.train.len()).collect();
     let images = ds.normalized(&ds.train, &all);
     let cfg = EvalConfig { arch, epochs: 0, nets: 1, batch, width, ..Default::default() };
-    if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-        return Ok(None);
-    }
     // the untimed epoch compiles the pipelines and counts the dispatches the profiler needs room for
     let before = gpu.counters();
     eval::train(gpu, &ds, &images, &ds.train.labels, &cfg, seed, &mut |_| {})?;
@@ -660,8 +660,7 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
         // the whole-row kernels once more in their variant that also writes row statistics for the norm (the
         // forward ConvNet runs on CPU adapters, ops::row_stats_fit)
         let rsr = &rows;
-        for k in ops::ConvForward::available(s).into_iter().filter(|k| matches!(k, ops::ConvForward::Row(_))) {
-            let name = if k == ops::ConvForward::Row(8) { "forward8_row_v4_stats" } else { "forward_row_v4_stats" };
+        for (k, name) in ops::ConvForward::available(s).into_iter().filter_map(|k| Some((k, k.row_stats_name()?))) {
             kernels.push((name, Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_row_stats(gpu, e, k, s, xr, wr, br, yr, sr, rsr))));
         }
         let dxr = &dx;
@@ -766,7 +765,7 @@ fn conv_kernel_count(channels: usize, side: usize, width: usize, n: usize) -> u6
         .iter()
         .map(|s| {
             let fwd = ops::ConvForward::available(s);
-            let rows = fwd.iter().filter(|k| matches!(k, ops::ConvForward::Row(_))).count();
+            let rows = fwd.iter().filter(|k| k.row_stats_name().is_some()).count();
             (fwd.len() + rows + ops::ConvBackwardInput::available(s).len() + ops::ConvBackwardWeight::available(s).len()) as u64
         })
         .sum()

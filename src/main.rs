@@ -654,6 +654,13 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// One line per kernel of a breakdown: dispatches, GPU ms and share of `gpu_ms`.
+fn print_kernel_shares(kernels: &[hyperdistill::bench::KernelShare], gpu_ms: f64) {
+    for k in kernels {
+        println!("  {:<32} {:>4} × {:>10.2} ms {:>5.1} %", k.kernel, k.dispatches, k.ms, 100.0 * k.ms / gpu_ms.max(1e-9));
+    }
+}
+
 fn bench_suite(o: &SuiteOptions, json: Option<PathBuf>) -> Result<ExitCode> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.describe());
@@ -714,16 +721,12 @@ fn bench_suite(o: &SuiteOptions, json: Option<PathBuf>) -> Result<ExitCode> {
     for b in &r.breakdown {
         println!("\none iteration, kernel by kernel (GPU timestamps): {} {} ipc {} batch_real {} width {}: wall {:.1} ms, compute passes {:.1} ms",
             b.shape, b.method, b.ipc, b.batch_real, b.width, b.wall_ms, b.gpu_ms);
-        for k in &b.kernels {
-            println!("  {:<32} {:>4} × {:>10.2} ms {:>5.1} %", k.kernel, k.dispatches, k.ms, 100.0 * k.ms / b.gpu_ms.max(1e-9));
-        }
+        print_kernel_shares(&b.kernels, b.gpu_ms);
     }
     for b in &r.eval_breakdown {
         println!("\none evaluation epoch, kernel by kernel (GPU timestamps): {} {} ipc {} ({} images, batch {}) width {}: wall {:.1} ms, compute passes {:.1} ms",
             b.arch, b.shape, b.ipc, b.images, b.batch, b.width, b.wall_ms, b.gpu_ms);
-        for k in &b.kernels {
-            println!("  {:<32} {:>4} × {:>10.2} ms {:>5.1} %", k.kernel, k.dispatches, k.ms, 100.0 * k.ms / b.gpu_ms.max(1e-9));
-        }
+        print_kernel_shares(&b.kernels, b.gpu_ms);
     }
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_string_pretty(&r)?).with_context(|| format!("writing {}", path.display()))?;

@@ -74,6 +74,16 @@ impl ConvForward {
             .collect()
     }
 
+    /// The variant of a whole-row kernel that also writes row statistics for the norm (`conv_forward_row_stats`);
+    /// None for the other kernels.
+    pub fn row_stats_name(self) -> Option<&'static str> {
+        match self {
+            ConvForward::Row(8) => Some("forward8_row_v4_stats"),
+            ConvForward::Row(_) => Some("forward_row_v4_stats"),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ConvForward::Scalar(8) => "forward8",
@@ -131,7 +141,7 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
 /// and the block tail runs its vec4 kernels, i.e. CPU adapters. The norm then reads each plane once instead of three
 /// times (lavapipe: benches/NOTES.md, session 15).
 pub fn row_stats_fit(gpu: &Gpu, s: &ConvShape) -> bool {
-    matches!(ConvForward::of(gpu, s), ConvForward::Row(_)) && tail_vec4(NormKernel::of(gpu), s.ho(), s.wo())
+    ConvForward::of(gpu, s).row_stats_name().is_some() && tail_vec4(NormKernel::of(gpu), s.ho(), s.wo())
 }
 
 /// Floats of the row statistics of `s`'s output: [n, cout/4, ho, 2, 4] = (row means, Σ (y − mean)²) per 4 channels.
@@ -144,12 +154,11 @@ pub fn row_stats_len(s: &ConvShape) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub fn conv_forward_row_stats(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s: &ConvShape, x: &Buffer, w: &Buffer, b: &Buffer,
     y: &Buffer, wt: &Buffer, rowstats: &Buffer) {
-    let ConvForward::Row(c) = k else { panic!("row statistics come from the whole-row kernels, not {k:?}") };
+    let (ConvForward::Row(c), Some(entry)) = (k, k.row_stats_name()) else { panic!("row statistics come from the whole-row kernels, not {k:?}") };
     assert!(k.fits(s), "conv forward kernel {k:?} cannot run {s:?}");
     assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
     assert!(rowstats.size() as usize >= 4 * row_stats_len(s), "row-statistics buffer too small for {s:?}");
     let consts = conv_consts(s);
-    let entry = if c == 8 { "forward8_row_v4_stats" } else { "forward_row_v4_stats" };
     gpu.dispatch(enc, &shaders::CONV, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
     gpu.dispatch(enc, &shaders::CONV, entry, &consts, &[x, wt, b, y, rowstats], (s.n * (s.cout / c) * s.ho()) as u64);
 }
@@ -486,15 +495,20 @@ pub fn tail_vec4(k: NormKernel, h: usize, w: usize) -> bool {
     k == NormKernel::PerThread && w % 4 == 0 && h % 2 == 0
 }
 
+/// The pipeline constants of the block-tail kernels: the norm's, plus the plane's sides.
+fn tail_consts(s: &NormShape, h: usize, w: usize) -> [(&'static str, f64); 5] {
+    let [n, c, hw] = norm_consts(s);
+    [n, c, hw, ("H", h as f64), ("W", w as f64)]
+}
+
 /// `norm_relu_pool_forward_with` with the kernel variant chosen (`vec4`: `forward_relu_pool_v4`; tests run both).
 #[allow(clippy::too_many_arguments)]
 pub fn norm_relu_pool_forward_v(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKernel, vec4: bool, s: &NormShape, h: usize, w: usize,
     x: &Buffer, gamma: &Buffer, beta: &Buffer, y: &Buffer, stats: &Buffer) {
     assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
-    assert!(!vec4 || (k == NormKernel::PerThread && w % 4 == 0 && h % 2 == 0), "no vec4 block tail for {k:?} on {h}×{w}");
-    let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
+    assert!(!vec4 || tail_vec4(k, h, w), "no vec4 block tail for {k:?} on {h}×{w}");
     let entry = if vec4 { "forward_relu_pool_v4" } else { "forward_relu_pool" };
-    k.dispatch(gpu, enc, entry, &consts, &[x, gamma, beta, y, stats], s.planes());
+    k.dispatch(gpu, enc, entry, &tail_consts(s, h, w), &[x, gamma, beta, y, stats], s.planes());
 }
 
 /// `norm_relu_pool_forward` (per-thread, vec4) with each plane's statistics merged from the row statistics that
@@ -503,9 +517,8 @@ pub fn norm_relu_pool_forward_v(gpu: &Gpu, enc: &mut CommandEncoder, k: NormKern
 pub fn norm_relu_pool_forward_rows(gpu: &Gpu, enc: &mut CommandEncoder, s: &NormShape, h: usize, w: usize, x: &Buffer, gamma: &Buffer,
     beta: &Buffer, y: &Buffer, stats: &Buffer, rowstats: &Buffer) {
     assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
-    assert!(w % 4 == 0 && h % 2 == 0 && s.c % 4 == 0, "no row-statistics block tail for {} channels of {h}×{w}", s.c);
-    let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
-    NormKernel::PerThread.dispatch(gpu, enc, "forward_relu_pool_rows_v4", &consts, &[x, gamma, beta, y, stats, rowstats], s.planes());
+    assert!(tail_vec4(NormKernel::PerThread, h, w) && s.c % 4 == 0, "no row-statistics block tail for {} channels of {h}×{w}", s.c);
+    NormKernel::PerThread.dispatch(gpu, enc, "forward_relu_pool_rows_v4", &tail_consts(s, h, w), &[x, gamma, beta, y, stats, rowstats], s.planes());
 }
 
 /// dx from dy; `partial` [n·c·2] receives each plane's (Σdy·x̂, Σdy) for `norm_param_grad`.
@@ -539,9 +552,8 @@ pub fn norm_relu_pool_backward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool
     assert_eq!(h * w, s.hw, "plane {h}×{w} does not match the norm shape {s:?}");
     assert!(h % 2 == 0 && w % 2 == 0, "the fused backward pools even planes only, not {h}×{w}");
     assert!(!vec4 || w % 4 == 0, "no vec4 block-tail backward on {h}×{w}");
-    let consts = [("N", s.n as f64), ("C", s.c as f64), ("HW", s.hw as f64), ("H", h as f64), ("W", w as f64)];
     let entry = if vec4 { "backward_relu_pool_v4" } else { "backward_relu_pool" };
-    NormKernel::PerThread.dispatch(gpu, enc, entry, &consts, &[x, gamma, stats, dy, dx, partial, beta], s.planes());
+    NormKernel::PerThread.dispatch(gpu, enc, entry, &tail_consts(s, h, w), &[x, gamma, stats, dy, dx, partial, beta], s.planes());
 }
 
 /// dγ, dβ from the per-plane partial sums of `norm_backward`.
