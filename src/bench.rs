@@ -78,7 +78,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &indicatif::ProgressBar) ->
     let mut timings = vec![];
     progress.inc_length((opts.shapes.len() * 2 * (opts.warmup + opts.runs)) as u64);
     for &(channels, image) in &opts.shapes {
-        let cfg = ConvNetConfig::new(channels, image, opts.width, 10).expect("bench shapes are valid");
+        let cfg = ConvNetConfig::square(channels, image, opts.width, 10).expect("bench shapes are valid");
         let params = ConvNetParams::init(&cfg, &mut crate::rng::stream(opts.seed, "bench"));
         let net = GpuConvNet::new(gpu, &params)?;
         let n = opts.batch;
@@ -169,7 +169,7 @@ pub struct KernelTiming {
 pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize, runs: usize) -> Result<Vec<KernelTiming>, GpuError> {
     use crate::nn::ops;
     use crate::shapes::{NormShape, PoolShape};
-    let cfg = ConvNetConfig::new(channels, image, width, 10).expect("valid shape");
+    let cfg = ConvNetConfig::square(channels, image, width, 10).expect("valid shape");
     let mut out = vec![];
     let mut time = |name: String, macs: u64, f: &dyn Fn(&mut wgpu::CommandEncoder)| {
         let mut ms = vec![];
@@ -315,7 +315,7 @@ pub fn distill_iteration(
     let per_iteration = (gpu.counters() - before).per(runs as u64);
     let buffer_bytes = (gpu.counters() - at_start).buffer_bytes_created;
     let memory = gpu.memory_in_use();
-    let net = ConvNetConfig::new(channels, side, width, 10)?;
+    let net = ConvNetConfig::square(channels, side, width, 10)?;
     let m = 10 * ipc;
     let macs = net.embed_macs(10 * d.per_real) + net.embed_macs(m) + net.input_grad_macs(m);
     let min = min_of(&ms);
@@ -645,7 +645,7 @@ pub fn matmul_peak(gpu: &Gpu, size: usize, runs: usize, warmup: usize, seed: u64
 pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: usize, runs: usize, warmup: usize, peak: Option<f64>,
     progress: &indicatif::ProgressBar) -> Result<Vec<ConvKernelTiming>, GpuError> {
     use crate::nn::ops;
-    let cfg = ConvNetConfig::new(channels, side, width, 10).expect("valid shape");
+    let cfg = ConvNetConfig::square(channels, side, width, 10).expect("valid shape");
     let mut out = vec![];
     for (layer, s) in cfg.conv_shapes(n).iter().enumerate() {
         let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
@@ -717,7 +717,7 @@ pub fn eval_epoch(gpu: &Gpu, arch: crate::nn::arch::Arch, channels: usize, side:
     let train_ms = t.elapsed().as_secs_f64() * 1e3;
     let buffer_bytes = (gpu.counters() - before).buffer_bytes_created;
     let allocated = gpu.memory_in_use().map(|m| m.0);
-    let net_cfg = ConvNetConfig::new(channels, side, width, 10)?;
+    let net_cfg = ConvNetConfig::square(channels, side, width, 10)?;
     eval::test_accuracy(gpu, &net, &ds)?; // warm-up: pipelines are cached, buffers are not
     let t = Instant::now();
     eval::test_accuracy(gpu, &net, &ds)?;
@@ -760,7 +760,7 @@ fn nn_kernels() -> u64 {
 /// How many kernels `conv_kernels` times for this network: every variant of each pass that fits each layer.
 fn conv_kernel_count(channels: usize, side: usize, width: usize, n: usize) -> u64 {
     use crate::nn::ops;
-    let Ok(cfg) = ConvNetConfig::new(channels, side, width, 10) else { return 0 };
+    let Ok(cfg) = ConvNetConfig::square(channels, side, width, 10) else { return 0 };
     cfg.conv_shapes(n)
         .iter()
         .map(|s| {

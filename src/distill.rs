@@ -295,6 +295,7 @@ impl DistillConfig {
 
     /// Reject bad options before any work starts.
     pub fn validate(&self, ds: &Dataset) -> Result<(), String> {
+        use crate::validate::{non_negative_f32, positive_f32, unit_interval};
         if self.ipc == 0 {
             return Err("ipc must be at least 1".into());
         }
@@ -308,24 +309,14 @@ impl DistillConfig {
         if self.width == 0 {
             return Err("width must be at least 1".into());
         }
-        if !(self.k > 0.0 && self.k.is_finite()) {
-            return Err(format!("k must be positive, got {}", self.k));
-        }
-        if !(self.lr_img >= 0.0 && self.lr_img.is_finite()) {
-            return Err(format!("lr_img must be non-negative, got {}", self.lr_img));
-        }
-        if !(0.0..1.0).contains(&self.momentum_img) {
-            return Err(format!("momentum_img must be in [0, 1), got {}", self.momentum_img));
-        }
-        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
-            return Err(format!("lambda must be positive, got {}", self.lambda));
-        }
+        positive_f32("k", self.k)?;
+        non_negative_f32("lr_img", self.lr_img as f64)?;
+        unit_interval("momentum_img", self.momentum_img as f64, false)?;
+        positive_f32("lambda", self.lambda as f64)?;
         if let Some(c) = self.clamp {
-            if !(c > 0.0) {
-                return Err(format!("clamp must be positive (or off), got {c}"));
-            }
+            positive_f32("clamp", c)?;
         }
-        ConvNetConfig::new(ds.channels, ds.height, self.width, ds.classes.len()).map_err(|e| e.to_string())?;
+        ConvNetConfig::new(ds.shape(), self.width, ds.classes.len()).map_err(|e| e.to_string())?;
         self.ops()?;
         if self.method.dance() {
             let d = &self.dance;
@@ -350,12 +341,10 @@ impl DistillConfig {
             if i.net_batch > ds.train.len() {
                 return Err(format!("idm: net_batch {} is larger than the training set ({} images)", i.net_batch, ds.train.len()));
             }
-            if !(i.ce_weight >= 0.0 && i.ce_weight.is_finite() && i.net_lr >= 0.0 && i.net_lr.is_finite()) {
-                return Err("idm: ce_weight and net_lr must be non-negative".into());
-            }
-            if !(0.0..1.0).contains(&i.net_momentum) || !(i.net_weight_decay >= 0.0) {
-                return Err("idm: net_momentum must be in [0, 1) and net_weight_decay non-negative".into());
-            }
+            non_negative_f32("idm: ce_weight", i.ce_weight as f64)?;
+            non_negative_f32("idm: net_lr", i.net_lr as f64)?;
+            non_negative_f32("idm: net_weight_decay", i.net_weight_decay as f64)?;
+            unit_interval("idm: net_momentum", i.net_momentum as f64, false)?;
         }
         Ok(())
     }
@@ -461,7 +450,7 @@ impl<'g> Distiller<'g> {
         let classes = ds.classes.len();
         let class_idx = ds.class_indices(&ds.train);
         let per_real = cfg.batch_real.min(class_idx.iter().map(Vec::len).min().unwrap_or(1));
-        let net_cfg = ConvNetConfig::new(ds.channels, ds.height, cfg.width, classes)?;
+        let net_cfg = ConvNetConfig::new(ds.shape(), cfg.width, classes)?;
         let img = ds.image_len();
         let m = classes * cfg.ipc;
         let dim = net_cfg.embed_dim();

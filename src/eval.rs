@@ -84,6 +84,26 @@ impl EvalConfig {
         EvalConfig { protocol: Protocol::Dance, epochs: 1500, batch: 64, dsa: "color_crop_flip_scale_rotate".into(), ..Default::default() }
     }
 
+    /// Reject options the protocol cannot run with, before any work starts (and before any kernel sees them).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nets == 0 {
+            return Err("eval: nets must be at least 1".into());
+        }
+        if self.batch == 0 || self.width == 0 {
+            return Err(format!("eval: batch and width must be at least 1 (batch {}, width {})", self.batch, self.width));
+        }
+        if self.protocol == Protocol::Dance && self.test_every == 0 {
+            return Err("eval: test_every must be at least 1".into());
+        }
+        crate::validate::non_negative_f32("eval: lr", self.lr as f64)?;
+        crate::validate::non_negative_f32("eval: weight_decay", self.weight_decay as f64)?;
+        crate::validate::unit_interval("eval: momentum", self.momentum as f64, false)?;
+        crate::validate::unit_interval("eval: cutmix_p", self.cutmix_p, true)?;
+        crate::validate::positive_f32("eval: cutmix_beta", self.cutmix_beta)?;
+        Op::parse_strategy(&self.dsa).map_err(|e| format!("eval: {e}"))?;
+        Ok(())
+    }
+
     /// Passes over the set and the learning rate of pass `ep` (and whether the momentum restarts there).
     pub fn passes(&self) -> usize {
         match self.protocol {
@@ -160,7 +180,7 @@ impl EvalNet {
         anyhow::ensure!(ds.height == ds.width, "the evaluation networks need square images, '{}' has {}×{}", ds.name, ds.height, ds.width);
         Ok(match cfg.arch {
             Arch::ConvNet => {
-                let net_cfg = ConvNetConfig::new(ds.channels, ds.height, cfg.width, ds.classes.len())?;
+                let net_cfg = ConvNetConfig::new(ds.shape(), cfg.width, ds.classes.len())?;
                 EvalNet::ConvNet(GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, rng))?)
             }
             arch => {
@@ -422,6 +442,10 @@ pub fn evaluate(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, anyhow::Error> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    if ds.height != ds.width {
+        anyhow::bail!("images of {}×{} pixels are not supported: the networks take square images", ds.height, ds.width);
+    }
     let mut accs = vec![];
     for k in 0..cfg.nets {
         let net_seed = seed.wrapping_mul(1_000_003).wrapping_add(k as u64);

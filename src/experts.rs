@@ -4,7 +4,7 @@
 //! encoder is θ = λ·θ_init + (1 − λ)·θ_final. Experts are saved as safetensors and reused when the recorded
 //! dataset, width, epochs, batch and seed match.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
@@ -45,8 +45,8 @@ impl ExpertRecipe {
     }
 
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    fn meta(&self, ds: &Dataset, i: usize) -> HashMap<String, String> {
-        HashMap::from([
+    fn meta(&self, ds: &Dataset, i: usize) -> BTreeMap<String, String> {
+        BTreeMap::from([
             ("dataset".to_string(), ds.name.clone()),
             ("train_images".to_string(), ds.train.len().to_string()),
             ("width".to_string(), self.width.to_string()),
@@ -75,7 +75,7 @@ impl Expert {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn train(gpu: &Gpu, ds: &Dataset, recipe: &ExpertRecipe, i: usize, on_epoch: &mut dyn FnMut(usize)) -> Result<Expert, anyhow::Error> {
     let seed = recipe.expert_seed(i);
-    let cfg = ConvNetConfig::new(ds.channels, ds.height, recipe.width, ds.classes.len())?;
+    let cfg = ConvNetConfig::new(ds.shape(), recipe.width, ds.classes.len())?;
     // eval::train draws its initial weights from this stream first
     let init = ConvNetParams::init(&cfg, &mut rng::stream(seed, "eval-net"));
     let all: Vec<usize> = (0..ds.train.len()).collect();
@@ -87,7 +87,7 @@ pub fn train(gpu: &Gpu, ds: &Dataset, recipe: &ExpertRecipe, i: usize, on_epoch:
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn save(path: &Path, e: &Expert, meta: &HashMap<String, String>) -> Result<(), anyhow::Error> {
+fn save(path: &Path, e: &Expert, meta: &BTreeMap<String, String>) -> Result<(), anyhow::Error> {
     use safetensors::tensor::Dtype;
     let mut tensors = vec![];
     for (tag, p) in [("init", &e.init), ("final", &e.fin)] {
@@ -102,10 +102,10 @@ fn save(path: &Path, e: &Expert, meta: &HashMap<String, String>) -> Result<(), a
 
 /// The expert stored at `path` if it was trained with exactly this recipe on this dataset, else None.
 #[cfg(not(target_arch = "wasm32"))]
-fn load(path: &Path, cfg: &ConvNetConfig, meta: &HashMap<String, String>) -> Option<Expert> {
+fn load(path: &Path, cfg: &ConvNetConfig, meta: &BTreeMap<String, String>) -> Option<Expert> {
     let bytes = std::fs::read(path).ok()?;
     let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
-    if m.metadata().as_ref()? != meta {
+    if m.metadata().as_ref()?.iter().collect::<BTreeMap<_, _>>() != meta.iter().collect::<BTreeMap<_, _>>() {
         return None;
     }
     let st = safetensors::SafeTensors::deserialize(&bytes).ok()?;
@@ -135,7 +135,7 @@ pub fn load_or_train(
     recipe: &ExpertRecipe,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Expert>, usize), anyhow::Error> {
-    let cfg = ConvNetConfig::new(ds.channels, ds.height, recipe.width, ds.classes.len())?;
+    let cfg = ConvNetConfig::new(ds.shape(), recipe.width, ds.classes.len())?;
     if let Some(d) = dir {
         std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("creating {}: {e}", d.display()))?;
     }

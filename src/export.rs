@@ -3,7 +3,8 @@
 //! class) — and back. Every file is written to a temporary name and renamed, so a crash never leaves a
 //! half-written file in place.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -17,23 +18,63 @@ pub struct SynSet {
     pub c: usize,
     pub h: usize,
     pub w: usize,
-    pub meta: HashMap<String, String>,
+    /// String metadata, in key order (so the same set always gives the same file bytes).
+    pub meta: BTreeMap<String, String>,
+}
+
+impl SynSet {
+    /// Channels × height × width of one image.
+    pub fn shape(&self) -> crate::shapes::ImageShape {
+        crate::shapes::ImageShape::new(self.c, self.h, self.w)
+    }
 }
 
 /// Write `bytes` to `path` through `path.tmp` + rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    atomic_write_with(path, |f| f.write_all(bytes))
 }
 
-pub fn to_safetensors_bytes(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)], meta: &HashMap<String, String>) -> Result<Vec<u8>> {
+/// Write `path` through `path.tmp` + rename, the content from `write`; on any failure (a full disk, say) the
+/// temporary file is removed and `path` keeps what it held.
+pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let written = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        write(&mut f).with_context(|| format!("writing {}", tmp.display()))?;
+        // on disk before the rename, so a crash cannot leave a renamed but empty file
+        f.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// A safetensors file of `tensors` with `meta` as its `__metadata__`, byte for byte the same for the same inputs: the
+/// crate writes metadata from a `HashMap` (in a random order), so it serialises the tensors alone and the metadata is
+/// spliced into its header in key order.
+pub fn to_safetensors_bytes(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)], meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|(name, dt, shape, bytes)| Ok((name.to_string(), TensorView::new(*dt, shape.clone(), bytes)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    Ok(safetensors::serialize(views, Some(meta.clone()))?)
+    let plain = safetensors::serialize(views, None)?;
+    if meta.is_empty() {
+        return Ok(plain);
+    }
+    let n = u64::from_le_bytes(plain[..8].try_into().expect("8 bytes")) as usize;
+    let header = std::str::from_utf8(&plain[8..8 + n])?.trim_end();
+    let rest = header.strip_prefix('{').context("safetensors header is not a JSON object")?.trim_start();
+    let sep = if rest.starts_with('}') { "" } else { "," };
+    let mut head = format!("{{\"__metadata__\":{}{sep}{rest}", serde_json::to_string(meta)?).into_bytes();
+    // the format pads the header with spaces so that the data starts 8-byte aligned
+    head.resize(head.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + head.len() + plain.len() - 8 - n);
+    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&plain[8 + n..]);
+    Ok(out)
 }
 
 pub fn write_safetensors(path: &Path, set: &SynSet) -> Result<()> {
@@ -76,7 +117,7 @@ pub fn read_safetensors(path: &Path) -> Result<SynSet> {
         }
         labs.push(v as u32);
     }
-    Ok(SynSet { images: imgs, labels: labs, c: shape[1], h: shape[2], w: shape[3], meta: metadata.metadata().clone().unwrap_or_default() })
+    Ok(SynSet { images: imgs, labels: labs, c: shape[1], h: shape[2], w: shape[3], meta: metadata.metadata().clone().unwrap_or_default().into_iter().collect() })
 }
 
 /// Pixels for display: denormalise (x·std + mean), clip to μ ± 2.5σ of the whole set, map to [0, 255].
@@ -124,9 +165,9 @@ pub fn grid_png_bytes(set: &SynSet, classes: usize, per_class: usize, mean: &[f3
 /// The metadata every exported set carries: dataset (with `dataset_spec`, what `data::open` was given, so `eval`
 /// can reopen it) and its statistics, method and its hyperparameters, seed, iteration, adapter, version, and the
 /// whole resolved configuration (`config_toml`).
-pub fn metadata(d: &crate::distill::DistillConfig, spec: &str, ds: &crate::data::Dataset, adapter: String, iteration: usize, config_toml: String) -> HashMap<String, String> {
+pub fn metadata(d: &crate::distill::DistillConfig, spec: &str, ds: &crate::data::Dataset, adapter: String, iteration: usize, config_toml: String) -> BTreeMap<String, String> {
     let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
-    HashMap::from([
+    BTreeMap::from([
         ("dataset".to_string(), ds.name.clone()),
         ("dataset_spec".to_string(), if spec.is_empty() { "embedded".to_string() } else { spec.to_string() }),
         ("dataset_source".to_string(), ds.source.clone()),

@@ -26,6 +26,7 @@ pub mod run;
 pub mod selfcheck;
 pub mod shaders;
 pub mod shapes;
+pub mod validate;
 pub mod view;
 #[cfg(all(target_arch = "wasm32", feature = "app"))]
 pub mod web;

@@ -395,11 +395,18 @@ enum DataCommand {
         /// Base URL to download from instead of the official host (files keep their official names).
         #[arg(long)]
         mirror: Option<String>,
+        /// Seconds to wait for a connection [default: $HYPERDISTILL_CONNECT_TIMEOUT, else 30].
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        connect_timeout: Option<u64>,
+        /// Seconds to wait for any data while receiving (a stalled server ends the download; the part is kept and the
+        /// next run resumes it) [default: $HYPERDISTILL_READ_TIMEOUT, else 60].
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        read_timeout: Option<u64>,
     },
 }
 
 /// The Lorentz map recorded in an exported set's metadata (k, clamp, map), defaults where absent.
-fn hyperbolic_of(meta: &std::collections::HashMap<String, String>) -> Result<hyperdistill::lorentz::Hyperbolic> {
+fn hyperbolic_of(meta: &std::collections::BTreeMap<String, String>) -> Result<hyperdistill::lorentz::Hyperbolic> {
     let mut h = hyperdistill::distill::DistillConfig::default().hyperbolic();
     if let Some(k) = meta.get("k") {
         h.k = k.parse().with_context(|| format!("metadata k = '{k}' is not a number"))?;
@@ -520,12 +527,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Data { command: DataCommand::Fetch { name, dir, mirror } } => {
+        Command::Data { command: DataCommand::Fetch { name, dir, mirror, connect_timeout, read_timeout } } => {
             let k = Known::parse(&name).with_context(|| {
                 format!("unknown dataset '{name}': use one of {}", Known::ALL.map(Known::name).join(", "))
             })?;
             let dir = dir.unwrap_or_else(fetch::default_cache_dir);
-            let dest = fetch::fetch(k, &dir, mirror.as_deref(), &mut |m| eprintln!("{m}"))?;
+            let mut t = fetch::Timeouts::default();
+            if let Some(s) = connect_timeout { t.connect = std::time::Duration::from_secs(s); }
+            if let Some(s) = read_timeout { t.read = std::time::Duration::from_secs(s); }
+            let dest = fetch::fetch_with(k, &dir, mirror.as_deref(), t, &mut |m| eprintln!("{m}"))?;
             println!("{} is in {}", k.name(), dest.display());
             Ok(ExitCode::SUCCESS)
         }

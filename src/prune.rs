@@ -34,14 +34,14 @@ pub fn distances_to_centroid(points: &[Vec<f64>], hyper: &Hyperbolic) -> Vec<f64
 /// Rank every class's training images by geodesic distance to the class centroid, averaged over `nets`
 /// fixed random ConvNet-3s of `width` drawn from `seed`. Images go through the GPU in batches of `batch`.
 pub fn rank(gpu: &Gpu, ds: &Dataset, width: usize, nets: usize, hyper: &Hyperbolic, seed: u64, batch: usize, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
-    let cfg = ConvNetConfig::new(ds.channels, ds.height, width, ds.classes.len())?;
+    let cfg = ConvNetConfig::new(ds.shape(), width, ds.classes.len())?;
     rank_classes(gpu, &cfg, &ds.class_indices(&ds.train), &|ix| ds.normalized(&ds.train, ix), nets, hyper, seed, batch, progress)
 }
 
 /// The other reading of the paper's pruning: rank a *synthetic* set's images within each class the same way
 /// (same networks for the same seed), so that `keep_synthetic` can cut it before evaluation.
 pub fn rank_synthetic(gpu: &Gpu, set: &SynSet, classes: usize, width: usize, nets: usize, hyper: &Hyperbolic, seed: u64, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
-    let cfg = ConvNetConfig::new(set.c, set.h, width, classes)?;
+    let cfg = ConvNetConfig::new(set.shape(), width, classes)?;
     let class_idx: Vec<Vec<usize>> = (0..classes).map(|c| (0..set.labels.len()).filter(|&i| set.labels[i] as usize == c).collect()).collect();
     let len = set.c * set.h * set.w;
     let gather = |ix: &[usize]| ix.iter().flat_map(|&i| set.images[i * len..(i + 1) * len].iter().copied()).collect();

@@ -2,7 +2,7 @@
 //! bar, evaluation every `eval_every` iterations (before that iteration's update, as the DM code does),
 //! metrics as JSON lines, checkpoints for `--resume`, and the exported synthetic set.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -69,7 +69,7 @@ impl RunConfig {
 const CHECKPOINT: &str = "checkpoint.safetensors";
 
 fn write_checkpoint(dir: &Path, ck: &Checkpoint) -> Result<()> {
-    let mut meta = HashMap::new();
+    let mut meta = BTreeMap::new();
     meta.insert("iteration".to_string(), ck.iteration.to_string());
     meta.insert("rng_words".to_string(), ck.rng_words.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
     if !ck.extra_words.is_empty() {
@@ -114,7 +114,7 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
 }
 
 /// Metadata that goes into every exported set.
-pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> HashMap<String, String> {
+pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> BTreeMap<String, String> {
     crate::export::metadata(&cfg.distill, &cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
 }
 
@@ -136,6 +136,10 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
         bail!("prune_nets must be at least 1");
     }
     cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
+    if cfg.eval.nets > 0 {
+        // checked now, not when the first evaluation is due hours later
+        cfg.eval.validate().map_err(anyhow::Error::msg)?;
+    }
     let mut pruned = None;
     if cfg.keep_real < 1.0 {
         let bar = indicatif::ProgressBar::new(0).with_style(

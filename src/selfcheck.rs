@@ -36,7 +36,7 @@ fn rel_err(got: &[f32], want: &[f64]) -> f64 {
 pub fn run(gpu: &Gpu, seed: u64) -> Result<Vec<CheckResult>, GpuError> {
     let mut out = vec![];
     for (channels, image) in [(1, 28), (3, 32)] {
-        let cfg = ConvNetConfig::new(channels, image, 16, 10).expect("valid built-in shape");
+        let cfg = ConvNetConfig::square(channels, image, 16, 10).expect("valid built-in shape");
         let n = 4;
         let mut rng = crate::rng::stream(seed, "selfcheck");
         let params = ConvNetParams::init(&cfg, &mut rng);

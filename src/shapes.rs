@@ -1,6 +1,37 @@
 //! shapes: the tensor shapes of every op, shared by the GPU kernels (`nn::ops`) and the CPU `reference`.
 //! All tensors are row-major NCHW f32 (f64 in the reference).
 
+/// One image: channels × height × width (what a dataset holds and a network takes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageShape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl ImageShape {
+    pub fn new(c: usize, h: usize, w: usize) -> Self {
+        ImageShape { c, h, w }
+    }
+    /// Values in one image.
+    pub fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Pixels in one plane.
+    pub fn plane(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{}×{}", self.c, self.h, self.w)
+    }
+}
+
 /// 3×3 convolution, stride 1, zero padding `pad`: x [n,cin,h,w] → y [n,cout,ho,wo].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {

@@ -160,7 +160,7 @@ fn graph_convnet_is_the_tuned_convnet() {
     // ConvNet-3 written as a graph gives the tuned network's logits with the same parameters (same order)
     let g = gpu();
     for (c, side) in [(1, 28), (3, 32)] {
-        let cfg = ConvNetConfig::new(c, side, 8, 10).unwrap();
+        let cfg = ConvNetConfig::square(c, side, 8, 10).unwrap();
         let params = ConvNetParams::init(&cfg, &mut rng(5));
         let graph = Graph::new(Arch::ConvNet, c, side, 10, 8).unwrap();
         assert_eq!(graph.tensor_lens(), cfg.tensor_lens().to_vec());

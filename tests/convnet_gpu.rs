@@ -103,31 +103,31 @@ fn run_tail(cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
 
 #[test]
 fn convnet_28px_gray_matches_reference() {
-    run(ConvNetConfig::new(1, 28, 8, 10).unwrap(), 3, 31);
+    run(ConvNetConfig::square(1, 28, 8, 10).unwrap(), 3, 31);
 }
 
 #[test]
 fn convnet_32px_rgb_matches_reference() {
-    run(ConvNetConfig::new(3, 32, 10, 10).unwrap(), 2, 32);
+    run(ConvNetConfig::square(3, 32, 10, 10).unwrap(), 2, 32);
 }
 
 #[test]
 fn convnet_64px_matches_reference() {
-    run(ConvNetConfig::new(3, 64, 4, 5).unwrap(), 1, 33);
+    run(ConvNetConfig::square(3, 64, 4, 5).unwrap(), 1, 33);
 }
 
 #[test]
 fn embed_dims_follow_the_paper() {
-    assert_eq!(ConvNetConfig::new(1, 28, 128, 10).unwrap().embed_dim(), 2048);
-    assert_eq!(ConvNetConfig::new(3, 32, 128, 10).unwrap().embed_dim(), 2048);
-    assert_eq!(ConvNetConfig::new(3, 64, 128, 200).unwrap().embed_dim(), 8192);
-    assert!(ConvNetConfig::new(3, 30, 128, 10).is_err());
-    assert!(ConvNetConfig::new(3, 32, 0, 10).is_err());
+    assert_eq!(ConvNetConfig::square(1, 28, 128, 10).unwrap().embed_dim(), 2048);
+    assert_eq!(ConvNetConfig::square(3, 32, 128, 10).unwrap().embed_dim(), 2048);
+    assert_eq!(ConvNetConfig::square(3, 64, 128, 200).unwrap().embed_dim(), 8192);
+    assert!(ConvNetConfig::square(3, 30, 128, 10).is_err());
+    assert!(ConvNetConfig::square(3, 32, 0, 10).is_err());
 }
 
 #[test]
 fn init_is_pytorch_default_and_seeded() {
-    let cfg = ConvNetConfig::new(3, 32, 128, 10).unwrap();
+    let cfg = ConvNetConfig::square(3, 32, 128, 10).unwrap();
     let a = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(5, "init"));
     let b = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(5, "init"));
     let c = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(6, "init"));

@@ -25,7 +25,7 @@ fn tiny(method: Method) -> DistillConfig {
 
 #[test]
 fn the_interpolated_encoder_lies_between_the_experts_weights() {
-    let cfg = ConvNetConfig::new(1, 28, 8, 10).unwrap();
+    let cfg = ConvNetConfig::square(1, 28, 8, 10).unwrap();
     let e = Expert { init: ConvNetParams::init(&cfg, &mut rng(1)), fin: ConvNetParams::init(&cfg, &mut rng(2)) };
     for lambda in [0.0f32, 0.3, 1.0] {
         let mid = e.interpolate(lambda);
@@ -67,7 +67,7 @@ fn dance_and_dance_hdd_lower_their_matching_loss_and_keep_pixels_in_range() {
     // One expert whose initial and final weights are the same random net: every interpolated encoder is then that
     // net, so the matching loss must fall as the pixels adapt (as IDM's fixed-net test); calibration off here.
     let ds = embedded();
-    let net_cfg = ConvNetConfig::new(1, 28, 8, 10).unwrap();
+    let net_cfg = ConvNetConfig::square(1, 28, 8, 10).unwrap();
     let p = ConvNetParams::init(&net_cfg, &mut rng(5));
     for method in [Method::Dance, Method::DanceHdd] {
         // DANCE's MSE is DM's sum / dim (128 here) and its lr is in pixel units (× 1/std² ≈ 8): lr 16 moves the

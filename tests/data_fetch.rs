@@ -114,40 +114,40 @@ fn download_verify_resume_and_reject() {
     let mut log = |m: &str| println!("{m}");
 
     // 1. a clean download lands verified, with no .part left
-    fetch::fetch_resources(&[res(&server, "good.bin", md5_hex(&good))], &dir, &mut log).unwrap();
+    fetch::fetch_resources(&[res(&server, "good.bin", md5_hex(&good))], &dir, fetch::Timeouts::default(), &mut log).unwrap();
     assert_eq!(std::fs::read(dir.join("good.bin")).unwrap(), good);
     assert!(!dir.join("good.bin.part").exists());
     // present and valid: no second request
     let before = server.log.lock().unwrap().len();
-    fetch::fetch_resources(&[res(&server, "good.bin", md5_hex(&good))], &dir, &mut log).unwrap();
+    fetch::fetch_resources(&[res(&server, "good.bin", md5_hex(&good))], &dir, fetch::Timeouts::default(), &mut log).unwrap();
     assert_eq!(server.log.lock().unwrap().len(), before);
 
     // 2. corrupted content: refused, nothing left behind
-    let e = fetch::fetch_resources(&[res(&server, "corrupt.bin", md5_hex(b"what it should be"))], &dir, &mut log).unwrap_err();
+    let e = fetch::fetch_resources(&[res(&server, "corrupt.bin", md5_hex(b"what it should be"))], &dir, fetch::Timeouts::default(), &mut log).unwrap_err();
     println!("{e}");
     assert!(matches!(e, FetchError::Checksum { .. }), "{e:?}");
     assert!(!dir.join("corrupt.bin").exists() && !dir.join("corrupt.bin.part").exists());
 
     // 3. a transfer that breaks off keeps its part; the next run resumes it with a Range request
     let r = res(&server, "flaky.bin", md5_hex(&flaky));
-    let e = fetch::fetch_resources(std::slice::from_ref(&r), &dir, &mut log).unwrap_err();
+    let e = fetch::fetch_resources(std::slice::from_ref(&r), &dir, fetch::Timeouts::default(), &mut log).unwrap_err();
     println!("{e}");
     assert!(matches!(e, FetchError::Interrupted { .. }), "{e:?}");
     let partial = std::fs::metadata(dir.join("flaky.bin.part")).unwrap().len();
     assert_eq!(partial, 100_000);
     assert!(!dir.join("flaky.bin").exists());
-    fetch::fetch_resources(&[r], &dir, &mut log).unwrap();
+    fetch::fetch_resources(&[r], &dir, fetch::Timeouts::default(), &mut log).unwrap();
     assert_eq!(std::fs::read(dir.join("flaky.bin")).unwrap(), flaky);
     let seen = server.log.lock().unwrap().clone();
     assert!(seen.contains(&("/flaky.bin".to_string(), Some("bytes=100000-".to_string()))), "{seen:?}");
 
     // 4. a server that ignores Range: the stale part is restarted from zero, not appended to
     std::fs::write(dir.join("norange.bin.part"), payload(5000, 9)).unwrap();
-    fetch::fetch_resources(&[res(&server, "norange.bin", md5_hex(&norange))], &dir, &mut log).unwrap();
+    fetch::fetch_resources(&[res(&server, "norange.bin", md5_hex(&norange))], &dir, fetch::Timeouts::default(), &mut log).unwrap();
     assert_eq!(std::fs::read(dir.join("norange.bin")).unwrap(), norange);
 
     // 5. an unknown file is an HTTP error naming the URL
-    let e = fetch::fetch_resources(&[res(&server, "missing.bin", md5_hex(b""))], &dir, &mut log).unwrap_err();
+    let e = fetch::fetch_resources(&[res(&server, "missing.bin", md5_hex(b""))], &dir, fetch::Timeouts::default(), &mut log).unwrap_err();
     assert!(e.to_string().contains("missing.bin") && e.to_string().contains("404"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -178,7 +178,7 @@ fn cifar_archive_unpacks_into_a_dataset() {
     files.insert("/cifar-10-binary.tar.gz".to_string(), (tarball.clone(), Mode::Normal));
     let server = serve(files, 5);
     let dest = tmp("cifar");
-    fetch::install(&[res(&server, "cifar-10-binary.tar.gz", md5_hex(&tarball))], &dest, &mut |m| println!("{m}")).unwrap();
+    fetch::install(&[res(&server, "cifar-10-binary.tar.gz", md5_hex(&tarball))], &dest, fetch::Timeouts::default(), &mut |m| println!("{m}")).unwrap();
     let ds = hyperdistill::data::open_path(&dest).unwrap();
     assert_eq!((ds.name.as_str(), ds.train.len(), ds.test.len()), ("cifar10", 20, 10));
     assert_eq!(ds.train.labels[13], 3);

@@ -147,12 +147,12 @@ fn check_convnet(cfg: ConvNetConfig, n: usize, seed: u64) {
 
 #[test]
 fn convnet_gradients_28px_padding_3() {
-    check_convnet(ConvNetConfig::new(1, 28, 3, 4).unwrap(), 2, 21);
+    check_convnet(ConvNetConfig::square(1, 28, 3, 4).unwrap(), 2, 21);
 }
 
 #[test]
 fn convnet_gradients_16px_rgb() {
-    check_convnet(ConvNetConfig::new(3, 16, 4, 3).unwrap(), 2, 22);
+    check_convnet(ConvNetConfig::square(3, 16, 4, 3).unwrap(), 2, 22);
 }
 
 #[test]

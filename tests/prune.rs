@@ -17,7 +17,7 @@ fn ranking_matches_the_reference_and_keep_takes_the_nearest() {
     let ranking = prune::rank(gpu(), &ds, width, 2, &h, seed, 5, &bar).unwrap();
 
     // reference: the same two networks (same named stream), f64 forward, geoopt maps and distances
-    let cfg = ConvNetConfig::new(1, 28, width, 10).unwrap();
+    let cfg = ConvNetConfig::square(1, 28, width, 10).unwrap();
     let mut r = hyperdistill::rng::stream(seed, "prune-nets");
     let nets: Vec<Vec<Vec<f64>>> = (0..2).map(|_| ConvNetParams::init(&cfg, &mut r).to_f64()).collect();
     let mut worst = 0f64;
@@ -67,7 +67,7 @@ fn synthetic_ranking_matches_the_reference_and_keeps_the_nearest() {
     let h = Hyperbolic { k: 2.4, clamp: None, map: LorentzMap::Expmap, weighted: false };
     let (width, seed) = (4, 5);
     let ranking = prune::rank_synthetic(gpu(), &set, 10, width, 1, &h, seed, &indicatif::ProgressBar::hidden()).unwrap();
-    let cfg = ConvNetConfig::new(1, 28, width, 10).unwrap();
+    let cfg = ConvNetConfig::square(1, 28, width, 10).unwrap();
     let p = ConvNetParams::init(&cfg, &mut hyperdistill::rng::stream(seed, "prune-nets")).to_f64();
     let mut worst = 0f64;
     for (c, cls) in ranking.iter().enumerate() {

@@ -265,7 +265,7 @@ async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) 
     }
     let classes = ds.classes.len();
     let m = classes * settings.distill.ipc;
-    let cfg = ConvNetConfig::new(ds.channels, ds.height, settings.distill.width, classes)?;
+    let cfg = ConvNetConfig::new(ds.shape(), settings.distill.width, classes)?;
     let net = GpuConvNet::new(gpu, &ConvNetParams::init(&cfg, &mut rng::stream(settings.distill.seed, "app-view-net")))?;
     let ws = net.workspace(gpu, real_labels.len() + m)?;
     gpu.write(&ws.x, &real);

@@ -43,7 +43,7 @@ pub fn parse_records(file: &str, b: &[u8], label_bytes: usize, classes: usize, s
 }
 
 fn names_from(src: &Source, file: Option<&str>, fallback: &[&str]) -> Vec<String> {
-    let from_file = file.and_then(|f| src.read(f).ok()).map(|b| {
+    let from_file = file.and_then(|f| src.read_at_most(f, 1 << 20).ok()).map(|b| {
         String::from_utf8_lossy(&b).lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect::<Vec<_>>()
     });
     match from_file {

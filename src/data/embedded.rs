@@ -3,7 +3,6 @@
 //! CLI, the app and the web demo use when no dataset is given. Regenerate with assets/make_fashion_subset.py.
 
 use super::idx;
-use super::source::maybe_gunzip;
 use super::{DataError, Dataset, Known};
 
 const TRAIN_IMAGES: &[u8] = include_bytes!("../../assets/fashion-mnist-subset/train-images-idx3-ubyte.gz");
@@ -15,19 +14,9 @@ pub const LICENSE: &str = include_str!("../../assets/fashion-mnist-subset/LICENS
 pub const SOURCE: &str = "embedded Fashion-MNIST subset (500 train + 100 test images per class; © Zalando SE, MIT)";
 
 pub fn load() -> Result<Dataset, DataError> {
-    let unzip = |name: &str, b: &[u8]| maybe_gunzip(&format!("embedded:{name}"), b.to_vec());
-    let (train, rows, cols) = idx::parse_split(
-        "embedded:train-images",
-        &unzip("train-images", TRAIN_IMAGES)?,
-        "embedded:train-labels",
-        &unzip("train-labels", TRAIN_LABELS)?,
-    )?;
-    let (test, _, _) = idx::parse_split(
-        "embedded:t10k-images",
-        &unzip("t10k-images", TEST_IMAGES)?,
-        "embedded:t10k-labels",
-        &unzip("t10k-labels", TEST_LABELS)?,
-    )?;
+    // parse_split gunzips the streams itself
+    let (train, rows, cols) = idx::parse_split("embedded:train-images", TRAIN_IMAGES, "embedded:train-labels", TRAIN_LABELS)?;
+    let (test, _, _) = idx::parse_split("embedded:t10k-images", TEST_IMAGES, "embedded:t10k-labels", TEST_LABELS)?;
     let ds = idx::build(train, test, rows, cols, Some(Known::FashionMnist), "fashion-mnist", SOURCE);
     ds.validate()?;
     Ok(ds)

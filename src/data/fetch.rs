@@ -21,6 +21,8 @@ pub enum FetchError {
     Checksum { file: String, expected: String, got: String },
     #[error("{url}: the transfer broke off after {bytes} bytes ({msg}); run the command again to resume it")]
     Interrupted { url: String, bytes: u64, msg: String },
+    #[error("{url}: timed out: {what} ({secs} s); {kept}run the command again to retry, or allow longer with {flag}")]
+    TimedOut { url: String, what: String, secs: u64, kept: String, flag: &'static str },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("{0}")]
@@ -97,8 +99,32 @@ pub fn md5_file(path: &Path) -> Result<String, FetchError> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Fetch dataset `k` into `<cache>/<name>/`; `mirror` replaces the base URL of every file.
+/// How long a download waits: for the connection, and for each read of the response (its headers, then every piece
+/// of the body). A server that accepts and never answers, or stalls mid-body, ends the download after the read
+/// timeout with the part kept for a resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: std::time::Duration,
+    pub read: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    /// 30 s to connect and 60 s per read, or `HYPERDISTILL_CONNECT_TIMEOUT` / `HYPERDISTILL_READ_TIMEOUT` (seconds).
+    fn default() -> Self {
+        let secs = |var: &str, default: u64| {
+            std::time::Duration::from_secs(std::env::var(var).ok().and_then(|v| v.trim().parse().ok()).filter(|&v| v > 0).unwrap_or(default))
+        };
+        Timeouts { connect: secs("HYPERDISTILL_CONNECT_TIMEOUT", 30), read: secs("HYPERDISTILL_READ_TIMEOUT", 60) }
+    }
+}
+
+/// Fetch dataset `k` into `<cache>/<name>/` with the default timeouts; `mirror` replaces the base URL of every file.
 pub fn fetch(k: Known, cache: &Path, mirror: Option<&str>, log: &mut dyn FnMut(&str)) -> Result<PathBuf, FetchError> {
+    fetch_with(k, cache, mirror, Timeouts::default(), log)
+}
+
+/// `fetch` with the given timeouts.
+pub fn fetch_with(k: Known, cache: &Path, mirror: Option<&str>, timeouts: Timeouts, log: &mut dyn FnMut(&str)) -> Result<PathBuf, FetchError> {
     let dest = cache.join(k.name());
     let list: Vec<Resource> = resources(k)
         .into_iter()
@@ -107,13 +133,13 @@ pub fn fetch(k: Known, cache: &Path, mirror: Option<&str>, log: &mut dyn FnMut(&
             None => r,
         })
         .collect();
-    install(&list, &dest, log)?;
+    install(&list, &dest, timeouts, log)?;
     Ok(dest)
 }
 
 /// Download and verify `list` into `dest`, then unpack the .tar.gz archives among them.
-pub fn install(list: &[Resource], dest: &Path, log: &mut dyn FnMut(&str)) -> Result<(), FetchError> {
-    fetch_resources(list, dest, log)?;
+pub fn install(list: &[Resource], dest: &Path, timeouts: Timeouts, log: &mut dyn FnMut(&str)) -> Result<(), FetchError> {
+    fetch_resources(list, dest, timeouts, log)?;
     for r in list {
         if r.file.ends_with(".tar.gz") {
             unpack_tar_gz(&dest.join(&r.file), dest, log)?;
@@ -123,7 +149,7 @@ pub fn install(list: &[Resource], dest: &Path, log: &mut dyn FnMut(&str)) -> Res
 }
 
 /// Download and verify each resource into `dest` (see the module comment for the protocol).
-pub fn fetch_resources(list: &[Resource], dest: &Path, log: &mut dyn FnMut(&str)) -> Result<(), FetchError> {
+pub fn fetch_resources(list: &[Resource], dest: &Path, timeouts: Timeouts, log: &mut dyn FnMut(&str)) -> Result<(), FetchError> {
     std::fs::create_dir_all(dest).map_err(|e| io(dest, e))?;
     for r in list {
         let target = dest.join(&r.file);
@@ -136,7 +162,7 @@ pub fn fetch_resources(list: &[Resource], dest: &Path, log: &mut dyn FnMut(&str)
             std::fs::remove_file(&target).map_err(|e| io(&target, e))?;
         }
         let part = dest.join(format!("{}.part", r.file));
-        download(&r.url, &part)?;
+        download(&r.url, &part, timeouts)?;
         let got = md5_file(&part)?;
         if got != r.md5 {
             std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
@@ -148,16 +174,40 @@ pub fn fetch_resources(list: &[Resource], dest: &Path, log: &mut dyn FnMut(&str)
     Ok(())
 }
 
+/// Whether an error from ureq (directly, or wrapped in an io::Error by its body reader) is a timeout.
+fn is_timeout(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(io) => matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock),
+        _ => false,
+    }
+}
+
 /// Stream `url` into `part`, resuming from its current length when the server honours Range.
-fn download(url: &str, part: &Path) -> Result<(), FetchError> {
+fn download(url: &str, part: &Path, t: Timeouts) -> Result<(), FetchError> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let http = |msg: String| FetchError::Http { url: url.to_string(), msg };
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let kept = |bytes: u64| if bytes > 0 { format!("the {bytes} bytes received are kept in {}; ", part.display()) } else { String::new() };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(t.connect))
+        .timeout_per_read(Some(t.read))
+        .build()
+        .into();
     let mut req = agent.get(url);
     if have > 0 {
         req = req.header("Range", format!("bytes={have}-"));
     }
-    let mut resp = req.call().map_err(|e| http(e.to_string()))?;
+    let mut resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Timeout(ureq::Timeout::Connect)) => {
+            return Err(FetchError::TimedOut { url: url.into(), what: "no connection".into(), secs: t.connect.as_secs(), kept: kept(have), flag: "--connect-timeout" });
+        }
+        Err(e) if is_timeout(&e) => {
+            return Err(FetchError::TimedOut { url: url.into(), what: "no answer from the server".into(), secs: t.read.as_secs(), kept: kept(have), flag: "--read-timeout" });
+        }
+        Err(e) => return Err(http(e.to_string())),
+    };
     let status = resp.status().as_u16();
     let (append, start) = match status {
         206 if have > 0 => (true, have),
@@ -165,7 +215,7 @@ fn download(url: &str, part: &Path) -> Result<(), FetchError> {
         416 if have > 0 => {
             // the range is past the end: the part is complete or bigger than the file; start over
             std::fs::remove_file(part).map_err(|e| io(part, e))?;
-            return download(url, part);
+            return download(url, part, t);
         }
         s => return Err(http(format!("HTTP status {s}"))),
     };
@@ -198,6 +248,16 @@ fn download(url: &str, part: &Path) -> Result<(), FetchError> {
             Err(e) => {
                 file.flush().ok();
                 bar.abandon();
+                let e = ureq::Error::from(e);
+                if is_timeout(&e) {
+                    return Err(FetchError::TimedOut {
+                        url: url.into(),
+                        what: format!("the transfer stalled after {written} bytes"),
+                        secs: t.read.as_secs(),
+                        kept: kept(written),
+                        flag: "--read-timeout",
+                    });
+                }
                 return Err(FetchError::Interrupted { url: url.to_string(), bytes: written, msg: e.to_string() });
             }
         };

@@ -25,8 +25,28 @@ fn split_kind(component: &str) -> Option<bool> {
     }
 }
 
-/// Decode `files` (relative path, class index) into a split. Returns (split, height, width, all_gray).
-fn decode_all(src: &Source, files: &[(String, u32)], size: &mut Option<(u32, u32)>, gray: &mut bool, what: &str) -> Result<Split, DataError> {
+/// The most bytes one image file may hold (larger ones are refused before they are read whole).
+const IMAGE_FILE_BYTES: u64 = 64 << 20;
+
+/// Decode one image file, refusing sides beyond `Limits::image_side` before any pixel buffer is allocated.
+fn decode_image(name: &str, bytes: &[u8], side: u32) -> Result<image::DynamicImage, DataError> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(name, format!("unreadable image: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(side);
+    limits.max_image_height = Some(side);
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => bad(name, format!("image too large ({l}): at most {side} pixels a side")),
+        e => bad(name, format!("unreadable image: {e}")),
+    })
+}
+
+/// Decode `files` (relative path, class index) into a split; `dataset_files` counts the images of both splits, for
+/// the memory bound checked once the image size is known. Updates the dataset's image size and all-gray flag.
+fn decode_all(src: &Source, files: &[(String, u32)], dataset_files: usize, size: &mut Option<(u32, u32)>, gray: &mut bool, what: &str) -> Result<Split, DataError> {
+    let limits = super::source::Limits::get();
     let bar = indicatif::ProgressBar::new(files.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("{spinner} loading {msg} {bar:30} {pos}/{len} images (ETA {eta})").expect("valid template"),
     );
@@ -34,18 +54,29 @@ fn decode_all(src: &Source, files: &[(String, u32)], size: &mut Option<(u32, u32
     let mut split = Split { images: Vec::new(), labels: Vec::with_capacity(files.len()) };
     for (rel, label) in files {
         let name = src.display(rel);
-        let bytes = src.read(rel)?;
-        let img = image::load_from_memory(&bytes).map_err(|e| bad(&name, format!("unreadable image: {e}")))?;
+        let bytes = src.read_at_most(rel, IMAGE_FILE_BYTES)?;
+        let img = decode_image(&name, &bytes, limits.image_side)?;
         let (w, h) = (img.width(), img.height());
         match *size {
             None => {
                 *size = Some((w, h));
-                split.images.reserve(files.len() * (w * h * 3) as usize);
+                let need = (dataset_files as u64).saturating_mul(w as u64 * h as u64 * 3);
+                if need > limits.dataset_bytes {
+                    return Err(bad(&name, format!(
+                        "{dataset_files} images of {w}×{h} would need {} MiB of memory, more than the {} MiB a dataset may hold here \
+                         (set HYPERDISTILL_MAX_DATASET_MB to allow more)",
+                        need >> 20,
+                        limits.dataset_bytes >> 20
+                    )));
+                }
             }
             Some((w0, h0)) if (w0, h0) != (w, h) => {
                 return Err(bad(&name, format!("image is {w}×{h}, but the dataset's images are {w0}×{h0}")));
             }
             _ => {}
+        }
+        if split.images.is_empty() {
+            split.images.reserve(files.len() * (w * h * 3) as usize);
         }
         *gray &= !img.color().has_color();
         let rgb = img.to_rgb8();
@@ -74,8 +105,9 @@ fn to_gray(split: &mut Split, plane: usize) {
 fn assemble(src: &Source, name: &str, classes: Vec<String>, train: Vec<(String, u32)>, test: Vec<(String, u32)>, known: Option<Known>) -> Result<Dataset, DataError> {
     let mut size = None;
     let mut gray = true;
-    let mut tr = decode_all(src, &train, &mut size, &mut gray, "train")?;
-    let mut te = decode_all(src, &test, &mut size, &mut gray, "test")?;
+    let all = train.len() + test.len();
+    let mut tr = decode_all(src, &train, all, &mut size, &mut gray, "train")?;
+    let mut te = decode_all(src, &test, all, &mut size, &mut gray, "test")?;
     let (w, h) = size.ok_or_else(|| DataError::Layout(format!("{}: no images found", src.display(""))))?;
     let plane = (w * h) as usize;
     let channels = if gray && known.is_none_or(|k| k.channels() == 1) {
@@ -171,7 +203,8 @@ pub fn detect_image_folder(src: &Source, hint: &str) -> Result<Option<Dataset>, 
 pub fn detect_tiny(src: &Source) -> Result<Option<Dataset>, DataError> {
     let Some(wnids_path) = src.find("wnids.txt") else { return Ok(None) };
     let prefix = wnids_path.strip_suffix("wnids.txt").unwrap_or("").to_string();
-    let text = |rel: &str| -> Result<String, DataError> { Ok(String::from_utf8_lossy(&src.read(rel)?).into_owned()) };
+    // the text files of the layout are small: 64 MiB is far beyond any real one
+    let text = |rel: &str| -> Result<String, DataError> { Ok(String::from_utf8_lossy(&src.read_at_most(rel, 64 << 20)?).into_owned()) };
     let mut wnids: Vec<String> = text(wnids_path)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     wnids.sort(); // ImageFolder order, as the DM/IDM code loads it
     wnids.dedup();

@@ -139,6 +139,11 @@ impl Dataset {
         self.channels * self.height * self.width
     }
 
+    /// Channels × height × width of one image.
+    pub fn shape(&self) -> crate::shapes::ImageShape {
+        crate::shapes::ImageShape::new(self.channels, self.height, self.width)
+    }
+
     /// The u8 pixels of image `i` of `split`.
     pub fn image<'a>(&self, split: &'a Split, i: usize) -> &'a [u8] {
         let l = self.image_len();

@@ -2,11 +2,51 @@
 //! the `matfile` crate). `X` is uint8 [32, 32, 3, N] in MATLAB's column-major order, `y` is [N, 1] with
 //! label 10 standing for digit 0.
 
+use std::io::Read;
+
 use super::source::Source;
 use super::{bad, DataError, Dataset, Known, Split};
 
+/// MATLAB v5's tag type of a zlib-compressed element.
+const MI_COMPRESSED: u32 = 15;
+
+/// The bytes the file's compressed elements inflate to, counted by streaming each into nothing: refused past
+/// `cap` before the `matfile` crate (which inflates without a bound) sees the file.
+fn check_inflated_size(file: &str, bytes: &[u8], cap: u64) -> Result<(), DataError> {
+    if bytes.len() < 128 {
+        return Ok(()); // too short for a header: matfile says so
+    }
+    let little = &bytes[126..128] == b"IM";
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    };
+    let mut at = 128;
+    let mut total = 0u64;
+    while let (Some(ty), Some(size)) = (word(at), at.checked_add(4).and_then(word)) {
+        if ty >> 16 != 0 {
+            at = at.saturating_add(8); // a small data element: tag and data in 8 bytes
+            continue;
+        }
+        let from = at.saturating_add(8).min(bytes.len());
+        let data = &bytes[from..from.saturating_add(size as usize).min(bytes.len())];
+        if ty == MI_COMPRESSED {
+            let mut z = flate2::read::ZlibDecoder::new(data).take(cap.saturating_sub(total).saturating_add(1));
+            total += std::io::copy(&mut z, &mut std::io::sink()).unwrap_or(0);
+            if total > cap {
+                return Err(super::source::too_large(file, cap));
+            }
+        }
+        // compressed elements are not padded, the others to 8 bytes
+        let len = if ty == MI_COMPRESSED { size as u64 } else { (size as u64).div_ceil(8) * 8 };
+        at = usize::try_from(at as u64 + 8 + len).unwrap_or(usize::MAX);
+    }
+    Ok(())
+}
+
 /// Parse one SVHN .mat file into a split.
 pub fn parse_mat(file: &str, bytes: &[u8]) -> Result<Split, DataError> {
+    check_inflated_size(file, bytes, super::source::Limits::get().file_bytes)?;
     let mat = matfile::MatFile::parse(bytes).map_err(|e| bad(file, format!("not a readable MATLAB v5 file: {e}")))?;
     let x = mat.find_by_name("X").ok_or_else(|| bad(file, "no array named 'X'"))?;
     let y = mat.find_by_name("y").ok_or_else(|| bad(file, "no array named 'y'"))?;

@@ -13,7 +13,7 @@ use wgpu::{Buffer, CommandEncoder};
 use crate::gpu::{Gpu, GpuError};
 use crate::nn::ops;
 use crate::reference as r;
-use crate::shapes::{ConvShape, LinearShape, NormShape, PoolShape};
+use crate::shapes::{ConvShape, ImageShape, LinearShape, NormShape, PoolShape};
 
 pub const DEPTH: usize = 3;
 /// Tensors per block in the canonical order (conv w, conv b, norm γ, norm β).
@@ -37,14 +37,21 @@ pub enum ConfigError {
     ImageSide(usize),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("images of {h}×{w} pixels are not supported: the networks take square images (height = width)")]
+    NotSquare { h: usize, w: usize },
 }
 
 impl ConvNetConfig {
-    pub fn new(channels: usize, image: usize, width: usize, classes: usize) -> Result<Self, ConfigError> {
+    /// ConvNet-3 for images of `shape` (square) into `classes` classes, `width` channels per conv layer.
+    pub fn new(shape: ImageShape, width: usize, classes: usize) -> Result<Self, ConfigError> {
+        let (channels, image) = (shape.c, shape.h);
         for (v, name) in [(channels, "channels"), (width, "width"), (classes, "classes")] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
             }
+        }
+        if shape.h != shape.w {
+            return Err(ConfigError::NotSquare { h: shape.h, w: shape.w });
         }
         let cfg = ConvNetConfig { channels, image, width, classes };
         let side = image + 2 * cfg.first_pad() - 2;
@@ -52,6 +59,11 @@ impl ConvNetConfig {
             return Err(ConfigError::ImageSide(image));
         }
         Ok(cfg)
+    }
+
+    /// `new` for square images of `side` pixels with `channels` channels.
+    pub fn square(channels: usize, side: usize, width: usize, classes: usize) -> Result<Self, ConfigError> {
+        Self::new(ImageShape::new(channels, side, side), width, classes)
     }
 
     /// The DC/DM code pads the first conv by 3 for 28×28 inputs so that the feature sizes match 32×32.

@@ -2,6 +2,8 @@
 //! and error measures that print what they compare.
 #![allow(dead_code)]
 
+pub mod files;
+
 use std::sync::OnceLock;
 
 use hyperdistill::gpu::Gpu;
