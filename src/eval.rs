@@ -89,8 +89,11 @@ impl EvalConfig {
         if self.nets == 0 {
             return Err("eval: nets must be at least 1".into());
         }
-        if self.batch == 0 || self.width == 0 {
-            return Err(format!("eval: batch and width must be at least 1 (batch {}, width {})", self.batch, self.width));
+        if self.batch == 0 {
+            return Err("eval: batch must be at least 1".into());
+        }
+        if self.width == 0 {
+            return Err("eval: width must be at least 1".into());
         }
         if self.protocol == Protocol::Dance && self.test_every == 0 {
             return Err("eval: test_every must be at least 1".into());
@@ -443,6 +446,10 @@ pub fn evaluate(
     on_epoch: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, anyhow::Error> {
     cfg.validate().map_err(anyhow::Error::msg)?;
+    let bad = images.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        anyhow::bail!("the synthetic set has {bad} NaN or infinite pixel values (from a run that diverged?): nothing to evaluate");
+    }
     if ds.height != ds.width {
         anyhow::bail!("images of {}×{} pixels are not supported: the networks take square images", ds.height, ds.width);
     }

@@ -174,9 +174,13 @@ struct DistillArgs {
     /// TOML file with any of the options below (and [distill]/[eval] tables); command-line flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue the run in DIR from its checkpoint, exactly as if it had not stopped.
+    /// Continue the run in DIR from its checkpoint, exactly as if it had not stopped (refused where the options given
+    /// beside it would change the result).
     #[arg(long, value_name = "DIR", conflicts_with = "config")]
     resume: Option<PathBuf>,
+    /// Replace the run the output directory holds (without it, a directory that holds a run is refused).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// "embedded" (built-in Fashion-MNIST subset), a path, or a dataset name in the cache.
     #[arg(long)]
     dataset: Option<String>,
@@ -457,7 +461,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let gpu = Gpu::new()?;
             eprintln!("adapter: {}", gpu.describe());
             let cache = args.cache.clone().unwrap_or_else(fetch::default_cache_dir);
-            let o = hyperdistill::run::run(&gpu, &cfg, args.resume.is_some(), &cache)?;
+            use hyperdistill::run::Start;
+            let start = if args.resume.is_some() { Start::Resume } else if args.overwrite { Start::Overwrite } else { Start::Fresh };
+            let o = hyperdistill::run::run(&gpu, &cfg, start, &cache)?;
             if o.steps > 0 {
                 println!("{:.3} s per iteration over {} iterations (distillation steps only)", o.seconds_per_iteration, o.steps);
             }
@@ -481,26 +487,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if prune_nets == 0 {
                 bail!("--prune-nets must be at least 1");
             }
+            let mut cfg = if quick { hyperdistill::eval::EvalConfig { epochs: 300, nets: 3, quick: true, ..base } } else { base };
+            if let Some(v) = epochs { cfg.epochs = v; cfg.quick = true; }
+            if let Some(v) = nets { cfg.nets = v; }
+            if let Some(v) = width { cfg.width = v; }
+            cfg.validate().map_err(anyhow::Error::msg)?;
             let mut set = hyperdistill::export::read_safetensors(&synset)?;
             // the spec the set was distilled from; older files only name the dataset (the embedded subset's source
             // says "embedded …")
+            let from_file = dataset.is_none();
             let spec = dataset.or_else(|| set.meta.get("dataset_spec").cloned()).unwrap_or_else(|| match (set.meta.get("dataset_source"), set.meta.get("dataset")) {
                 (Some(src), _) if src.starts_with("embedded") => "embedded".into(),
                 (_, Some(name)) => name.clone(),
                 _ => "embedded".into(),
             });
             let cache = cache.unwrap_or_else(fetch::default_cache_dir);
-            let ds = data::open(&spec, &cache)?;
+            let ds = data::open(&spec, &cache).with_context(|| {
+                if from_file {
+                    format!("{} names its dataset '{spec}' (recorded when it was distilled), which could not be opened; give the dataset with --dataset", synset.display())
+                } else {
+                    format!("--dataset {spec}")
+                }
+            })?;
             if (set.c, set.h, set.w) != (ds.channels, ds.height, ds.width) {
                 bail!("{}: images are {}×{}×{}, dataset '{}' has {}×{}×{}", synset.display(), set.c, set.h, set.w, ds.name, ds.channels, ds.height, ds.width);
             }
             if let Some(&bad) = set.labels.iter().find(|&&l| l as usize >= ds.classes.len()) {
                 bail!("{}: label {bad} but '{}' has {} classes", synset.display(), ds.name, ds.classes.len());
             }
-            let mut cfg = if quick { hyperdistill::eval::EvalConfig { epochs: 300, nets: 3, quick: true, ..base } } else { base };
-            if let Some(v) = epochs { cfg.epochs = v; cfg.quick = true; }
-            if let Some(v) = nets { cfg.nets = v; }
-            if let Some(v) = width { cfg.width = v; }
+
             let gpu = Gpu::new()?;
             if set.meta.get("mosaic").is_some_and(|m| m == "true") {
                 // IDM's partition and expansion: networks train on the 4 upsampled quadrants of every stored image
@@ -635,6 +650,9 @@ fn data_info(spec: &str, cache: Option<PathBuf>) -> Result<ExitCode> {
     println!("dataset     {}", ds.name);
     println!("source      {}", ds.source);
     println!("image       {} × {} × {} (channels × height × width)", ds.channels, ds.height, ds.width);
+    if ds.height != ds.width {
+        println!("note        the networks take square images: this dataset can be inspected but not distilled or evaluated");
+    }
     println!("classes     {}", ds.classes.len());
     for (split_name, split) in [("train", &ds.train), ("test", &ds.test)] {
         let counts: Vec<usize> = ds.class_indices(split).iter().map(Vec::len).collect();

@@ -68,8 +68,82 @@ impl RunConfig {
 
 const CHECKPOINT: &str = "checkpoint.safetensors";
 
-fn write_checkpoint(dir: &Path, ck: &Checkpoint) -> Result<()> {
+/// What a run writes into its folder; a folder holding any of them holds a run.
+const RUN_FILES: [&str; 5] = ["config.toml", CHECKPOINT, "synset.safetensors", "synset.png", "metrics.jsonl"];
+
+/// How a run starts in its output folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A new run; refused where the folder already holds one.
+    Fresh,
+    /// A new run that first deletes the run the folder holds (its DANCE experts stay: they are reused by recipe).
+    Overwrite,
+    /// Continue the folder's run from its checkpoint, exactly as if it had not stopped; refused where the
+    /// configuration differs from the checkpoint's in anything that changes the result.
+    Resume,
+}
+
+impl RunConfig {
+    /// The options that shape the synthetic set (everything but where and how often things are written, the
+    /// evaluation, and the iteration count a run stops at), as dotted keys and TOML values.
+    fn trajectory(&self) -> Result<BTreeMap<String, String>> {
+        let mut c = self.clone();
+        (c.out, c.eval_every, c.log_every, c.checkpoint_every, c.export_images, c.eval) = (PathBuf::new(), 0, 0, 0, false, EvalConfig::default());
+        c.distill.iterations = 0;
+        c.distill.dance.expert_dir = String::new();
+        fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+            match v {
+                toml::Value::Table(t) => t.iter().for_each(|(k, v)| flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v, out)),
+                v => {
+                    out.insert(prefix.to_string(), v.to_string());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        flatten("", &toml::Value::try_from(&c)?, &mut out);
+        Ok(out)
+    }
+
+    /// What differs between `self` and `other` in the options that shape the synthetic set, one line each.
+    pub fn trajectory_differences(&self, other: &RunConfig) -> Result<Vec<String>> {
+        let (a, b) = (self.trajectory()?, other.trajectory()?);
+        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(absent)".into());
+        Ok(keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).map(|k| format!("{k}: {} → {}", show(a.get(k)), show(b.get(k)))).collect())
+    }
+}
+
+/// Refuse to start over a run the folder holds (unless told to), or delete it first for `Start::Overwrite`.
+fn prepare_folder(out: &Path, start: Start) -> Result<()> {
+    let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| out.join(f).exists()).collect();
+    match start {
+        Start::Fresh if !present.is_empty() => bail!(
+            "{} already holds a run ({}): continue it with --resume {0}, write elsewhere with --out, or replace it with --overwrite",
+            out.display(),
+            present.join(", ")
+        ),
+        Start::Overwrite => {
+            // the checkpoint first: a replacement killed early must not leave the old checkpoint beside a new config
+            for f in [CHECKPOINT].iter().chain(RUN_FILES.iter().filter(|f| **f != CHECKPOINT)) {
+                let p = out.join(f);
+                if p.exists() {
+                    std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+                }
+            }
+            let images = out.join("images");
+            if images.is_dir() {
+                std::fs::remove_dir_all(&images).with_context(|| format!("removing {}", images.display()))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn write_checkpoint(dir: &Path, ck: &Checkpoint, cfg: &RunConfig) -> Result<()> {
     let mut meta = BTreeMap::new();
+    // the configuration the state was made with, which `--resume` holds the folder's against
+    meta.insert("config".to_string(), cfg.to_toml()?);
     meta.insert("iteration".to_string(), ck.iteration.to_string());
     meta.insert("rng_words".to_string(), ck.rng_words.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
     if !ck.extra_words.is_empty() {
@@ -87,6 +161,11 @@ fn write_checkpoint(dir: &Path, ck: &Checkpoint) -> Result<()> {
 }
 
 pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    Ok(read_checkpoint_and_config(dir)?.0)
+}
+
+/// The checkpoint in `dir` and the configuration it records (None: written before checkpoints recorded it).
+pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, Option<RunConfig>)> {
     let path = dir.join(CHECKPOINT);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
@@ -110,7 +189,11 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
             extra.push((name.to_string(), floats(name)?));
         }
     }
-    Ok(Checkpoint { iteration, syn: floats("syn")?, momentum: floats("momentum")?, rng_words: [words[0], words[1], words[2]], extra, extra_words })
+    let config = match meta.get("config") {
+        Some(text) => Some(toml::from_str(text).with_context(|| format!("{}: its recorded configuration does not parse", path.display()))?),
+        None => None,
+    };
+    Ok((Checkpoint { iteration, syn: floats("syn")?, momentum: floats("momentum")?, rng_words: [words[0], words[1], words[2]], extra, extra_words }, config))
 }
 
 /// Metadata that goes into every exported set.
@@ -126,8 +209,30 @@ pub struct Outcome {
     pub seconds_per_iteration: f64,
 }
 
-/// Run (or resume) a distillation job. `resume`: continue the run in `cfg.out` from its checkpoint.
-pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Outcome> {
+/// Run (or resume) a distillation job in `cfg.out`.
+pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Outcome> {
+    let resume = start == Start::Resume;
+    // a resume is checked against its checkpoint before anything is loaded
+    let checkpoint = if resume {
+        let (ck, recorded) = read_checkpoint_and_config(&cfg.out)?;
+        match recorded {
+            Some(r) => {
+                let diff = r.trajectory_differences(cfg)?;
+                if !diff.is_empty() {
+                    bail!(
+                        "{}: the checkpoint was made with another configuration than this resume's (checkpoint → now):\n  {}\n\
+                         resume without the flags that change these, or start a new run in another folder",
+                        cfg.out.join(CHECKPOINT).display(),
+                        diff.join("\n  ")
+                    );
+                }
+            }
+            None => log::warn!("{}: written by an older hyperdistill, it does not record its configuration; resuming with {}", cfg.out.join(CHECKPOINT).display(), cfg.out.join("config.toml").display()),
+        }
+        Some(ck)
+    } else {
+        None
+    };
     let mut ds = data::open(&cfg.dataset, cache)?;
     if !(cfg.keep_real > 0.0 && cfg.keep_real <= 1.0) {
         bail!("keep_real must be in (0, 1], not {}", cfg.keep_real);
@@ -155,6 +260,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
         cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
     }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
+    prepare_folder(&cfg.out, start)?;
     let experts = if cfg.distill.method.dance() {
         // DANCE's experts: reused from the expert directory when trained with the same recipe, else trained there
         let dc = &cfg.distill.dance;
@@ -174,9 +280,8 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
         None
     };
     let mut d = Distiller::with_experts(gpu, &ds, cfg.distill.clone(), experts)?;
-    if resume {
-        let ck = read_checkpoint(&cfg.out)?;
-        d.restore(&ck).map_err(anyhow::Error::msg)?;
+    if let Some(ck) = &checkpoint {
+        d.restore(ck).map_err(anyhow::Error::msg)?;
         eprintln!("resuming {} at iteration {}", cfg.out.display(), ck.iteration);
     }
     export::atomic_write(&cfg.out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
@@ -229,12 +334,12 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, resume: bool, cache: &Path) -> Result<Out
             log(serde_json::json!({"event": "loss", "iteration": done, "loss": loss, "per_class": per_class, "seconds_per_iteration": spi}))?;
         }
         if cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
-            write_checkpoint(&cfg.out, &d.checkpoint()?)?;
+            write_checkpoint(&cfg.out, &d.checkpoint()?, cfg)?;
         }
         bar.set_position(done as u64);
     }
     bar.finish_and_clear();
-    write_checkpoint(&cfg.out, &d.checkpoint()?)?;
+    write_checkpoint(&cfg.out, &d.checkpoint()?, cfg)?;
     let (images, labels) = d.synthetic()?;
     let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration) };
     export::write_safetensors(&cfg.out.join("synset.safetensors"), &set)?;

@@ -18,7 +18,14 @@ enum Mode {
     BreakOnce,
     /// Always answers 200 with the whole file.
     IgnoreRange,
+    /// The first request reads the request and never answers (for longer than the client waits).
+    SilentOnce,
+    /// The first request sends the headers and half of the body, then stalls (longer than the client waits).
+    StallOnce,
 }
+
+/// How long the stalling modes hold a connection silent: well past the 1-second read timeout of the test.
+const STALL: std::time::Duration = std::time::Duration::from_secs(4);
 
 struct Server {
     base: String,
@@ -59,6 +66,14 @@ fn serve(files: HashMap<String, (Vec<u8>, Mode)>, max_connections: usize) -> Ser
                 let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                 continue;
             };
+            if matches!(mode, Mode::SilentOnce) && broke.insert(path.clone()) {
+                // held open, silent, on a thread of its own so that the next connection is served
+                std::thread::spawn(move || {
+                    std::thread::sleep(STALL);
+                    drop(stream);
+                });
+                continue;
+            }
             let start = match (mode, &range) {
                 (Mode::IgnoreRange, _) | (_, None) => 0,
                 (_, Some(r)) => r.trim_start_matches("bytes=").trim_end_matches('-').parse::<usize>().unwrap_or(0),
@@ -67,6 +82,15 @@ fn serve(files: HashMap<String, (Vec<u8>, Mode)>, max_connections: usize) -> Ser
             let status = if start > 0 { "206 Partial Content" } else { "200 OK" };
             let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len());
             let _ = stream.write_all(head.as_bytes());
+            if matches!(mode, Mode::StallOnce) && broke.insert(path.clone()) {
+                let _ = stream.write_all(&part[..part.len() / 2]);
+                let _ = stream.flush();
+                std::thread::spawn(move || {
+                    std::thread::sleep(STALL);
+                    drop(stream);
+                });
+                continue;
+            }
             if matches!(mode, Mode::BreakOnce) && broke.insert(path.clone()) {
                 let _ = stream.write_all(&part[..part.len() / 2]);
                 let _ = stream.flush();
@@ -149,6 +173,37 @@ fn download_verify_resume_and_reject() {
     // 5. an unknown file is an HTTP error naming the URL
     let e = fetch::fetch_resources(&[res(&server, "missing.bin", md5_hex(b""))], &dir, fetch::Timeouts::default(), &mut log).unwrap_err();
     assert!(e.to_string().contains("missing.bin") && e.to_string().contains("404"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn silent_and_stalled_servers_time_out_and_the_retry_resumes() {
+    let silent = payload(50_000, 5);
+    let stall = payload(80_000, 6);
+    let mut files = HashMap::new();
+    files.insert("/silent.bin".to_string(), (silent.clone(), Mode::SilentOnce));
+    files.insert("/stall.bin".to_string(), (stall.clone(), Mode::StallOnce));
+    let server = serve(files, 6);
+    let dir = tmp("timeouts");
+    let mut log = |m: &str| println!("{m}");
+    let t = fetch::Timeouts { connect: std::time::Duration::from_secs(5), read: std::time::Duration::from_secs(1) };
+    // a server that accepts and never answers
+    let clock = std::time::Instant::now();
+    let e = fetch::fetch_resources(&[res(&server, "silent.bin", md5_hex(&silent))], &dir, t, &mut log).unwrap_err();
+    println!("{e} (after {:.1} s)", clock.elapsed().as_secs_f64());
+    assert!(matches!(e, FetchError::TimedOut { .. }) && e.to_string().contains("--read-timeout"), "{e:?}");
+    assert!(clock.elapsed() < STALL, "the client waited for the server to give up");
+    fetch::fetch_resources(&[res(&server, "silent.bin", md5_hex(&silent))], &dir, t, &mut log).unwrap();
+    assert_eq!(std::fs::read(dir.join("silent.bin")).unwrap(), silent);
+    // a server that stalls mid-body: the part is kept and the next run resumes it
+    let e = fetch::fetch_resources(&[res(&server, "stall.bin", md5_hex(&stall))], &dir, t, &mut log).unwrap_err();
+    println!("{e}");
+    assert!(matches!(e, FetchError::TimedOut { .. }) && e.to_string().contains("40000 bytes"), "{e:?}");
+    assert_eq!(std::fs::metadata(dir.join("stall.bin.part")).unwrap().len(), 40_000);
+    fetch::fetch_resources(&[res(&server, "stall.bin", md5_hex(&stall))], &dir, t, &mut log).unwrap();
+    assert_eq!(std::fs::read(dir.join("stall.bin")).unwrap(), stall);
+    let seen = server.log.lock().unwrap().clone();
+    assert!(seen.contains(&("/stall.bin".to_string(), Some("bytes=40000-".to_string()))), "{seen:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

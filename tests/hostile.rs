@@ -226,3 +226,102 @@ fn images_with_huge_declared_sides_are_refused_before_decoding() {
     println!("{e}");
     assert!(e.contains("0.png") && e.contains("4096"), "{e}");
 }
+
+#[test]
+fn option_values_the_gpu_cannot_take_are_refused_by_name() {
+    let d = TempDir::new("options");
+    let out = d.0.join("run");
+    let o = out.to_str().unwrap();
+    let small = ["distill", "--iterations", "1", "--width", "8", "--batch-real", "8", "--ipc", "1", "--eval-nets", "0", "--out", o];
+    for (flag, value, needle) in [("--clamp", "inf", "clamp"), ("--clamp", "1e300", "clamp"), ("--k", "1e300", "k must"), ("--k", "1e-300", "k must"), ("--lambda", "nan", "lambda")] {
+        let mut args = small.to_vec();
+        args.extend([flag, value]);
+        let (ok, text) = hyperdistill(&args, &[]);
+        assert!(!ok && text.contains(needle), "{flag} {value}: {text}");
+    }
+    // [eval] batch = 0 in a configuration file: refused before the distillation starts
+    let cfg = d.path("bad.toml");
+    std::fs::write(&cfg, "[eval]\nbatch = 0\n").unwrap();
+    let mut args = small.to_vec();
+    args.retain(|a| *a != "--eval-nets" && *a != "0");
+    args.extend(["--config", cfg.to_str().unwrap()]);
+    let (ok, text) = hyperdistill(&args, &[]);
+    assert!(!ok && text.contains("batch must be at least 1"), "{text}");
+    assert!(!out.join("checkpoint.safetensors").exists(), "a refused run wrote a checkpoint");
+}
+
+#[test]
+fn non_square_images_are_refused_with_a_message() {
+    let d = TempDir::new("nonsquare");
+    for (class, seed) in [("a", 0), ("b", 1)] {
+        for j in 0..3 {
+            std::fs::write(d.path(&format!("set/train/{class}/{j}.png")), png(16, 8, seed * 10 + j, true)).unwrap();
+        }
+        std::fs::write(d.path(&format!("set/test/{class}/0.png")), png(16, 8, seed, true)).unwrap();
+    }
+    let set = d.0.join("set");
+    let out = d.0.join("run");
+    let (ok, text) = hyperdistill(&["data", "info", set.to_str().unwrap()], &[]);
+    assert!(ok && text.contains("1 × 8 × 16"), "{text}");
+    let (ok, text) =
+        hyperdistill(&["distill", "--dataset", set.to_str().unwrap(), "--iterations", "1", "--width", "8", "--ipc", "1", "--eval-nets", "0", "--out", out.to_str().unwrap()], &[]);
+    assert!(!ok && text.contains("8×16") && text.contains("square"), "{text}");
+}
+
+#[test]
+fn eval_refuses_no_networks_missing_datasets_and_diverged_sets() {
+    let d = TempDir::new("evalbad");
+    let mut set = hyperdistill::export::SynSet {
+        images: vec![0.0; 2 * 28 * 28],
+        labels: vec![0, 1],
+        c: 1,
+        h: 28,
+        w: 28,
+        meta: [("dataset_spec".to_string(), d.0.join("moved-away").display().to_string())].into_iter().collect(),
+    };
+    let p = d.path("s.safetensors");
+    hyperdistill::export::write_safetensors(&p, &set).unwrap();
+    let (ok, text) = hyperdistill(&["eval", "--synset", p.to_str().unwrap(), "--nets", "0"], &[]);
+    assert!(!ok && text.contains("nets must be at least 1"), "{text}");
+    let (ok, text) = hyperdistill(&["eval", "--synset", p.to_str().unwrap(), "--epochs", "1", "--nets", "1"], &[]);
+    assert!(!ok && text.contains("moved-away") && text.contains("--dataset") && text.contains("s.safetensors"), "{text}");
+    set.images[5] = f32::NAN;
+    hyperdistill::export::write_safetensors(&p, &set).unwrap();
+    let (ok, text) = hyperdistill(&["eval", "--synset", p.to_str().unwrap(), "--dataset", "embedded", "--epochs", "1", "--nets", "1", "--width", "8"], &[]);
+    assert!(!ok && text.contains("1 NaN or infinite pixel"), "{text}");
+}
+
+#[test]
+fn the_same_set_gives_the_same_bytes() {
+    let meta: std::collections::BTreeMap<String, String> = (0..40).map(|i| (format!("key{i:02}"), format!("value {i}"))).collect();
+    let set = hyperdistill::export::SynSet { images: (0..12).map(|i| i as f32).collect(), labels: vec![0, 1, 2], c: 1, h: 2, w: 2, meta };
+    let a = hyperdistill::export::safetensors_bytes(&set).unwrap();
+    let b = hyperdistill::export::safetensors_bytes(&set.clone()).unwrap();
+    assert_eq!(a, b, "two writes of one set differ");
+    // and the file reads back, metadata included, with the header 8-byte aligned as the format requires
+    let n = u64::from_le_bytes(a[..8].try_into().unwrap()) as usize;
+    assert_eq!(n % 8, 0);
+    let header = std::str::from_utf8(&a[8..8 + n]).unwrap();
+    assert!(header.find("key00").unwrap() < header.find("key39").unwrap(), "{header}");
+    let d = TempDir::new("bytes");
+    let p = d.path("s.safetensors");
+    std::fs::write(&p, &a).unwrap();
+    assert_eq!(hyperdistill::export::read_safetensors(&p).unwrap(), set);
+}
+
+#[test]
+fn a_failed_write_leaves_no_temporary_file_and_the_old_file_intact() {
+    let d = TempDir::new("atomic");
+    let p = d.path("synset.safetensors");
+    std::fs::write(&p, b"the previous run's set").unwrap();
+    let e = hyperdistill::export::atomic_write_with(&p, |f| {
+        f.write_all(b"half of it")?;
+        Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"))
+    })
+    .unwrap_err();
+    println!("{e:#}");
+    assert!(format!("{e:#}").contains("no space left"));
+    let left: Vec<_> = std::fs::read_dir(&d.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, vec!["synset.safetensors".to_string()], "a temporary file stayed behind");
+    assert_eq!(std::fs::read(&p).unwrap(), b"the previous run's set");
+}

@@ -37,11 +37,11 @@ fn an_interrupted_idm_run_resumes_exactly() {
         c
     };
     let cache = std::path::Path::new("/none");
-    run::run(gpu(), &idm_cfg(&a, 6), false, cache).unwrap();
-    run::run(gpu(), &idm_cfg(&b, 4), false, cache).unwrap();
+    run::run(gpu(), &idm_cfg(&a, 6), run::Start::Fresh, cache).unwrap();
+    run::run(gpu(), &idm_cfg(&b, 4), run::Start::Fresh, cache).unwrap();
     let ck = run::read_checkpoint(&b).unwrap();
     assert_eq!((ck.iteration, ck.extra.len(), ck.extra_words.len()), (4, 3 * (2 * 14 + 1), 1), "3 queue nets × (14 params + 14 momenta + meter)");
-    run::run(gpu(), &idm_cfg(&b, 6), true, cache).unwrap();
+    run::run(gpu(), &idm_cfg(&b, 6), run::Start::Resume, cache).unwrap();
     let sa = export::read_safetensors(&a.join("synset.safetensors")).unwrap();
     let sb = export::read_safetensors(&b.join("synset.safetensors")).unwrap();
     assert_eq!(sa.images, sb.images, "resumed IDM run differs from the uninterrupted one");
@@ -56,11 +56,11 @@ fn interrupted_and_resumed_equals_uninterrupted() {
     let (a, b) = (base.join("straight"), base.join("resumed"));
     let _ = std::fs::remove_dir_all(&base);
     let cache = std::path::Path::new("/none");
-    run::run(gpu(), &cfg(&a, 6), false, cache).unwrap();
+    run::run(gpu(), &cfg(&a, 6), run::Start::Fresh, cache).unwrap();
     // "interrupted" after 4 iterations (its checkpoint is at 4), then resumed to 6
-    run::run(gpu(), &cfg(&b, 4), false, cache).unwrap();
+    run::run(gpu(), &cfg(&b, 4), run::Start::Fresh, cache).unwrap();
     assert_eq!(run::read_checkpoint(&b).unwrap().iteration, 4);
-    run::run(gpu(), &cfg(&b, 6), true, cache).unwrap();
+    run::run(gpu(), &cfg(&b, 6), run::Start::Resume, cache).unwrap();
     let sa = export::read_safetensors(&a.join("synset.safetensors")).unwrap();
     let sb = export::read_safetensors(&b.join("synset.safetensors")).unwrap();
     let max_diff = sa.images.iter().zip(&sb.images).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
@@ -82,6 +82,42 @@ fn interrupted_and_resumed_equals_uninterrupted() {
 }
 
 #[test]
+fn a_folder_holding_a_run_is_refused_and_a_resume_must_match_its_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("hd-guard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = std::path::Path::new("/none");
+    run::run(gpu(), &cfg(&dir, 2), run::Start::Fresh, cache).unwrap();
+    let before = std::fs::read(dir.join("synset.safetensors")).unwrap();
+    // a second run into the same folder without --resume or --overwrite
+    let mut dm = cfg(&dir, 2);
+    dm.distill.method = Method::Dm;
+    let e = format!("{:#}", run::run(gpu(), &dm, run::Start::Fresh, cache).err().unwrap());
+    println!("{e}");
+    assert!(e.contains("already holds a run") && e.contains("--resume") && e.contains("--overwrite"), "{e}");
+    assert_eq!(std::fs::read(dir.join("synset.safetensors")).unwrap(), before, "the refused run touched the folder");
+    // a resume whose configuration differs from the checkpoint's in what shapes the result: refused, listing it
+    let e = format!("{:#}", run::run(gpu(), &dm, run::Start::Resume, cache).err().unwrap());
+    println!("{e}");
+    assert!(e.contains("distill.method: \"dm+hdd\" → \"dm\""), "{e}");
+    let mut wider = cfg(&dir, 4);
+    wider.distill.width = 16;
+    let e = format!("{:#}", run::run(gpu(), &wider, run::Start::Resume, cache).err().unwrap());
+    assert!(e.contains("distill.width: 8 → 16") && !e.contains("iterations"), "{e}");
+    // more iterations, other logging: a resume
+    let mut longer = cfg(&dir, 3);
+    longer.log_every = 2;
+    run::run(gpu(), &longer, run::Start::Resume, cache).unwrap();
+    assert_eq!(run::read_checkpoint(&dir).unwrap().iteration, 3);
+    // --overwrite starts again: one run in metrics.jsonl, the new method in the set
+    run::run(gpu(), &dm, run::Start::Overwrite, cache).unwrap();
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.matches("\"event\":\"start\"").count(), 1, "{metrics}");
+    assert!(!metrics.contains("\"resume\""), "{metrics}");
+    assert_eq!(export::read_safetensors(&dir.join("synset.safetensors")).unwrap().meta["method"], "dm");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_configuration_is_refused() {
     let dir = std::env::temp_dir().join(format!("hd-badcfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -91,9 +127,9 @@ fn bad_configuration_is_refused() {
     assert!(e.contains("learning_rate"), "{e}");
     let mut c = cfg(&dir, 1);
     c.distill.ipc = 0;
-    let e = run::run(gpu(), &c, false, std::path::Path::new("/none")).err().unwrap().to_string();
+    let e = run::run(gpu(), &c, run::Start::Fresh, std::path::Path::new("/none")).err().unwrap().to_string();
     assert!(e.contains("ipc must be at least 1"), "{e}");
-    let e = run::run(gpu(), &cfg(&dir.join("never-ran"), 1), true, std::path::Path::new("/none")).err().unwrap();
+    let e = run::run(gpu(), &cfg(&dir.join("never-ran"), 1), run::Start::Resume, std::path::Path::new("/none")).err().unwrap();
     assert!(format!("{e:#}").contains("checkpoint.safetensors"), "{e:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
