@@ -334,16 +334,17 @@ pub mod reference {
 pub mod gpu {
     use crate::gpu::Gpu;
     use crate::shaders;
+    use crate::shapes::ImageShape;
     use wgpu::{Buffer, CommandEncoder};
 
-    fn consts(n: usize, c: usize, h: usize, w: usize) -> [(&'static str, f64); 4] {
-        [("N", n as f64), ("C", c as f64), ("H", h as f64), ("W", w as f64)]
+    fn consts(n: usize, s: ImageShape) -> [(&'static str, f64); 4] {
+        [("N", n as f64), ("C", s.c as f64), ("H", s.h as f64), ("W", s.w as f64)]
     }
 
     /// y = aug(x): x, y [n, c, h, w]; params [n, 8] (AugParams); scratch [n] (per-image mean).
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &Buffer, scratch: &Buffer, y: &Buffer) {
-        forward_v(gpu, enc, vec4(gpu, w), n, c, h, w, x, params, scratch, y)
+    pub fn forward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, s: ImageShape, x: &Buffer, params: &Buffer, scratch: &Buffer, y: &Buffer) {
+        forward_v(gpu, enc, vec4(gpu, s.w), n, s, x, params, scratch, y)
     }
 
     /// Whether `forward` and `backward` run the vec4 kernels (`image_sum_v4`, `forward_v4`, `backward_v4`: 4 columns per invocation): on CPU
@@ -355,32 +356,32 @@ pub mod gpu {
 
     /// `forward` with the variant chosen (tests run both).
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &Buffer,
+    pub fn forward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, s: ImageShape, x: &Buffer, params: &Buffer,
         scratch: &Buffer, y: &Buffer) {
         let entry = if vec4 { "forward_v4" } else { "forward" };
-        sum_then(gpu, enc, vec4, entry, n, c, h, w, x, params, scratch, y)
+        sum_then(gpu, enc, vec4, entry, n, s, x, params, scratch, y)
     }
 
     /// The per-image sums of `src` into `scratch`, then `entry` (forward or backward, 4 pixels per invocation when
     /// `vec4`) from `src` into `dst`.
     #[allow(clippy::too_many_arguments)]
-    fn sum_then(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, entry: &'static str, n: usize, c: usize, h: usize, w: usize, src: &Buffer,
+    fn sum_then(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, entry: &'static str, n: usize, s: ImageShape, src: &Buffer,
         params: &Buffer, scratch: &Buffer, dst: &Buffer) {
-        assert!(!vec4 || w % 4 == 0, "vec4 augmentation needs rows a multiple of 4 wide, not {w}");
-        let k = consts(n, c, h, w);
+        assert!(!vec4 || s.w % 4 == 0, "vec4 augmentation needs rows a multiple of 4 wide, not {}", s.w);
+        let k = consts(n, s);
         let (sum, per) = if vec4 { ("image_sum_v4", 4) } else { ("image_sum", 1) };
         gpu.dispatch(enc, &shaders::AUGMENT, sum, &k, &[src, scratch], n as u64);
-        gpu.dispatch(enc, &shaders::AUGMENT, entry, &k, &[src, params, scratch, dst], (n * c * h * w / per) as u64);
+        gpu.dispatch(enc, &shaders::AUGMENT, entry, &k, &[src, params, scratch, dst], (n * s.len() / per) as u64);
     }
 
     /// Several ops in sequence (DANCE's IDC DiffAug: color, then crop, then cutout), one parameter buffer per op:
     /// x → op 0 → tmps[0] → op 1 → tmps[1] → … → y. `tmps` hold n images each; scratch [n].
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_chain(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, params: &[&Buffer], tmps: [&Buffer; 2], scratch: &Buffer, y: &Buffer) {
+    pub fn forward_chain(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, s: ImageShape, x: &Buffer, params: &[&Buffer], tmps: [&Buffer; 2], scratch: &Buffer, y: &Buffer) {
         let mut src = x;
         for (i, p) in params.iter().enumerate() {
             let dst = if i + 1 == params.len() { y } else { tmps[i % 2] };
-            forward(gpu, enc, n, c, h, w, src, p, scratch, dst);
+            forward(gpu, enc, n, s, src, p, scratch, dst);
             src = dst;
         }
     }
@@ -388,32 +389,32 @@ pub mod gpu {
     /// The adjoint of `forward_chain`: dy → op k−1ᵀ → … → op 0ᵀ → dx (every op is affine in its input, so no
     /// forward activations are needed).
     #[allow(clippy::too_many_arguments)]
-    pub fn backward_chain(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &[&Buffer], tmps: [&Buffer; 2], scratch: &Buffer, dx: &Buffer) {
+    pub fn backward_chain(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, s: ImageShape, dy: &Buffer, params: &[&Buffer], tmps: [&Buffer; 2], scratch: &Buffer, dx: &Buffer) {
         let mut src = dy;
         for i in (0..params.len()).rev() {
             let dst = if i == 0 { dx } else { tmps[i % 2] };
-            backward(gpu, enc, n, c, h, w, src, params[i], scratch, dst);
+            backward(gpu, enc, n, s, src, params[i], scratch, dst);
             src = dst;
         }
     }
 
     /// CutMix: y = x with the box of `mix` [4 + n] u32 = (row0, row1, col0, col1, perm…) taken from image perm[i].
     #[allow(clippy::too_many_arguments)]
-    pub fn cutmix(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, x: &Buffer, mix: &Buffer, y: &Buffer) {
-        gpu.dispatch(enc, &shaders::AUGMENT, "cutmix", &consts(n, c, h, w), &[x, mix, y], (n * c * h * w) as u64);
+    pub fn cutmix(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, s: ImageShape, x: &Buffer, mix: &Buffer, y: &Buffer) {
+        gpu.dispatch(enc, &shaders::AUGMENT, "cutmix", &consts(n, s), &[x, mix, y], (n * s.len()) as u64);
     }
 
     /// dx = augᵀ(dy) with the same parameters; scratch [n] (per-image sum of dy).
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &Buffer, scratch: &Buffer, dx: &Buffer) {
-        backward_v(gpu, enc, vec4(gpu, w), n, c, h, w, dy, params, scratch, dx)
+    pub fn backward(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, s: ImageShape, dy: &Buffer, params: &Buffer, scratch: &Buffer, dx: &Buffer) {
+        backward_v(gpu, enc, vec4(gpu, s.w), n, s, dy, params, scratch, dx)
     }
 
     /// `backward` with the variant chosen (`vec4`: `image_sum_v4`, `backward_v4`; tests run both).
     #[allow(clippy::too_many_arguments)]
-    pub fn backward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, c: usize, h: usize, w: usize, dy: &Buffer, params: &Buffer,
+    pub fn backward_v(gpu: &Gpu, enc: &mut CommandEncoder, vec4: bool, n: usize, s: ImageShape, dy: &Buffer, params: &Buffer,
         scratch: &Buffer, dx: &Buffer) {
         let entry = if vec4 { "backward_v4" } else { "backward" };
-        sum_then(gpu, enc, vec4, entry, n, c, h, w, dy, params, scratch, dx)
+        sum_then(gpu, enc, vec4, entry, n, s, dy, params, scratch, dx)
     }
 }

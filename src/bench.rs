@@ -317,7 +317,7 @@ pub fn distill_iteration(
     let memory = gpu.memory_in_use();
     let net = ConvNetConfig::square(channels, side, width, 10)?;
     let m = 10 * ipc;
-    let macs = net.embed_macs(10 * d.per_real) + net.embed_macs(m) + net.input_grad_macs(m);
+    let macs = net.embed_macs(10 * d.per_real()) + net.embed_macs(m) + net.input_grad_macs(m);
     let min = min_of(&ms);
     let med = median(&mut ms);
     let gflop = 2.0 * macs as f64 / 1e9;

@@ -14,6 +14,7 @@ use crate::nn::arch::{Arch, Graph, GpuGraphNet, GraphWorkspace};
 use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, GpuGrads, Upstream, Workspace};
 use crate::nn::ops;
 use crate::rng;
+use crate::validate::ConfigError;
 
 /// Which evaluation protocol trains the networks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,25 +86,20 @@ impl EvalConfig {
     }
 
     /// Reject options the protocol cannot run with, before any work starts (and before any kernel sees them).
-    pub fn validate(&self) -> Result<(), String> {
-        if self.nets == 0 {
-            return Err("eval: nets must be at least 1".into());
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use crate::validate::{at_least_one, non_negative_f32, positive_f32, unit_interval};
+        at_least_one("eval: nets", self.nets)?;
+        at_least_one("eval: batch", self.batch)?;
+        at_least_one("eval: width", self.width)?;
+        if self.protocol == Protocol::Dance {
+            at_least_one("eval: test_every", self.test_every)?;
         }
-        if self.batch == 0 {
-            return Err("eval: batch must be at least 1".into());
-        }
-        if self.width == 0 {
-            return Err("eval: width must be at least 1".into());
-        }
-        if self.protocol == Protocol::Dance && self.test_every == 0 {
-            return Err("eval: test_every must be at least 1".into());
-        }
-        crate::validate::non_negative_f32("eval: lr", self.lr as f64)?;
-        crate::validate::non_negative_f32("eval: weight_decay", self.weight_decay as f64)?;
-        crate::validate::unit_interval("eval: momentum", self.momentum as f64, false)?;
-        crate::validate::unit_interval("eval: cutmix_p", self.cutmix_p, true)?;
-        crate::validate::positive_f32("eval: cutmix_beta", self.cutmix_beta)?;
-        Op::parse_strategy(&self.dsa).map_err(|e| format!("eval: {e}"))?;
+        non_negative_f32("eval: lr", self.lr as f64)?;
+        non_negative_f32("eval: weight_decay", self.weight_decay as f64)?;
+        unit_interval("eval: momentum", self.momentum as f64, false)?;
+        unit_interval("eval: cutmix_p", self.cutmix_p, true)?;
+        positive_f32("eval: cutmix_beta", self.cutmix_beta)?;
+        Op::parse_strategy(&self.dsa).map_err(|e| ConfigError::new("eval: dsa", e))?;
         Ok(())
     }
 
@@ -405,15 +401,15 @@ pub fn train_with(
             gpu.write(&slot.params, &augment::draw_per_sample(&ops_list, &mut rng_dsa, batch.len(), ds.height, ds.width));
             let mix = if dance { augment::CutMix::draw(&mut rng_mix, batch.len(), ds.height, ds.width, cfg.cutmix_p, cfg.cutmix_beta) } else { None };
             let mut enc = gpu.encoder();
-            let (c, h, w, k) = (ds.channels, ds.height, ds.width, ds.classes.len());
+            let k = ds.classes.len();
             // DSA into the network's input, or (CutMix) into `mixed` and from there, boxes swapped, into the input
             let augmented = if mix.is_some() { &slot.mixed } else { slot.ws.x() };
-            augment::gpu::forward(gpu, &mut enc, slot.n, c, h, w, &slot.x, &slot.params, &slot.scratch, augmented);
+            augment::gpu::forward(gpu, &mut enc, slot.n, ds.shape(), &slot.x, &slot.params, &slot.scratch, augmented);
             if let Some(m) = &mix {
                 gpu.write(&slot.mix_words, &m.words());
                 gpu.write(&slot.labels_b, &m.perm.iter().map(|&i| lb[i]).collect::<Vec<u32>>());
                 gpu.write(&slot.ratio, &[m.ratio as f32]);
-                augment::gpu::cutmix(gpu, &mut enc, slot.n, c, h, w, &slot.mixed, &slot.mix_words, slot.ws.x());
+                augment::gpu::cutmix(gpu, &mut enc, slot.n, ds.shape(), &slot.mixed, &slot.mix_words, slot.ws.x());
             }
             net.forward(gpu, &mut enc, &slot.ws, true);
             let scale = 1.0 / slot.n as f32;
@@ -445,7 +441,7 @@ pub fn evaluate(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, anyhow::Error> {
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    cfg.validate()?;
     let bad = images.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
         anyhow::bail!("the synthetic set has {bad} NaN or infinite pixel values (from a run that diverged?): nothing to evaluate");

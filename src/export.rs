@@ -162,34 +162,6 @@ pub fn grid_png_bytes(set: &SynSet, classes: usize, per_class: usize, mean: &[f3
     Ok(bytes.into_inner())
 }
 
-/// The metadata every exported set carries: dataset (with `dataset_spec`, what `data::open` was given, so `eval`
-/// can reopen it) and its statistics, method and its hyperparameters, seed, iteration, adapter, version, and the
-/// whole resolved configuration (`config_toml`).
-pub fn metadata(d: &crate::distill::DistillConfig, spec: &str, ds: &crate::data::Dataset, adapter: String, iteration: usize, config_toml: String) -> BTreeMap<String, String> {
-    let list = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
-    BTreeMap::from([
-        ("dataset".to_string(), ds.name.clone()),
-        ("dataset_spec".to_string(), if spec.is_empty() { "embedded".to_string() } else { spec.to_string() }),
-        ("dataset_source".to_string(), ds.source.clone()),
-        ("classes".to_string(), ds.classes.join("|")),
-        ("mean".to_string(), list(&ds.mean)),
-        ("std".to_string(), list(&ds.std)),
-        ("ipc".to_string(), d.ipc.to_string()),
-        ("method".to_string(), d.method.name().to_string()),
-        ("mosaic".to_string(), d.uses_mosaic().to_string()),
-        ("k".to_string(), d.k.to_string()),
-        ("lambda".to_string(), d.lambda.to_string()),
-        ("clamp".to_string(), d.clamp.map_or("off".to_string(), |c| c.to_string())),
-        ("map".to_string(), format!("{:?}", d.map).to_lowercase()),
-        ("weighted_centroid".to_string(), d.weighted_centroid.to_string()),
-        ("seed".to_string(), d.seed.to_string()),
-        ("iteration".to_string(), iteration.to_string()),
-        ("adapter".to_string(), adapter),
-        ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("config".to_string(), config_toml),
-    ])
-}
-
 /// One PNG per synthetic image: `dir/<class index>_<class name>/<k>.png` (same display rule as the grid).
 pub fn write_image_folder(dir: &Path, set: &SynSet, class_names: &[String], mean: &[f32], std: &[f32]) -> Result<()> {
     let (c, h, w) = (set.c, set.h, set.w);

@@ -334,16 +334,8 @@ pub mod gpu {
     use super::{Hyperbolic, LorentzMap};
     use crate::gpu::{Gpu, GpuError};
     use crate::shaders;
+    use crate::shapes::MatchShape;
     use wgpu::{Buffer, CommandEncoder};
-
-    /// Real features [classes·per_real, dim] and synthetic features [classes·per_syn, dim], class-major.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct HddShape {
-        pub classes: usize,
-        pub per_real: usize,
-        pub per_syn: usize,
-        pub dim: usize,
-    }
 
     /// Scratch of one HDD evaluation, allocated once per shape and reused.
     pub struct HddBuffers {
@@ -356,7 +348,7 @@ pub mod gpu {
     }
 
     impl HddBuffers {
-        pub fn new(gpu: &Gpu, s: &HddShape) -> Result<Self, GpuError> {
+        pub fn new(gpu: &Gpu, s: &MatchShape) -> Result<Self, GpuError> {
             Ok(HddBuffers {
                 stats_r: gpu.zeros("hdd_stats_r", s.classes * s.per_real * 8)?,
                 sums_r: gpu.zeros("hdd_sums_r", s.classes * (s.dim + 4))?,
@@ -367,7 +359,7 @@ pub mod gpu {
         }
     }
 
-    fn consts(s: &HddShape, h: &Hyperbolic, per: usize, lambda: f32) -> Vec<(&'static str, f64)> {
+    fn consts(s: &MatchShape, h: &Hyperbolic, per: usize, lambda: f32) -> Vec<(&'static str, f64)> {
         vec![
             ("C", s.classes as f64),
             ("D", s.dim as f64),
@@ -388,7 +380,7 @@ pub mod gpu {
     pub fn encode(
         gpu: &Gpu,
         enc: &mut CommandEncoder,
-        s: &HddShape,
+        s: &MatchShape,
         h: &Hyperbolic,
         lambda: f32,
         real: &Buffer,

@@ -126,24 +126,29 @@ pub fn expand_set(images: &[f32], labels: &[u32], c: usize, h: usize, w: usize) 
     (y.into_iter().map(|v| v as f32).collect(), labels.iter().cycle().take(4 * n).copied().collect())
 }
 
+/// What an evaluation trains on: the set as stored, or with mosaics (IDM's partition, DANCE's multi-formation) the
+/// four upsampled quadrants of every stored image (the CLI's `eval`, the app's quick evaluation and `distill` alike).
+pub fn evaluation_set(images: Vec<f32>, labels: Vec<u32>, s: crate::shapes::ImageShape, mosaic: bool) -> (Vec<f32>, Vec<u32>) {
+    if mosaic { expand_set(&images, &labels, s.c, s.h, s.w) } else { (images, labels) }
+}
+
 pub mod gpu {
     use crate::gpu::Gpu;
     use crate::shaders;
+    use crate::shapes::ImageShape;
     use wgpu::{Buffer, CommandEncoder};
 
-    fn consts(m: usize, c: usize, h: usize, w: usize) -> [(&'static str, f64); 4] {
-        [("M", m as f64), ("C", c as f64), ("H", h as f64), ("W", w as f64)]
+    fn consts(m: usize, s: ImageShape) -> [(&'static str, f64); 4] {
+        [("M", m as f64), ("C", s.c as f64), ("H", s.h as f64), ("W", s.w as f64)]
     }
 
     /// y [4m, c, h, w] = expand(x [m, c, h, w]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn expand(gpu: &Gpu, enc: &mut CommandEncoder, m: usize, c: usize, h: usize, w: usize, x: &Buffer, y: &Buffer) {
-        gpu.dispatch(enc, &shaders::MOSAIC, "expand", &consts(m, c, h, w), &[x, y], (4 * m * c * h * w) as u64);
+    pub fn expand(gpu: &Gpu, enc: &mut CommandEncoder, m: usize, s: ImageShape, x: &Buffer, y: &Buffer) {
+        gpu.dispatch(enc, &shaders::MOSAIC, "expand", &consts(m, s), &[x, y], (4 * m * s.len()) as u64);
     }
 
     /// dx [m, c, h, w] = expandᵀ(dy [4m, c, h, w]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn expand_backward(gpu: &Gpu, enc: &mut CommandEncoder, m: usize, c: usize, h: usize, w: usize, dy: &Buffer, dx: &Buffer) {
-        gpu.dispatch(enc, &shaders::MOSAIC, "expand_backward", &consts(m, c, h, w), &[dy, dx], (m * c * h * w) as u64);
+    pub fn expand_backward(gpu: &Gpu, enc: &mut CommandEncoder, m: usize, s: ImageShape, dy: &Buffer, dx: &Buffer) {
+        gpu.dispatch(enc, &shaders::MOSAIC, "expand_backward", &consts(m, s), &[dy, dx], (m * s.len()) as u64);
     }
 }

@@ -198,7 +198,7 @@ pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, Option<RunC
 
 /// Metadata that goes into every exported set.
 pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> BTreeMap<String, String> {
-    crate::export::metadata(&cfg.distill, &cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
+    cfg.distill.metadata(&cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
 }
 
 pub struct Outcome {
@@ -287,7 +287,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     export::atomic_write(&cfg.out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(cfg.out.join("metrics.jsonl"))?;
     let mut log = |v: serde_json::Value| -> Result<()> { writeln!(metrics, "{v}").context("writing metrics.jsonl") };
-    log(serde_json::json!({"event": if resume { "resume" } else { "start" }, "iteration": d.iteration, "adapter": gpu.describe(),
+    log(serde_json::json!({"event": if resume { "resume" } else { "start" }, "iteration": d.iteration(), "adapter": gpu.describe(),
         "seed": cfg.distill.seed, "dataset": ds.name, "quick_eval": cfg.eval.quick}))?;
     if let Some((before, after)) = pruned {
         log(serde_json::json!({"event": "prune", "keep_real": cfg.keep_real, "prune_nets": cfg.prune_nets, "train_before": before, "train_after": after}))?;
@@ -297,16 +297,16 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {msg}  (ETA {eta})").expect("template"),
     );
-    bar.set_position(d.iteration as u64);
+    bar.set_position(d.iteration() as u64);
     let mut final_eval = None;
-    let start_it = d.iteration;
+    let start_it = d.iteration();
     let mut step_secs = 0.0; // distillation steps only, evaluations excluded
     loop {
-        let it = d.iteration;
+        let it = d.iteration();
         let due = (cfg.eval_every > 0 && it % cfg.eval_every == 0) || it == total;
         if due && cfg.eval.nets > 0 {
             bar.set_message(format!("evaluating iteration {it}"));
-            let (images, labels) = d.eval_set(ds.channels, ds.height, ds.width)?;
+            let (images, labels) = d.eval_set()?;
             let r = eval::evaluate(gpu, &ds, &images, &labels, &cfg.eval, cfg.distill.seed ^ (it as u64).wrapping_mul(0x9e37_79b9), &mut |k, ep| {
                 bar.set_message(format!("evaluating iteration {it}: net {}/{} epoch {ep}/{}", k + 1, cfg.eval.nets, cfg.eval.epochs));
             })?;
@@ -326,7 +326,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
         let t = std::time::Instant::now();
         d.step(&ds)?;
         step_secs += t.elapsed().as_secs_f64();
-        let done = d.iteration;
+        let done = d.iteration();
         if cfg.log_every > 0 && (done % cfg.log_every == 0 || done == total) {
             let (loss, per_class) = d.loss()?;
             let spi = step_secs / (done - start_it) as f64;
@@ -341,12 +341,12 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     bar.finish_and_clear();
     write_checkpoint(&cfg.out, &d.checkpoint()?, cfg)?;
     let (images, labels) = d.synthetic()?;
-    let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration) };
+    let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration()) };
     export::write_safetensors(&cfg.out.join("synset.safetensors"), &set)?;
     export::write_grid_png(&cfg.out.join("synset.png"), &set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)?;
     if cfg.export_images {
         export::write_image_folder(&cfg.out.join("images"), &set, &ds.classes, &ds.mean, &ds.std)?;
     }
-    let steps = d.iteration - start_it;
+    let steps = d.iteration() - start_it;
     Ok(Outcome { out: cfg.out.clone(), steps, final_eval, seconds_per_iteration: step_secs / steps.max(1) as f64 })
 }

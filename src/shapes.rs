@@ -32,6 +32,15 @@ impl std::fmt::Display for ImageShape {
     }
 }
 
+/// A matching term's features, class-major: real [classes·per_real, dim] and synthetic [classes·per_syn, dim].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatchShape {
+    pub classes: usize,
+    pub per_real: usize,
+    pub per_syn: usize,
+    pub dim: usize,
+}
+
 /// 3×3 convolution, stride 1, zero padding `pad`: x [n,cin,h,w] → y [n,cout,ho,wo].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {

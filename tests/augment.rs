@@ -18,8 +18,8 @@ fn gpu_fwd_bwd(params: &[AugParams], x: &[f64], dy: &[f64], c: usize, h: usize, 
     for vec4 in [false, true].into_iter().filter(|&v| !v || w % 4 == 0) {
         let (y, dx, scratch) = (poisoned(g, x.len()), poisoned(g, x.len()), poisoned(g, n));
         let mut enc = g.encoder();
-        augment::gpu::forward_v(g, &mut enc, vec4, n, c, h, w, &up(g, x), &pb, &scratch, &y);
-        augment::gpu::backward_v(g, &mut enc, vec4, n, c, h, w, &up(g, dy), &pb, &scratch, &dx);
+        augment::gpu::forward_v(g, &mut enc, vec4, n, hyperdistill::shapes::ImageShape::new(c, h, w), &up(g, x), &pb, &scratch, &y);
+        augment::gpu::backward_v(g, &mut enc, vec4, n, hyperdistill::shapes::ImageShape::new(c, h, w), &up(g, dy), &pb, &scratch, &dx);
         g.submit_wait(enc);
         got(if vec4 { "forward_v4" } else { "forward" }, &down(g, &y, x.len()));
         got(if vec4 { "backward_v4" } else { "backward" }, &down(g, &dx, x.len()));

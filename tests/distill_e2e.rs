@@ -23,7 +23,7 @@ fn bad_options_are_refused_before_work() {
         (DistillConfig { dsa: "color_blur".into(), ..tiny(Method::Dm) }, "unknown DSA op 'blur'"),
     ];
     for (cfg, want) in cases {
-        let e = cfg.validate(&ds).unwrap_err();
+        let e = cfg.validate(&ds).unwrap_err().to_string();
         assert!(e.contains(want), "{e}");
         let e = Distiller::new(gpu(), &ds, cfg).err().expect("refused").to_string();
         assert!(e.contains(want), "{e}");

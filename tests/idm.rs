@@ -39,7 +39,7 @@ fn idm_and_idm_hdd_lower_their_matching_loss_against_a_fixed_net() {
         }
         assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
         let (first, last) = (mean(&losses[..4]), mean(&losses[16..]));
-        println!("{method:?} (lr_img {}): matching loss of iterations 1–4 {first:.4}, of 17–20 {last:.4}", d.cfg.lr_img);
+        println!("{method:?} (lr_img {}): matching loss of iterations 1–4 {first:.4}, of 17–20 {last:.4}", d.cfg().lr_img);
         assert!(last < 0.8 * first, "{method:?}: {first} → {last}");
         assert_eq!(d.queue_len(), 1);
     }
@@ -106,12 +106,12 @@ fn mosaic_initialisation_holds_downscaled_real_images_and_evaluation_sees_four_t
             assert!(found, "image {k} quadrant {q} is not a downscaled real image of class {c}");
         }
     }
-    let (images, eval_labels) = d.eval_set(ds.channels, ds.height, ds.width).unwrap();
+    let (images, eval_labels) = d.eval_set().unwrap();
     assert_eq!((images.len(), eval_labels.len()), (4 * syn.len(), 80));
     assert_eq!(&eval_labels[..20], &labels[..], "quadrant-major, labels tiled");
     // without the mosaic the stored set is evaluated as is
     let plain = Distiller::new(gpu(), &ds, tiny(Method::Idm, IdmConfig { mosaic: false, ..fixed_net() })).unwrap();
-    assert_eq!(plain.eval_set(ds.channels, ds.height, ds.width).unwrap().1.len(), 20);
+    assert_eq!(plain.eval_set().unwrap().1.len(), 20);
 }
 
 #[test]

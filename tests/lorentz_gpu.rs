@@ -5,11 +5,12 @@
 
 mod common;
 use common::*;
-use hyperdistill::lorentz::gpu::{encode, read_distances, HddBuffers, HddShape};
+use hyperdistill::lorentz::gpu::{encode, read_distances, HddBuffers};
+use hyperdistill::shapes::MatchShape;
 use hyperdistill::lorentz::{class_distance_grad, geoopt, Hyperbolic};
 
 /// Run the GPU term on `classes` classes and compare every class with the CPU.
-fn run_case(h: &Hyperbolic, norm: f64, s: HddShape, identical: bool, seed: u64) -> (f64, f64) {
+fn run_case(h: &Hyperbolic, norm: f64, s: MatchShape, identical: bool, seed: u64) -> (f64, f64) {
     let g = gpu();
     let mut r = rng(seed);
     let lambda = 20.0f32;
@@ -60,9 +61,9 @@ fn hdd_kernels_match_the_cpu_over_settings() {
     let (mut wd, mut wg) = (0.0f64, 0.0f64);
     for (i, (h, norm)) in lorentz_settings().into_iter().enumerate() {
         for s in [
-            HddShape { classes: 3, per_real: 1, per_syn: 1, dim: 37 },
-            HddShape { classes: 2, per_real: 20, per_syn: 1, dim: 64 },
-            HddShape { classes: 2, per_real: 256, per_syn: 10, dim: 128 },
+            MatchShape { classes: 3, per_real: 1, per_syn: 1, dim: 37 },
+            MatchShape { classes: 2, per_real: 20, per_syn: 1, dim: 64 },
+            MatchShape { classes: 2, per_real: 256, per_syn: 10, dim: 128 },
         ] {
             let (d, gr) = run_case(&h, norm, s, false, 100 + i as u64);
             wd = wd.max(d);
@@ -75,7 +76,7 @@ fn hdd_kernels_match_the_cpu_over_settings() {
 #[test]
 fn hdd_kernels_at_convnet_size() {
     // 10 classes × 256 real and 10 synthetic 2048-d features, DM+HDD's parity setting
-    let (d, g) = run_case(&Hyperbolic::dm_parity(), 24.0, HddShape { classes: 10, per_real: 256, per_syn: 10, dim: 2048 }, false, 7);
+    let (d, g) = run_case(&Hyperbolic::dm_parity(), 24.0, MatchShape { classes: 10, per_real: 256, per_syn: 10, dim: 2048 }, false, 7);
     println!("2048-d, 10 classes: distance rel err {d:.2e}, gradient rel err {g:.2e}");
 }
 
@@ -83,7 +84,7 @@ fn hdd_kernels_at_convnet_size() {
 fn identical_sets_give_zero_and_finite_gradients() {
     for (h, norm) in lorentz_settings() {
         for per in [1, 256] {
-            run_case(&h, norm, HddShape { classes: 2, per_real: per, per_syn: per, dim: 32 }, true, 9);
+            run_case(&h, norm, MatchShape { classes: 2, per_real: per, per_syn: per, dim: 32 }, true, 9);
         }
     }
 }

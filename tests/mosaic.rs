@@ -18,8 +18,8 @@ fn expand_and_its_backward_match_the_reference_on_the_gpu() {
         let dy = rand_vec(&mut r, 4 * m * c * h * w, 1.0);
         let (y, dx) = (poisoned(g, dy.len()), poisoned(g, x.len()));
         let mut enc = g.encoder();
-        mosaic::gpu::expand(g, &mut enc, m, c, h, w, &up(g, &x), &y);
-        mosaic::gpu::expand_backward(g, &mut enc, m, c, h, w, &up(g, &dy), &dx);
+        mosaic::gpu::expand(g, &mut enc, m, hyperdistill::shapes::ImageShape::new(c, h, w), &up(g, &x), &y);
+        mosaic::gpu::expand_backward(g, &mut enc, m, hyperdistill::shapes::ImageShape::new(c, h, w), &up(g, &dy), &dx);
         g.submit_wait(enc);
         check(&format!("expand {m}x{c}x{h}x{w}"), &down(g, &y, dy.len()), &reference::expand(&x, m, c, h, w), 1e-6);
         check(&format!("expand_backward {m}x{c}x{h}x{w}"), &down(g, &dx, x.len()), &reference::expand_backward(&dy, m, c, h, w), 1e-6);

@@ -353,7 +353,7 @@ fn sgd_and_dm_matching_match_reference() {
         let syn = rand_vec(&mut rng, classes * per_syn * dim, 1.0);
         let (sq, loss, grad) = (poisoned(g, classes * dim), poisoned(g, classes), poisoned(g, syn.len()));
         let mut enc = g.encoder();
-        ops::dm_matching(g, &mut enc, classes, per_real, per_syn, dim, 1.0, &up(g, &real), &up(g, &syn), &sq, &loss, &grad);
+        ops::dm_matching(g, &mut enc, &hyperdistill::shapes::MatchShape { classes, per_real, per_syn, dim }, 1.0, &up(g, &real), &up(g, &syn), &sq, &loss, &grad);
         g.submit_wait(enc);
         let (rl, rg) = r::dm_matching(classes, per_real, per_syn, dim, &real, &syn);
         check(&format!("dm loss {classes}x{per_real}/{per_syn}x{dim}"), &down(g, &loss, classes), &rl, TOL);
@@ -489,7 +489,7 @@ fn cutmix_and_its_two_label_loss_match_the_reference() {
         let x: Vec<f64> = rand_vec(&mut r, n * c * h * w, 1.0).iter().map(|&v| v as f32 as f64).collect();
         let y = poisoned(g, x.len());
         let mut enc = g.encoder();
-        augment::gpu::cutmix(g, &mut enc, n, c, h, w, &up(g, &x), &g.upload("mix", &m.words()).unwrap(), &y);
+        augment::gpu::cutmix(g, &mut enc, n, hyperdistill::shapes::ImageShape::new(c, h, w), &up(g, &x), &g.upload("mix", &m.words()).unwrap(), &y);
         g.submit_wait(enc);
         assert!(down(g, &y, x.len()) == m.apply(&x, c, h, w), "cutmix draw {trial}: the kernel copies, it must match exactly");
         let logits = rand_vec(&mut r, n * k, 3.0);

@@ -398,7 +398,7 @@ impl HyperApp {
         let result = (|| -> anyhow::Result<String> {
             let ds = &info.dataset;
             let labels = (0..ds.classes.len()).flat_map(|c| std::iter::repeat_n(c as u32, info.settings.distill.ipc)).collect();
-            let meta = export::metadata(&info.settings.distill, &info.settings.dataset, ds, info.adapter.clone(), iteration, info.settings.to_toml().unwrap_or_default());
+            let meta = info.settings.distill.metadata(&info.settings.dataset, ds, info.adapter.clone(), iteration, info.settings.to_toml().unwrap_or_default());
             let set = SynSet { images: syn.as_ref().clone(), labels, c: ds.channels, h: ds.height, w: ds.width, meta };
             let a = save(&self.export_dir, "synset.safetensors", &export::safetensors_bytes(&set)?)?;
             let b = save(&self.export_dir, "synset.png", &export::grid_png_bytes(&set, ds.classes.len(), info.settings.distill.ipc, &ds.mean, &ds.std)?)?;

@@ -293,7 +293,7 @@ async fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
     let Some([loss, grad]) = reads else { anyhow::bail!("internal: the loss was not read back") };
     let loss = l.distiller.loss_from(&loss);
     let grad_norms = l.distiller.grad_norms_from(&grad);
-    Ok(Snapshot { iteration: l.distiller.iteration, syn: Arc::new(syn), loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
+    Ok(Snapshot { iteration: l.distiller.iteration(), syn: Arc::new(syn), loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
 }
 
 /// Embed the shown real images and the current synthetic set with the view network and map them to the
@@ -305,11 +305,11 @@ async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeat
     let img = l.ds.image_len();
     let m = d.synthetic_labels().len();
     let mut enc = gpu.encoder();
-    copy_f32(&mut enc, &d.syn, 0, &v.ws.x, v.real_n * img, m * img);
+    copy_f32(&mut enc, d.syn(), 0, &v.ws.x, v.real_n * img, m * img);
     v.net.forward_only(gpu, &mut enc, &v.ws, false);
     gpu.submit(enc);
     let dim = v.net.cfg.embed_dim();
-    let mut parts = vec![(&v.ws.embed, (v.real_n + m) * dim), (&d.syn, d.syn_len())];
+    let mut parts = vec![(&v.ws.embed, (v.real_n + m) * dim), (d.syn(), d.syn_len())];
     if loss {
         parts.extend([d.loss_source(), (d.pixel_grad(), d.syn_len())]);
     }

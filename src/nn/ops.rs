@@ -6,7 +6,7 @@ use wgpu::{Buffer, CommandEncoder};
 
 use crate::gpu::Gpu;
 use crate::shaders;
-use crate::shapes::{ConvShape, KConvShape, LinearShape, NormShape, PoolShape, WindowShape};
+use crate::shapes::{ConvShape, KConvShape, LinearShape, MatchShape, NormShape, PoolShape, WindowShape};
 
 fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
     [
@@ -700,23 +700,10 @@ pub fn correct(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, k: usize, logits: 
 /// and its gradient with respect to the synthetic features into `grad` [classes·per_syn, dim]; scale 1 is DM's
 /// sum, 1/dim DANCE's mean squared error.
 #[allow(clippy::too_many_arguments)]
-pub fn dm_matching(
-    gpu: &Gpu,
-    enc: &mut CommandEncoder,
-    classes: usize,
-    per_real: usize,
-    per_syn: usize,
-    dim: usize,
-    scale: f32,
-    real: &Buffer,
-    syn: &Buffer,
-    sq: &Buffer,
-    loss: &Buffer,
-    grad: &Buffer,
-) {
-    let c = [("C", classes as f64), ("D", dim as f64), ("B", per_real as f64), ("M", per_syn as f64), ("SCALE", scale as f64)];
-    gpu.dispatch(enc, &shaders::MATCHING, "dm", &c, &[real, syn, sq, grad], (classes * dim) as u64);
-    gpu.dispatch(enc, &shaders::MATCHING, "class_total", &c, &[sq, loss], classes as u64);
+pub fn dm_matching(gpu: &Gpu, enc: &mut CommandEncoder, s: &MatchShape, scale: f32, real: &Buffer, syn: &Buffer, sq: &Buffer, loss: &Buffer, grad: &Buffer) {
+    let c = [("C", s.classes as f64), ("D", s.dim as f64), ("B", s.per_real as f64), ("M", s.per_syn as f64), ("SCALE", scale as f64)];
+    gpu.dispatch(enc, &shaders::MATCHING, "dm", &c, &[real, syn, sq, grad], (s.classes * s.dim) as u64);
+    gpu.dispatch(enc, &shaders::MATCHING, "class_total", &c, &[sq, loss], s.classes as u64);
 }
 
 /// The dense matmul kernels of `shaders/matmul.wgsl` (the bench's throughput yardstick, not part of the network).

@@ -1,0 +1,201 @@
+//! distill::core: what every method shares — the synthetic images and their momentum, the pixel gradient, the
+//! random streams (networks, augmentation, real batches), each iteration's real batches and their embedding through a
+//! network, and the iteration count.
+
+use rand::RngExt;
+use wgpu::{Buffer, CommandEncoder};
+
+use super::{copy_buffer, copy_f32, mosaic_init, DistillConfig, Init};
+use crate::augment::{self, Op};
+use crate::data::Dataset;
+use crate::gpu::{BindGroupCache, Gpu, GpuError};
+use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Workspace};
+use crate::rng::{self, ChaCha8Rng};
+use crate::shapes::ImageShape;
+
+pub struct Core<'g> {
+    pub gpu: &'g Gpu,
+    pub cfg: DistillConfig,
+    pub net_cfg: ConvNetConfig,
+    pub classes: usize,
+    /// Real images per class per iteration: min(batch_real, smallest class).
+    pub per_real: usize,
+    pub img: ImageShape,
+    class_idx: Vec<Vec<usize>>,
+    /// Scratch for sampling real batches (reused every iteration).
+    pool: Vec<usize>,
+    pub ops: Vec<Op>,
+    /// Synthetic pixels [classes·ipc, C, H, W] in the normalised space, class-major.
+    pub syn: Buffer,
+    pub syn_mom: Buffer,
+    /// ∂L/∂x of the last iteration, one f32 per synthetic pixel (IDM and DANCE: each class's own step's gradient).
+    pub d_syn: Buffer,
+    /// The network of the iteration (DM: a fresh random one; DANCE: the interpolated expert encoder).
+    pub net: GpuConvNet,
+    /// Every class's real batch [classes, per_real, C, H, W] (copied from, never bound).
+    real_all: Buffer,
+    real_in: Buffer,
+    /// Real batches go through the net in chunks the storage-binding limit allows: a workspace per chunk size
+    /// (full chunks and the remainder), so a class's batch_real may exceed one binding (IDM's 5000 at IPC 1).
+    real_ws: Vec<Workspace>,
+    pub real_chunk: usize,
+    real_scratch: Buffer,
+    /// Images one storage binding holds (of the largest activation): the most a workspace may take at once.
+    pub max_chunk: usize,
+    pub rng_net: ChaCha8Rng,
+    pub rng_dsa: ChaCha8Rng,
+    rng_real: ChaCha8Rng,
+    pub iteration: usize,
+    pub bind_groups: std::sync::Arc<BindGroupCache>,
+}
+
+impl<'g> Core<'g> {
+    /// The initial synthetic set and every shared buffer, for a validated `cfg`.
+    pub fn new(gpu: &'g Gpu, ds: &Dataset, cfg: DistillConfig) -> Result<Self, anyhow::Error> {
+        let classes = ds.classes.len();
+        let class_idx = ds.class_indices(&ds.train);
+        let per_real = cfg.batch_real.min(class_idx.iter().map(Vec::len).min().unwrap_or(1));
+        let net_cfg = ConvNetConfig::new(ds.shape(), cfg.width, classes)?;
+        let img = ds.shape();
+        let m = classes * cfg.ipc;
+        let syn_host = initial_images(ds, &class_idx, &cfg);
+        // chunks of the synthetic set small enough for the storage-binding limit
+        let per_image_bytes = (net_cfg.conv_shapes(1)[0].y_len() * 4) as u64; // the largest activation
+        let max_chunk = ((gpu.max_binding_bytes() / per_image_bytes.max(1)) as usize).max(1);
+        let real_chunk = per_real.min(max_chunk);
+        let net = GpuConvNet::new(gpu, &ConvNetParams::init(&net_cfg, &mut rng::stream(cfg.seed, "net-shape")))?;
+        Ok(Core {
+            gpu,
+            classes,
+            per_real,
+            img,
+            pool: Vec::with_capacity(class_idx.iter().map(Vec::len).max().unwrap_or(0)),
+            class_idx,
+            ops: cfg.ops()?,
+            syn: gpu.upload("syn", &syn_host)?,
+            syn_mom: gpu.zeros("syn_mom", m * img.len())?,
+            d_syn: gpu.zeros("d_syn", m * img.len())?,
+            real_all: copy_buffer(gpu, "real_all", classes * per_real * img.len()),
+            real_in: gpu.zeros("real_in", real_chunk * img.len())?,
+            real_ws: [real_chunk, per_real % real_chunk].iter().filter(|&&n| n > 0).map(|&n| net.workspace(gpu, n)).collect::<Result<_, _>>()?,
+            real_chunk,
+            real_scratch: gpu.zeros("real_scratch", real_chunk)?,
+            max_chunk,
+            net,
+            net_cfg,
+            rng_net: rng::stream(cfg.seed, "iteration-net"),
+            rng_dsa: rng::stream(cfg.seed, "dsa"),
+            rng_real: rng::stream(cfg.seed, "real-batches"),
+            iteration: 0,
+            bind_groups: Default::default(),
+            cfg,
+        })
+    }
+
+    /// Synthetic images in the set.
+    pub fn images(&self) -> usize {
+        self.classes * self.cfg.ipc
+    }
+
+    /// Number of synthetic pixel values (the length of `syn` and of the pixel gradient `d_syn`).
+    pub fn syn_len(&self) -> usize {
+        self.images() * self.img.len()
+    }
+
+    /// Feature length of the embedding.
+    pub fn dim(&self) -> usize {
+        self.net_cfg.embed_dim()
+    }
+
+    /// Per-class parameter buffers of a siamese augmentation of the real batch: [per_real, 8] each.
+    pub fn real_params(&self) -> Result<Vec<Buffer>, GpuError> {
+        (0..self.classes).map(|_| self.gpu.zeros("real_params", self.per_real * 8)).collect()
+    }
+
+    /// Real batches for every class into `real_all`: batch_real distinct images per class.
+    pub fn sample_real_batches(&mut self, ds: &Dataset) {
+        let mut real_host = Vec::with_capacity(self.classes * self.per_real * self.img.len());
+        let pool = &mut self.pool;
+        for idx in &self.class_idx {
+            // refill from the original order, then a partial Fisher–Yates: b distinct images, no allocation
+            pool.clear();
+            pool.extend_from_slice(idx);
+            for i in 0..self.per_real {
+                let j = self.rng_real.random_range(i..pool.len());
+                pool.swap(i, j);
+            }
+            real_host.extend(ds.normalized(&ds.train, &pool[..self.per_real]));
+        }
+        self.gpu.write(&self.real_all, &real_host);
+    }
+
+    /// Class c's real batch (in `real_all`) through its siamese augmentation and `net`, forward only, in chunks
+    /// of at most `real_chunk` images; the features [batch_real, dim] go to `dst` from float `dst_off` on.
+    /// `chain`: the augmentation's parameter buffers, one per op in order (DM, IDM: one); `tmps`: two scratch
+    /// buffers of `real_chunk` images for a chain of more than one op (else any two buffers).
+    pub fn embed_real_class(&self, enc: &mut CommandEncoder, net: &GpuConvNet, c: usize, chain: &[&Buffer], tmps: [&Buffer; 2], dst: (&Buffer, usize)) {
+        let (b, img, dim) = (self.per_real, self.img.len(), self.dim());
+        let mut start = 0;
+        while start < b {
+            let n = self.real_chunk.min(b - start);
+            let ws = self.real_ws.iter().find(|ws| ws.n == n).expect("a workspace for every chunk size");
+            copy_f32(enc, &self.real_all, (c * b + start) * img, &self.real_in, 0, n * img);
+            // every image of the class shares one parameter set, so the first n entries serve any chunk
+            augment::gpu::forward_chain(self.gpu, enc, n, self.img, &self.real_in, chain, tmps, &self.real_scratch, &ws.x);
+            net.forward_only(self.gpu, enc, ws, false); // no backward on the real side
+            copy_f32(enc, &ws.embed, 0, dst.0, dst.1 + start * dim, n * dim);
+            start += n;
+        }
+    }
+
+    /// `embed_real_class` with one augmentation op (DM and IDM).
+    pub fn embed_real_siamese(&self, enc: &mut CommandEncoder, net: &GpuConvNet, c: usize, params: &Buffer, dst: (&Buffer, usize)) {
+        self.embed_real_class(enc, net, c, &[params], [&self.real_in, &self.real_in], dst);
+    }
+
+    /// The labels of the stored set: class-major, ipc per class.
+    pub fn labels(&self) -> Vec<u32> {
+        (0..self.classes).flat_map(|c| std::iter::repeat_n(c as u32, self.cfg.ipc)).collect()
+    }
+
+    /// Positions of the three shared random streams (net, DSA, real batches), for checkpoints.
+    #[cfg(not(target_arch = "wasm32"))] // checkpoints are native only
+    pub fn rng_words(&self) -> [u128; 3] {
+        [self.rng_net.get_word_pos(), self.rng_dsa.get_word_pos(), self.rng_real.get_word_pos()]
+    }
+
+    pub fn set_rng_words(&mut self, w: [u128; 3]) {
+        self.rng_net.set_word_pos(w[0]);
+        self.rng_dsa.set_word_pos(w[1]);
+        self.rng_real.set_word_pos(w[2]);
+    }
+}
+
+/// The initial synthetic set: ipc distinct random real images per class (or their 2×2 mosaics, or noise).
+fn initial_images(ds: &Dataset, class_idx: &[Vec<usize>], cfg: &DistillConfig) -> Vec<f32> {
+    let mut rng_init = rng::stream(cfg.seed, "init");
+    if cfg.uses_mosaic() && cfg.init == Init::Real {
+        return mosaic_init(ds, class_idx, cfg, &mut rng_init);
+    }
+    let mut syn = Vec::with_capacity(class_idx.len() * cfg.ipc * ds.image_len());
+    for idx in class_idx {
+        match cfg.init {
+            Init::Real => {
+                let mut pool = idx.clone();
+                for i in 0..cfg.ipc {
+                    let j = rng_init.random_range(i..pool.len());
+                    pool.swap(i, j);
+                }
+                syn.extend(ds.normalized(&ds.train, &pool[..cfg.ipc]));
+            }
+            Init::Noise => {
+                for _ in 0..cfg.ipc * ds.image_len() {
+                    // Box–Muller
+                    let (u1, u2): (f32, f32) = (rng_init.random::<f32>().max(1e-12), rng_init.random());
+                    syn.push((-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos());
+                }
+            }
+        }
+    }
+    syn
+}
