@@ -1,8 +1,8 @@
-//! bench: timings of the GPU engine. Speed targets are checked here, never in tests.
-//!
-//! Today: ConvNet-3 `embed` forward, and forward + backward to the input (what distribution matching
-//! runs on the synthetic images), at a given batch on 28×28×1 and 32×32×3. GPU time is wall time of
-//! encode + submit + wait, median over the runs after warm-up.
+//! bench: timings of the GPU engine — the matmul peak, each convolution kernel against it, distillation iterations
+//! (every method), evaluation epochs and test passes (ConvNet-3 and the cross-architecture pool), whole-network
+//! passes, and an iteration or an epoch kernel by kernel (GPU timestamps); per-iteration counts and GPU memory; the
+//! report as text and JSON. Speed targets are checked here, never in tests. GPU time is wall time of encode + submit
+//! + wait, median over the runs after warm-up, unless timestamps are named.
 
 use std::time::Instant;
 
@@ -865,4 +865,93 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
         breakdown,
         eval_breakdown: epochs_profiled,
     })
+}
+
+impl SuiteReport {
+    /// The report as the CLI prints it: every part measured, one table each.
+    pub fn text(&self, o: &SuiteOptions) -> Result<String, std::fmt::Error> {
+        use std::fmt::Write;
+        let (r, mut out) = (self, String::new());
+        let out = &mut out;
+    writeln!(out, "adapter {} ({}, {}, driver {}); hyperdistill {}; shader bounds checks {}; norm kernels {}", r.adapter, r.backend, r.device_type,
+        r.driver, r.hyperdistill, if r.bounds_checks { "on" } else { "off (HYPERDISTILL_SHADER_BOUNDS_CHECKS)" }, r.norm_kernel)?;
+    writeln!(out, "(GPU times are wall times of encode + submit + wait; medians of {} runs after {} warm-up; FLOP = 2 × MACs)", o.runs, o.warmup)?;
+    if let Some(p) = &r.peak {
+        writeln!(out, "\nmatmul peak ({0}×{0}×{0})", p.timings.first().map(|t| t.size).unwrap_or(0))?;
+        for t in &p.timings {
+            writeln!(out, "  {:<10} median {:>9.1} ms  min {:>9.1} ms  {:>8.2} GFLOP/s (fastest run)", t.kernel, t.median_ms, t.min_ms, t.gflops)?;
+        }
+        writeln!(out, "  peak {:.2} GFLOP/s ({})", p.gflops, p.best_kernel)?;
+    }
+    if !r.kernels.is_empty() {
+        writeln!(out, "\nconvolution kernels (batch {}, width {})", o.batch, o.width)?;
+        writeln!(out, "  {:<9} {:<16} {:>10} {:>6} {:>10} {:>9} {:>8}", "shape", "kernel", "cin→cout", "side", "median ms", "GFLOP/s", "of peak")?;
+        for k in &r.kernels {
+            writeln!(out, "  {:<9} {:<16} {:>10} {:>6} {:>10.1} {:>9.2} {:>8}", k.shape, format!("conv{} {}", k.layer, k.pass),
+                format!("{}→{}", k.cin, k.cout), k.side, k.median_ms, k.gflops,
+                k.fraction_of_peak.map(|f| format!("{:.0} %", 100.0 * f)).unwrap_or_else(|| "–".into()))?;
+        }
+    }
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    if !r.distill.is_empty() {
+        writeln!(out, "\ndistillation iterations (width {}; generated data, 10 classes; counts per iteration)", o.width)?;
+        writeln!(out, "  {:<9} {:<7} {:>4} {:>6} {:>10} {:>8} {:>8} {:>5} {:>5} {:>6} {:>10} {:>7} {:>6} {:>9} {:>9}",
+            "shape", "method", "ipc", "b_real", "median ms", "GFLOP", "GFLOP/s", "disp", "subm", "rdback", "upload B", "buffers", "bindg",
+            "buf MiB", "alloc MiB")?;
+        for b in &r.distill {
+            let c = &b.per_iteration;
+            writeln!(out, "  {:<9} {:<7} {:>4} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>5} {:>5} {:>6} {:>10} {:>7} {:>6} {:>9.1} {:>9}",
+                b.shape, b.method, b.ipc, b.batch_real, b.median_ms, b.gflop, b.gflops, c.dispatches, c.submits, c.readbacks,
+                c.write_bytes, c.buffers_created, c.bind_groups_created, mib(b.buffer_bytes),
+                b.allocated_bytes.map(|a| format!("{:.1}", mib(a))).unwrap_or_else(|| "–".into()))?;
+        }
+    }
+    if !r.eval.is_empty() {
+        writeln!(out, "\nevaluation (width {}, batch {}; {} timed epochs each)", o.width, o.eval_batch, o.eval_epochs + 1)?;
+        writeln!(out, "  {:<9} {:<9} {:>4} {:>7} {:>12} {:>9} {:>12} {:>12} {:>9}", "network", "shape", "ipc", "images", "ms/epoch", "GFLOP/s", "test images",
+            "test pass ms", "buf MiB")?;
+        for e in &r.eval {
+            writeln!(out, "  {:<9} {:<9} {:>4} {:>7} {:>12.1} {:>9.2} {:>12} {:>12.1} {:>9.1}", e.arch, e.shape, e.ipc, e.images, e.ms_per_epoch, e.gflops,
+                e.test_images, e.test_pass_ms, mib(e.buffer_bytes))?;
+        }
+    }
+    if !r.passes.is_empty() {
+        writeln!(out, "\nwhole-network passes (batch {}, width {})", o.batch, o.width)?;
+        for t in &r.passes {
+            writeln!(out, "  {:<10} {:<28} {:>10.1} ms {:>9.2} GFLOP/s {:>10.1} images/s", t.shape, t.pass, t.median_ms, t.gflops, t.images_per_s)?;
+        }
+    }
+    for b in &r.breakdown {
+        writeln!(out, "\none iteration, kernel by kernel (GPU timestamps): {} {} ipc {} batch_real {} width {}: wall {:.1} ms, compute passes {:.1} ms",
+            b.shape, b.method, b.ipc, b.batch_real, b.width, b.wall_ms, b.gpu_ms)?;
+        print_shares(out, &b.kernels, b.gpu_ms)?;
+    }
+    for b in &r.eval_breakdown {
+        writeln!(out, "\none evaluation epoch, kernel by kernel (GPU timestamps): {} {} ipc {} ({} images, batch {}) width {}: wall {:.1} ms, compute passes {:.1} ms",
+            b.arch, b.shape, b.ipc, b.images, b.batch, b.width, b.wall_ms, b.gpu_ms)?;
+        print_shares(out, &b.kernels, b.gpu_ms)?;
+    }
+        Ok(std::mem::take(out))
+    }
+}
+
+/// One line per kernel of a breakdown: dispatches, GPU ms and share of `gpu_ms`.
+fn print_shares(out: &mut String, kernels: &[KernelShare], gpu_ms: f64) -> std::fmt::Result {
+    use std::fmt::Write;
+    for k in kernels {
+        writeln!(out, "  {:<32} {:>4} × {:>10.2} ms {:>5.1} %", k.kernel, k.dispatches, k.ms, 100.0 * k.ms / gpu_ms.max(1e-9))?;
+    }
+    Ok(())
+}
+
+/// `profile`'s kernels as the CLI prints them: time, share of the total, throughput.
+pub fn profile_text(kernels: &[KernelTiming]) -> String {
+    let total: f64 = kernels.iter().map(|k| k.ms).sum();
+    kernels
+        .iter()
+        .map(|k| {
+            let rate = if k.gflops > 0.0 { format!("{:.2} GFLOP/s", k.gflops) } else { String::new() };
+            format!("{:<40} {:>10.2} ms {:>5.1} %  {rate}\n", k.kernel, k.ms, 100.0 * k.ms / total)
+        })
+        .collect()
 }

@@ -133,9 +133,11 @@ pub fn display_pixels(images: &[f32], c: usize, plane: usize, mean: &[f32], std:
     denorm.iter().map(|&v| (((v as f64 - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8).collect()
 }
 
-/// A grid PNG: one row per class, `per_class` images per row, 1-pixel gaps.
-pub fn write_grid_png(path: &Path, set: &SynSet, classes: usize, per_class: usize, mean: &[f32], std: &[f32]) -> Result<()> {
-    atomic_write(path, &grid_png_bytes(set, classes, per_class, mean, std)?)
+/// The files an exported set is made of, as (file name, bytes): `synset.safetensors` and its grid `synset.png`
+/// (one row per class, `per_class` images per row). The CLI writes them into a run's folder, the app into its
+/// export folder (or, in a browser, as downloads).
+pub fn set_files(set: &SynSet, classes: usize, per_class: usize, mean: &[f32], std: &[f32]) -> Result<[(&'static str, Vec<u8>); 2]> {
+    Ok([("synset.safetensors", safetensors_bytes(set)?), ("synset.png", grid_png_bytes(set, classes, per_class, mean, std)?)])
 }
 
 /// The grid PNG as bytes.

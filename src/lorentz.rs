@@ -27,6 +27,17 @@ pub enum LorentzMap {
     Projx,
 }
 
+impl std::str::FromStr for LorentzMap {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "expmap" => Ok(LorentzMap::Expmap),
+            "projx" => Ok(LorentzMap::Projx),
+            o => Err(format!("'{o}': use expmap or projx")),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hyperbolic {
     /// geoopt's k > 0 (curvature −1/k).

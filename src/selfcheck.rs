@@ -67,3 +67,40 @@ pub fn run(gpu: &Gpu, seed: u64) -> Result<Vec<CheckResult>, GpuError> {
     }
     Ok(out)
 }
+
+/// What `hyperdistill info` prints: the adapter, the limits that matter, its features, and the self-check (`run`)
+/// with its errors. The flag is whether every check passed.
+pub fn info_report(gpu: &Gpu, seed: u64) -> Result<(String, bool), anyhow::Error> {
+    use std::fmt::Write;
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let (i, l) = (&gpu.info, &gpu.limits);
+    let mut out = String::new();
+    writeln!(out, "adapter      {}", i.name)?;
+    writeln!(out, "backend      {:?}", i.backend)?;
+    writeln!(out, "device type  {:?}", i.device_type)?;
+    writeln!(out, "driver       {} {}", i.driver, i.driver_info)?;
+    writeln!(out, "limits")?;
+    writeln!(out, "  max_storage_buffer_binding_size       {} MiB", l.max_storage_buffer_binding_size as u64 >> 20)?;
+    writeln!(out, "  max_buffer_size                       {} MiB", l.max_buffer_size >> 20)?;
+    writeln!(out, "  max_storage_buffers_per_shader_stage  {}", l.max_storage_buffers_per_shader_stage)?;
+    writeln!(out, "  max_compute_workgroup_storage_size    {} KiB", l.max_compute_workgroup_storage_size >> 10)?;
+    writeln!(out, "  max_compute_invocations_per_workgroup {}", l.max_compute_invocations_per_workgroup)?;
+    writeln!(out, "  max_compute_workgroups_per_dimension  {}", l.max_compute_workgroups_per_dimension)?;
+    let f = gpu.adapter.features();
+    writeln!(
+        out,
+        "features     shader-f16 {}, subgroups {}, timestamp-query {}",
+        yes(f.contains(wgpu::Features::SHADER_F16)),
+        yes(f.contains(wgpu::Features::SUBGROUP)),
+        yes(f.contains(wgpu::Features::TIMESTAMP_QUERY))
+    )?;
+    writeln!(out, "self-check   ConvNet-3 forward (embed) and backward to the input, GPU f32 vs CPU f64 reference")?;
+    let results = run(gpu, seed).map_err(|e| anyhow::anyhow!("self-check could not run: {e}"))?;
+    for r in &results {
+        let verdict = if r.passed() { "ok" } else { "FAILED" };
+        writeln!(out, "  {:<26} embed rel err {:.2e}, input-grad rel err {:.2e}  {verdict}", r.shape, r.embed_rel_err, r.input_grad_rel_err)?;
+    }
+    let max = results.iter().map(CheckResult::max_err).fold(0.0, f64::max);
+    writeln!(out, "  max relative error {max:.2e} (tolerance {TOLERANCE:.0e})")?;
+    Ok((out, results.iter().all(CheckResult::passed)))
+}

@@ -192,6 +192,42 @@ impl Dataset {
         (mean, std)
     }
 
+    /// What `hyperdistill data info` prints: name, source, image shape, classes with their counts per split,
+    /// normalisation, the measured pixel statistics, and how long loading took (`load_secs`).
+    pub fn summary(&self, load_secs: f64) -> Result<String, std::fmt::Error> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        writeln!(out, "dataset     {}", self.name)?;
+        writeln!(out, "source      {}", self.source)?;
+        writeln!(out, "image       {} × {} × {} (channels × height × width)", self.channels, self.height, self.width)?;
+        if self.height != self.width {
+            writeln!(out, "note        the networks take square images: this dataset can be inspected but not distilled or evaluated")?;
+        }
+        writeln!(out, "classes     {}", self.classes.len())?;
+        for (split_name, split) in [("train", &self.train), ("test", &self.test)] {
+            let counts: Vec<usize> = self.class_indices(split).iter().map(Vec::len).collect();
+            let (lo, hi) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
+            writeln!(out, "{split_name:<11} {} images, per class {lo}..{hi}", split.len())?;
+        }
+        let show = self.classes.len().min(20);
+        let (train_counts, test_counts) = (self.class_indices(&self.train), self.class_indices(&self.test));
+        for c in 0..show {
+            writeln!(out, "  {c:>3} {:<24} train {:>6}  test {:>6}", self.classes[c], train_counts[c].len(), test_counts[c].len())?;
+        }
+        if self.classes.len() > show {
+            writeln!(out, "  … {} more classes", self.classes.len() - show)?;
+        }
+        let fmt = |v: &[f32]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+        let whose = if self.known.is_some() { " (the papers' values)" } else { " (measured on the training split)" };
+        writeln!(out, "normalise   mean [{}], std [{}]{whose}", fmt(&self.mean), fmt(&self.std))?;
+        let (m, s) = self.pixel_stats(&self.train);
+        let fmt64 = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+        writeln!(out, "measured    train pixels in [0,1]: mean [{}], std [{}]", fmt64(&m), fmt64(&s))?;
+        let mib = (self.train.images.len() + self.test.images.len()) as f64 / (1 << 20) as f64;
+        writeln!(out, "loaded in   {load_secs:.2} s, {mib:.1} MiB of pixels")?;
+        Ok(out)
+    }
+
     /// Consistency checks every loader ends with: sizes agree, labels in range, no empty training class.
     pub fn validate(&self) -> Result<(), DataError> {
         let l = self.image_len();

@@ -68,6 +68,13 @@ impl Method {
     }
 }
 
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Method::parse(s)
+    }
+}
+
 /// DANCE's options (method.md §4.2); the defaults are the released code's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,6 +152,17 @@ pub enum Init {
     Real,
     /// standard normal pixels in the normalised space
     Noise,
+}
+
+impl std::str::FromStr for Init {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "real" => Ok(Init::Real),
+            "noise" => Ok(Init::Noise),
+            o => Err(format!("'{o}': use real or noise")),
+        }
+    }
 }
 
 /// Every option of a distillation run; the defaults are DM+HDD as the authors released it.

@@ -105,6 +105,13 @@ pub struct Graph {
     pub nodes: Vec<Node>,
 }
 
+impl std::str::FromStr for Arch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Arch::parse(s)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ArchError {
     #[error("{arch}: a {c}×{h}×{w} input shrinks to nothing (the DC networks expect 28×28 or 32×32 images)")]

@@ -16,6 +16,9 @@ use crate::eval::{self, EvalConfig};
 use crate::export::{self, SynSet};
 use crate::gpu::Gpu;
 
+mod evaluate;
+pub use evaluate::{evaluate_set, ArchResult, EvalJob};
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
@@ -201,6 +204,29 @@ pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: u
     cfg.distill.metadata(&cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
 }
 
+/// The settings that decide a run's cost and its numbers, in one line for every output that reports results.
+pub fn settings_line(cfg: &RunConfig) -> String {
+    let d = &cfg.distill;
+    let e = &cfg.eval;
+    let eval = if e.nets == 0 {
+        "no evaluation".to_string()
+    } else {
+        format!("evaluation {} × {} nets {}{}", e.epochs, e.nets, e.arch.name(), if e.quick { " (quick)" } else { "" })
+    };
+    format!(
+        "{} ipc {} width {} batch_real {} iterations {} lr_img {} seed {}{}; {eval}; dataset {}",
+        d.method.name(),
+        d.ipc,
+        d.width,
+        d.batch_real,
+        d.iterations,
+        d.lr_img,
+        d.seed,
+        if d.method.hdd() { format!(" k {} λ {} clamp {}", d.k, d.lambda, d.clamp.map_or("off".into(), |c| c.to_string())) } else { String::new() },
+        cfg.dataset
+    )
+}
+
 pub struct Outcome {
     pub out: PathBuf,
     /// distillation steps run by this call
@@ -342,8 +368,9 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     write_checkpoint(&cfg.out, &d.checkpoint()?, cfg)?;
     let (images, labels) = d.synthetic()?;
     let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration()) };
-    export::write_safetensors(&cfg.out.join("synset.safetensors"), &set)?;
-    export::write_grid_png(&cfg.out.join("synset.png"), &set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)?;
+    for (name, bytes) in export::set_files(&set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)? {
+        export::atomic_write(&cfg.out.join(name), &bytes)?;
+    }
     if cfg.export_images {
         export::write_image_folder(&cfg.out.join("images"), &set, &ds.classes, &ds.mean, &ds.std)?;
     }
