@@ -600,11 +600,11 @@ fn gui(settings: Option<PathBuf>, dataset: Option<String>, cache: PathBuf) -> Re
     if let Some(d) = dataset {
         s.dataset = d;
     }
-    s.validate().map_err(anyhow::Error::msg)?;
+    s.validate()?;
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         bail!("the app needs a display (DISPLAY or WAYLAND_DISPLAY); on a headless machine run it under xvfb-run");
     }
-    app::run_native(s, cache)?;
+    app::platform::run_native(s, cache)?;
     Ok(ExitCode::SUCCESS)
 }
 

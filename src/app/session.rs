@@ -154,21 +154,6 @@ struct Live<'g> {
     settings: AppSettings,
 }
 
-/// Wait for the next command: blocking on a native worker thread; in a browser (one thread) by polling the
-/// channel and sleeping on the event loop in between.
-async fn next_cmd(rx: &Receiver<Cmd>) -> Option<Cmd> {
-    #[cfg(not(target_arch = "wasm32"))]
-    return rx.recv().ok();
-    #[cfg(target_arch = "wasm32")]
-    loop {
-        match rx.try_recv() {
-            Ok(c) => return Some(c),
-            Err(TryRecvError::Empty) => crate::gpu::sleep_ms(30).await,
-            Err(TryRecvError::Disconnected) => return None,
-        }
-    }
-}
-
 /// The worker's body: runs until `Cmd::Quit` or the UI goes away. Natively it runs on its own thread under
 /// `pollster::block_on`; in a browser it is a task on the page's event loop (`spawn_local`), which is why it
 /// is async: every read-back awaits the GPU instead of blocking the only thread.
@@ -188,7 +173,7 @@ pub async fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<d
                 Err(TryRecvError::Disconnected) => return,
             }
         } else {
-            match next_cmd(&rx).await {
+            match super::platform::next_cmd(&rx).await {
                 Some(c) => Some(c),
                 None => return,
             }
@@ -238,14 +223,13 @@ pub async fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<d
                 }
             }
             // a browser draws only between tasks: give it a turn after every iteration
-            #[cfg(target_arch = "wasm32")]
-            crate::gpu::yield_now().await;
+            super::platform::between_iterations().await;
         }
     }
 }
 
 async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) -> Result<(Live<'g>, SessionInfo, Snapshot)> {
-    settings.validate().map_err(anyhow::Error::msg)?;
+    settings.validate()?;
     let ds = Arc::new(data::open(&settings.dataset, cache)?);
     let distiller = Distiller::new(gpu, &ds, settings.distill.clone())?;
     // the shown real images: the first `per` of each class in a seeded shuffle

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::distill::DistillConfig;
+use crate::validate::ConfigError;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,24 +60,21 @@ impl AppSettings {
     }
 
     /// Checks that need no dataset (the rest happens when the session opens it).
-    pub fn validate(&self) -> Result<(), String> {
-        if self.view_real_per_class == 0 {
-            return Err("view_real_per_class must be at least 1".into());
-        }
-        if self.snapshot_every == 0 {
-            return Err("snapshot_every must be at least 1".into());
-        }
-        if self.eval_nets == 0 {
-            return Err("eval_nets must be at least 1".into());
-        }
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use crate::validate::at_least_one;
+        at_least_one("view_real_per_class", self.view_real_per_class)?;
+        at_least_one("snapshot_every", self.snapshot_every)?;
+        at_least_one("eval_nets", self.eval_nets)?;
         if self.distill.method.dance() {
             // DANCE first trains its experts (20 × 60 epochs by default): minutes to hours before the first image moves,
             // with nothing to show meanwhile, and no disk in the browser to keep them on
-            return Err(format!(
-                "method {} is not in the app: DANCE needs its experts trained first; run it with `hyperdistill distill --method {}` \
-                 (the app offers dm, dm+hdd, idm and idm+hdd)",
-                self.distill.method.name(),
-                self.distill.method.name()
+            let m = self.distill.method.name();
+            return Err(ConfigError::new(
+                format!("method {m}"),
+                format!(
+                    "is not in the app: DANCE needs its experts trained first; run it with `hyperdistill distill --method {m}` \
+                     (the app offers dm, dm+hdd, idm and idm+hdd)"
+                ),
             ));
         }
         Ok(())
@@ -109,7 +107,7 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         for (method, name) in [(Method::Dance, "dance"), (Method::DanceHdd, "dance+hdd")] {
             s.distill.method = method;
-            let err = s.validate().unwrap_err();
+            let err = s.validate().unwrap_err().to_string();
             println!("{err}");
             assert!(err.contains(&format!("hyperdistill distill --method {name}")), "{err}");
         }

@@ -1,0 +1,184 @@
+//! app::disk: the Poincaré disk (exact geodesic radius from the chosen centre, directions by PCA) with the class
+//! centroids and their geodesics, and the Euclidean PCA of the raw features beside it, for contrast.
+
+use std::sync::Arc;
+
+use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
+
+use super::session::{self, SessionInfo};
+use super::{Centre, Hover, HyperApp};
+use crate::lorentz::LorentzMap;
+use crate::view;
+
+impl HyperApp {
+    /// The disk's header (its centre), the disk and the PCA side by side, and the clamp's note.
+    pub(super) fn disks(&mut self, ui: &mut egui::Ui, info: &SessionInfo) {
+        let ds = &info.dataset;
+        let classes = ds.classes.len();
+        let Some(snap) = self.latest.as_ref() else { return };
+        let view = snap.view.clone();
+        let iteration = snap.iteration;
+        ui.horizontal(|ui| {
+            ui.strong("Poincaré disk");
+            ui.label("centre:");
+            ui.radio_value(&mut self.centre, Centre::Origin, "origin");
+            ui.radio_value(&mut self.centre, Centre::RealCentroid, "real centroid");
+            if let Centre::Class(c) = self.centre {
+                ui.label(format!("class {c} ({})", ds.classes.get(c).map_or("", |s| s.as_str())));
+            }
+            ui.label(egui::RichText::new("(click a point to centre on its class)").small().weak());
+        });
+        let side = ((ui.available_width() - 20.0) / 2.0).clamp(200.0, 520.0);
+        ui.horizontal_top(|ui| {
+            self.disk_panel(ui, &view, iteration, side, classes);
+            self.euclid_panel(ui, &view, iteration, side, classes);
+        });
+        if view.clamp_binds_all() {
+            ui.colored_label(
+                Color32::from_rgb(200, 140, 20),
+                format!(
+                    "Radius clamp active: every feature here has ‖v‖/√k above {}, so expmap0 puts every point at exactly that \
+                     distance from the origin (centre the disk on the origin to see them on one circle). Only their directions \
+                     differ; the class centroids sit inside the sphere, and HDD moves the synthetic centroid by turning directions.",
+                    view.hyper.clamp.unwrap_or(0.0)
+                ),
+            );
+        }
+    }
+
+
+    pub(super) fn disk_panel(&mut self, ui: &mut egui::Ui, view: &Arc<session::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
+        let key = (iteration, self.centre);
+        if self.disk.as_ref().is_none_or(|(k, _)| *k != key) {
+            let centre = match self.centre {
+                Centre::Origin => {
+                    let mut o = vec![0.0; view.real_centre.len()];
+                    o[0] = view.hyper.k.sqrt();
+                    o
+                }
+                Centre::RealCentroid => view.real_centre.clone(),
+                Centre::Class(c) => view.real_centroids[c.min(classes - 1)].clone(),
+            };
+            let pic = view::disk_picture(&view.real_pts, &view.syn_pts, &view.real_centroids, &view.syn_centroids, &centre, view.hyper.k, self.disk_basis.as_ref());
+            self.disk_basis = pic.basis.clone();
+            self.disk = Some((key, pic));
+        }
+        let Some((_, pic)) = &self.disk else { return };
+        let (resp, painter) = ui.allocate_painter(Vec2::splat(side), Sense::click());
+        let rect = resp.rect;
+        self.last_disk_rect = Some(rect);
+        let r = side * 0.48;
+        let c0 = rect.center();
+        let to_screen = |p: &[f64; 2]| Pos2::new(c0.x + r * p[0] as f32, c0.y - r * p[1] as f32);
+        painter.rect_filled(rect, 4.0, Color32::from_gray(250));
+        painter.circle_filled(c0, r, Color32::WHITE);
+        painter.circle_stroke(c0, r, Stroke::new(1.5, Color32::from_gray(60)));
+        if let (Centre::Origin, Some(cl), LorentzMap::Expmap) = (self.centre, view.hyper.clamp, view.hyper.map) {
+            let rho = (cl / (2.0 * view.hyper.k.sqrt())).tanh() as f32;
+            let pts: Vec<Pos2> = (0..=96).map(|i| {
+                let a = i as f32 / 96.0 * std::f32::consts::TAU;
+                Pos2::new(c0.x + r * rho * a.cos(), c0.y + r * rho * a.sin())
+            }).collect();
+            painter.extend(egui::Shape::dashed_line(&pts, Stroke::new(1.0, Color32::from_rgb(200, 140, 20)), 4.0, 3.0));
+        }
+        for (p, &l) in pic.real.iter().zip(&view.real_labels) {
+            painter.circle_filled(to_screen(p), 2.5, class_colour(l, classes).gamma_multiply(0.35));
+        }
+        for (arc, c) in pic.arcs.iter().zip(0..) {
+            let pts: Vec<Pos2> = arc.iter().map(to_screen).collect();
+            painter.line(pts, Stroke::new(1.5, class_colour(c, classes)));
+        }
+        for (p, &l) in pic.syn.iter().zip(&view.syn_labels) {
+            let q = to_screen(p);
+            painter.circle_filled(q, 4.5, class_colour(l, classes));
+            painter.circle_stroke(q, 4.5, Stroke::new(1.0, Color32::BLACK));
+        }
+        for (c, (a, b)) in pic.real_centroids.iter().zip(&pic.syn_centroids).enumerate() {
+            let col = class_colour(c, classes);
+            painter.circle_stroke(to_screen(a), 6.0, Stroke::new(2.0, col));
+            let q = to_screen(b);
+            painter.rect_filled(Rect::from_center_size(q, Vec2::splat(9.0)), 0.0, col);
+            painter.rect_stroke(Rect::from_center_size(q, Vec2::splat(9.0)), 0.0, Stroke::new(1.0, Color32::BLACK), egui::StrokeKind::Outside);
+        }
+        if let Some(Hover::Syn(i)) = self.hover
+            && let Some(p) = pic.syn.get(i)
+        {
+            painter.circle_stroke(to_screen(p), 9.0, Stroke::new(2.5, Color32::BLACK));
+        }
+        if let Some(Hover::Real(i)) = self.hover
+            && let Some(p) = pic.real.get(i)
+        {
+            painter.circle_stroke(to_screen(p), 7.0, Stroke::new(2.0, Color32::BLACK));
+        }
+        painter.text(rect.left_top() + Vec2::new(6.0, 4.0), egui::Align2::LEFT_TOP,
+            "○ real centroid  ■ synthetic centroid  ● synthetic  · real\nradius = exact geodesic distance to the centre; direction = PCA",
+            egui::FontId::proportional(11.0), Color32::from_gray(80));
+        // hover and click: the nearest point within 8 px
+        if let Some(pos) = resp.hover_pos() {
+            let near = |pts: &[[f64; 2]]| {
+                pts.iter().enumerate().map(|(i, p)| (i, to_screen(p).distance(pos))).min_by(|a, b| a.1.total_cmp(&b.1))
+            };
+            let (s, rl) = (near(&pic.syn), near(&pic.real));
+            let pick = match (s, rl) {
+                (Some((i, ds)), Some((j, dr))) => if ds <= dr + 2.0 { Some((Hover::Syn(i), ds)) } else { Some((Hover::Real(j), dr)) },
+                (Some((i, ds)), None) => Some((Hover::Syn(i), ds)),
+                _ => None,
+            };
+            if let Some((h, _)) = pick.filter(|(_, d)| *d < 8.0) {
+                self.next_hover = Some(h);
+                if resp.clicked() {
+                    let label = match h {
+                        Hover::Syn(i) => view.syn_labels[i],
+                        Hover::Real(j) => view.real_labels[j],
+                    };
+                    self.centre = Centre::Class(label);
+                }
+            }
+        }
+    }
+
+    pub(super) fn euclid_panel(&mut self, ui: &mut egui::Ui, view: &Arc<session::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
+        if self.euclid.as_ref().is_none_or(|(k, _)| *k != iteration) {
+            let (r, s, b) = view::euclidean_picture(&view.real_feat, &view.syn_feat, self.euclid_basis.as_ref());
+            self.euclid_basis = Some(b);
+            self.euclid = Some((iteration, (r, s)));
+        }
+        let Some((_, (real, syn))) = &self.euclid else { return };
+        let (resp, painter) = ui.allocate_painter(Vec2::splat(side), Sense::hover());
+        let rect = resp.rect;
+        painter.rect_filled(rect, 4.0, Color32::from_gray(250));
+        let ext = real.iter().chain(syn.iter()).fold(1e-9f64, |m, p| m.max(p[0].abs()).max(p[1].abs()));
+        let r = side * 0.45;
+        let c0 = rect.center();
+        let to_screen = |p: &[f64; 2]| Pos2::new(c0.x + r * (p[0] / ext) as f32, c0.y - r * (p[1] / ext) as f32);
+        for (p, &l) in real.iter().zip(&view.real_labels) {
+            painter.circle_filled(to_screen(p), 2.5, class_colour(l, classes).gamma_multiply(0.35));
+        }
+        for (i, (p, &l)) in syn.iter().zip(&view.syn_labels).enumerate() {
+            let q = to_screen(p);
+            painter.circle_filled(q, 4.5, class_colour(l, classes));
+            painter.circle_stroke(q, 4.5, Stroke::new(1.0, Color32::BLACK));
+            if self.hover == Some(Hover::Syn(i)) {
+                painter.circle_stroke(q, 9.0, Stroke::new(2.5, Color32::BLACK));
+            }
+        }
+        painter.text(rect.left_top() + Vec2::new(6.0, 4.0), egui::Align2::LEFT_TOP,
+            "Euclidean contrast: PCA of the raw features v (what DM matches)",
+            egui::FontId::proportional(11.0), Color32::from_gray(80));
+    }
+
+}
+
+/// A distinct colour per class (tab10 for up to ten classes, then evenly spaced hues).
+pub fn class_colour(c: usize, classes: usize) -> Color32 {
+    const TAB10: [(u8, u8, u8); 10] = [
+        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    ];
+    if classes <= 10 {
+        let (r, g, b) = TAB10[c % 10];
+        Color32::from_rgb(r, g, b)
+    } else {
+        egui::ecolor::Hsva::new(c as f32 / classes as f32, 0.75, 0.9, 1.0).into()
+    }
+}
