@@ -12,6 +12,14 @@ macro_rules! shader {
     ($id:ident, $file:literal) => {
         shader!($id, $file, false);
     };
+    // a pass of a family whose passes share a prefix file (the convolution's conv_common.wgsl)
+    ($id:ident, $prefix:literal + $file:literal) => {
+        pub static $id: Shader = Shader {
+            name: $file,
+            source: concat!(include_str!("../shaders/common.wgsl"), include_str!(concat!("../shaders/", $prefix)), include_str!(concat!("../shaders/", $file))),
+            subgroups: false,
+        };
+    };
     ($id:ident, $file:literal, $subgroups:literal) => {
         pub static $id: Shader = Shader {
             name: $file,
@@ -21,7 +29,9 @@ macro_rules! shader {
     };
 }
 
-shader!(CONV, "conv.wgsl");
+shader!(CONV_FORWARD, "conv_common.wgsl" + "conv_forward.wgsl");
+shader!(CONV_INPUT, "conv_common.wgsl" + "conv_input.wgsl");
+shader!(CONV_WEIGHT, "conv_common.wgsl" + "conv_weight.wgsl");
 shader!(NORM, "norm.wgsl");
 shader!(NORM_SG, "norm_sg.wgsl", true);
 shader!(ACTIVATION, "activation.wgsl");
@@ -36,7 +46,7 @@ shader!(MOSAIC, "mosaic.wgsl");
 shader!(LAYERS, "layers.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
+pub static ALL: &[&Shader] = &[&CONV_FORWARD, &CONV_INPUT, &CONV_WEIGHT, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

@@ -101,14 +101,14 @@ fn bench_writes_json() {
             let dispatches: u64 = kernels.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum();
             assert_eq!(Some(dispatches), d["per_iteration"]["dispatches"].as_u64(), "{b}");
             assert!(b["gpu_ms"].as_f64().unwrap() > 0.0 && kernels.iter().all(|k| k["ms"].as_f64().unwrap() >= 0.0));
-            assert!(kernels.iter().any(|k| k["kernel"].as_str().unwrap().starts_with("conv:")));
+            assert!(kernels.iter().any(|k| k["kernel"].as_str().unwrap().starts_with("conv_forward:")));
         }
         // and one evaluation epoch (10 images, one batch): it trains, so it has weight gradients and SGD updates
         let e = v["eval_breakdown"].as_array().unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!((e[0]["images"].as_u64(), e[0]["arch"].as_str()), (Some(10), Some("convnet")));
         let names: Vec<&str> = e[0]["kernels"].as_array().unwrap().iter().map(|k| k["kernel"].as_str().unwrap()).collect();
-        for want in ["conv:backward_weight", "conv:reduce_weight", "optim:sgd"] {
+        for want in ["conv_weight:backward_weight", "conv_weight:reduce_weight", "optim:sgd"] {
             assert!(names.iter().any(|n| n.starts_with(want)), "{want} in {names:?}");
         }
         assert!(e[0]["gpu_ms"].as_f64().unwrap() > 0.0 && e[0]["wall_ms"].as_f64().unwrap() >= e[0]["gpu_ms"].as_f64().unwrap());

@@ -113,25 +113,25 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
     match k {
         ConvForward::Scalar(c) => {
             let inv = s.n * s.cout.div_ceil(c) * s.ho() * s.wo().div_ceil(8);
-            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, w, b, y], inv as u64);
+            gpu.dispatch(enc, &shaders::CONV_FORWARD, k.name(), &consts, &[x, w, b, y], inv as u64);
         }
         ConvForward::Vec4(c) => {
             assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
-            gpu.dispatch(enc, &shaders::CONV, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
+            gpu.dispatch(enc, &shaders::CONV_FORWARD, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
             for xb in 0..s.wo().div_ceil(8) {
                 let mut cb = consts.to_vec();
                 cb.push(("XB", xb as f64));
-                gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
+                gpu.dispatch(enc, &shaders::CONV_FORWARD, k.name(), &cb, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
             }
         }
         ConvForward::Row(c) => {
             assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
-            gpu.dispatch(enc, &shaders::CONV, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
-            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
+            gpu.dispatch(enc, &shaders::CONV_FORWARD, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
+            gpu.dispatch(enc, &shaders::CONV_FORWARD, k.name(), &consts, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
         }
         ConvForward::Tiled => {
             let tiles = s.cout.div_ceil(64) * (s.n * s.ho() * s.wo()).div_ceil(64);
-            gpu.dispatch(enc, &shaders::CONV, "forward_tiled", &consts, &[x, w, b, y], (tiles * 64) as u64);
+            gpu.dispatch(enc, &shaders::CONV_FORWARD, "forward_tiled", &consts, &[x, w, b, y], (tiles * 64) as u64);
         }
     }
 }
@@ -159,8 +159,8 @@ pub fn conv_forward_row_stats(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForwar
     assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
     assert!(rowstats.size() as usize >= 4 * row_stats_len(s), "row-statistics buffer too small for {s:?}");
     let consts = conv_consts(s);
-    gpu.dispatch(enc, &shaders::CONV, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
-    gpu.dispatch(enc, &shaders::CONV, entry, &consts, &[x, wt, b, y, rowstats], (s.n * (s.cout / c) * s.ho()) as u64);
+    gpu.dispatch(enc, &shaders::CONV_FORWARD, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
+    gpu.dispatch(enc, &shaders::CONV_FORWARD, entry, &consts, &[x, wt, b, y, rowstats], (s.n * (s.cout / c) * s.ho()) as u64);
 }
 
 /// Which kernel computes a convolution's input gradient.
@@ -269,31 +269,31 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
     match k {
         ConvBackwardInput::Scalar(c) => {
             let inv = s.n * s.cin.div_ceil(c) * s.h * s.w.div_ceil(8);
-            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, w, dx], inv as u64);
+            gpu.dispatch(enc, &shaders::CONV_INPUT, k.name(), &consts, &[dy, w, dx], inv as u64);
         }
         ConvBackwardInput::Vec4(c) => {
             assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
-            gpu.dispatch(enc, &shaders::CONV, "transpose_weight_in", &consts, &[w, wt], s.w_len() as u64);
+            gpu.dispatch(enc, &shaders::CONV_INPUT, "transpose_weight_in", &consts, &[w, wt], s.w_len() as u64);
             for xb in 0..s.w.div_ceil(8) {
                 let mut cb = consts.to_vec();
                 cb.push(("XB", xb as f64));
-                gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, wt, dx], (s.n * (s.cin / c) * s.h) as u64);
+                gpu.dispatch(enc, &shaders::CONV_INPUT, k.name(), &cb, &[dy, wt, dx], (s.n * (s.cin / c) * s.h) as u64);
             }
         }
         ConvBackwardInput::Row8 => {
             assert!(wt.size() as usize >= 4 * s.w_len(), "transposed-weight scratch too small for {s:?}");
-            gpu.dispatch(enc, &shaders::CONV, "transpose_weight_in", &consts, &[w, wt], s.w_len() as u64);
-            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, wt, dx], (s.n * (s.cin / 8) * s.h) as u64);
+            gpu.dispatch(enc, &shaders::CONV_INPUT, "transpose_weight_in", &consts, &[w, wt], s.w_len() as u64);
+            gpu.dispatch(enc, &shaders::CONV_INPUT, k.name(), &consts, &[dy, wt, dx], (s.n * (s.cin / 8) * s.h) as u64);
         }
         ConvBackwardInput::Row1Vec4 | ConvBackwardInput::Row2Vec4 => {
             let rows = if k == ConvBackwardInput::Row2Vec4 { s.h / 2 } else { s.h };
-            gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[dy, w, dx], (s.n * s.cin * rows) as u64);
+            gpu.dispatch(enc, &shaders::CONV_INPUT, k.name(), &consts, &[dy, w, dx], (s.n * s.cin * rows) as u64);
         }
         ConvBackwardInput::Channel1Vec4 => {
             for xb in 0..s.w.div_ceil(8) {
                 let mut cb = consts.to_vec();
                 cb.push(("XB", xb as f64));
-                gpu.dispatch(enc, &shaders::CONV, k.name(), &cb, &[dy, w, dx], (s.n * s.cin * s.h) as u64);
+                gpu.dispatch(enc, &shaders::CONV_INPUT, k.name(), &cb, &[dy, w, dx], (s.n * s.cin * s.h) as u64);
             }
         }
     }
@@ -406,13 +406,13 @@ pub fn conv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBac
         ConvBackwardWeight::RowsVec4 => s.ho() * s.cin * (s.cout / 4),
         ConvBackwardWeight::Row8 => s.ho() * s.cin * (s.cout / 8),
     };
-    gpu.dispatch(enc, &shaders::CONV, k.name(), &consts, &[x, dy, scratch], inv as u64);
-    gpu.dispatch(enc, &shaders::CONV, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
+    gpu.dispatch(enc, &shaders::CONV_WEIGHT, k.name(), &consts, &[x, dy, scratch], inv as u64);
+    gpu.dispatch(enc, &shaders::CONV_WEIGHT, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
 }
 
 /// db = ∂L/∂b
 pub fn conv_backward_bias(gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, dy: &Buffer, db: &Buffer) {
-    gpu.dispatch(enc, &shaders::CONV, "backward_bias", &conv_consts(s), &[dy, db], 64 * s.cout as u64);
+    gpu.dispatch(enc, &shaders::CONV_WEIGHT, "backward_bias", &conv_consts(s), &[dy, db], 64 * s.cout as u64);
 }
 
 fn norm_consts(s: &NormShape) -> [(&'static str, f64); 3] {
