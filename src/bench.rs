@@ -376,6 +376,13 @@ impl Part {
     }
 }
 
+impl std::str::FromStr for Part {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Part::parse(s)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct SuiteOptions {
     pub parts: Vec<Part>,

@@ -327,7 +327,7 @@ pub fn train_with(
 ) -> Result<EvalNet, anyhow::Error> {
     let n = labels.len();
     anyhow::ensure!(n > 0 && images.len() == n * ds.image_len(), "the synthetic set is empty or mis-sized");
-    let ops_list: Vec<Op> = Op::parse_strategy(&cfg.dsa).map_err(anyhow::Error::msg)?;
+    let ops_list: Vec<Op> = Op::parse_strategy(&cfg.dsa).map_err(|e| ConfigError::new("eval: dsa", e))?;
     let mut rng_init = rng::stream(seed, "eval-net");
     let mut rng_shuffle = rng::stream(seed, "eval-shuffle");
     let mut rng_dsa = rng::stream(seed, "eval-dsa");

@@ -357,7 +357,7 @@ struct BenchArgs {
     /// (whole-network forward and forward + backward), breakdown (one distillation iteration and one evaluation
     /// epoch timed kernel by kernel with GPU timestamps, where the adapter has them).
     #[arg(long, default_value = "peak,kernels,distill,eval", value_delimiter = ',')]
-    parts: Vec<String>,
+    parts: Vec<bench::Part>,
     /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).
     #[arg(long, default_value = "fmnist,cifar", value_delimiter = ',')]
     shapes: Vec<String>,
@@ -373,7 +373,7 @@ struct BenchArgs {
     /// distill: methods, comma separated (dm, dm+hdd, idm, idm+hdd, dance, dance+hdd; IDM and DANCE with their
     /// default options: IDM trains 2 queue nets × 10 steps × 256 images per iteration).
     #[arg(long, default_value = "dm,dm+hdd", value_delimiter = ',')]
-    method: Vec<String>,
+    method: Vec<Method>,
     /// Timed runs per measurement (medians and minima are reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -394,7 +394,7 @@ struct BenchArgs {
     eval_batch: usize,
     /// eval: networks trained, comma separated: convnet, mlp, lenet, alexnet, vgg11, resnet18.
     #[arg(long, default_value = "convnet", value_delimiter = ',')]
-    eval_arch: Vec<String>,
+    eval_arch: Vec<Arch>,
     /// eval: test images in the timed test pass.
     #[arg(long, default_value_t = 10000)]
     test_images: usize,
@@ -432,14 +432,14 @@ impl BenchArgs {
                 other => bail!("unknown shape '{other}': use fmnist, cifar or tiny"),
             })
             .collect::<Result<Vec<_>>>()?;
-        let parts = if s.distill { vec!["distill".to_string()] } else { s.parts.clone() };
+        let parts = if s.distill { vec![bench::Part::Distill] } else { s.parts.clone() };
         Ok(SuiteOptions {
-            parts: parts.iter().map(|p| bench::Part::parse(p).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?,
+            parts,
             shapes,
             width: s.width,
             ipcs: s.ipc.clone(),
             batch_reals: s.batch_real.clone(),
-            methods: s.method.iter().map(|m| Method::parse(m).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?,
+            methods: s.method.clone(),
             runs: s.runs,
             warmup: s.warmup,
             seed: s.seed,
@@ -448,7 +448,7 @@ impl BenchArgs {
             eval_epochs: s.eval_epochs,
             eval_batch: s.eval_batch,
             test_images: s.test_images,
-            eval_archs: s.eval_arch.iter().map(|a| Arch::parse(a)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
+            eval_archs: s.eval_arch.clone(),
         })
     }
 }

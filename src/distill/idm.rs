@@ -149,17 +149,17 @@ impl Idm {
     }
 
     /// Rebuild the queue from `state`'s tensors: slot i holds the i-th oldest net.
-    pub fn restore(&mut self, gpu: &Gpu, tensors: &[(String, Vec<f32>)], rng_word: u128) -> Result<(), String> {
+    pub fn restore(&mut self, gpu: &Gpu, tensors: &[(String, Vec<f32>)], rng_word: u128) -> Result<(), anyhow::Error> {
         let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v);
         let cfg = self.slots[0].net.cfg;
         let lens = cfg.tensor_lens();
         let count = (0..).take_while(|i| find(&format!("queue{i}.meter")).is_some()).count();
         if count == 0 {
-            return Err("the checkpoint has no IDM queue".into());
+            anyhow::bail!("the checkpoint has no IDM queue");
         }
         let mut params = ConvNetParams::init(&cfg, &mut rng::stream(0, "idm-restore"));
         while self.slots.len() < count {
-            self.slots.push(QueueNet::new(gpu, &params).map_err(|e| e.to_string())?);
+            self.slots.push(QueueNet::new(gpu, &params)?);
         }
         for i in 0..count {
             let q = &self.slots[i];
@@ -170,7 +170,7 @@ impl Idm {
                         params.tensors[t].clone_from(p);
                         gpu.write(&q.momentum[t], m);
                     }
-                    _ => return Err(format!("checkpoint: queue net {i} tensor {t} is missing or of another network shape")),
+                    _ => anyhow::bail!("checkpoint: queue net {i} tensor {t} is missing or of another network shape"),
                 }
             }
             q.net.load(gpu, &params);

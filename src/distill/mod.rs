@@ -243,10 +243,10 @@ impl<'g> Distiller<'g> {
         })
     }
 
-    pub fn restore(&mut self, ck: &Checkpoint) -> Result<(), String> {
+    pub fn restore(&mut self, ck: &Checkpoint) -> Result<(), anyhow::Error> {
         let n = self.syn_len();
         if ck.syn.len() != n || ck.momentum.len() != n {
-            return Err(format!("checkpoint holds {} values, this run needs {n}", ck.syn.len()));
+            anyhow::bail!("checkpoint holds {} values, this run needs {n}", ck.syn.len());
         }
         let gpu = self.core.gpu;
         gpu.write(&self.core.syn, &ck.syn);
@@ -255,10 +255,10 @@ impl<'g> Distiller<'g> {
         match &mut self.method {
             MethodState::Dm(_) => {}
             MethodState::Idm(i) => {
-                let word = *ck.extra_words.first().ok_or("the checkpoint has no IDM state (written by a DM run?)")?;
+                let word = *ck.extra_words.first().ok_or_else(|| anyhow::anyhow!("the checkpoint has no IDM state (written by a DM run?)"))?;
                 i.restore(gpu, &ck.extra, word)?;
             }
-            MethodState::Dance(d) => d.set_rng_word(*ck.extra_words.first().ok_or("the checkpoint has no DANCE state (written by another method?)")?),
+            MethodState::Dance(d) => d.set_rng_word(*ck.extra_words.first().ok_or_else(|| anyhow::anyhow!("the checkpoint has no DANCE state (written by another method?)"))?),
         }
         self.core.iteration = ck.iteration;
         Ok(())

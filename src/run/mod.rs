@@ -266,10 +266,10 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     if cfg.keep_real < 1.0 && cfg.prune_nets == 0 {
         bail!("prune_nets must be at least 1");
     }
-    cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
+    cfg.distill.validate(&ds)?;
     if cfg.eval.nets > 0 {
         // checked now, not when the first evaluation is due hours later
-        cfg.eval.validate().map_err(anyhow::Error::msg)?;
+        cfg.eval.validate()?;
     }
     let mut pruned = None;
     if cfg.keep_real < 1.0 {
@@ -283,7 +283,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
         ds = crate::prune::keep(&ds, &ranking, cfg.keep_real, cfg.distill.ipc);
         eprintln!("hyperbolic pruning: kept {} of {before} real training images (nearest {:.0} % of each class to its centroid)", ds.train.len(), 100.0 * cfg.keep_real);
         pruned = Some((before, ds.train.len()));
-        cfg.distill.validate(&ds).map_err(anyhow::Error::msg)?;
+        cfg.distill.validate(&ds)?;
     }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     prepare_folder(&cfg.out, start)?;
@@ -307,7 +307,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     };
     let mut d = Distiller::with_experts(gpu, &ds, cfg.distill.clone(), experts)?;
     if let Some(ck) = &checkpoint {
-        d.restore(ck).map_err(anyhow::Error::msg)?;
+        d.restore(ck).with_context(|| format!("{}: the checkpoint does not fit this run", cfg.out.join(CHECKPOINT).display()))?;
         eprintln!("resuming {} at iteration {}", cfg.out.display(), ck.iteration);
     }
     export::atomic_write(&cfg.out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
