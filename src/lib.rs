@@ -13,7 +13,7 @@ pub mod eval;
 pub mod experts;
 pub mod export;
 pub mod gpu;
-pub mod lorentz;
+pub mod hdd;
 pub mod mosaic;
 pub mod nn;
 #[cfg(not(target_arch = "wasm32"))]

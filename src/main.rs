@@ -10,7 +10,7 @@ use hyperdistill::data::{self, fetch, Known};
 use hyperdistill::distill::{Init, Method};
 use hyperdistill::eval::EvalConfig;
 use hyperdistill::gpu::Gpu;
-use hyperdistill::lorentz::LorentzMap;
+use hyperdistill::hdd::LorentzMap;
 use hyperdistill::nn::arch::Arch;
 use hyperdistill::run::{self, RunConfig, Start};
 

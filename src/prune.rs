@@ -11,7 +11,7 @@
 use crate::data::{Dataset, Split};
 use crate::export::SynSet;
 use crate::gpu::{Gpu, GpuError};
-use crate::lorentz::{Hyperbolic, geoopt};
+use crate::hdd::{HddParams, geoopt};
 use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet};
 use crate::rng;
 
@@ -20,7 +20,7 @@ pub type Ranking = Vec<Vec<(usize, f64)>>;
 
 /// Distances of `points` (hyperboloid, one per row) to their Law centroid (weighted by w = τ/sinh τ when
 /// `hyper.weighted`, as HDD's centroid is).
-pub fn distances_to_centroid(points: &[Vec<f64>], hyper: &Hyperbolic) -> Vec<f64> {
+pub fn distances_to_centroid(points: &[Vec<f64>], hyper: &HddParams) -> Vec<f64> {
     let k = hyper.k;
     let c = if hyper.weighted {
         let w: Vec<f64> = points.iter().map(|p| geoopt::hierarchy_weight_of(p, k)).collect();
@@ -33,14 +33,14 @@ pub fn distances_to_centroid(points: &[Vec<f64>], hyper: &Hyperbolic) -> Vec<f64
 
 /// Rank every class's training images by geodesic distance to the class centroid, averaged over `nets`
 /// fixed random ConvNet-3s of `width` drawn from `seed`. Images go through the GPU in batches of `batch`.
-pub fn rank(gpu: &Gpu, ds: &Dataset, width: usize, nets: usize, hyper: &Hyperbolic, seed: u64, batch: usize, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
+pub fn rank(gpu: &Gpu, ds: &Dataset, width: usize, nets: usize, hyper: &HddParams, seed: u64, batch: usize, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
     let cfg = ConvNetConfig::new(ds.shape(), width, ds.classes.len())?;
     rank_classes(gpu, &cfg, &ds.class_indices(&ds.train), &|ix| ds.normalized(&ds.train, ix), nets, hyper, seed, batch, progress)
 }
 
 /// The other reading of the paper's pruning: rank a *synthetic* set's images within each class the same way
 /// (same networks for the same seed), so that `keep_synthetic` can cut it before evaluation.
-pub fn rank_synthetic(gpu: &Gpu, set: &SynSet, classes: usize, width: usize, nets: usize, hyper: &Hyperbolic, seed: u64, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
+pub fn rank_synthetic(gpu: &Gpu, set: &SynSet, classes: usize, width: usize, nets: usize, hyper: &HddParams, seed: u64, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
     let cfg = ConvNetConfig::new(set.shape(), width, classes)?;
     let class_idx: Vec<Vec<usize>> = (0..classes).map(|c| (0..set.labels.len()).filter(|&i| set.labels[i] as usize == c).collect()).collect();
     let len = set.c * set.h * set.w;
@@ -52,7 +52,7 @@ pub fn rank_synthetic(gpu: &Gpu, set: &SynSet, classes: usize, width: usize, net
 /// Per class (`class_idx[c]` = its image indices), the images sorted by mean distance to the class's Law
 /// centroid over `nets` random networks; `images` returns the normalised pixels of a list of indices.
 #[allow(clippy::too_many_arguments)]
-fn rank_classes(gpu: &Gpu, cfg: &ConvNetConfig, class_idx: &[Vec<usize>], images: &dyn Fn(&[usize]) -> Vec<f32>, nets: usize, hyper: &Hyperbolic, seed: u64, batch: usize, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
+fn rank_classes(gpu: &Gpu, cfg: &ConvNetConfig, class_idx: &[Vec<usize>], images: &dyn Fn(&[usize]) -> Vec<f32>, nets: usize, hyper: &HddParams, seed: u64, batch: usize, progress: &indicatif::ProgressBar) -> Result<Ranking, anyhow::Error> {
     let mut sums: Vec<Vec<f64>> = class_idx.iter().map(|v| vec![0.0; v.len()]).collect();
     progress.set_length((nets * class_idx.iter().map(Vec::len).sum::<usize>()) as u64);
     let mut r = rng::stream(seed, "prune-nets");
@@ -84,7 +84,7 @@ fn rank_classes(gpu: &Gpu, cfg: &ConvNetConfig, class_idx: &[Vec<usize>], images
         .collect())
 }
 
-fn embed_points(gpu: &Gpu, net: &GpuConvNet, ws: &crate::nn::convnet::Workspace, x: &[f32], n: usize, hyper: &Hyperbolic) -> Result<Vec<Vec<f64>>, GpuError> {
+fn embed_points(gpu: &Gpu, net: &GpuConvNet, ws: &crate::nn::convnet::Workspace, x: &[f32], n: usize, hyper: &HddParams) -> Result<Vec<Vec<f64>>, GpuError> {
     gpu.write(&ws.x, x);
     let mut enc = gpu.encoder();
     net.forward_only(gpu, &mut enc, ws, false);
@@ -139,11 +139,11 @@ pub fn keep(ds: &Dataset, ranking: &Ranking, fraction: f64, min_per_class: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lorentz::LorentzMap;
+    use crate::hdd::LorentzMap;
 
     #[test]
     fn centroid_distances_rank_the_outlier_last() {
-        let h = Hyperbolic { k: 1.0, clamp: None, map: LorentzMap::Expmap, weighted: false };
+        let h = HddParams { k: 1.0, clamp: None, map: LorentzMap::Expmap, weighted: false };
         let pts: Vec<Vec<f64>> = [[0.1, 0.0], [0.0, 0.12], [-0.1, 0.05], [2.5, -2.0]]
             .iter()
             .map(|v| geoopt::to_hyperboloid(v, &h))

@@ -37,7 +37,7 @@ shader!(NORM_SG, "norm_sg.wgsl", true);
 shader!(ACTIVATION, "activation.wgsl");
 shader!(LINEAR, "linear.wgsl");
 shader!(LOSS, "loss.wgsl");
-shader!(LORENTZ, "lorentz.wgsl");
+shader!(HDD, "hdd.wgsl");
 shader!(AUGMENT, "augment.wgsl");
 shader!(MATCHING, "matching.wgsl");
 shader!(OPTIM, "optim.wgsl");
@@ -46,7 +46,7 @@ shader!(MOSAIC, "mosaic.wgsl");
 shader!(LAYERS, "layers.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV_FORWARD, &CONV_INPUT, &CONV_WEIGHT, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &LORENTZ, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
+pub static ALL: &[&Shader] = &[&CONV_FORWARD, &CONV_INPUT, &CONV_WEIGHT, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &HDD, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

@@ -10,7 +10,7 @@
 //!
 //! Euclidean contrast: the raw features, centred on the real mean and projected on their own top two PCs.
 
-use crate::lorentz::geoopt;
+use crate::hdd::geoopt;
 
 /// −⟨μ, x⟩_L / k, never below 1 (rounding can push it under for coincident points).
 fn cosh_ratio(mu: &[f64], x: &[f64], k: f64) -> f64 {
@@ -183,10 +183,10 @@ pub fn euclidean_picture(real: &[Vec<f64>], syn: &[Vec<f64>], prev: Option<&[Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lorentz::{Hyperbolic, LorentzMap};
+    use crate::hdd::{HddParams, LorentzMap};
 
     fn point(v: &[f64], k: f64) -> Vec<f64> {
-        geoopt::expmap0(v, &Hyperbolic { k, clamp: None, map: LorentzMap::Expmap, weighted: false })
+        geoopt::expmap0(v, &HddParams { k, clamp: None, map: LorentzMap::Expmap, weighted: false })
     }
 
     #[test]

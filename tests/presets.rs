@@ -4,7 +4,7 @@
 
 use hyperdistill::data::{Dataset, Split};
 use hyperdistill::distill::{DistillConfig, Method};
-use hyperdistill::lorentz::LorentzMap;
+use hyperdistill::hdd::LorentzMap;
 use hyperdistill::run::RunConfig;
 
 /// Zero images of the dataset's shape, 50 per class (enough for IPC 50 and IDM's 256-image net batches).

@@ -4,14 +4,14 @@
 mod common;
 use common::*;
 use hyperdistill::bench::random_dataset;
-use hyperdistill::lorentz::{Hyperbolic, LorentzMap, geoopt};
+use hyperdistill::hdd::{HddParams, LorentzMap, geoopt};
 use hyperdistill::nn::convnet::{ConvNetConfig, ConvNetParams, ref_forward};
 use hyperdistill::prune;
 
 #[test]
 fn ranking_matches_the_reference_and_keep_takes_the_nearest() {
     let ds = random_dataset(1, 28, 12, 5); // 10 classes × 12 images
-    let h = Hyperbolic { k: 1.0, clamp: Some(10.0), map: LorentzMap::Expmap, weighted: false };
+    let h = HddParams { k: 1.0, clamp: Some(10.0), map: LorentzMap::Expmap, weighted: false };
     let (width, seed) = (4, 9);
     let bar = indicatif::ProgressBar::hidden();
     let ranking = prune::rank(gpu(), &ds, width, 2, &h, seed, 5, &bar).unwrap();
@@ -64,7 +64,7 @@ fn synthetic_ranking_matches_the_reference_and_keeps_the_nearest() {
         w: 28,
         meta: Default::default(),
     };
-    let h = Hyperbolic { k: 2.4, clamp: None, map: LorentzMap::Expmap, weighted: false };
+    let h = HddParams { k: 2.4, clamp: None, map: LorentzMap::Expmap, weighted: false };
     let (width, seed) = (4, 5);
     let ranking = prune::rank_synthetic(gpu(), &set, 10, width, 1, &h, seed, &indicatif::ProgressBar::hidden()).unwrap();
     let cfg = ConvNetConfig::square(1, 28, width, 10).unwrap();

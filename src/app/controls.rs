@@ -6,7 +6,7 @@ use egui::Color32;
 use super::session::Cmd;
 use super::{platform, HyperApp};
 use crate::distill::{Init, Method};
-use crate::lorentz::LorentzMap;
+use crate::hdd::LorentzMap;
 
 impl HyperApp {
     pub(super) fn top_bar(&mut self, ui: &mut egui::Ui, _ctx: &egui::Context) {
@@ -85,7 +85,7 @@ impl HyperApp {
                 ui.horizontal(|ui| {
                     let mut on = d.clamp.is_some();
                     if ui.checkbox(&mut on, "on").changed() {
-                        d.clamp = if on { Some(crate::lorentz::EXP_MAX_NORM) } else { None };
+                        d.clamp = if on { Some(crate::hdd::EXP_MAX_NORM) } else { None };
                     }
                     if let Some(c) = &mut d.clamp {
                         ui.add(egui::DragValue::new(c).range(0.1..=50.0).speed(0.1)).labelled_by(cl.id);

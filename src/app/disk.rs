@@ -7,7 +7,7 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
 use super::session::{self, SessionInfo};
 use super::{Centre, Hover, HyperApp};
-use crate::lorentz::LorentzMap;
+use crate::hdd::LorentzMap;
 use crate::view;
 
 impl HyperApp {
@@ -40,7 +40,7 @@ impl HyperApp {
                     "Radius clamp active: every feature here has ‖v‖/√k above {}, so expmap0 puts every point at exactly that \
                      distance from the origin (centre the disk on the origin to see them on one circle). Only their directions \
                      differ; the class centroids sit inside the sphere, and HDD moves the synthetic centroid by turning directions.",
-                    view.hyper.clamp.unwrap_or(0.0)
+                    view.hdd.clamp.unwrap_or(0.0)
                 ),
             );
         }
@@ -53,13 +53,13 @@ impl HyperApp {
             let centre = match self.centre {
                 Centre::Origin => {
                     let mut o = vec![0.0; view.real_centre.len()];
-                    o[0] = view.hyper.k.sqrt();
+                    o[0] = view.hdd.k.sqrt();
                     o
                 }
                 Centre::RealCentroid => view.real_centre.clone(),
                 Centre::Class(c) => view.real_centroids[c.min(classes - 1)].clone(),
             };
-            let pic = view::disk_picture(&view.real_pts, &view.syn_pts, &view.real_centroids, &view.syn_centroids, &centre, view.hyper.k, self.disk_basis.as_ref());
+            let pic = view::disk_picture(&view.real_pts, &view.syn_pts, &view.real_centroids, &view.syn_centroids, &centre, view.hdd.k, self.disk_basis.as_ref());
             self.disk_basis = pic.basis.clone();
             self.disk = Some((key, pic));
         }
@@ -73,8 +73,8 @@ impl HyperApp {
         painter.rect_filled(rect, 4.0, Color32::from_gray(250));
         painter.circle_filled(c0, r, Color32::WHITE);
         painter.circle_stroke(c0, r, Stroke::new(1.5, Color32::from_gray(60)));
-        if let (Centre::Origin, Some(cl), LorentzMap::Expmap) = (self.centre, view.hyper.clamp, view.hyper.map) {
-            let rho = (cl / (2.0 * view.hyper.k.sqrt())).tanh() as f32;
+        if let (Centre::Origin, Some(cl), LorentzMap::Expmap) = (self.centre, view.hdd.clamp, view.hdd.map) {
+            let rho = (cl / (2.0 * view.hdd.k.sqrt())).tanh() as f32;
             let pts: Vec<Pos2> = (0..=96).map(|i| {
                 let a = i as f32 / 96.0 * std::f32::consts::TAU;
                 Pos2::new(c0.x + r * rho * a.cos(), c0.y + r * rho * a.sin())

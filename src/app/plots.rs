@@ -4,7 +4,7 @@
 use egui::Color32;
 
 use super::{class_colour, session, Hover, HyperApp};
-use crate::lorentz::LorentzMap;
+use crate::hdd::LorentzMap;
 use crate::view;
 
 impl HyperApp {
@@ -65,7 +65,7 @@ impl HyperApp {
             Some(Hover::Real(j)) if j < v.real_feat.len() => (&v.real_feat[j], &v.real_pts[j], v.real_labels[j], format!("real image {j}")),
             _ => return,
         };
-        let k = v.hyper.k;
+        let k = v.hdd.k;
         let class = info.dataset.classes.get(label).cloned().unwrap_or_default();
         ui.strong(format!("{what} · class {label} ({class})"));
         if self.hover.is_none() {
@@ -74,10 +74,10 @@ impl HyperApp {
         let vn = view::norm(feat);
         let radius = v.radius(feat);
         ui.label(format!("1. features  v = f(x) ∈ R^{}:  ‖v‖ = {vn:.3}", feat.len()));
-        match v.hyper.map {
+        match v.hdd.map {
             LorentzMap::Expmap => {
-                let t = v.hyper.clamp.map_or(radius, |c| radius.min(c));
-                let clamped = v.hyper.clamp.is_some_and(|c| radius > c);
+                let t = v.hdd.clamp.map_or(radius, |c| radius.min(c));
+                let clamped = v.hdd.clamp.is_some_and(|c| radius > c);
                 ui.label(format!(
                     "2. exp map at the origin:  ‖v‖/√k = {radius:.3}{}  →  x = (√k cosh t, √k sinh t · v/‖v‖),  t = {t:.3}",
                     if clamped { " > clamp, so t is clamped" } else { "" }
@@ -87,10 +87,10 @@ impl HyperApp {
                 ui.label("2. projx: x = (√(k + ‖v‖²), v)");
             }
         }
-        let lorentz_norm = crate::lorentz::geoopt::inner(pt, pt);
+        let lorentz_norm = crate::hdd::geoopt::inner(pt, pt);
         ui.label(format!("3. Lorentz point:  x₀ = {:.4e},  ⟨x,x⟩_L = {lorentz_norm:.4} (= −k = {:.4})", pt[0], -k));
-        let to_real = crate::lorentz::geoopt::dist(pt, &v.real_centroids[label], k);
-        let to_syn = crate::lorentz::geoopt::dist(pt, &v.syn_centroids[label], k);
+        let to_real = crate::hdd::geoopt::dist(pt, &v.real_centroids[label], k);
+        let to_syn = crate::hdd::geoopt::dist(pt, &v.syn_centroids[label], k);
         ui.label(format!("4. class centroids (Law):  d(x, real centroid) = {to_real:.4},  d(x, synthetic centroid) = {to_syn:.4}"));
         let d = v.class_dist[label];
         ui.label(format!(

@@ -15,7 +15,7 @@ use super::settings::AppSettings;
 use crate::data::{self, Dataset};
 use crate::distill::{Distiller, Method, copy_f32};
 use crate::gpu::Gpu;
-use crate::lorentz::{Hyperbolic, geoopt};
+use crate::hdd::{HddParams, geoopt};
 use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Workspace};
 use crate::rng;
 
@@ -67,7 +67,7 @@ pub struct Snapshot {
 
 /// Features of the fixed view network for the shown real images and all synthetic images.
 pub struct ViewFeatures {
-    pub hyper: Hyperbolic,
+    pub hdd: HddParams,
     pub classes: usize,
     /// Euclidean features v (length D), real then synthetic, with their labels.
     pub real_feat: Vec<Vec<f64>>,
@@ -87,13 +87,13 @@ pub struct ViewFeatures {
 }
 
 impl ViewFeatures {
-    pub fn from_features(hyper: Hyperbolic, classes: usize, feats: &[f32], dim: usize, real_labels: Vec<usize>, syn_labels: Vec<usize>) -> Self {
+    pub fn from_features(hdd: HddParams, classes: usize, feats: &[f32], dim: usize, real_labels: Vec<usize>, syn_labels: Vec<usize>) -> Self {
         let rows: Vec<Vec<f64>> = feats.chunks(dim).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
         let (real_feat, syn_feat) = {
             let (a, b) = rows.split_at(real_labels.len());
             (a.to_vec(), b.to_vec())
         };
-        let to_pts = |v: &[Vec<f64>]| v.iter().map(|f| geoopt::to_hyperboloid(f, &hyper)).collect::<Vec<_>>();
+        let to_pts = |v: &[Vec<f64>]| v.iter().map(|f| geoopt::to_hyperboloid(f, &hdd)).collect::<Vec<_>>();
         let (real_pts, syn_pts) = (to_pts(&real_feat), to_pts(&syn_feat));
         let per_class = |pts: &[Vec<f64>], labels: &[usize], c: usize| -> Vec<Vec<f64>> {
             pts.iter().zip(labels).filter(|(_, l)| **l == c).map(|(p, _)| p.clone()).collect()
@@ -104,8 +104,8 @@ impl ViewFeatures {
         let mut class_mse = vec![];
         for c in 0..classes {
             let (r, s) = (per_class(&real_pts, &real_labels, c), per_class(&syn_pts, &syn_labels, c));
-            let (cr, cs) = (geoopt::centroid(&r, hyper.k), geoopt::centroid(&s, hyper.k));
-            class_dist.push(geoopt::dist(&cr, &cs, hyper.k));
+            let (cr, cs) = (geoopt::centroid(&r, hdd.k), geoopt::centroid(&s, hdd.k));
+            class_dist.push(geoopt::dist(&cr, &cs, hdd.k));
             real_centroids.push(cr);
             syn_centroids.push(cs);
             let mean = |f: &[Vec<f64>], labels: &[usize]| {
@@ -119,19 +119,19 @@ impl ViewFeatures {
             let (mr, ms) = (mean(&real_feat, &real_labels), mean(&syn_feat, &syn_labels));
             class_mse.push(mr.iter().zip(&ms).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / dim as f64);
         }
-        let real_centre = geoopt::centroid(&real_pts, hyper.k);
-        ViewFeatures { hyper, classes, real_feat, syn_feat, real_labels, syn_labels, real_pts, syn_pts, real_centroids, syn_centroids, real_centre, class_dist, class_mse }
+        let real_centre = geoopt::centroid(&real_pts, hdd.k);
+        ViewFeatures { hdd, classes, real_feat, syn_feat, real_labels, syn_labels, real_pts, syn_pts, real_centroids, syn_centroids, real_centre, class_dist, class_mse }
     }
 
     /// ‖v‖/√k of a feature: the geodesic radius expmap0 would give it before the clamp.
     pub fn radius(&self, v: &[f64]) -> f64 {
-        crate::view::norm(v) / self.hyper.k.sqrt()
+        crate::view::norm(v) / self.hdd.k.sqrt()
     }
 
     /// True when the clamp bites for every shown point (then all sit at one distance from the origin).
     pub fn clamp_binds_all(&self) -> bool {
-        match (self.hyper.clamp, self.hyper.map) {
-            (Some(c), crate::lorentz::LorentzMap::Expmap) => {
+        match (self.hdd.clamp, self.hdd.map) {
+            (Some(c), crate::hdd::LorentzMap::Expmap) => {
                 self.real_feat.iter().chain(&self.syn_feat).all(|v| self.radius(v) >= c)
             }
             _ => false,
@@ -301,9 +301,8 @@ async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeat
     let mut next = || reads.next().unwrap_or_default();
     let (feats, syn) = (next(), next());
     let rest = if loss { Some([next(), next()]) } else { None };
-    let hyper = l.settings.distill.hyperbolic();
     let syn_labels = d.synthetic_labels().iter().map(|&c| c as usize).collect();
-    let view = Arc::new(ViewFeatures::from_features(hyper, l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels));
+    let view = Arc::new(ViewFeatures::from_features(l.settings.distill.hdd(), l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels));
     Ok((view, syn, rest))
 }
 

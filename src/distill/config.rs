@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::{self, Op};
 use crate::data::Dataset;
-use crate::lorentz::{self, Hyperbolic, LorentzMap};
+use crate::hdd::{self, HddParams, LorentzMap};
 use crate::nn::convnet::ConvNetConfig;
 use crate::validate::{at_least_one, non_negative_f32, positive_f32, unit_interval, ConfigError};
 
@@ -236,7 +236,7 @@ impl Default for DistillConfig {
             seed: 0,
             k: 1.0,
             lambda: 20.0,
-            clamp: Some(lorentz::EXP_MAX_NORM),
+            clamp: Some(hdd::EXP_MAX_NORM),
             map: LorentzMap::Expmap,
             weighted_centroid: false,
             dsa: augment::DEFAULT_STRATEGY.to_string(),
@@ -294,8 +294,8 @@ impl DistillConfig {
         Op::parse_strategy(&self.dsa).map_err(|e| ConfigError::new("dsa", e))
     }
 
-    pub fn hyperbolic(&self) -> Hyperbolic {
-        Hyperbolic { k: self.k, clamp: self.clamp, map: self.map, weighted: self.weighted_centroid }
+    pub fn hdd(&self) -> HddParams {
+        HddParams { k: self.k, clamp: self.clamp, map: self.map, weighted: self.weighted_centroid }
     }
 
     /// Reject bad options before any work starts.
@@ -383,12 +383,12 @@ pub struct SetMetadata {
     /// What `data::open` was given when it was distilled (older files: the dataset's name, or "embedded").
     pub dataset_spec: Option<String>,
     pub mosaic: bool,
-    pub hyperbolic: Hyperbolic,
+    pub hdd: HddParams,
 }
 
 impl SetMetadata {
     pub fn read(meta: &BTreeMap<String, String>) -> Result<SetMetadata, ConfigError> {
-        let mut h = DistillConfig::default().hyperbolic();
+        let mut h = DistillConfig::default().hdd();
         if let Some(k) = meta.get("k") {
             h.k = k.parse().map_err(|_| ConfigError::new("metadata k", format!("is '{k}', not a number")))?;
         }
@@ -410,6 +410,6 @@ impl SetMetadata {
             (_, Some(name)) => Some(name.clone()),
             _ => None,
         });
-        Ok(SetMetadata { dataset_spec, mosaic: meta.get("mosaic").is_some_and(|m| m == "true"), hyperbolic: h })
+        Ok(SetMetadata { dataset_spec, mosaic: meta.get("mosaic").is_some_and(|m| m == "true"), hdd: h })
     }
 }

@@ -65,7 +65,7 @@ impl Dm {
             syn_feat: gpu.zeros("syn_feat", m * dim)?,
             d_syn_feat: gpu.zeros("d_syn_feat", m * dim)?,
             d_syn_aug: gpu.zeros("d_syn_aug", m * img)?,
-            matching: Matching::new(gpu, &shape, 1.0, core.cfg.method.hdd().then(|| (core.cfg.lambda, core.cfg.hyperbolic())))?,
+            matching: Matching::new(gpu, &shape, 1.0, core.cfg.method.hdd().then(|| (core.cfg.lambda, core.cfg.hdd())))?,
             shape,
         })
     }

@@ -5,27 +5,27 @@
 use wgpu::{Buffer, CommandEncoder};
 
 use crate::gpu::{Gpu, GpuError};
-use crate::lorentz::{self, Hyperbolic};
+use crate::hdd::{self, HddParams};
 use crate::nn::ops;
 use crate::shapes::MatchShape;
 
 /// f32 per class in `Matching::loss`: HDD keeps the geodesic distance and its gradient coefficients per class,
 /// DM one value.
-pub const LOSS_STRIDE: usize = lorentz::gpu::COEF_STRIDE;
+pub const LOSS_STRIDE: usize = hdd::gpu::COEF_STRIDE;
 
 /// The matching term and the scratch it needs for one shape, allocated once.
 pub enum Matching {
     /// Σ_d (mean_r − mean_s)² × scale, per class: `loss` [classes], `sq` [classes, dim].
     Dm { scale: f32, sq: Buffer, loss: Buffer },
     /// λ · d_L(real centroid, synthetic centroid), per class: distances and coefficients in `bufs.coef`.
-    Hdd { lambda: f32, hyperbolic: Hyperbolic, bufs: lorentz::gpu::HddBuffers },
+    Hdd { lambda: f32, params: HddParams, bufs: hdd::gpu::HddBuffers },
 }
 
 impl Matching {
     /// DM's term (with its scale) or, for `Some((λ, map))`, HDD's.
-    pub fn new(gpu: &Gpu, s: &MatchShape, dm_scale: f32, hdd: Option<(f32, Hyperbolic)>) -> Result<Self, GpuError> {
+    pub fn new(gpu: &Gpu, s: &MatchShape, dm_scale: f32, hdd: Option<(f32, HddParams)>) -> Result<Self, GpuError> {
         Ok(match hdd {
-            Some((lambda, hyperbolic)) => Matching::Hdd { lambda, hyperbolic, bufs: lorentz::gpu::HddBuffers::new(gpu, s)? },
+            Some((lambda, params)) => Matching::Hdd { lambda, params, bufs: hdd::gpu::HddBuffers::new(gpu, s)? },
             None => Matching::Dm { scale: dm_scale, sq: gpu.zeros("dm_sq", s.classes * s.dim)?, loss: gpu.zeros("dm_loss", s.classes)? },
         })
     }
@@ -34,7 +34,7 @@ impl Matching {
     pub fn encode(&self, gpu: &Gpu, enc: &mut CommandEncoder, s: &MatchShape, real: &Buffer, syn: &Buffer, grad: &Buffer) {
         match self {
             Matching::Dm { scale, sq, loss } => ops::dm_matching(gpu, enc, s, *scale, real, syn, sq, loss, grad),
-            Matching::Hdd { lambda, hyperbolic, bufs } => lorentz::gpu::encode(gpu, enc, s, hyperbolic, *lambda, real, syn, bufs, grad),
+            Matching::Hdd { lambda, params, bufs } => hdd::gpu::encode(gpu, enc, s, params, *lambda, real, syn, bufs, grad),
         }
     }
 
@@ -56,7 +56,7 @@ impl Matching {
     pub fn per_class(&self, raw: &[f32]) -> Vec<f32> {
         match self {
             Matching::Dm { .. } => raw.to_vec(),
-            Matching::Hdd { lambda, .. } => lorentz::gpu::distances_from(raw).iter().map(|d| d * lambda).collect(),
+            Matching::Hdd { lambda, .. } => hdd::gpu::distances_from(raw).iter().map(|d| d * lambda).collect(),
         }
     }
 }

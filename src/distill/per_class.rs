@@ -60,7 +60,7 @@ impl PerClass {
             d_step: gpu.zeros("class_d_step", core.images() * img)?,
             ce_loss: gpu.zeros("class_ce_loss", per_syn)?,
             real_feat: gpu.zeros("class_real_feat", core.per_real * dim)?,
-            matching: Matching::new(gpu, &shape, dm_scale, core.cfg.method.hdd().then(|| (core.cfg.lambda, core.cfg.hyperbolic())))?,
+            matching: Matching::new(gpu, &shape, dm_scale, core.cfg.method.hdd().then(|| (core.cfg.lambda, core.cfg.hdd())))?,
             loss_all: gpu.zeros("class_loss_all", core.classes * LOSS_STRIDE)?,
         })
     }

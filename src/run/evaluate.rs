@@ -65,7 +65,7 @@ pub fn evaluate_set(gpu: &Gpu, job: &EvalJob, cache: &Path, log: &mut dyn FnMut(
         log(&format!("mosaics: evaluating on the {} expanded images of the {stored} stored ones", set.labels.len()));
     }
     if job.keep_syn < 1.0 {
-        let h = &made.hyperbolic;
+        let h = &made.hdd;
         let ranking = crate::prune::rank_synthetic(gpu, &set, ds.classes.len(), job.eval.width, job.prune_nets, h, job.seed, &indicatif::ProgressBar::hidden())?;
         let before = set.labels.len();
         set = crate::prune::keep_synthetic(&set, &ranking, job.keep_syn);

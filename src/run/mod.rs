@@ -277,7 +277,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
             indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images ranked for pruning (ETA {eta})").expect("template"),
         );
         let batch = cfg.distill.batch_real.clamp(1, 256);
-        let ranking = crate::prune::rank(gpu, &ds, cfg.distill.width, cfg.prune_nets, &cfg.distill.hyperbolic(), cfg.distill.seed, batch, &bar)?;
+        let ranking = crate::prune::rank(gpu, &ds, cfg.distill.width, cfg.prune_nets, &cfg.distill.hdd(), cfg.distill.seed, batch, &bar)?;
         bar.finish_and_clear();
         let before = ds.train.len();
         ds = crate::prune::keep(&ds, &ranking, cfg.keep_real, cfg.distill.ipc);

@@ -85,23 +85,23 @@ pub fn features(g: &mut impl rand::Rng, n: usize, dim: usize, norm: f64) -> Vec<
 
 /// (setting, feature norm) pairs the Lorentz tests sweep: k ∈ {0.5, 1, 2.4}; norms 0.1–100 with the clamp
 /// on and with projx; unclamped expmap only where √k·sinh(‖v‖/√k) stays within what f64 geoopt resolves.
-pub fn lorentz_settings() -> Vec<(hyperdistill::lorentz::Hyperbolic, f64)> {
-    use hyperdistill::lorentz::{Hyperbolic, LorentzMap, EXP_MAX_NORM};
+pub fn hdd_settings() -> Vec<(hyperdistill::hdd::HddParams, f64)> {
+    use hyperdistill::hdd::{HddParams, LorentzMap, EXP_MAX_NORM};
     let mut v = vec![];
     for k in [0.5, 1.0, 2.4] {
         for norm in [0.1, 1.0, 25.0, 100.0] {
-            v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: false }, norm));
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx, weighted: false }, norm));
+            v.push((HddParams { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: false }, norm));
+            v.push((HddParams { k, clamp: None, map: LorentzMap::Projx, weighted: false }, norm));
         }
         for norm in [0.1, 1.0, 5.0] {
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap, weighted: false }, norm));
+            v.push((HddParams { k, clamp: None, map: LorentzMap::Expmap, weighted: false }, norm));
         }
         // the hierarchical weights w = τ/sinh τ (they cancel under the clamp; act with projx and unclamped expmap)
         for norm in [0.1, 1.0, 5.0] {
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Projx, weighted: true }, norm));
-            v.push((Hyperbolic { k, clamp: None, map: LorentzMap::Expmap, weighted: true }, norm));
+            v.push((HddParams { k, clamp: None, map: LorentzMap::Projx, weighted: true }, norm));
+            v.push((HddParams { k, clamp: None, map: LorentzMap::Expmap, weighted: true }, norm));
         }
-        v.push((Hyperbolic { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: true }, 25.0));
+        v.push((HddParams { k, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: true }, 25.0));
     }
     v
 }

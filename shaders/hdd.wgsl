@@ -1,7 +1,7 @@
-// lorentz.wgsl — HDD's hyperbolic term on the GPU: map features to the hyperboloid (expmap0 with the radius
+// hdd.wgsl — HDD's hyperbolic term on the GPU: map features to the hyperboloid (expmap0 with the radius
 // clamp, or projx), Law centroids per class, the geodesic distance between the real and synthetic centroid
 // of each class, and its gradient with respect to every synthetic feature. Formulas and why they avoid
-// 1 − |κ|²: src/lorentz.rs (its f64 mirror is this file's reference).
+// 1 − |κ|²: src/hdd.rs (its f64 mirror is this file's reference).
 // Layout: features [C·PER, D], the PER samples of class c contiguous; sums [C, D + 4] = (S, T, R, T − R).
 //
 // entry point     bindings (group 0, in order)                                          invocations
@@ -154,7 +154,7 @@ fn sample_spread(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     stats_rw[b + 5u] = stats_rw[b + 6u] * stats_rw[b + 2u] * big_r * acc;
 }
 
-// T² − |S|² for class c, assembled from non-negative pieces (see src/lorentz.rs)
+// T² − |S|² for class c, assembled from non-negative pieces (see src/hdd.rs)
 fn q_of(c: u32, t: f32, r: f32, tmr: f32, side_s: bool) -> f32 {
     var spread = 0.0;
     if (side_s) {
@@ -206,7 +206,7 @@ fn class_distance(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 }
 
 // ∂s/∂v = f·P_j + e·u uᵀ. Tangential part f·P_j g_s with P_j b = P_j (S − s_j)/T_s; radial part u·G written
-// without cancellation when one sample dominates its class (see syn_sample_grad in src/lorentz.rs).
+// without cancellation when one sample dominates its class (see syn_sample_grad in src/hdd.rs).
 @compute @workgroup_size(64)
 fn syn_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = linear_id(gid, nwg);

@@ -1,5 +1,8 @@
-//! lorentz: the hyperbolic part of HDD (method.md §1.3–1.6) on the CPU: the reference that follows geoopt
-//! literally in f64, and an f64 mirror of the GPU kernels' stable formulas with their analytic gradient.
+//! hdd: HDD's hyperbolic term (method.md §1.3–1.6) — features mapped onto the Lorentz model, Law centroids per class,
+//! the geodesic distance between a class's real and synthetic centroids, its gradient — on the CPU (the reference that
+//! follows geoopt literally in f64, and an f64 mirror of the GPU kernels' stable formulas with their analytic
+//! gradient) and on the GPU (`gpu`, `shaders/hdd.wgsl`). `HddParams` are the term's settings (k, clamp, map, weights);
+//! λ multiplies it in `distill::matching`.
 //!
 //! Notation: geoopt's k (hyperboloid ⟨x,x⟩_L = −k), features v ∈ R^D per sample, hyperboloid point
 //! x = (t, s). A class's samples give T = Σ t_i, S = Σ s_i; the Law centroid's Klein coordinate is S/T.
@@ -39,7 +42,7 @@ impl std::str::FromStr for LorentzMap {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Hyperbolic {
+pub struct HddParams {
     /// geoopt's k > 0 (curvature −1/k).
     pub k: f64,
     /// Clamp of the geodesic radius parameter in expmap0 (Some(10) for parity; None = off).
@@ -51,10 +54,10 @@ pub struct Hyperbolic {
     pub weighted: bool,
 }
 
-impl Hyperbolic {
+impl HddParams {
     /// DM+HDD's released setting: k = 1, clamp 10, expmap0, no weights.
     pub fn dm_parity() -> Self {
-        Hyperbolic { k: 1.0, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: false }
+        HddParams { k: 1.0, clamp: Some(EXP_MAX_NORM), map: LorentzMap::Expmap, weighted: false }
     }
 }
 
@@ -80,7 +83,7 @@ pub mod geoopt {
     }
 
     /// expmap at the origin of (0, v): n = √max(‖v‖², 1e-8), t = min(n/√k, clamp), x = (√k cosh t, √k sinh t · v/n).
-    pub fn expmap0(v: &[f64], h: &Hyperbolic) -> Vec<f64> {
+    pub fn expmap0(v: &[f64], h: &HddParams) -> Vec<f64> {
         let sk = h.k.sqrt();
         let n = v.iter().map(|a| a * a).sum::<f64>().max(NORM_FLOOR_SQ).sqrt();
         let mut t = n / sk;
@@ -99,7 +102,7 @@ pub mod geoopt {
     }
 
     /// Feature → hyperboloid point by the chosen map.
-    pub fn to_hyperboloid(v: &[f64], h: &Hyperbolic) -> Vec<f64> {
+    pub fn to_hyperboloid(v: &[f64], h: &HddParams) -> Vec<f64> {
         let mut x = match h.map {
             LorentzMap::Expmap => expmap0(v, h),
             LorentzMap::Projx => std::iter::once(0.0).chain(v.iter().copied()).collect(),
@@ -152,7 +155,7 @@ pub mod geoopt {
     }
 
     /// Distance between the centroids of two feature sets (rows of `dim` values).
-    pub fn class_distance(real: &[f64], syn: &[f64], dim: usize, h: &Hyperbolic) -> f64 {
+    pub fn class_distance(real: &[f64], syn: &[f64], dim: usize, h: &HddParams) -> f64 {
         let pts = |f: &[f64]| f.chunks_exact(dim).map(|v| to_hyperboloid(v, h)).collect::<Vec<_>>();
         let c = |p: Vec<Vec<f64>>| {
             if h.weighted {
@@ -184,7 +187,7 @@ pub struct SampleStats {
     pub dw: f64,
 }
 
-pub fn sample_stats(v: &[f64], h: &Hyperbolic) -> SampleStats {
+pub fn sample_stats(v: &[f64], h: &HddParams) -> SampleStats {
     let nv2: f64 = v.iter().map(|a| a * a).sum();
     let nv = nv2.sqrt();
     let sk = h.k.sqrt();
@@ -221,7 +224,7 @@ pub struct ClassSums {
     pub q: f64,
 }
 
-pub fn class_sums(feats: &[f64], dim: usize, h: &Hyperbolic) -> (ClassSums, Vec<SampleStats>) {
+pub fn class_sums(feats: &[f64], dim: usize, h: &HddParams) -> (ClassSums, Vec<SampleStats>) {
     let stats: Vec<SampleStats> = feats.chunks_exact(dim).map(|v| sample_stats(v, h)).collect();
     let mut s = vec![0.0; dim];
     let (mut t, mut r, mut t_minus_r) = (0.0, 0.0, 0.0);
@@ -249,7 +252,7 @@ pub fn class_sums(feats: &[f64], dim: usize, h: &Hyperbolic) -> (ClassSums, Vec<
 
 /// Distance between the centroids of real and synthetic features, and ∂d/∂(each synthetic feature),
 /// computed with the GPU kernels' formulas (the real side gets no gradient, as in the HDD code).
-pub fn class_distance_grad(real: &[f64], syn: &[f64], dim: usize, h: &Hyperbolic) -> (f64, Vec<f64>) {
+pub fn class_distance_grad(real: &[f64], syn: &[f64], dim: usize, h: &HddParams) -> (f64, Vec<f64>) {
     let (cr, _) = class_sums(real, dim, h);
     let (cs, stats) = class_sums(syn, dim, h);
     let c = distance_coefficients(&cr, &cs, h.k);
@@ -308,7 +311,7 @@ pub fn distance_coefficients(cr: &ClassSums, cs: &ClassSums, k: f64) -> Coeffici
 /// so that nothing cancels when one sample dominates its class (one image per class, centroid near the boundary):
 ///   u·G = c_δ (u·δ − (δ·b)·r/t) + c_b (u·(S − w s_j)/T + r(w t − T)/(T t) + (1 − |b|²)·r/t).
 /// With weights, the weight's own dependence adds ψ_j·(∂w/∂‖v‖)·u, ψ_j = ∂d/∂w_j = g_s·(s_j − b t_j).
-pub fn syn_sample_grad(v: &[f64], st: &SampleStats, cr: &ClassSums, cs: &ClassSums, c: &Coefficients, _h: &Hyperbolic, out: &mut [f64]) {
+pub fn syn_sample_grad(v: &[f64], st: &SampleStats, cr: &ClassSums, cs: &ClassSums, c: &Coefficients, _h: &HddParams, out: &mut [f64]) {
     let (tr, ts) = (cr.t, cs.t);
     let w = st.w;
     if st.nv * st.nv < NORM_FLOOR_SQ {
@@ -340,9 +343,9 @@ pub fn syn_sample_grad(v: &[f64], st: &SampleStats, cr: &ClassSums, cs: &ClassSu
     }
 }
 
-/// The GPU path: buffers and dispatches of `shaders/lorentz.wgsl`.
+/// The GPU path: buffers and dispatches of `shaders/hdd.wgsl`.
 pub mod gpu {
-    use super::{Hyperbolic, LorentzMap};
+    use super::{HddParams, LorentzMap};
     use crate::gpu::{Gpu, GpuError};
     use crate::shaders;
     use crate::shapes::MatchShape;
@@ -370,7 +373,7 @@ pub mod gpu {
         }
     }
 
-    fn consts(s: &MatchShape, h: &Hyperbolic, per: usize, lambda: f32) -> Vec<(&'static str, f64)> {
+    fn consts(s: &MatchShape, h: &HddParams, per: usize, lambda: f32) -> Vec<(&'static str, f64)> {
         vec![
             ("C", s.classes as f64),
             ("D", s.dim as f64),
@@ -392,14 +395,14 @@ pub mod gpu {
         gpu: &Gpu,
         enc: &mut CommandEncoder,
         s: &MatchShape,
-        h: &Hyperbolic,
+        h: &HddParams,
         lambda: f32,
         real: &Buffer,
         syn: &Buffer,
         bufs: &HddBuffers,
         grad: &Buffer,
     ) {
-        let sh = &shaders::LORENTZ;
+        let sh = &shaders::HDD;
         for (feat, stats, sums, per) in [(real, &bufs.stats_r, &bufs.sums_r, s.per_real), (syn, &bufs.stats_s, &bufs.sums_s, s.per_syn)] {
             let c = consts(s, h, per, lambda);
             let n = (s.classes * per) as u64;

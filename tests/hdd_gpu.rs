@@ -1,16 +1,16 @@
 //! The HDD kernels against the CPU: per-class distances against geoopt's literal f64 definitions
 //! (relative error < 1e-5), gradients against the f64 mirror of the same formulas (whose gradient
-//! matches finite differences, tests/lorentz_ref.rs). k ∈ {0.5, 1, 2.4}, norms 0.1 to 100, clamp on and
+//! matches finite differences, tests/hdd_ref.rs). k ∈ {0.5, 1, 2.4}, norms 0.1 to 100, clamp on and
 //! off, both maps, 1 and 256 samples, identical sets. Outputs are poisoned with NaN first.
 
 mod common;
 use common::*;
-use hyperdistill::lorentz::gpu::{encode, read_distances, HddBuffers};
+use hyperdistill::hdd::gpu::{encode, read_distances, HddBuffers};
 use hyperdistill::shapes::MatchShape;
-use hyperdistill::lorentz::{class_distance_grad, geoopt, Hyperbolic};
+use hyperdistill::hdd::{class_distance_grad, geoopt, HddParams};
 
 /// Run the GPU term on `classes` classes and compare every class with the CPU.
-fn run_case(h: &Hyperbolic, norm: f64, s: MatchShape, identical: bool, seed: u64) -> (f64, f64) {
+fn run_case(h: &HddParams, norm: f64, s: MatchShape, identical: bool, seed: u64) -> (f64, f64) {
     let g = gpu();
     let mut r = rng(seed);
     let lambda = 20.0f32;
@@ -59,7 +59,7 @@ fn run_case(h: &Hyperbolic, norm: f64, s: MatchShape, identical: bool, seed: u64
 #[test]
 fn hdd_kernels_match_the_cpu_over_settings() {
     let (mut wd, mut wg) = (0.0f64, 0.0f64);
-    for (i, (h, norm)) in lorentz_settings().into_iter().enumerate() {
+    for (i, (h, norm)) in hdd_settings().into_iter().enumerate() {
         for s in [
             MatchShape { classes: 3, per_real: 1, per_syn: 1, dim: 37 },
             MatchShape { classes: 2, per_real: 20, per_syn: 1, dim: 64 },
@@ -76,13 +76,13 @@ fn hdd_kernels_match_the_cpu_over_settings() {
 #[test]
 fn hdd_kernels_at_convnet_size() {
     // 10 classes × 256 real and 10 synthetic 2048-d features, DM+HDD's parity setting
-    let (d, g) = run_case(&Hyperbolic::dm_parity(), 24.0, MatchShape { classes: 10, per_real: 256, per_syn: 10, dim: 2048 }, false, 7);
+    let (d, g) = run_case(&HddParams::dm_parity(), 24.0, MatchShape { classes: 10, per_real: 256, per_syn: 10, dim: 2048 }, false, 7);
     println!("2048-d, 10 classes: distance rel err {d:.2e}, gradient rel err {g:.2e}");
 }
 
 #[test]
 fn identical_sets_give_zero_and_finite_gradients() {
-    for (h, norm) in lorentz_settings() {
+    for (h, norm) in hdd_settings() {
         for per in [1, 256] {
             run_case(&h, norm, MatchShape { classes: 2, per_real: per, per_syn: per, dim: 32 }, true, 9);
         }

@@ -5,12 +5,12 @@
 
 mod common;
 use common::*;
-use hyperdistill::lorentz::{class_distance_grad, geoopt};
+use hyperdistill::hdd::{class_distance_grad, geoopt};
 
 #[test]
 fn geoopt_points_lie_on_the_manifold_and_distance_is_a_metric() {
     let mut g = rng(41);
-    for (h, norm) in lorentz_settings() {
+    for (h, norm) in hdd_settings() {
         let f = features(&mut g, 6, 8, norm);
         let pts: Vec<Vec<f64>> = f.chunks(8).map(|v| geoopt::to_hyperboloid(v, &h)).collect();
         for p in &pts {
@@ -38,7 +38,7 @@ fn stable_mirror_matches_geoopt_distance() {
     let mut g = rng(42);
     let dim = 16;
     let mut worst: f64 = 0.0;
-    for (h, norm) in lorentz_settings() {
+    for (h, norm) in hdd_settings() {
         for (nr, ns) in [(1, 1), (20, 1), (20, 5), (256, 10)] {
             let real = features(&mut g, nr, dim, norm);
             let syn = features(&mut g, ns, dim, norm);
@@ -60,7 +60,7 @@ fn analytic_gradient_matches_finite_differences() {
     let mut g = rng(43);
     let dim = 6;
     let mut worst: f64 = 0.0;
-    for (h, norm) in lorentz_settings() {
+    for (h, norm) in hdd_settings() {
         for (nr, ns) in [(7, 1), (9, 3)] {
             let real = features(&mut g, nr, dim, norm);
             let syn = features(&mut g, ns, dim, norm);
@@ -86,7 +86,7 @@ fn analytic_gradient_matches_finite_differences() {
 #[test]
 fn identical_sets_give_zero_distance_and_finite_gradient() {
     let mut g = rng(44);
-    for (h, norm) in lorentz_settings() {
+    for (h, norm) in hdd_settings() {
         for n in [1, 256] {
             let f = features(&mut g, n, 16, norm);
             let (d, grad) = class_distance_grad(&f, &f, 16, &h);
@@ -98,7 +98,7 @@ fn identical_sets_give_zero_distance_and_finite_gradient() {
 
 #[test]
 fn hierarchical_weights_follow_the_paper_and_cancel_under_the_clamp() {
-    use hyperdistill::lorentz::{hierarchy_weight, Hyperbolic, LorentzMap};
+    use hyperdistill::hdd::{hierarchy_weight, HddParams, LorentzMap};
     // w(τ) = τ/sinh τ and its derivative, against the plain formula and central differences, across the series switch
     let (w0, dw0) = hierarchy_weight(1e-6);
     assert!((w0 - 1.0).abs() < 1e-12 && (dw0 + 1e-6 / 3.0).abs() < 1e-15, "w(0) = 1, w'(τ) ≈ −τ/3 near 0");
@@ -113,7 +113,7 @@ fn hierarchical_weights_follow_the_paper_and_cancel_under_the_clamp() {
     let dim = 12;
     let real = features(&mut g, 30, dim, 3.0);
     let syn = features(&mut g, 4, dim, 3.0);
-    let d = |map, clamp, weighted| geoopt::class_distance(&real, &syn, dim, &Hyperbolic { k: 1.0, clamp, map, weighted });
+    let d = |map, clamp, weighted| geoopt::class_distance(&real, &syn, dim, &HddParams { k: 1.0, clamp, map, weighted });
     // projx and unclamped expmap: the weights move the centroids; under the clamp they cancel
     for map in [LorentzMap::Projx, LorentzMap::Expmap] {
         let (plain, weighted) = (d(map, None, false), d(map, None, true));
@@ -122,7 +122,7 @@ fn hierarchical_weights_follow_the_paper_and_cancel_under_the_clamp() {
     }
     let real_big = features(&mut g, 30, dim, 25.0);
     let syn_big = features(&mut g, 4, dim, 25.0);
-    let h = |weighted| Hyperbolic { k: 1.0, clamp: Some(10.0), map: LorentzMap::Expmap, weighted };
+    let h = |weighted| HddParams { k: 1.0, clamp: Some(10.0), map: LorentzMap::Expmap, weighted };
     let (plain, weighted) = (geoopt::class_distance(&real_big, &syn_big, dim, &h(false)), geoopt::class_distance(&real_big, &syn_big, dim, &h(true)));
     assert!((plain - weighted).abs() < 1e-7 * plain, "clamp: {plain} vs {weighted}");
 }
