@@ -525,6 +525,14 @@ impl Gpu {
         self.queue.write_buffer(buf, 0, bytes);
     }
 
+    /// Overwrite `buf` from byte `offset` on with `data`.
+    pub fn write_at<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, offset: u64, data: &[T]) {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.counters.add(WRITES, 1);
+        self.counters.add(WRITE_BYTES, bytes.len() as u64);
+        self.queue.write_buffer(buf, offset, bytes);
+    }
+
     /// Copy the first `len` f32 of `buf` back to the host (waits for all submitted work). Native only: a
     /// browser cannot block, it uses `read_many_async`.
     #[cfg(not(target_arch = "wasm32"))]

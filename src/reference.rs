@@ -374,3 +374,9 @@ pub fn avgpool_backward(s: &WindowShape, dy: &[f64]) -> Vec<f64> {
 pub fn add(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x + y).collect()
 }
+
+/// `ops::check_finite`: health[0] = min(health[0], health[1]) if any value of `x` is NaN or infinite.
+pub fn check_finite(x: &[f64], health: [u32; 2]) -> [u32; 2] {
+    let bad = x.iter().any(|v| !(*v as f32).is_finite());
+    [if bad { health[0].min(health[1]) } else { health[0] }, health[1]]
+}

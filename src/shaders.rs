@@ -44,9 +44,10 @@ shader!(OPTIM, "optim.wgsl");
 shader!(MATMUL, "matmul.wgsl");
 shader!(MOSAIC, "mosaic.wgsl");
 shader!(LAYERS, "layers.wgsl");
+shader!(HEALTH, "health.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV_FORWARD, &CONV_INPUT, &CONV_WEIGHT, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &HDD, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS];
+pub static ALL: &[&Shader] = &[&CONV_FORWARD, &CONV_INPUT, &CONV_WEIGHT, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &HDD, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS, &HEALTH];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

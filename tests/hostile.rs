@@ -325,3 +325,32 @@ fn a_failed_write_leaves_no_temporary_file_and_the_old_file_intact() {
     assert_eq!(left, vec!["synset.safetensors".to_string()], "a temporary file stayed behind");
     assert_eq!(std::fs::read(&p).unwrap(), b"the previous run's set");
 }
+
+#[test]
+fn a_diverging_run_stops_names_the_iteration_and_keeps_the_last_good_checkpoint() {
+    let d = TempDir::new("diverge");
+    let base = ["distill", "--iterations", "12", "--width", "8", "--batch-real", "8", "--ipc", "1", "--eval-nets", "0", "--checkpoint-every", "1", "--log-every", "4"];
+    // a learning rate that overflows the pixels within a few iterations, and a λ that does at once
+    for (flag, value, tag) in [("--lr-img", "1e37", "lr"), ("--lambda", "3e38", "lambda")] {
+        let out = d.0.join(tag);
+        let mut args = base.to_vec();
+        args.extend([flag, value, "--out", out.to_str().unwrap()]);
+        let (ok, text) = hyperdistill(&args, &[]);
+        assert!(!ok && text.contains("diverged at iteration"), "{text}");
+        let at: usize = text.split("diverged at iteration ").nth(1).unwrap().split(':').next().unwrap().parse().unwrap();
+        assert!(!out.join("synset.safetensors").exists(), "a diverged set was exported");
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert!(metrics.contains(&format!("\"event\":\"diverged\",\"iteration\":{at}")), "{metrics}");
+        match hyperdistill::run::read_checkpoint(&out) {
+            Ok(ck) => {
+                println!("{tag}: diverged at {at}, checkpoint kept at {}", ck.iteration);
+                assert!(ck.iteration < at && ck.syn.iter().chain(&ck.momentum).all(|v| v.is_finite()));
+                assert!(text.contains(&format!("the last good checkpoint (iteration {})", ck.iteration)), "{text}");
+            }
+            Err(_) => {
+                println!("{tag}: diverged at {at}, before any checkpoint");
+                assert!(at <= 1 && text.contains("no checkpoint had been written yet"), "{text}");
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use hyperdistill::nn::ops;
+use rand::RngExt;
 use hyperdistill::reference as r;
 use hyperdistill::shapes::{ConvShape, LinearShape, NormShape, PoolShape};
 
@@ -543,4 +544,31 @@ fn per_channel_sgd_and_clamp_match_the_reference() {
     ops::clamp_channels(g, &mut enc, n, plane, &[-0.1], &[0.1], &x);
     g.submit_wait(enc);
     assert!(down(g, &x, n).iter().all(|v| (-0.1 - 1e-7..=0.1 + 1e-7).contains(v)));
+}
+
+#[test]
+fn divergence_check_matches_the_reference() {
+    // fresh random values, some cases with a NaN or an infinity at a random place: the flag becomes the smaller of
+    // itself and the running iteration exactly where the reference says so
+    let g = gpu();
+    let mut r = rng(91);
+    for case in 0..12 {
+        let n = r.random_range(1..5000usize);
+        let mut x = rand_vec(&mut r, n, 1e30);
+        match case % 4 {
+            1 => x[r.random_range(0..n)] = f64::NAN,
+            2 => x[r.random_range(0..n)] = f64::INFINITY,
+            3 => x[n - 1] = -f64::INFINITY,
+            _ => {}
+        }
+        let before = [if case < 8 { u32::MAX } else { r.random_range(0..100u32) }, r.random_range(1..200u32)];
+        let health = g.upload("health", &before).unwrap();
+        let mut enc = g.encoder();
+        ops::check_finite(g, &mut enc, n, &up(g, &x), &health);
+        g.submit_wait(enc);
+        let got: Vec<u32> = g.read_f32(&health, 2).unwrap().iter().map(|v| v.to_bits()).collect();
+        let want = r::check_finite(&x, before);
+        println!("check_finite n={n:<5} case {case}: {before:?} → {got:?} (reference {want:?})");
+        assert_eq!(got, want.to_vec());
+    }
 }

@@ -274,16 +274,20 @@ async fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
     l.distiller.step(&l.ds)?;
     let (view, syn, reads) = read_state(gpu, l, true).await?;
     let step_seconds = t.elapsed().as_secs_f64();
-    let Some([loss, grad]) = reads else { anyhow::bail!("internal: the loss was not read back") };
+    let Some([loss, grad, health]) = reads else { anyhow::bail!("internal: the loss was not read back") };
+    if let Some(at) = Distiller::diverged_at(&health) {
+        let s = &l.settings.distill;
+        anyhow::bail!("the distillation diverged at iteration {at}: a synthetic pixel became NaN or infinite; lower lr (images, now {}) or λ (now {}) and reset", s.lr_img, s.lambda);
+    }
     let loss = l.distiller.loss_from(&loss);
     let grad_norms = l.distiller.grad_norms_from(&grad);
     Ok(Snapshot { iteration: l.distiller.iteration(), syn: Arc::new(syn), loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
 }
 
 /// Embed the shown real images and the current synthetic set with the view network and map them to the
-/// hyperboloid; read back the features and the synthetic pixels, and with `loss` also the loss and the pixel
-/// gradient, all in one read-back.
-async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeatures>, Vec<f32>, Option<[Vec<f32>; 2]>)> {
+/// hyperboloid; read back the features and the synthetic pixels, and with `loss` also the loss, the pixel
+/// gradient and the divergence flag, all in one read-back.
+async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeatures>, Vec<f32>, Option<[Vec<f32>; 3]>)> {
     let v = &l.view;
     let d = &l.distiller;
     let img = l.ds.image_len();
@@ -295,12 +299,12 @@ async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeat
     let dim = v.net.cfg.embed_dim();
     let mut parts = vec![(&v.ws.embed, (v.real_n + m) * dim), (d.syn(), d.syn_len())];
     if loss {
-        parts.extend([d.loss_source(), (d.pixel_grad(), d.syn_len())]);
+        parts.extend([d.loss_source(), (d.pixel_grad(), d.syn_len()), d.health_source()]);
     }
     let mut reads = gpu.read_many_async(&parts).await?.into_iter();
     let mut next = || reads.next().unwrap_or_default();
     let (feats, syn) = (next(), next());
-    let rest = if loss { Some([next(), next()]) } else { None };
+    let rest = if loss { Some([next(), next(), next()]) } else { None };
     let syn_labels = d.synthetic_labels().iter().map(|&c| c as usize).collect();
     let view = Arc::new(ViewFeatures::from_features(l.settings.distill.hdd(), l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels));
     Ok((view, syn, rest))

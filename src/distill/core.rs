@@ -47,6 +47,9 @@ pub struct Core<'g> {
     rng_real: ChaCha8Rng,
     pub iteration: usize,
     pub bind_groups: std::sync::Arc<BindGroupCache>,
+    /// Divergence detection, u32 [2]: the first iteration after which a synthetic pixel was NaN or infinite
+    /// (u32::MAX: none yet), and the iteration being run (`ops::check_finite`).
+    pub health: Buffer,
 }
 
 impl<'g> Core<'g> {
@@ -88,6 +91,7 @@ impl<'g> Core<'g> {
             rng_real: rng::stream(cfg.seed, "real-batches"),
             iteration: 0,
             bind_groups: Default::default(),
+            health: gpu.upload("health", &[u32::MAX, 0])?,
             cfg,
         })
     }

@@ -142,11 +142,14 @@ impl<'g> Distiller<'g> {
         // group is created
         let _cache = self.core.bind_groups.activate();
         let mut enc = gpu.encoder();
+        // the iteration this step completes, which `check_finite` records if it leaves a pixel NaN or infinite
+        gpu.write_at(&self.core.health, 4, &[(self.core.iteration + 1) as u32]);
         match &mut self.method {
             MethodState::Dm(m) => m.encode(&mut self.core, ds, &mut enc),
             MethodState::Idm(m) => m.encode(&mut self.core, ds, &mut enc)?,
             MethodState::Dance(m) => m.encode(&mut self.core, ds, &mut enc),
         }
+        crate::nn::ops::check_finite(gpu, &mut enc, self.core.syn_len(), &self.core.syn, &self.core.health);
         gpu.submit_wait(enc);
         self.core.iteration += 1;
         Ok(())
@@ -197,6 +200,18 @@ impl<'g> Distiller<'g> {
             MethodState::Dance(m) => &m.class.loss_all,
         };
         (buf, self.core.classes * stride)
+    }
+
+    /// Where the divergence flag lives (buffer, f32-sized words), for reading it back with the loss; `diverged_at`
+    /// decodes it.
+    pub fn health_source(&self) -> (&Buffer, usize) {
+        (&self.core.health, 2)
+    }
+
+    /// The iteration after which a synthetic pixel first became NaN or infinite, from a read-back copy of
+    /// `health_source` (None: every pixel has stayed finite).
+    pub fn diverged_at(raw: &[f32]) -> Option<usize> {
+        raw.first().map(|w| w.to_bits()).filter(|&b| b != u32::MAX).map(|b| b as usize)
     }
 
     pub fn loss_from(&self, raw: &[f32]) -> (f32, Vec<f32>) {

@@ -681,6 +681,12 @@ pub fn sgd_channels(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, plane: usize,
     gpu.dispatch(enc, &shaders::OPTIM, "sgd_channels", &consts, &[grad, param, buf], n as u64);
 }
 
+/// Divergence detection: where any of the first `n` values of `x` is NaN or infinite, `health[0]` (u32) becomes the
+/// smaller of itself and `health[1]` (the iteration being run). `health` starts as (u32::MAX, ·).
+pub fn check_finite(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, x: &Buffer, health: &Buffer) {
+    gpu.dispatch(enc, &shaders::HEALTH, "check_finite", &[("N", n as f64)], &[x, health], n as u64);
+}
+
 /// Clamp images [.., channels, plane] to [lo_c, hi_c] per channel (DANCE keeps pixels in [0, 1]: in the normalised
 /// space that is [−mean_c/std_c, (1 − mean_c)/std_c]).
 pub fn clamp_channels(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, plane: usize, lo: &[f32], hi: &[f32], x: &Buffer) {

@@ -199,6 +199,16 @@ pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, Option<RunC
     Ok((Checkpoint { iteration, syn: floats("syn")?, momentum: floats("momentum")?, rng_words: [words[0], words[1], words[2]], extra, extra_words }, config))
 }
 
+/// Whether a checkpoint's pixels and momentum are all finite (a diverged state is never written).
+fn finite_state(ck: &Checkpoint) -> bool {
+    ck.syn.iter().chain(&ck.momentum).all(|v| v.is_finite())
+}
+
+/// The iteration after which a pixel first became NaN or infinite, as the GPU recorded it.
+fn first_bad(gpu: &Gpu, d: &Distiller) -> Result<Option<usize>> {
+    Ok(Distiller::diverged_at(&gpu.read_many(&[d.health_source()])?[0]))
+}
+
 /// Metadata that goes into every exported set.
 pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> BTreeMap<String, String> {
     cfg.distill.metadata(&cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
@@ -326,6 +336,22 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     bar.set_position(d.iteration() as u64);
     let mut final_eval = None;
     let start_it = d.iteration();
+    // the last checkpoint on disk, kept when the run diverges
+    let mut last_good = checkpoint.as_ref().map(|c| c.iteration);
+    let diverged = |log: &mut dyn FnMut(serde_json::Value) -> Result<()>, at: usize, what: &str, last_good: Option<usize>| -> anyhow::Error {
+        let _ = log(serde_json::json!({"event": "diverged", "iteration": at, "what": what}));
+        let kept = match last_good {
+            Some(i) => format!("the last good checkpoint (iteration {i}) stays in {}", cfg.out.join(CHECKPOINT).display()),
+            None => "no checkpoint had been written yet".to_string(),
+        };
+        let num = |v: f32| if (1e-3..1e6).contains(&v.abs()) { v.to_string() } else { format!("{v:e}") };
+        let lambda = if cfg.distill.method.hdd() { format!(" or --lambda (now {})", num(cfg.distill.lambda)) } else { String::new() };
+        anyhow::anyhow!(
+            "the distillation diverged at iteration {at}: {what} became NaN or infinite. Nothing after it was written; {kept}. \
+             Lower --lr-img (now {}){lambda} and start again",
+            num(cfg.distill.lr_img)
+        )
+    };
     let mut step_secs = 0.0; // distillation steps only, evaluations excluded
     loop {
         let it = d.iteration();
@@ -333,6 +359,9 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
         if due && cfg.eval.nets > 0 {
             bar.set_message(format!("evaluating iteration {it}"));
             let (images, labels) = d.eval_set()?;
+            if images.iter().any(|v| !v.is_finite()) {
+                return Err(diverged(&mut log, first_bad(gpu, &d)?.unwrap_or(it), "a synthetic pixel", last_good));
+            }
             let r = eval::evaluate(gpu, &ds, &images, &labels, &cfg.eval, cfg.distill.seed ^ (it as u64).wrapping_mul(0x9e37_79b9), &mut |k, ep| {
                 bar.set_message(format!("evaluating iteration {it}: net {}/{} epoch {ep}/{}", k + 1, cfg.eval.nets, cfg.eval.epochs));
             })?;
@@ -354,18 +383,35 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
         step_secs += t.elapsed().as_secs_f64();
         let done = d.iteration();
         if cfg.log_every > 0 && (done % cfg.log_every == 0 || done == total) {
-            let (loss, per_class) = d.loss()?;
+            // the loss and the divergence flag in one read-back
+            let raw = gpu.read_many(&[d.loss_source(), d.health_source()])?;
+            if let Some(at) = Distiller::diverged_at(&raw[1]) {
+                return Err(diverged(&mut log, at, "a synthetic pixel", last_good));
+            }
+            let (loss, per_class) = d.loss_from(&raw[0]);
+            if !loss.is_finite() {
+                return Err(diverged(&mut log, done, "the loss", last_good));
+            }
             let spi = step_secs / (done - start_it) as f64;
             bar.set_message(format!("loss {loss:.4}  {spi:.2} s/it"));
             log(serde_json::json!({"event": "loss", "iteration": done, "loss": loss, "per_class": per_class, "seconds_per_iteration": spi}))?;
         }
         if cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 {
-            write_checkpoint(&cfg.out, &d.checkpoint()?, cfg)?;
+            let ck = d.checkpoint()?;
+            if !finite_state(&ck) {
+                return Err(diverged(&mut log, first_bad(gpu, &d)?.unwrap_or(done), "a synthetic pixel or its momentum", last_good));
+            }
+            write_checkpoint(&cfg.out, &ck, cfg)?;
+            last_good = Some(done);
         }
         bar.set_position(done as u64);
     }
     bar.finish_and_clear();
-    write_checkpoint(&cfg.out, &d.checkpoint()?, cfg)?;
+    let ck = d.checkpoint()?;
+    if !finite_state(&ck) {
+        return Err(diverged(&mut log, first_bad(gpu, &d)?.unwrap_or(d.iteration()), "a synthetic pixel or its momentum", last_good));
+    }
+    write_checkpoint(&cfg.out, &ck, cfg)?;
     let (images, labels) = d.synthetic()?;
     let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration()) };
     for (name, bytes) in export::set_files(&set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)? {
