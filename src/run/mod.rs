@@ -330,6 +330,15 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     }
 
     let total = cfg.distill.iterations;
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    if cpu && (cfg.distill.width * cfg.distill.batch_real > 32 * 64 || total > 1000) {
+        eprintln!(
+            "note: {} runs the kernels on the CPU (software Vulkan, SwiftShader or WARP): at width {} and batch_real {} an iteration \
+             takes seconds; `--sizes demo` (width 32, batch_real 64, 200 iterations, quick evaluation) finishes in minutes",
+            gpu.info.name, cfg.distill.width, cfg.distill.batch_real
+        );
+    }
+    eprintln!("settings: {}", settings_line(cfg));
     let bar = indicatif::ProgressBar::new(total as u64).with_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {msg}  (ETA {eta})").expect("template"),
     );
@@ -382,6 +391,15 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
         d.step(&ds)?;
         step_secs += t.elapsed().as_secs_f64();
         let done = d.iteration();
+        if done - start_it == 2 && total > done {
+            // measured, not guessed: what the rest of the distillation will take here
+            let left = step_secs / 2.0 * (total - done) as f64;
+            if left > 600.0 {
+                let hint = if cpu { "; `--sizes demo` finishes in minutes" } else { "" };
+                bar.println(format!("{:.2} s per iteration here: the remaining {} iterations take about {:.1} h (evaluations not counted){hint}",
+                    step_secs / 2.0, total - done, left / 3600.0));
+            }
+        }
         if cfg.log_every > 0 && (done % cfg.log_every == 0 || done == total) {
             // the loss and the divergence flag in one read-back
             let raw = gpu.read_many(&[d.loss_source(), d.health_source()])?;
