@@ -399,7 +399,6 @@ pub mod gpu {
     }
 
     /// CutMix: y = x with the box of `mix` [4 + n] u32 = (row0, row1, col0, col1, perm…) taken from image perm[i].
-    #[allow(clippy::too_many_arguments)]
     pub fn cutmix(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, s: ImageShape, x: &Buffer, mix: &Buffer, y: &Buffer) {
         gpu.dispatch(enc, &shaders::AUGMENT, "cutmix", &consts(n, s), &[x, mix, y], (n * s.len()) as u64);
     }

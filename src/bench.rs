@@ -267,12 +267,40 @@ pub fn random_dataset_with_test(channels: usize, side: usize, per_class: usize, 
     }
 }
 
+/// One distillation configuration the bench times, on generated data of 10 classes.
+#[derive(Clone, Copy, Debug)]
+pub struct DistillCase {
+    pub channels: usize,
+    pub side: usize,
+    pub method: Method,
+    pub ipc: usize,
+    pub batch_real: usize,
+    pub width: usize,
+}
+
+/// One evaluation configuration the bench times: a network of the pool on a generated set of `ipc` images per class.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalCase {
+    pub arch: crate::nn::arch::Arch,
+    pub channels: usize,
+    pub side: usize,
+    pub ipc: usize,
+    pub width: usize,
+    pub batch: usize,
+}
+
+/// How often a measurement runs: untimed warm-up runs (pipelines compiled, caches filled), then timed runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Repeats {
+    pub runs: usize,
+    pub warmup: usize,
+}
+
 /// A distiller on generated data of the given shape (enough images per class for `batch_real`, `ipc` and IDM's
 /// 256-image queue-training batches; 10 classes), after
 /// `warmup` iterations (pipelines compiled, bind groups cached); `on_step` is called after each.
-#[allow(clippy::too_many_arguments)]
-fn warm_distiller<'g>(gpu: &'g Gpu, channels: usize, side: usize, method: Method, ipc: usize, batch_real: usize, width: usize, warmup: usize,
-    seed: u64, on_step: &mut dyn FnMut()) -> Result<(Dataset, Distiller<'g>), anyhow::Error> {
+fn warm_distiller<'g>(gpu: &'g Gpu, case: &DistillCase, warmup: usize, seed: u64, on_step: &mut dyn FnMut()) -> Result<(Dataset, Distiller<'g>), anyhow::Error> {
+    let DistillCase { channels, side, method, ipc, batch_real, width } = *case;
     let mut cfg = DistillConfig { method, ipc, batch_real, width, seed, ..Default::default() };
     let ds = random_dataset(channels, side, batch_real.max(ipc).max(cfg.idm.net_batch.div_ceil(10)), seed);
     // DANCE: one expert trained for one epoch; an iteration costs the same whatever the experts learned
@@ -288,22 +316,11 @@ fn warm_distiller<'g>(gpu: &'g Gpu, channels: usize, side: usize, method: Method
 }
 
 /// Time `runs` distillation iterations (after `warmup`) on generated data of the given shape.
-#[allow(clippy::too_many_arguments)]
-pub fn distill_iteration(
-    gpu: &Gpu,
-    channels: usize,
-    side: usize,
-    method: Method,
-    ipc: usize,
-    batch_real: usize,
-    width: usize,
-    runs: usize,
-    warmup: usize,
-    seed: u64,
-    progress: &indicatif::ProgressBar,
-) -> Result<IterationBench, anyhow::Error> {
+pub fn distill_iteration(gpu: &Gpu, case: &DistillCase, rep: Repeats, seed: u64, progress: &indicatif::ProgressBar) -> Result<IterationBench, anyhow::Error> {
+    let DistillCase { channels, side, method, ipc, batch_real, width } = *case;
+    let Repeats { runs, warmup } = rep;
     let at_start = gpu.counters();
-    let (ds, mut d) = warm_distiller(gpu, channels, side, method, ipc, batch_real, width, warmup, seed, &mut || progress.inc(1))?;
+    let (ds, mut d) = warm_distiller(gpu, case, warmup, seed, &mut || progress.inc(1))?;
     let before = gpu.counters();
     let mut ms = vec![];
     for _ in 0..runs {
@@ -561,9 +578,8 @@ fn kernel_shares(timed: Vec<(String, f64)>) -> Vec<KernelShare> {
 
 /// Profile one evaluation training epoch (one pass over 10 × ipc random images, after an untimed one that compiles
 /// the pipelines) with GPU timestamps; None without them.
-#[allow(clippy::too_many_arguments)]
-pub fn eval_breakdown(gpu: &Gpu, arch: crate::nn::arch::Arch, channels: usize, side: usize, ipc: usize, width: usize, batch: usize,
-    seed: u64) -> Result<Option<EpochBreakdown>, anyhow::Error> {
+pub fn eval_breakdown(gpu: &Gpu, case: &EvalCase, seed: u64) -> Result<Option<EpochBreakdown>, anyhow::Error> {
+    let EvalCase { arch, channels, side, ipc, width, batch } = *case;
     use crate::eval::{self, EvalConfig};
     if !gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
         return Ok(None);
@@ -598,11 +614,10 @@ pub fn eval_breakdown(gpu: &Gpu, arch: crate::nn::arch::Arch, channels: usize, s
 }
 
 /// Profile one distillation iteration (after `warmup` plain ones) with GPU timestamps; None without them.
-#[allow(clippy::too_many_arguments)]
-pub fn distill_breakdown(gpu: &Gpu, channels: usize, side: usize, method: Method, ipc: usize, batch_real: usize, width: usize,
-    warmup: usize, seed: u64) -> Result<Option<IterationBreakdown>, anyhow::Error> {
+pub fn distill_breakdown(gpu: &Gpu, case: &DistillCase, warmup: usize, seed: u64) -> Result<Option<IterationBreakdown>, anyhow::Error> {
+    let DistillCase { channels, side, method, ipc, batch_real, width } = *case;
     let Some(profiler) = gpu.profiler(1024) else { return Ok(None) };
-    let (ds, mut d) = warm_distiller(gpu, channels, side, method, ipc, batch_real, width, warmup.max(1), seed, &mut || {})?;
+    let (ds, mut d) = warm_distiller(gpu, case, warmup.max(1), seed, &mut || {})?;
     let t = Instant::now();
     {
         let _scope = profiler.activate();
@@ -648,9 +663,9 @@ pub fn matmul_peak(gpu: &Gpu, size: usize, runs: usize, warmup: usize, seed: u64
 }
 
 /// Each convolution kernel of ConvNet-3 (forward, input gradient, weight gradient) on a batch of `n`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: usize, runs: usize, warmup: usize, peak: Option<f64>,
+pub fn conv_kernels(gpu: &Gpu, (channels, side): (usize, usize), width: usize, n: usize, rep: Repeats, peak: Option<f64>,
     progress: &indicatif::ProgressBar) -> Result<Vec<ConvKernelTiming>, GpuError> {
+    let Repeats { runs, warmup } = rep;
     use crate::nn::ops;
     let cfg = ConvNetConfig::square(channels, side, width, 10).expect("valid shape");
     let mut out = vec![];
@@ -708,9 +723,8 @@ pub fn conv_kernels(gpu: &Gpu, channels: usize, side: usize, width: usize, n: us
 
 /// One evaluation measurement: train a fresh ConvNet-3 for `epochs` (+1, as the protocol) on 10 × ipc
 /// random images, then the test pass over `test_images`; each timed on its own after an untimed warm-up.
-#[allow(clippy::too_many_arguments)]
-pub fn eval_epoch(gpu: &Gpu, arch: crate::nn::arch::Arch, channels: usize, side: usize, ipc: usize, width: usize, batch: usize, epochs: usize, test_images: usize,
-    seed: u64) -> Result<EvalBench, anyhow::Error> {
+pub fn eval_epoch(gpu: &Gpu, case: &EvalCase, epochs: usize, test_images: usize, seed: u64) -> Result<EvalBench, anyhow::Error> {
+    let EvalCase { arch, channels, side, ipc, width, batch } = *case;
     use crate::eval::{self, EvalConfig};
     let ds = random_dataset_with_test(channels, side, ipc, test_images.div_ceil(10), seed);
     let all: Vec<usize> = (0..ds.train.len()).collect();
@@ -797,18 +811,20 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
 
 pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> Result<SuiteReport, anyhow::Error> {
     let has = |p: Part| o.parts.contains(&p);
+    let rep = Repeats { runs: o.runs, warmup: o.warmup };
     let peak = if has(Part::Peak) { Some(matmul_peak(gpu, o.matmul, o.runs, o.warmup, o.seed, progress)?) } else { None };
     let mut kernels = vec![];
     if has(Part::Kernels) {
         for &(c, s) in &o.shapes {
-            kernels.extend(conv_kernels(gpu, c, s, o.width, o.batch, o.runs, o.warmup, peak.as_ref().map(|p| p.gflops), progress)?);
+            kernels.extend(conv_kernels(gpu, (c, s), o.width, o.batch, rep, peak.as_ref().map(|p| p.gflops), progress)?);
         }
     }
     let mut distill = vec![];
     if has(Part::Distill) {
         for (c, s, ipc, br, m) in o.distill_configs() {
             progress.set_message(format!("distill {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
-            distill.push(distill_iteration(gpu, c, s, m, ipc, br, o.width, o.runs, o.warmup, o.seed, progress)?);
+            let case = DistillCase { channels: c, side: s, method: m, ipc, batch_real: br, width: o.width };
+            distill.push(distill_iteration(gpu, &case, rep, o.seed, progress)?);
         }
     }
     let mut eval = vec![];
@@ -817,7 +833,8 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
             for &ipc in &o.ipcs {
                 for &arch in &o.eval_archs {
                     progress.set_message(format!("eval {} {c}x{s}x{s} ipc {ipc}", arch.name()));
-                    eval.push(eval_epoch(gpu, arch, c, s, ipc, o.width, o.eval_batch, o.eval_epochs, o.test_images, o.seed)?);
+                    let case = EvalCase { arch, channels: c, side: s, ipc, width: o.width, batch: o.eval_batch };
+                    eval.push(eval_epoch(gpu, &case, o.eval_epochs, o.test_images, o.seed)?);
                     progress.inc(1);
                 }
             }
@@ -827,7 +844,8 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
     if has(Part::Breakdown) {
         for (c, s, ipc, br, m) in o.distill_configs() {
             progress.set_message(format!("breakdown {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
-            match distill_breakdown(gpu, c, s, m, ipc, br, o.width, o.warmup, o.seed)? {
+            let case = DistillCase { channels: c, side: s, method: m, ipc, batch_real: br, width: o.width };
+            match distill_breakdown(gpu, &case, o.warmup, o.seed)? {
                 Some(b) => breakdown.push(b),
                 None => anyhow::bail!("this adapter has no timestamp queries: --parts breakdown cannot time kernels on it"),
             }
@@ -840,7 +858,8 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
             for &ipc in &o.ipcs {
                 for &arch in &o.eval_archs {
                     progress.set_message(format!("breakdown eval {} {c}x{s}x{s} ipc {ipc}", arch.name()));
-                    if let Some(b) = eval_breakdown(gpu, arch, c, s, ipc, o.width, o.eval_batch, o.seed)? {
+                    let case = EvalCase { arch, channels: c, side: s, ipc, width: o.width, batch: o.eval_batch };
+                    if let Some(b) = eval_breakdown(gpu, &case, o.seed)? {
                         epochs_profiled.push(b);
                     }
                     progress.inc(1);

@@ -420,7 +420,7 @@ pub fn train_with(
             }
             net.backward(gpu, &mut enc, &slot.ws, &grads);
             for t in 0..lens.len() {
-                ops::sgd(gpu, &mut enc, lens[t], lr, cfg.momentum, cfg.weight_decay, &grads.tensors[t], &net.params()[t], &moms[t]);
+                ops::sgd(gpu, &mut enc, lens[t], ops::Sgd { lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay }, &grads.tensors[t], &net.params()[t], &moms[t]);
             }
             gpu.submit(enc);
         }

@@ -343,7 +343,7 @@ fn sgd_and_dm_matching_match_reference() {
         let (p, gr, b) = (rand_vec(&mut rng, n, 1.0), rand_vec(&mut rng, n, 1.0), rand_vec(&mut rng, n, 1.0));
         let (pb, bb) = (up(g, &p), up(g, &b));
         let mut enc = g.encoder();
-        ops::sgd(g, &mut enc, n, lr as f32, mom as f32, wd as f32, &up(g, &gr), &pb, &bb);
+        ops::sgd(g, &mut enc, n, ops::Sgd { lr: lr as f32, momentum: mom as f32, weight_decay: wd as f32 }, &up(g, &gr), &pb, &bb);
         g.submit_wait(enc);
         let (rp, rb) = r::sgd(&p, &gr, &b, lr, mom, wd);
         check(&format!("sgd param lr {lr} momentum {mom} wd {wd}"), &down(g, &pb, n), &rp, TOL);

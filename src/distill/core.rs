@@ -111,6 +111,11 @@ impl<'g> Core<'g> {
         self.net_cfg.embed_dim()
     }
 
+    /// The pixels' optimiser: SGD with lr_img and momentum_img, no weight decay.
+    pub fn pixel_sgd(&self) -> crate::nn::ops::Sgd {
+        crate::nn::ops::Sgd { lr: self.cfg.lr_img, momentum: self.cfg.momentum_img, weight_decay: 0.0 }
+    }
+
     /// Per-class parameter buffers of a siamese augmentation of the real batch: [per_real, 8] each.
     pub fn real_params(&self) -> Result<Vec<Buffer>, GpuError> {
         (0..self.classes).map(|_| self.gpu.zeros("real_params", self.per_real * 8)).collect()

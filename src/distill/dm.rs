@@ -105,6 +105,6 @@ impl Dm {
             copy_f32(enc, &k.ws.dx, 0, &self.d_syn_aug, k.start * img, k.n * img);
         }
         augment::gpu::backward(gpu, enc, m, core.img, &self.d_syn_aug, &self.syn_params, &self.syn_scratch, &core.d_syn);
-        ops::sgd(gpu, enc, m * img, core.cfg.lr_img, core.cfg.momentum_img, 0.0, &core.d_syn, &core.syn, &core.syn_mom);
+        ops::sgd(gpu, enc, m * img, core.pixel_sgd(), &core.d_syn, &core.syn, &core.syn_mom);
     }
 }

@@ -224,7 +224,7 @@ impl Idm {
             // the step's gradient is zero outside class c; d_syn keeps every class's own gradient for display
             let d_step = cl.contract(core, enc, c);
             cl.show_gradient(core, enc, c);
-            ops::sgd(gpu, enc, m * img, core.cfg.lr_img, core.cfg.momentum_img, 0.0, d_step, &core.syn, &core.syn_mom);
+            ops::sgd(gpu, enc, m * img, core.pixel_sgd(), d_step, &core.syn, &core.syn_mom);
         }
 
         // train fetch_net_num distinct queue nets, model_train_steps plain-CE steps each (no augmentation)
@@ -271,7 +271,7 @@ impl Idm {
                 ops::tally(gpu, enc, nb, &self.hits, &q.meter);
                 q.net.backward(gpu, enc, &self.train_ws, Upstream::Logits, false, Some(&self.grads));
                 for (i, &l) in lens.iter().enumerate() {
-                    ops::sgd(gpu, enc, l, o.net_lr, o.net_momentum, o.net_weight_decay, &self.grads.tensors[i], &q.net.params[i], &q.momentum[i]);
+                    ops::sgd(gpu, enc, l, ops::Sgd { lr: o.net_lr, momentum: o.net_momentum, weight_decay: o.net_weight_decay }, &self.grads.tensors[i], &q.net.params[i], &q.momentum[i]);
                 }
             }
         }

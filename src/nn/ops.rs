@@ -664,10 +664,17 @@ pub fn tally(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, hits: &Buffer, meter
     gpu.dispatch(enc, &shaders::OPTIM, "tally", &[("N", n as f64)], &[hits, meter], 1);
 }
 
+/// torch.optim.SGD's settings (dampening 0, no Nesterov).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+}
+
 /// torch.optim.SGD step on `n` values: buf = momentum·buf + (grad + wd·param); param −= lr·buf.
-#[allow(clippy::too_many_arguments)]
-pub fn sgd(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, lr: f32, momentum: f32, wd: f32, grad: &Buffer, param: &Buffer, buf: &Buffer) {
-    let consts = [("N", n as f64), ("LR", lr as f64), ("MOMENTUM", momentum as f64), ("WD", wd as f64)];
+pub fn sgd(gpu: &Gpu, enc: &mut CommandEncoder, n: usize, opt: Sgd, grad: &Buffer, param: &Buffer, buf: &Buffer) {
+    let consts = [("N", n as f64), ("LR", opt.lr as f64), ("MOMENTUM", opt.momentum as f64), ("WD", opt.weight_decay as f64)];
     gpu.dispatch(enc, &shaders::OPTIM, "sgd", &consts, &[grad, param, buf], n as u64);
 }
 
