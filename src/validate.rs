@@ -24,11 +24,16 @@ pub fn at_least_one(option: &str, v: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A number as a message shows it: plainly, or in exponent form where that is shorter (1e300, not 301 digits).
+pub fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e9).contains(&v.abs()) { v.to_string() } else { format!("{v:e}") }
+}
+
 /// `v` as the GPU sees it: finite in f32.
 pub fn finite_f32(option: &str, v: f64) -> Result<f32, ConfigError> {
     let f = v as f32;
     if !f.is_finite() {
-        return Err(ConfigError::new(option, format!("must be a finite number that fits in 32 bits (|x| < 3.4e38), got {v}")));
+        return Err(ConfigError::new(option, format!("must be a finite number that fits in 32 bits (|x| < 3.4e38), got {}", num(v))));
     }
     Ok(f)
 }
@@ -37,7 +42,7 @@ pub fn finite_f32(option: &str, v: f64) -> Result<f32, ConfigError> {
 pub fn positive_f32(option: &str, v: f64) -> Result<f32, ConfigError> {
     let f = finite_f32(option, v)?;
     if !(f > 0.0) {
-        return Err(ConfigError::new(option, format!("must be positive, got {v}")));
+        return Err(ConfigError::new(option, format!("must be positive, got {}", num(v))));
     }
     Ok(f)
 }
@@ -46,7 +51,7 @@ pub fn positive_f32(option: &str, v: f64) -> Result<f32, ConfigError> {
 pub fn non_negative_f32(option: &str, v: f64) -> Result<f32, ConfigError> {
     let f = finite_f32(option, v)?;
     if !(f >= 0.0) {
-        return Err(ConfigError::new(option, format!("must be non-negative, got {v}")));
+        return Err(ConfigError::new(option, format!("must be non-negative, got {}", num(v))));
     }
     Ok(f)
 }

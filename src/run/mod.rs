@@ -353,7 +353,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
             Some(i) => format!("the last good checkpoint (iteration {i}) stays in {}", cfg.out.join(CHECKPOINT).display()),
             None => "no checkpoint had been written yet".to_string(),
         };
-        let num = |v: f32| if (1e-3..1e6).contains(&v.abs()) { v.to_string() } else { format!("{v:e}") };
+        let num = |v: f32| crate::validate::num(v as f64);
         let lambda = if cfg.distill.method.hdd() { format!(" or --lambda (now {})", num(cfg.distill.lambda)) } else { String::new() };
         anyhow::anyhow!(
             "the distillation diverged at iteration {at}: {what} became NaN or infinite. Nothing after it was written; {kept}. \
