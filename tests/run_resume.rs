@@ -40,7 +40,7 @@ fn an_interrupted_idm_run_resumes_exactly() {
     run::run(gpu(), &idm_cfg(&a, 6), run::Start::Fresh, cache).unwrap();
     run::run(gpu(), &idm_cfg(&b, 4), run::Start::Fresh, cache).unwrap();
     let ck = run::read_checkpoint(&b).unwrap();
-    assert_eq!((ck.iteration, ck.extra.len(), ck.extra_words.len()), (4, 3 * (2 * 14 + 1), 1), "3 queue nets × (14 params + 14 momenta + meter)");
+    assert_eq!((ck.iteration, ck.extra.len(), ck.classes.len()), (4, 3 * (2 * 14 + 1), 10), "3 queue nets × (14 params + 14 momenta + meter), all 10 classes");
     run::run(gpu(), &idm_cfg(&b, 6), run::Start::Resume, cache).unwrap();
     let sa = export::read_safetensors(&a.join("synset.safetensors")).unwrap();
     let sb = export::read_safetensors(&b.join("synset.safetensors")).unwrap();

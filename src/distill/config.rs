@@ -194,6 +194,11 @@ pub struct DistillConfig {
     pub idm: IdmConfig,
     /// DANCE and DANCE+HDD only.
     pub dance: DanceConfig,
+    /// The classes this run distills (a shard of a run split over processes: `--shard`, `--classes`); empty = all.
+    /// Every random draw is keyed by iteration and class, so a shard computes exactly the unsplit run's images of
+    /// its classes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<usize>,
 }
 
 /// The clamp in TOML: a number, or "off" (TOML has no null, and a missing key would mean the default, 10).
@@ -243,6 +248,7 @@ impl Default for DistillConfig {
             init: Init::Real,
             idm: IdmConfig::default(),
             dance: DanceConfig::default(),
+            classes: vec![],
         }
     }
 }
@@ -284,6 +290,11 @@ impl DistillConfig {
         self.momentum_img = 0.5;
     }
 
+    /// The classes distilled here, ascending: `classes`, or all `total` of them.
+    pub fn owned_classes(&self, total: usize) -> Vec<usize> {
+        if self.classes.is_empty() { (0..total).collect() } else { self.classes.clone() }
+    }
+
     /// Synthetic images are mosaics (IDM's partition, DANCE's multi-formation: stored 2×2, expanded ×4 for
     /// matching and evaluation).
     pub fn uses_mosaic(&self) -> bool {
@@ -315,6 +326,12 @@ impl DistillConfig {
             positive_f32("clamp", c)?;
         }
         ConvNetConfig::new(ds.shape(), self.width, ds.classes.len()).map_err(|e| ConfigError::new("the dataset's images:", e.to_string()))?;
+        if let Some(&c) = self.classes.iter().find(|&&c| c >= ds.classes.len()) {
+            return Err(ConfigError::new(format!("classes: class {c}"), format!("does not exist (the dataset has {} classes, 0–{})", ds.classes.len(), ds.classes.len() - 1)));
+        }
+        if self.classes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ConfigError::new("classes", "must be ascending, each class once"));
+        }
         self.ops()?;
         if self.method.dance() {
             let d = &self.dance;

@@ -15,7 +15,7 @@ use super::matching::Matching;
 use crate::augment;
 use crate::data::Dataset;
 use crate::gpu::GpuError;
-use crate::nn::convnet::{ConvNetParams, Upstream, Workspace};
+use crate::nn::convnet::{Upstream, Workspace};
 use crate::nn::ops;
 use crate::shapes::MatchShape;
 
@@ -47,7 +47,7 @@ impl Dm {
     pub fn new(core: &Core) -> Result<Self, GpuError> {
         let gpu = core.gpu;
         let (m, img, dim) = (core.images(), core.img.len(), core.dim());
-        let shape = MatchShape { classes: core.classes, per_real: core.per_real, per_syn: core.cfg.ipc, dim };
+        let shape = MatchShape { classes: core.owned.len(), per_real: core.per_real, per_syn: core.cfg.ipc, dim };
         let mut chunks = vec![];
         let mut start = 0;
         while start < m {
@@ -58,7 +58,7 @@ impl Dm {
         Ok(Dm {
             real_params: core.real_params()?,
             syn_params: gpu.zeros("syn_params", m * 8)?,
-            real_feat: gpu.zeros("real_feat", core.classes * core.per_real * dim)?,
+            real_feat: gpu.zeros("real_feat", core.owned.len() * core.per_real * dim)?,
             syn_aug: gpu.zeros("syn_aug", m * img)?,
             syn_scratch: gpu.zeros("syn_scratch", m)?,
             chunks,
@@ -75,22 +75,22 @@ impl Dm {
         let gpu = core.gpu;
         let s = self.shape;
         let (ipc, b, img, dim) = (s.per_syn, s.per_real, core.img.len(), s.dim);
-        let m = core.images();
+        let (m, t) = (core.images(), core.iteration);
 
         // a fresh random network
-        core.net.load(gpu, &ConvNetParams::init(&core.net_cfg, &mut core.rng_net));
-        core.sample_real_batches(ds);
+        core.net.load(gpu, &core.net_params(t));
+        core.sample_real_batches(ds, t);
         // siamese DSA: one op and one parameter set per class, shared by its real and synthetic images
         let mut syn_params = Vec::with_capacity(m);
-        for c in 0..s.classes {
-            let p = augment::draw_siamese(&core.ops, &mut core.rng_dsa, core.img.h, core.img.w);
-            gpu.write(&self.real_params[c], &vec![p; b]);
+        for (slot, &c) in core.owned.iter().enumerate() {
+            let p = core.siamese(t, c);
+            gpu.write(&self.real_params[slot], &vec![p; b]);
             syn_params.extend(std::iter::repeat_n(p, ipc));
         }
         gpu.write(&self.syn_params, &syn_params);
 
-        for c in 0..s.classes {
-            core.embed_real_siamese(enc, &core.net, c, &self.real_params[c], (&self.real_feat, c * b * dim));
+        for slot in 0..s.classes {
+            core.embed_real_siamese(enc, &core.net, slot, &self.real_params[slot], (&self.real_feat, slot * b * dim));
         }
         augment::gpu::forward(gpu, enc, m, core.img, &core.syn, &self.syn_params, &self.syn_scratch, &self.syn_aug);
         for k in &self.chunks {

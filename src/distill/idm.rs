@@ -19,7 +19,7 @@ use crate::data::Dataset;
 use crate::gpu::{Gpu, GpuError};
 use crate::nn::convnet::{ConvNetParams, GpuConvNet, GpuGrads, Upstream, Workspace};
 use crate::nn::ops;
-use crate::rng::{self, ChaCha8Rng};
+use crate::rng;
 
 /// Random nets in the queue before iteration 0's push (the IDM code starts with 3).
 pub const INITIAL_NETS: usize = 3;
@@ -57,8 +57,6 @@ pub struct Idm {
     real_params: Vec<Buffer>,
     syn_params: Vec<Buffer>,
     pub class: PerClass,
-    /// Net choices and training batches.
-    rng: ChaCha8Rng,
     /// All training indices in order between draws; partially shuffled for each batch (a uniform draw of distinct
     /// images) and restored by undoing the swaps.
     pool: Vec<usize>,
@@ -68,7 +66,7 @@ pub struct Idm {
 
 impl Idm {
     /// The queue's first nets (drawn from the core's network stream, as the IDM code starts with them) and IDM's buffers.
-    pub fn new(core: &mut Core, ds: &Dataset) -> Result<Self, GpuError> {
+    pub fn new(core: &Core, ds: &Dataset) -> Result<Self, GpuError> {
         let gpu = core.gpu;
         let o = core.cfg.idm.clone();
         let class = PerClass::new(core, o.mosaic)?;
@@ -76,7 +74,7 @@ impl Idm {
         let img = core.img.len();
         let mut slots = vec![];
         for _ in 0..INITIAL_NETS.min(o.net_num) {
-            slots.push(QueueNet::new(gpu, &ConvNetParams::init(&core.net_cfg, &mut core.rng_net))?);
+            slots.push(QueueNet::new(gpu, &ConvNetParams::init(&core.net_cfg, &mut core.rng("idm-initial-net", &[slots.len()])))?);
         }
         let first = &slots[0].net;
         Ok(Idm {
@@ -92,7 +90,6 @@ impl Idm {
             syn_params: (0..core.classes).map(|_| gpu.zeros("idm_syn_params", class.per_syn * 8)).collect::<Result<_, _>>()?,
             class,
             slots,
-            rng: rng::stream(core.cfg.seed, "idm"),
             pool: (0..ds.train.len()).collect(),
             host_x: Vec::with_capacity(steps * o.net_batch * img),
             host_y: Vec::with_capacity(steps * o.net_batch),
@@ -121,11 +118,6 @@ impl Idm {
         self.queue.len()
     }
 
-    #[cfg(not(target_arch = "wasm32"))] // checkpoints are native only
-    pub fn rng_word(&self) -> u128 {
-        self.rng.get_word_pos()
-    }
-
     /// Every queue net's parameters, momentum and meter, oldest first (one read-back).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn state(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<f32>)>, GpuError> {
@@ -149,7 +141,7 @@ impl Idm {
     }
 
     /// Rebuild the queue from `state`'s tensors: slot i holds the i-th oldest net.
-    pub fn restore(&mut self, gpu: &Gpu, tensors: &[(String, Vec<f32>)], rng_word: u128) -> Result<(), anyhow::Error> {
+    pub fn restore(&mut self, gpu: &Gpu, tensors: &[(String, Vec<f32>)]) -> Result<(), anyhow::Error> {
         let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v);
         let cfg = self.slots[0].net.cfg;
         let lens = cfg.tensor_lens();
@@ -177,7 +169,6 @@ impl Idm {
             gpu.write(&q.meter, find(&format!("queue{i}.meter")).expect("counted above"));
         }
         self.queue = (0..count).collect();
-        self.rng.set_word_pos(rng_word);
         Ok(())
     }
 
@@ -196,42 +187,50 @@ impl Idm {
             }
         }
         if it % o.net_generate_interval == 0 {
-            self.push(gpu, enc, &ConvNetParams::init(&core.net_cfg, &mut core.rng_net), o.net_num)?;
+            self.push(gpu, enc, &core.net_params(it), o.net_num)?;
         }
-        let pick = self.rng.random_range(0..self.queue.len());
+        let pick = core.rng("idm-pick", &[it]).random_range(0..self.queue.len());
         let chosen = &self.slots[self.queue[pick]];
 
-        core.sample_real_batches(ds);
-        for c in 0..classes {
-            let p = augment::draw_siamese(&core.ops, &mut core.rng_dsa, core.img.h, core.img.w);
-            gpu.write(&self.real_params[c], &vec![p; b]);
-            gpu.write(&self.syn_params[c], &vec![p; e]);
+        core.sample_real_batches(ds, it);
+        for (slot, &c) in core.owned.iter().enumerate() {
+            let p = core.siamese(it, c);
+            gpu.write(&self.real_params[slot], &vec![p; b]);
+            gpu.write(&self.syn_params[slot], &vec![p; e]);
         }
 
         let cl = &self.class;
+        // a step per class, in class order; a class of another shard moves these pixels by their momentum only
         for c in 0..classes {
+            let Ok(slot) = core.owned.binary_search(&c) else {
+                let zero = cl.zero_step(enc);
+                ops::sgd(gpu, enc, m * img, core.pixel_sgd(), zero, &core.syn, &core.syn_mom);
+                continue;
+            };
             // real side: forward only, in chunks, into the class's real features [b, dim]
-            core.embed_real_siamese(enc, &chosen.net, c, &self.real_params[c], (&cl.real_feat, 0));
+            core.embed_real_siamese(enc, &chosen.net, slot, &self.real_params[slot], (&cl.real_feat, 0));
             // synthetic side: split + expand, augment, forward keeping activations and logits
-            cl.expand(core, enc, c);
-            augment::gpu::forward(gpu, enc, e, core.img, &cl.exp, &self.syn_params[c], &cl.exp_scratch, &cl.syn_ws.x);
+            cl.expand(core, enc, slot);
+            augment::gpu::forward(gpu, enc, e, core.img, &cl.exp, &self.syn_params[slot], &cl.exp_scratch, &cl.syn_ws.x);
             chosen.net.forward(gpu, enc, &cl.syn_ws, true);
-            cl.match_class(core, enc, c);
+            cl.match_class(core, enc, slot);
             // class-aware CE regulariser: ce_weight · acc% · mean CE → syn_ws.d_logits
-            ops::softmax_xent_weighted(gpu, enc, e, classes, o.ce_weight / e as f32, &cl.syn_ws.logits, &cl.syn_labels[c], &chosen.meter, &cl.ce_loss, &cl.syn_ws.d_logits);
+            ops::softmax_xent_weighted(gpu, enc, e, classes, o.ce_weight / e as f32, &cl.syn_ws.logits, &cl.syn_labels[slot], &chosen.meter, &cl.ce_loss, &cl.syn_ws.d_logits);
             chosen.net.backward(gpu, enc, &cl.syn_ws, Upstream::EmbedAndLogits, true, None);
-            augment::gpu::backward(gpu, enc, e, core.img, &cl.syn_ws.dx, &self.syn_params[c], &cl.exp_scratch, &cl.d_exp);
+            augment::gpu::backward(gpu, enc, e, core.img, &cl.syn_ws.dx, &self.syn_params[slot], &cl.exp_scratch, &cl.d_exp);
             // the step's gradient is zero outside class c; d_syn keeps every class's own gradient for display
-            let d_step = cl.contract(core, enc, c);
-            cl.show_gradient(core, enc, c);
+            let d_step = cl.contract(core, enc, slot);
+            cl.show_gradient(core, enc, slot);
             ops::sgd(gpu, enc, m * img, core.pixel_sgd(), d_step, &core.syn, &core.syn_mom);
         }
 
+        // the queue's training draws from its own stream for this iteration: every shard trains the same nets alike
+        let mut r = core.rng("idm-train", &[it]);
         // train fetch_net_num distinct queue nets, model_train_steps plain-CE steps each (no augmentation)
         let picks = o.fetch_net_num.min(self.queue.len());
         let mut order: Vec<usize> = self.queue.iter().copied().collect();
         for i in 0..picks {
-            let j = self.rng.random_range(i..order.len());
+            let j = r.random_range(i..order.len());
             order.swap(i, j);
         }
         let nb = o.net_batch;
@@ -244,7 +243,7 @@ impl Idm {
             // identity again in O(nb), so each draw depends only on the stream position (which checkpoints keep)
             swaps.clear();
             for i in 0..nb {
-                let j = self.rng.random_range(i..self.pool.len());
+                let j = r.random_range(i..self.pool.len());
                 self.pool.swap(i, j);
                 swaps.push(j);
             }

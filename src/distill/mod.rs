@@ -27,18 +27,18 @@ pub use idm::INITIAL_NETS as IDM_INITIAL_NETS;
 use self::core::Core;
 use matching::Matching;
 
-/// The state of a run between iterations.
+/// The state of a run between iterations. Every random draw is keyed by iteration and class (`rng::keyed`), so no
+/// stream position needs keeping: the iteration says where the draws continue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
     pub iteration: usize,
+    /// The classes whose images these are (all of them, or a shard's).
+    pub classes: Vec<usize>,
     pub syn: Vec<f32>,
     pub momentum: Vec<f32>,
-    /// ChaCha word positions of the net, DSA and real-batch streams
-    pub rng_words: [u128; 3],
     /// Method state beyond the pixels (IDM: every queue net's parameters, momentum and accuracy meter, oldest
-    /// first, named `queue{i}.param{t}`, `queue{i}.momentum{t}`, `queue{i}.meter`), and further stream positions.
+    /// first, named `queue{i}.param{t}`, `queue{i}.momentum{t}`, `queue{i}.meter`).
     pub extra: Vec<(String, Vec<f32>)>,
-    pub extra_words: Vec<u128>,
 }
 
 /// The state of the method that runs.
@@ -69,27 +69,25 @@ pub fn copy_f32(enc: &mut wgpu::CommandEncoder, src: &Buffer, src_off: usize, ds
     enc.copy_buffer_to_buffer(src, (src_off * 4) as u64, dst, (dst_off * 4) as u64, (n * 4) as u64);
 }
 
-/// The initial set of the mosaic methods: each stored image holds four distinct random real images of its class
+/// One class's initial images with a mosaic: each stored image holds four distinct random real images of the class
 /// (fewer distinct ones only when the class is smaller than 4·ipc), each downscaled ×0.5 — by box filter for IDM's
 /// partition, by nearest neighbour for DANCE's multi-formation (IDC's 'mix' initialisation).
-fn mosaic_init(ds: &Dataset, class_idx: &[Vec<usize>], cfg: &DistillConfig, rng: &mut ChaCha8Rng) -> Vec<f32> {
+fn mosaic_init(ds: &Dataset, idx: &[usize], cfg: &DistillConfig, rng: &mut ChaCha8Rng) -> Vec<f32> {
     use rand::RngExt;
     let compose = if cfg.method.dance() { crate::mosaic::compose_nearest } else { crate::mosaic::compose };
     let (img, ipc) = (ds.image_len(), cfg.ipc);
-    let mut out = Vec::with_capacity(class_idx.len() * ipc * img);
-    for idx in class_idx {
-        let mut pool = idx.clone();
-        let want = (4 * ipc).min(pool.len());
-        for i in 0..want {
-            let j = rng.random_range(i..pool.len());
-            pool.swap(i, j);
-        }
-        let picks: Vec<usize> = (0..4 * ipc).map(|i| pool[i % want]).collect();
-        let imgs = ds.normalized(&ds.train, &picks);
-        for k in 0..ipc {
-            let q = |j: usize| &imgs[(4 * k + j) * img..(4 * k + j + 1) * img];
-            out.extend(compose([q(0), q(1), q(2), q(3)], ds.channels, ds.height, ds.width));
-        }
+    let mut out = Vec::with_capacity(ipc * img);
+    let mut pool = idx.to_vec();
+    let want = (4 * ipc).min(pool.len());
+    for i in 0..want {
+        let j = rng.random_range(i..pool.len());
+        pool.swap(i, j);
+    }
+    let picks: Vec<usize> = (0..4 * ipc).map(|i| pool[i % want]).collect();
+    let imgs = ds.normalized(&ds.train, &picks);
+    for k in 0..ipc {
+        let q = |j: usize| &imgs[(4 * k + j) * img..(4 * k + j + 1) * img];
+        out.extend(compose([q(0), q(1), q(2), q(3)], ds.channels, ds.height, ds.width));
     }
     out
 }
@@ -109,9 +107,9 @@ impl<'g> Distiller<'g> {
             (true, _) => train_experts(gpu, ds, &cfg)?,
         };
         let method_name = cfg.method.name();
-        let mut core = Core::new(gpu, ds, cfg)?;
+        let core = Core::new(gpu, ds, cfg)?;
         let method = if core.cfg.method.idm() {
-            MethodState::Idm(idm::Idm::new(&mut core, ds)?)
+            MethodState::Idm(idm::Idm::new(&core, ds)?)
         } else if core.cfg.method.dance() {
             MethodState::Dance(dance::Dance::new(&core, ds, experts)?)
         } else {
@@ -243,37 +241,32 @@ impl<'g> Distiller<'g> {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn checkpoint(&self) -> Result<Checkpoint, GpuError> {
         let (gpu, n) = (self.core.gpu, self.syn_len());
-        let (extra, extra_words) = match &self.method {
-            MethodState::Dm(_) => (vec![], vec![]),
-            MethodState::Idm(i) => (i.state(gpu)?, vec![i.rng_word()]),
-            MethodState::Dance(d) => (vec![], vec![d.rng_word()]),
+        let extra = match &self.method {
+            MethodState::Idm(i) => i.state(gpu)?,
+            MethodState::Dm(_) | MethodState::Dance(_) => vec![],
         };
         Ok(Checkpoint {
             iteration: self.core.iteration,
+            classes: self.core.owned.clone(),
             syn: gpu.read_f32(&self.core.syn, n)?,
             momentum: gpu.read_f32(&self.core.syn_mom, n)?,
-            rng_words: self.core.rng_words(),
             extra,
-            extra_words,
         })
     }
 
     pub fn restore(&mut self, ck: &Checkpoint) -> Result<(), anyhow::Error> {
         let n = self.syn_len();
+        if ck.classes != self.core.owned {
+            anyhow::bail!("the checkpoint holds classes {:?}, this run distills {:?}", ck.classes, self.core.owned);
+        }
         if ck.syn.len() != n || ck.momentum.len() != n {
             anyhow::bail!("checkpoint holds {} values, this run needs {n}", ck.syn.len());
         }
         let gpu = self.core.gpu;
         gpu.write(&self.core.syn, &ck.syn);
         gpu.write(&self.core.syn_mom, &ck.momentum);
-        self.core.set_rng_words(ck.rng_words);
-        match &mut self.method {
-            MethodState::Dm(_) => {}
-            MethodState::Idm(i) => {
-                let word = *ck.extra_words.first().ok_or_else(|| anyhow::anyhow!("the checkpoint has no IDM state (written by a DM run?)"))?;
-                i.restore(gpu, &ck.extra, word)?;
-            }
-            MethodState::Dance(d) => d.set_rng_word(*ck.extra_words.first().ok_or_else(|| anyhow::anyhow!("the checkpoint has no DANCE state (written by another method?)"))?),
+        if let MethodState::Idm(i) = &mut self.method {
+            i.restore(gpu, &ck.extra)?;
         }
         self.core.iteration = ck.iteration;
         Ok(())

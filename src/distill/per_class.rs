@@ -24,7 +24,7 @@ pub struct PerClass {
     pub exp_scratch: Buffer,
     /// The network's activations for the class's e images (input, features, logits and their gradients).
     pub syn_ws: Workspace,
-    /// Per class: e labels of value c (the CE terms).
+    /// Per slot: e labels of its class (the CE terms).
     pub syn_labels: Vec<Buffer>,
     pub d_exp: Buffer,
     pub d_syn_c: Buffer,
@@ -34,7 +34,7 @@ pub struct PerClass {
     /// The class's real features [per_real, dim].
     pub real_feat: Buffer,
     pub matching: Matching,
-    /// Per-class matching terms of the last iteration [classes, LOSS_STRIDE].
+    /// Per-slot matching terms of the last iteration [owned, LOSS_STRIDE].
     pub loss_all: Buffer,
 }
 
@@ -54,14 +54,14 @@ impl PerClass {
             exp: gpu.zeros("class_exp", per_syn * img)?,
             exp_scratch: gpu.zeros("class_exp_scratch", per_syn)?,
             syn_ws: core.net.workspace(gpu, per_syn)?,
-            syn_labels: (0..core.classes).map(|c| gpu.upload("class_labels", &vec![c as u32; per_syn])).collect::<Result<_, _>>()?,
+            syn_labels: core.owned.iter().map(|&c| gpu.upload("class_labels", &vec![c as u32; per_syn])).collect::<Result<_, _>>()?,
             d_exp: gpu.zeros("class_d_exp", per_syn * img)?,
             d_syn_c: gpu.zeros("class_d_syn", ipc * img)?,
             d_step: gpu.zeros("class_d_step", core.images() * img)?,
             ce_loss: gpu.zeros("class_ce_loss", per_syn)?,
             real_feat: gpu.zeros("class_real_feat", core.per_real * dim)?,
             matching: Matching::new(gpu, &shape, dm_scale, core.cfg.method.hdd().then(|| (core.cfg.lambda, core.cfg.hdd())))?,
-            loss_all: gpu.zeros("class_loss_all", core.classes * LOSS_STRIDE)?,
+            loss_all: gpu.zeros("class_loss_all", core.owned.len() * LOSS_STRIDE)?,
         })
     }
 
@@ -70,10 +70,10 @@ impl PerClass {
         core.cfg.ipc * core.img.len()
     }
 
-    /// Class c's stored images → `exp` (split and upsampled ×2 with the mosaic, else copied).
-    pub fn expand(&self, core: &Core, enc: &mut CommandEncoder, c: usize) {
+    /// The stored images of slot `slot` → `exp` (split and upsampled ×2 with the mosaic, else copied).
+    pub fn expand(&self, core: &Core, enc: &mut CommandEncoder, slot: usize) {
         let chunk = Self::chunk(core);
-        copy_f32(enc, &core.syn, c * chunk, &self.syn_c, 0, chunk);
+        copy_f32(enc, &core.syn, slot * chunk, &self.syn_c, 0, chunk);
         if self.mosaic {
             mosaic::gpu::expand(core.gpu, enc, core.cfg.ipc, core.img, &self.syn_c, &self.exp);
         } else {
@@ -81,16 +81,16 @@ impl PerClass {
         }
     }
 
-    /// The matching term of class c on `real_feat` and the class's features, its gradient into `syn_ws.d_embed`,
-    /// its value into slot c of `loss_all`.
-    pub fn match_class(&self, core: &Core, enc: &mut CommandEncoder, c: usize) {
+    /// The matching term of slot `slot` on `real_feat` and the class's features, its gradient into `syn_ws.d_embed`,
+    /// its value into that slot of `loss_all`.
+    pub fn match_class(&self, core: &Core, enc: &mut CommandEncoder, slot: usize) {
         self.matching.encode(core.gpu, enc, &self.shape, &self.real_feat, &self.syn_ws.embed, &self.syn_ws.d_embed);
-        self.matching.record_class(enc, c, &self.loss_all);
+        self.matching.record_class(enc, slot, &self.loss_all);
     }
 
     /// `d_exp` (the gradient on the expanded images) → through the mosaic's adjoint into `d_syn_c` → a step's gradient
-    /// that is zero outside class c, in `d_step` (returned for the optimiser).
-    pub fn contract(&self, core: &Core, enc: &mut CommandEncoder, c: usize) -> &Buffer {
+    /// that is zero outside slot `slot`, in `d_step` (returned for the optimiser).
+    pub fn contract(&self, core: &Core, enc: &mut CommandEncoder, slot: usize) -> &Buffer {
         let chunk = Self::chunk(core);
         if self.mosaic {
             mosaic::gpu::expand_backward(core.gpu, enc, core.cfg.ipc, core.img, &self.d_exp, &self.d_syn_c);
@@ -98,13 +98,20 @@ impl PerClass {
             copy_f32(enc, &self.d_exp, 0, &self.d_syn_c, 0, chunk);
         }
         enc.clear_buffer(&self.d_step, 0, None);
-        copy_f32(enc, &self.d_syn_c, 0, &self.d_step, c * chunk, chunk);
+        copy_f32(enc, &self.d_syn_c, 0, &self.d_step, slot * chunk, chunk);
         &self.d_step
     }
 
-    /// Keep class c's gradient in the pixel gradient that is displayed (`Core::d_syn`).
-    pub fn show_gradient(&self, core: &Core, enc: &mut CommandEncoder, c: usize) {
+    /// A step's gradient that is zero everywhere: the step of a class distilled in another shard, which moves the
+    /// pixels here by their momentum alone, as the unsplit run's step of that class does.
+    pub fn zero_step(&self, enc: &mut CommandEncoder) -> &Buffer {
+        enc.clear_buffer(&self.d_step, 0, None);
+        &self.d_step
+    }
+
+    /// Keep slot `slot`'s gradient in the pixel gradient that is displayed (`Core::d_syn`).
+    pub fn show_gradient(&self, core: &Core, enc: &mut CommandEncoder, slot: usize) {
         let chunk = Self::chunk(core);
-        copy_f32(enc, &self.d_syn_c, 0, &core.d_syn, c * chunk, chunk);
+        copy_f32(enc, &self.d_syn_c, 0, &core.d_syn, slot * chunk, chunk);
     }
 }

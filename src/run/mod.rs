@@ -148,10 +148,8 @@ fn write_checkpoint(dir: &Path, ck: &Checkpoint, cfg: &RunConfig) -> Result<()> 
     // the configuration the state was made with, which `--resume` holds the folder's against
     meta.insert("config".to_string(), cfg.to_toml()?);
     meta.insert("iteration".to_string(), ck.iteration.to_string());
-    meta.insert("rng_words".to_string(), ck.rng_words.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
-    if !ck.extra_words.is_empty() {
-        meta.insert("extra_words".to_string(), ck.extra_words.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
-    }
+    meta.insert("classes".to_string(), ck.classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
+    meta.insert("random".to_string(), RANDOM_SCHEME.to_string());
     let mut tensors = vec![
         ("syn", Dtype::F32, vec![ck.syn.len()], bytemuck::cast_slice(&ck.syn).to_vec()),
         ("momentum", Dtype::F32, vec![ck.momentum.len()], bytemuck::cast_slice(&ck.momentum).to_vec()),
@@ -167,8 +165,12 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
     Ok(read_checkpoint_and_config(dir)?.0)
 }
 
-/// The checkpoint in `dir` and the configuration it records (None: written before checkpoints recorded it).
-pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, Option<RunConfig>)> {
+/// How a checkpoint's random draws are made, recorded in it: "keyed" since 0.2.0 (`rng::keyed`: by iteration and
+/// class). Checkpoints of 0.1.x (draws taken in sequence from one stream) cannot continue the same run.
+const RANDOM_SCHEME: &str = "keyed";
+
+/// The checkpoint in `dir` and the configuration it was made with.
+pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, RunConfig)> {
     let path = dir.join(CHECKPOINT);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
@@ -178,12 +180,16 @@ pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, Option<RunC
         let t = st.tensor(name).with_context(|| format!("{}: no '{name}'", path.display()))?;
         Ok(t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     };
-    let iteration = meta.get("iteration").and_then(|v| v.parse().ok()).with_context(|| format!("{}: no iteration", path.display()))?;
-    let words: Vec<u128> = meta.get("rng_words").map(|v| v.split(',').filter_map(|w| w.parse().ok()).collect()).unwrap_or_default();
-    if words.len() != 3 {
-        bail!("{}: no random-stream positions", path.display());
+    if meta.get("random").map(String::as_str) != Some(RANDOM_SCHEME) {
+        bail!(
+            "{}: written by hyperdistill 0.1, whose random draws came from streams taken in sequence; since 0.2.0 every draw is \
+             keyed by iteration and class (so that a run can be split into shards), and results for a seed changed once. This \
+             checkpoint cannot continue its run: start the run again (--overwrite)",
+            path.display()
+        );
     }
-    let extra_words: Vec<u128> = meta.get("extra_words").map(|v| v.split(',').filter_map(|w| w.parse().ok()).collect()).unwrap_or_default();
+    let iteration = meta.get("iteration").and_then(|v| v.parse().ok()).with_context(|| format!("{}: no iteration", path.display()))?;
+    let classes: Vec<usize> = meta.get("classes").map(|v| v.split(',').filter_map(|w| w.parse().ok()).collect()).unwrap_or_default();
     let mut extra = vec![];
     let mut names: Vec<&str> = st.names();
     names.sort();
@@ -192,11 +198,9 @@ pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, Option<RunC
             extra.push((name.to_string(), floats(name)?));
         }
     }
-    let config = match meta.get("config") {
-        Some(text) => Some(toml::from_str(text).with_context(|| format!("{}: its recorded configuration does not parse", path.display()))?),
-        None => None,
-    };
-    Ok((Checkpoint { iteration, syn: floats("syn")?, momentum: floats("momentum")?, rng_words: [words[0], words[1], words[2]], extra, extra_words }, config))
+    let text = meta.get("config").with_context(|| format!("{}: it does not record its configuration", path.display()))?;
+    let config = toml::from_str(text).with_context(|| format!("{}: its recorded configuration does not parse", path.display()))?;
+    Ok((Checkpoint { iteration, classes, syn: floats("syn")?, momentum: floats("momentum")?, extra }, config))
 }
 
 /// Whether a checkpoint's pixels and momentum are all finite (a diverged state is never written).
@@ -251,19 +255,14 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     // a resume is checked against its checkpoint before anything is loaded
     let checkpoint = if resume {
         let (ck, recorded) = read_checkpoint_and_config(&cfg.out)?;
-        match recorded {
-            Some(r) => {
-                let diff = r.trajectory_differences(cfg)?;
-                if !diff.is_empty() {
-                    bail!(
-                        "{}: the checkpoint was made with another configuration than this resume's (checkpoint → now):\n  {}\n\
-                         resume without the flags that change these, or start a new run in another folder",
-                        cfg.out.join(CHECKPOINT).display(),
-                        diff.join("\n  ")
-                    );
-                }
-            }
-            None => log::warn!("{}: written by an older hyperdistill, it does not record its configuration; resuming with {}", cfg.out.join(CHECKPOINT).display(), cfg.out.join("config.toml").display()),
+        let diff = recorded.trajectory_differences(cfg)?;
+        if !diff.is_empty() {
+            bail!(
+                "{}: the checkpoint was made with another configuration than this resume's (checkpoint → now):\n  {}\n\
+                 resume without the flags that change these, or start a new run in another folder",
+                cfg.out.join(CHECKPOINT).display(),
+                diff.join("\n  ")
+            );
         }
         Some(ck)
     } else {
