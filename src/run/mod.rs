@@ -228,15 +228,16 @@ pub fn settings_line(cfg: &RunConfig) -> String {
         format!("evaluation {} × {} nets {}{}", e.epochs, e.nets, e.arch.name(), if e.quick { " (quick)" } else { "" })
     };
     format!(
-        "{} ipc {} width {} batch_real {} iterations {} lr_img {} seed {}{}; {eval}; dataset {}",
+        "{} ipc {} width {} batch_real {} iterations {} lr_img {} seed {}{}{}; {eval}; dataset {}",
         d.method.name(),
         d.ipc,
         d.width,
         d.batch_real,
         d.iterations,
-        d.lr_img,
+        crate::validate::num(d.lr_img as f64),
         d.seed,
-        if d.method.hdd() { format!(" k {} λ {} clamp {}", d.k, d.lambda, d.clamp.map_or("off".into(), |c| c.to_string())) } else { String::new() },
+        if d.method.hdd() { format!(" k {} λ {} clamp {}", d.k, crate::validate::num(d.lambda as f64), d.clamp.map_or("off".into(), |c| c.to_string())) } else { String::new() },
+        if d.classes.is_empty() { String::new() } else { format!(" classes {:?}", d.classes) },
         cfg.dataset
     )
 }
