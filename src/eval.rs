@@ -441,6 +441,25 @@ pub fn evaluate(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, anyhow::Error> {
+    let nets: Vec<usize> = (0..cfg.nets).collect();
+    let accs = evaluate_nets(gpu, ds, images, labels, cfg, seed, &nets, on_epoch)?;
+    let (mean, std) = mean_std(&accs);
+    Ok(EvalResult { accuracies: accs, mean, std, quick: cfg.quick, epochs: cfg.epochs })
+}
+
+/// The accuracies of evaluation networks `nets` (indices among `cfg.nets`): network k is trained from its own seed,
+/// whatever else runs, so any split of the networks over processes (`eval --shard`) gives the same accuracies.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_nets(
+    gpu: &Gpu,
+    ds: &Dataset,
+    images: &[f32],
+    labels: &[u32],
+    cfg: &EvalConfig,
+    seed: u64,
+    nets: &[usize],
+    on_epoch: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f64>, anyhow::Error> {
     cfg.validate()?;
     let bad = images.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
@@ -450,10 +469,9 @@ pub fn evaluate(
         anyhow::bail!("images of {}×{} pixels are not supported: the networks take square images", ds.height, ds.width);
     }
     let mut accs = vec![];
-    for k in 0..cfg.nets {
+    for &k in nets {
         let net_seed = seed.wrapping_mul(1_000_003).wrapping_add(k as u64);
         accs.push(train_and_test(gpu, ds, images, labels, cfg, net_seed, &mut |ep| on_epoch(k, ep))?);
     }
-    let (mean, std) = mean_std(&accs);
-    Ok(EvalResult { accuracies: accs, mean, std, quick: cfg.quick, epochs: cfg.epochs })
+    Ok(accs)
 }

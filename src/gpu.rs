@@ -98,6 +98,8 @@ pub enum GpuError {
     TooLarge { label: String, bytes: u64, limit: u64 },
     #[error("reading a buffer back from the GPU failed: {0}")]
     Readback(String),
+    #[error("no adapter matches '{spec}' (an index or a part of the name); there are: {available}")]
+    NoSuchAdapter { spec: String, available: String },
 }
 
 /// Key of the pipeline cache: shader name, entry point, and the override constants (as f64 bits).
@@ -209,12 +211,43 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Open the preferred adapter: high-performance unless WGPU_POWER_PREF says otherwise,
-    /// backends from WGPU_BACKEND when set, else every backend compiled in.
+    /// Open the adapter HYPERDISTILL_ADAPTER names (see `select`), else the preferred one: high-performance unless
+    /// WGPU_POWER_PREF says otherwise, backends from WGPU_BACKEND when set, else every backend compiled in.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Gpu, GpuError> {
+        Self::select(None)
+    }
+
+    /// Every adapter wgpu finds (WGPU_BACKEND's backends, else all), in the order `--adapter INDEX` counts them.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn adapters() -> Vec<wgpu::Adapter> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        pollster::block_on(Self::open(desc))
+        let backends = desc.backends;
+        pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(backends))
+    }
+
+    /// Open the adapter `spec` names — an index into `adapters()`, or a case-insensitive part of its name (the
+    /// first that matches) — or, without one, the adapter HYPERDISTILL_ADAPTER names, else the preferred one. Several
+    /// processes on one multi-GPU node (Slurm's tasks, say) each take their own this way.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn select(spec: Option<&str>) -> Result<Gpu, GpuError> {
+        let env = std::env::var("HYPERDISTILL_ADAPTER").ok().filter(|s| !s.trim().is_empty());
+        let Some(spec) = spec.map(str::to_string).or(env) else {
+            return pollster::block_on(Self::open(wgpu::InstanceDescriptor::new_without_display_handle_from_env()));
+        };
+        let adapters = Self::adapters();
+        let want = spec.trim().to_lowercase();
+        let pick = match want.parse::<usize>() {
+            Ok(i) => adapters.into_iter().nth(i),
+            Err(_) => adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&want)),
+        };
+        match pick {
+            Some(a) => pollster::block_on(Self::from_adapter(a)),
+            None => {
+                let available = Self::adapters().iter().enumerate().map(|(i, a)| format!("{i}: {}", a.get_info().name)).collect::<Vec<_>>().join(", ");
+                Err(GpuError::NoSuchAdapter { spec, available: if available.is_empty() { "none".into() } else { available } })
+            }
+        }
     }
 
     /// Open an adapter on exactly these backends (tests use `Backends::empty()` to see the no-adapter path).

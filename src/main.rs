@@ -12,7 +12,7 @@ use hyperdistill::eval::EvalConfig;
 use hyperdistill::gpu::Gpu;
 use hyperdistill::hdd::LorentzMap;
 use hyperdistill::nn::arch::Arch;
-use hyperdistill::run::{self, RunConfig, Start};
+use hyperdistill::run::{self, RunConfig, Shard, Start};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +32,10 @@ struct Cli {
     /// With no command: the desktop app when a display is present, else this help.
     #[command(subcommand)]
     command: Option<Command>,
+    /// The GPU to run on: an index in `info --adapters`, or a part of its name [default: $HYPERDISTILL_ADAPTER, else
+    /// the preferred adapter]. On a node with several GPUs each process of a job array takes its own.
+    #[arg(long, global = true, value_name = "INDEX|NAME")]
+    adapter: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -53,6 +57,9 @@ enum Command {
         /// Seed of the self-check's random network and inputs.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// List every adapter with the index `--adapter` takes, and stop.
+        #[arg(long)]
+        adapters: bool,
     },
     /// Distill a dataset with DM, IDM or DANCE, each with or without HDD, evaluate it, export it (defaults: DM+HDD as the authors
     /// released it).
@@ -60,6 +67,19 @@ enum Command {
     /// Evaluate an exported synthetic set with the papers' protocol (train fresh ConvNets on it, test on real data);
     /// --eval-arch lenet,alexnet,… trains the DC code's other networks instead (cross-architecture evaluation).
     Eval(EvalArgs),
+    /// Join the parts of a split job: the shard folders of a distillation (`distill --shard`) into one synthetic set in
+    /// the folder OUT, or the `eval --json` files of an evaluation split by network (`eval --shard`) into the file OUT
+    /// with the mean ± std of every network. Parts that do not belong together, overlap or leave a gap are refused.
+    Merge {
+        /// The merged set's folder, or the merged evaluation's JSON file.
+        out: PathBuf,
+        /// The shard folders (or `eval --json` files).
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+    },
+    /// Train DANCE's experts (and nothing else) into the expert directory, so that the shards of a split DANCE run
+    /// share them: takes the options of `distill`.
+    Experts(Box<DistillArgs>),
     /// Datasets: inspect what a path or name loads as, or download the official files.
     Data {
         #[command(subcommand)]
@@ -230,6 +250,14 @@ struct DistillArgs {
     /// Also write one PNG per synthetic image under OUT/images/<class>/.
     #[arg(long)]
     export_images: bool,
+    /// Distill only class shard I of N (0-based; classes I, I + N, …) into OUT/shard-I-of-N, for `hyperdistill merge`;
+    /// "auto": the shard from the scheduler (a Slurm job array's SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, or
+    /// Kubernetes' JOB_COMPLETION_INDEX with HYPERDISTILL_SHARDS). A shard's images equal the unsplit run's, bit for bit.
+    #[arg(long, value_name = "I/N|auto", conflicts_with = "resume")]
+    shard: Option<String>,
+    /// Distill only these classes (comma separated, e.g. 0,3,6): a shard of your own choosing.
+    #[arg(long, value_delimiter = ',', conflicts_with = "shard")]
+    classes: Option<Vec<usize>>,
     #[command(flatten)]
     set: Overrides,
     /// Dataset cache directory [default: $HYPERDISTILL_CACHE, else the platform cache dir + hyperdistill].
@@ -275,6 +303,12 @@ impl DistillArgs {
         if self.no_mosaic { (c.distill.idm.mosaic, c.distill.dance.mosaic) = (false, false); }
         if let Some(v) = self.eval_epochs { (c.eval.epochs, c.eval.quick) = (v, true); }
         if self.export_images { c.export_images = true; }
+        if let Some(v) = &self.classes { c.distill.classes = v.clone(); }
+        if let Some(spec) = &self.shard {
+            let shard = Shard::parse(spec)?;
+            c.shard = shard.to_string();
+            c.out = c.out.join(shard.folder());
+        }
         if let Some(dir) = &self.resume { c.out = dir.clone(); }
         Ok(c)
     }
@@ -323,6 +357,13 @@ struct EvalArgs {
     /// Random networks whose distances are averaged for --keep-syn.
     #[arg(long, default_value_t = 1)]
     prune_nets: usize,
+    /// Train only networks I, I + N, … of the evaluation (0-based; "auto": from the scheduler, as `distill --shard`);
+    /// write them with --json and join the parts with `hyperdistill merge`.
+    #[arg(long, value_name = "I/N|auto", requires = "json")]
+    shard: Option<String>,
+    /// Also write the accuracies (per network, with everything the parts of a split evaluation must share) to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 impl EvalArgs {
@@ -338,6 +379,7 @@ impl EvalArgs {
         if let Some(v) = self.width { eval.width = v; }
         // refused before anything is loaded
         eval.validate()?;
+        let nets = self.shard.as_deref().map(Shard::parse).transpose()?.map(|s| s.nets(eval.nets));
         Ok(run::EvalJob {
             synset: self.synset.clone(),
             dataset: self.dataset.clone(),
@@ -346,6 +388,7 @@ impl EvalArgs {
             seed: self.seed,
             keep_syn: self.keep_syn,
             prune_nets: self.prune_nets,
+            nets,
         })
     }
 }
@@ -509,10 +552,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     };
     let cache_or_default = |c: Option<PathBuf>| c.unwrap_or_else(fetch::default_cache_dir);
+    let adapter = cli.adapter.clone();
+    let open_gpu = || Gpu::select(adapter.as_deref());
     match command {
         Command::Gui { settings, dataset, cache } => gui(settings, dataset, cache_or_default(cache)),
-        Command::Info { seed } => {
-            let (report, ok) = hyperdistill::selfcheck::info_report(&Gpu::new()?, seed)?;
+        Command::Info { adapters: true, .. } => {
+            for (i, a) in Gpu::adapters().iter().enumerate() {
+                let info = a.get_info();
+                println!("{i}: {} ({:?}, {:?}, driver {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info { seed, .. } => {
+            let (report, ok) = hyperdistill::selfcheck::info_report(&open_gpu()?, seed)?;
             print!("{report}");
             if !ok {
                 eprintln!("error: this adapter's results disagree with the CPU reference; please report it with the output above");
@@ -539,7 +591,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Distill(args) => {
             let cfg = args.resolve()?;
-            let gpu = Gpu::new()?;
+            let gpu = open_gpu()?;
             eprintln!("adapter: {}", gpu.describe());
             let start = if args.resume.is_some() { Start::Resume } else if args.overwrite { Start::Overwrite } else { Start::Fresh };
             let o = run::run(&gpu, &cfg, start, &cache_or_default(args.cache.clone()))?;
@@ -556,18 +608,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Eval(args) => {
             let job = args.job()?;
-            let gpu = Gpu::new()?;
-            let results = run::evaluate_set(&gpu, &job, &cache_or_default(args.cache.clone()), &mut |m| eprintln!("{m}"))?;
-            for run::ArchResult { arch, result: r } in results {
-                let best = if job.eval.protocol == hyperdistill::eval::Protocol::Dance { ", best tested accuracy per net" } else { "" };
-                println!("{} test accuracy {:.2} ± {:.2} % over {} nets ({} protocol, {} passes{best}{}): {:?}", arch.name(), 100.0 * r.mean, 100.0 * r.std,
-                    r.accuracies.len(), args.protocol, job.eval.passes(), if r.quick { ", quick" } else { "" }, r.accuracies);
+            let gpu = open_gpu()?;
+            let cache = cache_or_default(args.cache.clone());
+            let results = run::evaluate_set(&gpu, &job, &cache, &mut |m| eprintln!("{m}"))?;
+            if let (Some(path), Some(r)) = (&args.json, results.first()) {
+                if results.len() > 1 {
+                    bail!("--json takes one network of the pool (--eval-arch), not {}", results.len());
+                }
+                let part = run::EvalPart {
+                    synset: job.synset.clone(),
+                    synset_sha256: run::sha256_file(&job.synset)?,
+                    dataset: job.dataset.clone().unwrap_or_default(),
+                    arch: r.arch.name().to_string(),
+                    seed: job.seed,
+                    protocol: job.eval.clone(),
+                    nets: r.nets.clone(),
+                    accuracies: r.accuracies.clone(),
+                    shard: args.shard.clone(),
+                };
+                hyperdistill::export::atomic_write(path, serde_json::to_string_pretty(&part)?.as_bytes())?;
+                eprintln!("wrote {}", path.display());
             }
+            for r in &results {
+                let (mean, std) = r.mean_std();
+                let best = if job.eval.protocol == hyperdistill::eval::Protocol::Dance { ", best tested accuracy per net" } else { "" };
+                let part = if r.nets.len() < job.eval.nets { format!(", networks {:?} of {} (a part: merge the parts)", r.nets, job.eval.nets) } else { String::new() };
+                println!("{} test accuracy {:.2} ± {:.2} % over {} nets ({} protocol, {} passes{best}{}{part}): {:?}", r.arch.name(), 100.0 * mean, 100.0 * std,
+                    r.accuracies.len(), args.protocol, job.eval.passes(), if job.eval.quick { ", quick" } else { "" }, r.accuracies);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merge { out, parts } => {
+            match run::merge(&out, &parts)? {
+                run::Merged::Set { classes, shards, iteration } => {
+                    println!("merged {shards} shards into {} ({classes} classes, iteration {iteration}): synset.safetensors, synset.png, config.toml", out.display());
+                }
+                run::Merged::Eval { accuracies, mean, std, arch } => {
+                    println!("{arch} test accuracy {:.2} ± {:.2} % over {} nets: {accuracies:?} (wrote {})", 100.0 * mean, 100.0 * std, accuracies.len(), out.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Experts(args) => {
+            let cfg = args.resolve()?;
+            if !cfg.distill.method.dance() {
+                bail!("experts are DANCE's: give --method dance or dance+hdd (or a configuration with that method)");
+            }
+            let gpu = open_gpu()?;
+            let ds = data::open(&cfg.dataset, &cache_or_default(args.cache.clone()))?;
+            cfg.distill.validate(&ds)?;
+            let experts = run::experts_for(&gpu, &cfg, &ds)?;
+            println!("{} experts ready in {}", experts.len(), run::expert_dir(&cfg).display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {
             let o = args.options()?;
-            let gpu = Gpu::new()?;
+            let gpu = open_gpu()?;
             if args.profile {
                 let (c, s) = o.shapes[0];
                 println!("adapter {}; batch {}, width {}, {c}x{s}x{s}; median of {} runs, one submit each", gpu.describe(), o.batch, o.width, o.runs);

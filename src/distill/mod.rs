@@ -197,7 +197,7 @@ impl<'g> Distiller<'g> {
             MethodState::Idm(m) => &m.class.loss_all,
             MethodState::Dance(m) => &m.class.loss_all,
         };
-        (buf, self.core.classes * stride)
+        (buf, self.core.owned.len() * stride)
     }
 
     /// Where the divergence flag lives (buffer, f32-sized words), for reading it back with the loss; `diverged_at`

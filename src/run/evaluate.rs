@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::data;
 use crate::distill::SetMetadata;
-use crate::eval::{self, EvalConfig, EvalResult};
+use crate::eval::{self, EvalConfig};
 use crate::export;
 use crate::gpu::Gpu;
 use crate::nn::arch::Arch;
@@ -29,12 +29,23 @@ pub struct EvalJob {
     pub keep_syn: f64,
     /// … ranked with this many random networks.
     pub prune_nets: usize,
+    /// Only these evaluation networks (indices among `eval.nets`): one part of an evaluation split over processes
+    /// (`eval --shard`); None = all.
+    pub nets: Option<Vec<usize>>,
 }
 
-/// The accuracy of one network of the pool on the set.
+/// The accuracies of one network of the pool on the set: networks `nets` (indices among `eval.nets`).
 pub struct ArchResult {
     pub arch: Arch,
-    pub result: EvalResult,
+    pub nets: Vec<usize>,
+    pub accuracies: Vec<f64>,
+}
+
+impl ArchResult {
+    /// Mean and standard deviation (population) of the accuracies.
+    pub fn mean_std(&self) -> (f64, f64) {
+        eval::mean_std(&self.accuracies)
+    }
 }
 
 /// Run `job`: `log` receives what happens (expansion, pruning, progress every 50 epochs).
@@ -71,15 +82,16 @@ pub fn evaluate_set(gpu: &Gpu, job: &EvalJob, cache: &Path, log: &mut dyn FnMut(
         set = crate::prune::keep_synthetic(&set, &ranking, job.keep_syn);
         log(&format!("pruned the synthetic set: kept {} of {before} images (k {}, clamp {:?}, {:?})", set.labels.len(), h.k, h.clamp, h.map));
     }
+    let nets = job.nets.clone().unwrap_or_else(|| (0..job.eval.nets).collect());
     let mut out = vec![];
     for &arch in &job.archs {
         let cfg = EvalConfig { arch, ..job.eval.clone() };
-        let result = eval::evaluate(gpu, &ds, &set.images, &set.labels, &cfg, job.seed, &mut |k, ep| {
+        let accuracies = eval::evaluate_nets(gpu, &ds, &set.images, &set.labels, &cfg, job.seed, &nets, &mut |k, ep| {
             if ep % 50 == 0 {
                 log(&format!("{} net {}/{} epoch {ep}/{}", arch.name(), k + 1, cfg.nets, cfg.epochs));
             }
         })?;
-        out.push(ArchResult { arch, result });
+        out.push(ArchResult { arch, nets: nets.clone(), accuracies });
     }
     Ok(out)
 }

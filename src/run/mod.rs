@@ -17,7 +17,9 @@ use crate::export::{self, SynSet};
 use crate::gpu::Gpu;
 
 mod evaluate;
+mod shard;
 pub use evaluate::{evaluate_set, ArchResult, EvalJob};
+pub use shard::{merge, sha256_file, EvalPart, Merged, Shard};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,6 +40,10 @@ pub struct RunConfig {
     pub keep_real: f64,
     /// Random networks whose distances are averaged for the pruning ranking.
     pub prune_nets: usize,
+    /// This run is class shard "I/N" of a distillation split over processes ("" = the whole run): it distills the
+    /// classes `Shard::classes` gives it, evaluates nothing, and `hyperdistill merge` joins the shards.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub shard: String,
     pub distill: DistillConfig,
     pub eval: EvalConfig,
 }
@@ -53,6 +59,7 @@ impl Default for RunConfig {
             export_images: false,
             keep_real: 1.0,
             prune_nets: 1,
+            shard: String::new(),
             distill: DistillConfig::default(),
             eval: EvalConfig::default(),
         }
@@ -203,6 +210,31 @@ pub fn read_checkpoint_and_config(dir: &Path) -> Result<(Checkpoint, RunConfig)>
     Ok((Checkpoint { iteration, classes, syn: floats("syn")?, momentum: floats("momentum")?, extra }, config))
 }
 
+/// DANCE's experts for `cfg`: reused from its expert directory (`distill.dance.expert_dir`, else OUT/experts) when
+/// trained with the same recipe, else trained there. `hyperdistill experts` runs this alone, so that the shards of a
+/// split DANCE run share experts trained once.
+pub fn experts_for(gpu: &Gpu, cfg: &RunConfig, ds: &Dataset) -> Result<Vec<crate::experts::Expert>> {
+    let dc = &cfg.distill.dance;
+    let dir = expert_dir(cfg);
+    let recipe = crate::experts::ExpertRecipe { width: cfg.distill.width, epochs: dc.expert_epochs, batch: dc.expert_batch, seed: cfg.distill.seed };
+    let bar = indicatif::ProgressBar::new((dc.experts * dc.expert_epochs) as u64).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} expert epochs {msg} (ETA {eta})").expect("template"),
+    );
+    let (experts, trained) = crate::experts::load_or_train(gpu, ds, Some(&dir), dc.experts, &recipe, &mut |i, ep| {
+        bar.set_message(format!("expert {}/{}", i + 1, dc.experts));
+        bar.set_position((i * dc.expert_epochs + ep + 1) as u64);
+    })?;
+    bar.finish_and_clear();
+    eprintln!("DANCE experts in {}: {} reused, {trained} trained", dir.display(), experts.len() - trained);
+    Ok(experts)
+}
+
+/// Where a run's DANCE experts live.
+pub fn expert_dir(cfg: &RunConfig) -> PathBuf {
+    let dc = &cfg.distill.dance;
+    if dc.expert_dir.is_empty() { cfg.out.join("experts") } else { PathBuf::from(&dc.expert_dir) }
+}
+
 /// Whether a checkpoint's pixels and momentum are all finite (a diverged state is never written).
 fn finite_state(ck: &Checkpoint) -> bool {
     ck.syn.iter().chain(&ck.momentum).all(|v| v.is_finite())
@@ -253,7 +285,20 @@ pub struct Outcome {
 /// Run (or resume) a distillation job in `cfg.out`.
 pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Outcome> {
     let resume = start == Start::Resume;
-    // a resume is checked against its checkpoint before anything is loaded
+    let mut ds = data::open(&cfg.dataset, cache)?;
+    let sharded;
+    let cfg = if cfg.shard.is_empty() {
+        cfg
+    } else {
+        // a class shard: its classes come from the dataset's class count, and it evaluates nothing (the merged set is
+        // what is evaluated)
+        let mut c = cfg.clone();
+        c.distill.classes = Shard::parse(&cfg.shard)?.classes(ds.classes.len())?;
+        c.eval.nets = 0;
+        sharded = c;
+        &sharded
+    };
+    // a resume is checked against its checkpoint before any work
     let checkpoint = if resume {
         let (ck, recorded) = read_checkpoint_and_config(&cfg.out)?;
         let diff = recorded.trajectory_differences(cfg)?;
@@ -269,7 +314,6 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     } else {
         None
     };
-    let mut ds = data::open(&cfg.dataset, cache)?;
     if !(cfg.keep_real > 0.0 && cfg.keep_real <= 1.0) {
         bail!("keep_real must be in (0, 1], not {}", cfg.keep_real);
     }
@@ -297,24 +341,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     prepare_folder(&cfg.out, start)?;
-    let experts = if cfg.distill.method.dance() {
-        // DANCE's experts: reused from the expert directory when trained with the same recipe, else trained there
-        let dc = &cfg.distill.dance;
-        let dir = if dc.expert_dir.is_empty() { cfg.out.join("experts") } else { PathBuf::from(&dc.expert_dir) };
-        let recipe = crate::experts::ExpertRecipe { width: cfg.distill.width, epochs: dc.expert_epochs, batch: dc.expert_batch, seed: cfg.distill.seed };
-        let bar = indicatif::ProgressBar::new((dc.experts * dc.expert_epochs) as u64).with_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} expert epochs {msg} (ETA {eta})").expect("template"),
-        );
-        let (experts, trained) = crate::experts::load_or_train(gpu, &ds, Some(&dir), dc.experts, &recipe, &mut |i, ep| {
-            bar.set_message(format!("expert {}/{}", i + 1, dc.experts));
-            bar.set_position((i * dc.expert_epochs + ep + 1) as u64);
-        })?;
-        bar.finish_and_clear();
-        eprintln!("DANCE experts in {}: {} reused, {trained} trained", dir.display(), experts.len() - trained);
-        Some(experts)
-    } else {
-        None
-    };
+    let experts = if cfg.distill.method.dance() { Some(experts_for(gpu, cfg, &ds)?) } else { None };
     let mut d = Distiller::with_experts(gpu, &ds, cfg.distill.clone(), experts)?;
     if let Some(ck) = &checkpoint {
         d.restore(ck).with_context(|| format!("{}: the checkpoint does not fit this run", cfg.out.join(CHECKPOINT).display()))?;
