@@ -602,7 +602,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("final test accuracy {:.2} ± {:.2} % ({} nets, {} epochs{})", 100.0 * r.mean, 100.0 * r.std, r.accuracies.len(), r.epochs + 1,
                     if r.quick { ", quick protocol" } else { "" });
             }
-            println!("settings: {}", run::settings_line(&cfg));
+            println!("settings: {}", o.settings);
             println!("wrote {0}/synset.safetensors, {0}/synset.png, {0}/metrics.jsonl, {0}/config.toml, {0}/checkpoint.safetensors", o.out.display());
             Ok(ExitCode::SUCCESS)
         }

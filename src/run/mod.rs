@@ -276,6 +276,8 @@ pub fn settings_line(cfg: &RunConfig) -> String {
 
 pub struct Outcome {
     pub out: PathBuf,
+    /// `settings_line` of what ran (a shard's classes included).
+    pub settings: String,
     /// distillation steps run by this call
     pub steps: usize,
     pub final_eval: Option<eval::EvalResult>,
@@ -466,5 +468,5 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
         export::write_image_folder(&cfg.out.join("images"), &set, &ds.classes, &ds.mean, &ds.std)?;
     }
     let steps = d.iteration() - start_it;
-    Ok(Outcome { out: cfg.out.clone(), steps, final_eval, seconds_per_iteration: step_secs / steps.max(1) as f64 })
+    Ok(Outcome { out: cfg.out.clone(), settings: settings_line(cfg), steps, final_eval, seconds_per_iteration: step_secs / steps.max(1) as f64 })
 }
