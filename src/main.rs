@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use hyperdistill::bench::{self, SuiteOptions};
 use hyperdistill::data::{self, fetch, Known};
@@ -626,6 +626,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     accuracies: r.accuracies.clone(),
                     shard: args.shard.clone(),
                 };
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                }
                 hyperdistill::export::atomic_write(path, serde_json::to_string_pretty(&part)?.as_bytes())?;
                 eprintln!("wrote {}", path.display());
             }
