@@ -239,11 +239,27 @@ impl EvalNet {
     }
 }
 
+/// What testing a network gives: its top-1 accuracy, and its confusion matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestResult {
+    pub accuracy: f64,
+    /// [true class, predicted class], row-major, counts over the test split (prediction: the first largest logit).
+    pub confusion: Vec<u64>,
+}
+
 /// Test accuracy of `net` on the whole test split, in batches of up to 256.
 pub fn test_accuracy(gpu: &Gpu, net: &EvalNet, ds: &Dataset) -> Result<f64, GpuError> {
+    Ok(test(gpu, net, ds)?.accuracy)
+}
+
+/// Accuracy and confusion matrix of `net` on the whole test split, in batches of up to 256; the logits come back with
+/// the correct-flags in one read-back per batch.
+pub fn test(gpu: &Gpu, net: &EvalNet, ds: &Dataset) -> Result<TestResult, GpuError> {
     let n_test = ds.test.len();
+    let k = ds.classes.len();
+    let mut confusion = vec![0u64; k * k];
     if n_test == 0 {
-        return Ok(f64::NAN);
+        return Ok(TestResult { accuracy: f64::NAN, confusion });
     }
     let bs = 256.min(n_test);
     let mut wss: Vec<(usize, EvalWorkspace)> = vec![(bs, net.workspace(gpu, bs, false)?)];
@@ -265,10 +281,15 @@ pub fn test_accuracy(gpu: &Gpu, net: &EvalNet, ds: &Dataset) -> Result<f64, GpuE
         net.forward(gpu, &mut enc, ws, false);
         ops::correct(gpu, &mut enc, n, ds.classes.len(), ws.logits(), &labels, &out);
         gpu.submit_wait(enc);
-        correct += gpu.read_f32(&out, n)?.iter().map(|&v| v as f64).sum::<f64>();
+        let back = gpu.read_many(&[(&out, n), (ws.logits(), n * k)])?;
+        correct += back[0].iter().map(|&v| v as f64).sum::<f64>();
+        for (i, row) in back[1].chunks_exact(k).enumerate() {
+            let pred = row.iter().enumerate().fold(0, |best, (j, &v)| if v > row[best] { j } else { best });
+            confusion[ds.test.labels[start + i] as usize * k + pred] += 1;
+        }
         start += n;
     }
-    Ok(correct / n_test as f64)
+    Ok(TestResult { accuracy: correct / n_test as f64, confusion })
 }
 
 /// Train one fresh network on (images, labels) and return its test accuracy. `images` are normalised.
@@ -280,22 +301,26 @@ pub fn train_and_test(
     cfg: &EvalConfig,
     seed: u64,
     on_epoch: &mut dyn FnMut(usize),
-) -> Result<f64, anyhow::Error> {
+) -> Result<TestResult, anyhow::Error> {
     match cfg.protocol {
         Protocol::Dm => {
             let net = train(gpu, ds, images, labels, cfg, seed, on_epoch)?;
-            Ok(test_accuracy(gpu, &net, ds)?)
+            Ok(test(gpu, &net, ds)?)
         }
         Protocol::Dance => {
-            let mut best = f64::NEG_INFINITY;
+            // the best of the periodic tests (the first of equal ones)
+            let mut best: Option<TestResult> = None;
             let every = cfg.test_every.max(1);
             train_with(gpu, ds, images, labels, cfg, seed, on_epoch, &mut |ep, net| {
                 if (ep + 1) % every == 0 || ep + 1 == cfg.passes() {
-                    best = best.max(test_accuracy(gpu, net, ds)?);
+                    let t = test(gpu, net, ds)?;
+                    if best.as_ref().is_none_or(|b| t.accuracy > b.accuracy) {
+                        best = Some(t);
+                    }
                 }
                 Ok(())
             })?;
-            Ok(if best.is_finite() { best } else { f64::NAN })
+            Ok(best.unwrap_or(TestResult { accuracy: f64::NAN, confusion: vec![] }))
         }
     }
 }
@@ -460,6 +485,21 @@ pub fn evaluate_nets(
     nets: &[usize],
     on_epoch: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f64>, anyhow::Error> {
+    Ok(evaluate_nets_detailed(gpu, ds, images, labels, cfg, seed, nets, on_epoch)?.into_iter().map(|t| t.accuracy).collect())
+}
+
+/// `evaluate_nets` with each network's confusion matrix.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_nets_detailed(
+    gpu: &Gpu,
+    ds: &Dataset,
+    images: &[f32],
+    labels: &[u32],
+    cfg: &EvalConfig,
+    seed: u64,
+    nets: &[usize],
+    on_epoch: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<TestResult>, anyhow::Error> {
     cfg.validate()?;
     let bad = images.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {

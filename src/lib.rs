@@ -19,6 +19,8 @@ pub mod nn;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod prune;
 pub mod reference;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod report;
 pub mod rng;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;
@@ -26,6 +28,8 @@ pub mod run;
 pub mod selfcheck;
 pub mod shaders;
 pub mod shapes;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod study;
 pub mod validate;
 pub mod view;
 #[cfg(all(target_arch = "wasm32", feature = "app"))]

@@ -85,6 +85,65 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Run a study: a grid of methods × seeds × IPC × any option (STUDY.toml), each cell an ordinary distillation under
+    /// the study's folder; finished cells are skipped and interrupted ones resume, so running it again finishes it. Then
+    /// the table: per group the mean ± sd over seeds, and per pair (DM vs DM+HDD, …) the paired difference with its 95 %
+    /// interval, as table.md, table.csv and table.json.
+    ///
+    /// Example STUDY.toml:
+    ///   out = "studies/fmnist"
+    ///   dataset = "/usr/share/datasets/fashion-mnist"
+    ///   methods = ["dm", "dm+hdd"]
+    ///   seeds = [1, 2, 3, 4, 5]
+    ///   ipc = [10]
+    ///   [grid]            # optional further axes: a run option's dotted path and its values
+    ///   "distill.k" = [0.5, 1.0]
+    ///   [run]             # what every run shares, as in a run configuration
+    ///   eval_every = 300
+    ///   [run.distill]
+    ///   iterations = 300
+    ///   width = 32
+    ///   [run.eval]
+    ///   epochs = 300
+    ///   nets = 3
+    Study {
+        /// The study's TOML file.
+        study: PathBuf,
+        /// Run only these cells (indices from `--list`, comma separated): one Slurm array task each.
+        #[arg(long, value_delimiter = ',')]
+        cell: Option<Vec<usize>>,
+        /// Only write the table from what has finished.
+        #[arg(long)]
+        table: bool,
+        /// List the cells and how far each got, and stop.
+        #[arg(long)]
+        list: bool,
+        /// Print a Slurm script that submits the cells as a job array and the table after them, and stop.
+        #[arg(long)]
+        emit_slurm: bool,
+        /// Dataset cache directory [default: $HYPERDISTILL_CACHE, else the platform cache dir + hyperdistill].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Write a report: one self-contained HTML page (opens offline) and its figures as PNG and SVG. Give a run folder
+    /// (loss, per-class distance, accuracy, grids, Poincaré disk and PCA), a study (its TOML or folder: the table,
+    /// accuracy per group, paired differences) or an `eval --json` file (accuracy per network and per class, confusion).
+    Report {
+        /// A run folder, a study's TOML or folder, or an `eval --json` file.
+        input: PathBuf,
+        /// Where the page and figures go [default: report/ in the run's or study's folder; NAME-report/ beside a JSON].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The grids shown, by iteration (comma separated) [default: up to five of those saved, evenly spread].
+        #[arg(long, value_delimiter = ',')]
+        grids: Option<Vec<usize>>,
+        /// No Poincaré disk or PCA (they open the dataset and use the GPU).
+        #[arg(long)]
+        no_features: bool,
+        /// Dataset cache directory [default: $HYPERDISTILL_CACHE, else the platform cache dir + hyperdistill].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
     /// Measure speed: the adapter's matmul peak, each convolution kernel against it, distillation iterations and
     /// evaluation epochs for the standard configurations, with per-iteration counts and GPU memory.
     ///
@@ -625,6 +684,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     nets: r.nets.clone(),
                     accuracies: r.accuracies.clone(),
                     shard: args.shard.clone(),
+                    classes: r.classes.clone(),
+                    confusion: r.confusion.clone(),
                 };
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -662,6 +723,68 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cfg.distill.validate(&ds)?;
             let experts = run::experts_for(&gpu, &cfg, &ds)?;
             println!("{} experts ready in {}", experts.len(), run::expert_dir(&cfg).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Study { study: file, cell, table, list, emit_slurm, cache } => {
+            use hyperdistill::study::{self, CellState, StudyConfig};
+            let s = StudyConfig::from_toml_file(&file)?;
+            let cells = s.cells()?;
+            if emit_slurm {
+                print!("{}", study::slurm_script(&file, &s)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if list {
+                for (i, c) in cells.iter().enumerate() {
+                    let state = match study::cell_state(c) {
+                        CellState::Done => "done",
+                        CellState::Interrupted => "interrupted (resumes)",
+                        CellState::New => "not started",
+                    };
+                    println!("{i}: {} seed {}: {state} ({})", c.group, c.seed, c.cfg.out.display());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(bad) = cell.iter().flatten().find(|&&i| i >= cells.len()) {
+                bail!("--cell {bad}: the study has {} cells (0–{})", cells.len(), cells.len().saturating_sub(1));
+            }
+            study::prepare(&file, &s)?;
+            if !table {
+                let gpu = open_gpu()?;
+                eprintln!("adapter: {}", gpu.describe());
+                study::run_cells(&gpu, &s, cell.as_deref(), &cache_or_default(cache), &mut |m| {
+                    eprintln!("{m}");
+                    let _ = study::note(&s, m);
+                })?;
+            }
+            let t = study::table(&s)?;
+            t.write(&s.out)?;
+            print!("{}", t.markdown());
+            println!("wrote {0}/table.md, {0}/table.csv, {0}/table.json", s.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { input, out, grids, no_features, cache } => {
+            use hyperdistill::report::{self, Input, Options};
+            let what = Input::detect(&input)?;
+            let out = match out {
+                Some(o) => o,
+                None => what.default_out()?,
+            };
+            let gpu = if no_features || matches!(what, Input::Eval(_)) {
+                None
+            } else {
+                match open_gpu() {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        eprintln!("note: no GPU adapter ({e:#}): the report has no disk or PCA");
+                        None
+                    }
+                }
+            };
+            let w = report::report(gpu.as_ref(), &what, &out, &Options { grids, no_features, cache: cache_or_default(cache) })?;
+            for n in &w.notes {
+                eprintln!("note: {n}");
+            }
+            println!("wrote {} and {} figure files in {}", w.html.display(), w.files.len() - 1, out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {

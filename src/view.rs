@@ -9,8 +9,142 @@
 //! approximated.
 //!
 //! Euclidean contrast: the raw features, centred on the real mean and projected on their own top two PCs.
+//!
+//! What is drawn comes from `ViewFeatures`: a fixed random "view" ConvNet-3 of the run's seed embeds a seeded sample of
+//! real images (`shown_real`) and the synthetic set; the app computes it every iteration, `report` once per snapshot.
 
-use crate::hdd::geoopt;
+use crate::data::Dataset;
+use crate::hdd::{geoopt, HddParams};
+use crate::nn::convnet::{ConvNetConfig, ConvNetParams};
+use crate::rng;
+
+/// The real images the views show: the first `per_class` of each class in a seeded shuffle (fewer where a class has
+/// fewer), normalised and class-major, with their labels and the number per class.
+pub fn shown_real(ds: &Dataset, per_class: usize, seed: u64) -> (Vec<f32>, Vec<usize>, usize) {
+    let class_idx = ds.class_indices(&ds.train);
+    let per = per_class.min(class_idx.iter().map(Vec::len).min().unwrap_or(0)).max(1);
+    let mut r = rng::stream(seed, "app-view-real");
+    let mut real = vec![];
+    let mut labels = vec![];
+    for (c, idx) in class_idx.iter().enumerate() {
+        let mut pool = idx.clone();
+        for i in 0..per.min(pool.len()) {
+            let j = rand::RngExt::random_range(&mut r, i..pool.len());
+            pool.swap(i, j);
+        }
+        let n = per.min(pool.len());
+        real.extend(ds.normalized(&ds.train, &pool[..n]));
+        labels.extend(std::iter::repeat_n(c, n));
+    }
+    (real, labels, per)
+}
+
+/// The view network of a seed: a random ConvNet-3 of the distillation's width, fixed for the whole session so that
+/// snapshots are comparable.
+pub fn view_net(ds: &Dataset, width: usize, seed: u64) -> Result<ConvNetParams, crate::nn::convnet::ConfigError> {
+    let cfg = ConvNetConfig::new(ds.shape(), width, ds.classes.len())?;
+    Ok(ConvNetParams::init(&cfg, &mut rng::stream(seed, "app-view-net")))
+}
+
+/// A distinct colour per class: tab10 for up to ten classes, then evenly spaced hues (the app's and the report's).
+pub fn class_rgb(c: usize, classes: usize) -> [u8; 3] {
+    const TAB10: [[u8; 3]; 10] = [
+        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+    ];
+    if classes <= 10 {
+        return TAB10[c % 10];
+    }
+    // HSV (h, 0.75, 0.9) → RGB
+    let (h, s, v) = (c as f64 / classes as f64 * 6.0, 0.75, 0.9);
+    let i = h.floor();
+    let f = h - i;
+    let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
+    let (r, g, b) = match i as i64 % 6 {
+        0 => (v, t, p),
+        1 => (q, v, p),
+        2 => (p, v, t),
+        3 => (p, q, v),
+        4 => (t, p, v),
+        _ => (v, p, q),
+    };
+    [(r * 255.0).round() as u8, (g * 255.0).round() as u8, (b * 255.0).round() as u8]
+}
+
+/// Features of the fixed view network for the shown real images and all synthetic images.
+pub struct ViewFeatures {
+    pub hdd: HddParams,
+    pub classes: usize,
+    /// Euclidean features v (length D), real then synthetic, with their labels.
+    pub real_feat: Vec<Vec<f64>>,
+    pub syn_feat: Vec<Vec<f64>>,
+    pub real_labels: Vec<usize>,
+    pub syn_labels: Vec<usize>,
+    /// The same on the hyperboloid (length D + 1).
+    pub real_pts: Vec<Vec<f64>>,
+    pub syn_pts: Vec<Vec<f64>>,
+    /// Law centroids per class, and of all real points.
+    pub real_centroids: Vec<Vec<f64>>,
+    pub syn_centroids: Vec<Vec<f64>>,
+    pub real_centre: Vec<f64>,
+    /// Per class: geodesic distance between the centroids, and DM's mean-feature MSE (mean over dimensions).
+    pub class_dist: Vec<f64>,
+    pub class_mse: Vec<f64>,
+}
+
+impl ViewFeatures {
+    pub fn from_features(hdd: HddParams, classes: usize, feats: &[f32], dim: usize, real_labels: Vec<usize>, syn_labels: Vec<usize>) -> Self {
+        let rows: Vec<Vec<f64>> = feats.chunks(dim).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+        let (real_feat, syn_feat) = {
+            let (a, b) = rows.split_at(real_labels.len());
+            (a.to_vec(), b.to_vec())
+        };
+        let to_pts = |v: &[Vec<f64>]| v.iter().map(|f| geoopt::to_hyperboloid(f, &hdd)).collect::<Vec<_>>();
+        let (real_pts, syn_pts) = (to_pts(&real_feat), to_pts(&syn_feat));
+        let per_class = |pts: &[Vec<f64>], labels: &[usize], c: usize| -> Vec<Vec<f64>> {
+            pts.iter().zip(labels).filter(|(_, l)| **l == c).map(|(p, _)| p.clone()).collect()
+        };
+        let mut real_centroids = vec![];
+        let mut syn_centroids = vec![];
+        let mut class_dist = vec![];
+        let mut class_mse = vec![];
+        for c in 0..classes {
+            let (r, s) = (per_class(&real_pts, &real_labels, c), per_class(&syn_pts, &syn_labels, c));
+            let (cr, cs) = (geoopt::centroid(&r, hdd.k), geoopt::centroid(&s, hdd.k));
+            class_dist.push(geoopt::dist(&cr, &cs, hdd.k));
+            real_centroids.push(cr);
+            syn_centroids.push(cs);
+            let mean = |f: &[Vec<f64>], labels: &[usize]| {
+                let mut m = vec![0.0; dim];
+                let rows: Vec<&Vec<f64>> = f.iter().zip(labels).filter(|(_, l)| **l == c).map(|(x, _)| x).collect();
+                for x in &rows {
+                    m.iter_mut().zip(x.iter()).for_each(|(a, b)| *a += b / rows.len() as f64);
+                }
+                m
+            };
+            let (mr, ms) = (mean(&real_feat, &real_labels), mean(&syn_feat, &syn_labels));
+            class_mse.push(mr.iter().zip(&ms).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / dim as f64);
+        }
+        let real_centre = geoopt::centroid(&real_pts, hdd.k);
+        ViewFeatures { hdd, classes, real_feat, syn_feat, real_labels, syn_labels, real_pts, syn_pts, real_centroids, syn_centroids, real_centre, class_dist, class_mse }
+    }
+
+    /// ‖v‖/√k of a feature: the geodesic radius expmap0 would give it before the clamp.
+    pub fn radius(&self, v: &[f64]) -> f64 {
+        norm(v) / self.hdd.k.sqrt()
+    }
+
+    /// True when the clamp bites for every shown point (then all sit at one distance from the origin).
+    pub fn clamp_binds_all(&self) -> bool {
+        match (self.hdd.clamp, self.hdd.map) {
+            (Some(c), crate::hdd::LorentzMap::Expmap) => {
+                self.real_feat.iter().chain(&self.syn_feat).all(|v| self.radius(v) >= c)
+            }
+            _ => false,
+        }
+    }
+}
+
 
 /// −⟨μ, x⟩_L / k, never below 1 (rounding can push it under for coincident points).
 fn cosh_ratio(mu: &[f64], x: &[f64], k: f64) -> f64 {

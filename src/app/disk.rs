@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
-use super::session::{self, SessionInfo};
+use super::session::SessionInfo;
 use super::{Centre, Hover, HyperApp};
 use crate::hdd::LorentzMap;
 use crate::view;
@@ -47,7 +47,7 @@ impl HyperApp {
     }
 
 
-    pub(super) fn disk_panel(&mut self, ui: &mut egui::Ui, view: &Arc<session::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
+    pub(super) fn disk_panel(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
         let key = (iteration, self.centre);
         if self.disk.as_ref().is_none_or(|(k, _)| *k != key) {
             let centre = match self.centre {
@@ -137,7 +137,7 @@ impl HyperApp {
         }
     }
 
-    pub(super) fn euclid_panel(&mut self, ui: &mut egui::Ui, view: &Arc<session::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
+    pub(super) fn euclid_panel(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
         if self.euclid.as_ref().is_none_or(|(k, _)| *k != iteration) {
             let (r, s, b) = view::euclidean_picture(&view.real_feat, &view.syn_feat, self.euclid_basis.as_ref());
             self.euclid_basis = Some(b);
@@ -169,16 +169,8 @@ impl HyperApp {
 
 }
 
-/// A distinct colour per class (tab10 for up to ten classes, then evenly spaced hues).
+/// A distinct colour per class (`view::class_rgb`, shared with the report's figures).
 pub fn class_colour(c: usize, classes: usize) -> Color32 {
-    const TAB10: [(u8, u8, u8); 10] = [
-        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-    ];
-    if classes <= 10 {
-        let (r, g, b) = TAB10[c % 10];
-        Color32::from_rgb(r, g, b)
-    } else {
-        egui::ecolor::Hsva::new(c as f32 / classes as f32, 0.75, 0.9, 1.0).into()
-    }
+    let [r, g, b] = view::class_rgb(c, classes);
+    Color32::from_rgb(r, g, b)
 }

@@ -15,9 +15,8 @@ use super::settings::AppSettings;
 use crate::data::{self, Dataset};
 use crate::distill::{Distiller, Method, copy_f32};
 use crate::gpu::Gpu;
-use crate::hdd::{HddParams, geoopt};
-use crate::nn::convnet::{ConvNetConfig, ConvNetParams, GpuConvNet, Workspace};
-use crate::rng;
+use crate::view::{self, ViewFeatures};
+use crate::nn::convnet::{GpuConvNet, Workspace};
 
 /// What the UI asks of the worker.
 pub enum Cmd {
@@ -65,79 +64,6 @@ pub struct Snapshot {
     pub step_seconds: Option<f64>,
 }
 
-/// Features of the fixed view network for the shown real images and all synthetic images.
-pub struct ViewFeatures {
-    pub hdd: HddParams,
-    pub classes: usize,
-    /// Euclidean features v (length D), real then synthetic, with their labels.
-    pub real_feat: Vec<Vec<f64>>,
-    pub syn_feat: Vec<Vec<f64>>,
-    pub real_labels: Vec<usize>,
-    pub syn_labels: Vec<usize>,
-    /// The same on the hyperboloid (length D + 1).
-    pub real_pts: Vec<Vec<f64>>,
-    pub syn_pts: Vec<Vec<f64>>,
-    /// Law centroids per class, and of all real points.
-    pub real_centroids: Vec<Vec<f64>>,
-    pub syn_centroids: Vec<Vec<f64>>,
-    pub real_centre: Vec<f64>,
-    /// Per class: geodesic distance between the centroids, and DM's mean-feature MSE (mean over dimensions).
-    pub class_dist: Vec<f64>,
-    pub class_mse: Vec<f64>,
-}
-
-impl ViewFeatures {
-    pub fn from_features(hdd: HddParams, classes: usize, feats: &[f32], dim: usize, real_labels: Vec<usize>, syn_labels: Vec<usize>) -> Self {
-        let rows: Vec<Vec<f64>> = feats.chunks(dim).map(|r| r.iter().map(|&v| v as f64).collect()).collect();
-        let (real_feat, syn_feat) = {
-            let (a, b) = rows.split_at(real_labels.len());
-            (a.to_vec(), b.to_vec())
-        };
-        let to_pts = |v: &[Vec<f64>]| v.iter().map(|f| geoopt::to_hyperboloid(f, &hdd)).collect::<Vec<_>>();
-        let (real_pts, syn_pts) = (to_pts(&real_feat), to_pts(&syn_feat));
-        let per_class = |pts: &[Vec<f64>], labels: &[usize], c: usize| -> Vec<Vec<f64>> {
-            pts.iter().zip(labels).filter(|(_, l)| **l == c).map(|(p, _)| p.clone()).collect()
-        };
-        let mut real_centroids = vec![];
-        let mut syn_centroids = vec![];
-        let mut class_dist = vec![];
-        let mut class_mse = vec![];
-        for c in 0..classes {
-            let (r, s) = (per_class(&real_pts, &real_labels, c), per_class(&syn_pts, &syn_labels, c));
-            let (cr, cs) = (geoopt::centroid(&r, hdd.k), geoopt::centroid(&s, hdd.k));
-            class_dist.push(geoopt::dist(&cr, &cs, hdd.k));
-            real_centroids.push(cr);
-            syn_centroids.push(cs);
-            let mean = |f: &[Vec<f64>], labels: &[usize]| {
-                let mut m = vec![0.0; dim];
-                let rows: Vec<&Vec<f64>> = f.iter().zip(labels).filter(|(_, l)| **l == c).map(|(x, _)| x).collect();
-                for x in &rows {
-                    m.iter_mut().zip(x.iter()).for_each(|(a, b)| *a += b / rows.len() as f64);
-                }
-                m
-            };
-            let (mr, ms) = (mean(&real_feat, &real_labels), mean(&syn_feat, &syn_labels));
-            class_mse.push(mr.iter().zip(&ms).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / dim as f64);
-        }
-        let real_centre = geoopt::centroid(&real_pts, hdd.k);
-        ViewFeatures { hdd, classes, real_feat, syn_feat, real_labels, syn_labels, real_pts, syn_pts, real_centroids, syn_centroids, real_centre, class_dist, class_mse }
-    }
-
-    /// ‖v‖/√k of a feature: the geodesic radius expmap0 would give it before the clamp.
-    pub fn radius(&self, v: &[f64]) -> f64 {
-        crate::view::norm(v) / self.hdd.k.sqrt()
-    }
-
-    /// True when the clamp bites for every shown point (then all sit at one distance from the origin).
-    pub fn clamp_binds_all(&self) -> bool {
-        match (self.hdd.clamp, self.hdd.map) {
-            (Some(c), crate::hdd::LorentzMap::Expmap) => {
-                self.real_feat.iter().chain(&self.syn_feat).all(|v| self.radius(v) >= c)
-            }
-            _ => false,
-        }
-    }
-}
 
 /// The fixed network that produces the pictures (a fresh network per iteration would make them jump).
 struct ViewNet {
@@ -232,25 +158,9 @@ async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) 
     settings.validate()?;
     let ds = Arc::new(data::open(&settings.dataset, cache)?);
     let distiller = Distiller::new(gpu, &ds, settings.distill.clone())?;
-    // the shown real images: the first `per` of each class in a seeded shuffle
-    let class_idx = ds.class_indices(&ds.train);
-    let per = settings.view_real_per_class.min(class_idx.iter().map(Vec::len).min().unwrap_or(0)).max(1);
-    let mut r = rng::stream(settings.distill.seed, "app-view-real");
-    let mut real = vec![];
-    let mut real_labels = vec![];
-    for (c, idx) in class_idx.iter().enumerate() {
-        let mut pool = idx.clone();
-        for i in 0..per.min(pool.len()) {
-            let j = rand::RngExt::random_range(&mut r, i..pool.len());
-            pool.swap(i, j);
-        }
-        real.extend(ds.normalized(&ds.train, &pool[..per]));
-        real_labels.extend(std::iter::repeat_n(c, per));
-    }
-    let classes = ds.classes.len();
-    let m = classes * settings.distill.ipc;
-    let cfg = ConvNetConfig::new(ds.shape(), settings.distill.width, classes)?;
-    let net = GpuConvNet::new(gpu, &ConvNetParams::init(&cfg, &mut rng::stream(settings.distill.seed, "app-view-net")))?;
+    let (real, real_labels, per) = view::shown_real(&ds, settings.view_real_per_class, settings.distill.seed);
+    let m = ds.classes.len() * settings.distill.ipc;
+    let net = GpuConvNet::new(gpu, &view::view_net(&ds, settings.distill.width, settings.distill.seed)?)?;
     let ws = net.workspace(gpu, real_labels.len() + m)?;
     gpu.write(&ws.x, &real);
     let view = ViewNet { net, ws, real_n: real_labels.len(), real_labels };

@@ -39,6 +39,10 @@ pub struct ArchResult {
     pub arch: Arch,
     pub nets: Vec<usize>,
     pub accuracies: Vec<f64>,
+    /// Per network, its confusion matrix on the test split: [true class, predicted class], row-major.
+    pub confusion: Vec<Vec<u64>>,
+    /// The dataset's class names (the confusion matrices' order).
+    pub classes: Vec<String>,
 }
 
 impl ArchResult {
@@ -86,12 +90,18 @@ pub fn evaluate_set(gpu: &Gpu, job: &EvalJob, cache: &Path, log: &mut dyn FnMut(
     let mut out = vec![];
     for &arch in &job.archs {
         let cfg = EvalConfig { arch, ..job.eval.clone() };
-        let accuracies = eval::evaluate_nets(gpu, &ds, &set.images, &set.labels, &cfg, job.seed, &nets, &mut |k, ep| {
+        let tests = eval::evaluate_nets_detailed(gpu, &ds, &set.images, &set.labels, &cfg, job.seed, &nets, &mut |k, ep| {
             if ep % 50 == 0 {
                 log(&format!("{} net {}/{} epoch {ep}/{}", arch.name(), k + 1, cfg.nets, cfg.epochs));
             }
         })?;
-        out.push(ArchResult { arch, nets: nets.clone(), accuracies });
+        out.push(ArchResult {
+            arch,
+            nets: nets.clone(),
+            accuracies: tests.iter().map(|t| t.accuracy).collect(),
+            confusion: tests.into_iter().map(|t| t.confusion).collect(),
+            classes: ds.classes.clone(),
+        });
     }
     Ok(out)
 }

@@ -140,9 +140,11 @@ fn prepare_folder(out: &Path, start: Start) -> Result<()> {
                     std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
                 }
             }
-            let images = out.join("images");
-            if images.is_dir() {
-                std::fs::remove_dir_all(&images).with_context(|| format!("removing {}", images.display()))?;
+            for dir in ["images", "grids"] {
+                let d = out.join(dir);
+                if d.is_dir() {
+                    std::fs::remove_dir_all(&d).with_context(|| format!("removing {}", d.display()))?;
+                }
             }
         }
         _ => {}
@@ -284,7 +286,10 @@ pub struct Outcome {
     pub seconds_per_iteration: f64,
 }
 
-/// Run (or resume) a distillation job in `cfg.out`.
+/// Run (or resume) a distillation job in `cfg.out`. Besides the set it writes `metrics.jsonl` (start, loss and per-class
+/// matching term every `log_every`, each evaluation), `config.toml`, the checkpoint, and the synthetic grid at every
+/// evaluation point (`grids/iter_<T>.png`, also without evaluation networks; the starting set as
+/// `grids/iter_000000.safetensors`) for `report`.
 pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Outcome> {
     let resume = start == Start::Resume;
     let mut ds = data::open(&cfg.dataset, cache)?;
@@ -411,6 +416,18 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
                 "epochs": r.epochs, "quick": r.quick}))?;
             if it == total {
                 final_eval = Some(r);
+            }
+        }
+        if due || it == 0 {
+            // the synthetic grid of this iteration, for `report` (grids/iter_000100.png), and the start
+            let (images, labels) = d.synthetic()?;
+            let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: Default::default() };
+            let png = export::grid_png_bytes(&set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)?;
+            std::fs::create_dir_all(cfg.out.join("grids"))?;
+            export::atomic_write(&cfg.out.join("grids").join(format!("iter_{it:06}.png")), &png)?;
+            if it == 0 {
+                // the set it starts from, for the report's "before" disk and PCA
+                export::atomic_write(&cfg.out.join("grids").join("iter_000000.safetensors"), &export::safetensors_bytes(&set)?)?;
             }
         }
         if it >= total {

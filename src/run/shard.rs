@@ -95,6 +95,12 @@ pub struct EvalPart {
     pub nets: Vec<usize>,
     pub accuracies: Vec<f64>,
     pub shard: Option<String>,
+    /// The dataset's class names, and per network (in `nets`' order) its confusion matrix on the test split,
+    /// [true class, predicted class] row-major; empty in files written before 0.2.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    #[serde(default)]
+    pub confusion: Vec<Vec<u64>>,
 }
 
 /// The hex SHA-256 of a file.
@@ -210,6 +216,7 @@ fn merge_evals(out: &Path, files: &[PathBuf]) -> Result<Merged> {
     let (f0, p0) = &parts[0];
     let total = p0.protocol.nets;
     let mut acc: Vec<Option<(f64, &Path)>> = vec![None; total];
+    let mut confusion: Vec<Option<Vec<u64>>> = vec![None; total];
     for (f, p) in &parts {
         for (what, a, b) in [
             ("set (SHA-256)", &p0.synset_sha256, &p.synset_sha256),
@@ -236,6 +243,11 @@ fn merge_evals(out: &Path, files: &[PathBuf]) -> Result<Merged> {
                 Some(slot) => *slot = Some((a, f.as_path())),
             }
         }
+        if p.confusion.len() == p.nets.len() {
+            for (&k, m) in p.nets.iter().zip(&p.confusion) {
+                confusion[k] = Some(m.clone());
+            }
+        }
     }
     let missing: Vec<usize> = (0..total).filter(|&k| acc[k].is_none()).collect();
     if !missing.is_empty() {
@@ -243,7 +255,9 @@ fn merge_evals(out: &Path, files: &[PathBuf]) -> Result<Merged> {
     }
     let accuracies: Vec<f64> = acc.iter().map(|a| a.expect("checked").0).collect();
     let (mean, std) = mean_std(&accuracies);
-    let merged = EvalPart { nets: (0..total).collect(), accuracies: accuracies.clone(), shard: None, ..p0.clone() };
+    // the confusion matrices where every part has them
+    let confusion = confusion.into_iter().collect::<Option<Vec<_>>>().unwrap_or_default();
+    let merged = EvalPart { nets: (0..total).collect(), accuracies: accuracies.clone(), shard: None, confusion, ..p0.clone() };
     export::atomic_write(out, serde_json::to_string_pretty(&merged)?.as_bytes())?;
     Ok(Merged::Eval { accuracies, mean, std, arch: p0.arch.clone() })
 }

@@ -105,3 +105,12 @@ pub fn hdd_settings() -> Vec<(hyperdistill::hdd::HddParams, f64)> {
     }
     v
 }
+
+/// A fresh, empty folder for one test: `<temp>/hd-<name>-<pid>`.
+#[allow(dead_code)]
+pub fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("hd-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
