@@ -264,6 +264,7 @@ pub fn random_dataset_with_test(channels: usize, side: usize, per_class: usize, 
         train: split(&mut r, classes * per_class),
         test: split(&mut r, classes * test_per_class),
         source: "generated".into(),
+        subset: None,
     }
 }
 

@@ -340,6 +340,21 @@ fn tiny_imagenet_layout() {
     assert_eq!(ds.test.labels, vec![1, 0]);
     assert_eq!(ds.image(&ds.train, 3)[64 * 5 + 6], px(11, 0, 5, 6));
     assert_eq!(ds.mean, vec![0.485, 0.456, 0.406]);
+    // a class shard keeps its classes' training images only, in their order, and knows every class's count
+    let keep_tabby = |_: usize| -> Result<Vec<usize>, DataError> { Ok(vec![1]) };
+    let shard = data::open_keeping(d.0.join(root).to_str().unwrap(), Path::new("/nonexistent"), Some(&keep_tabby)).unwrap();
+    let mut trimmed = ds.clone();
+    trimmed.retain_classes(&[1]);
+    assert!(shard == trimmed, "decoding one class = decoding all and keeping one");
+    assert_eq!((shard.train.labels.clone(), shard.test.len(), shard.train_counts()), (vec![1, 1], 0, vec![2, 2]));
+    assert_eq!(shard.image(&shard.train, 1), ds.image(&ds.train, 3));
+    // … and does not even decode the others: a broken goldfish image fails the whole load, not tabby's
+    std::fs::write(d.path(&format!("{root}/train/n01/images/n01_9.JPEG")), b"not an image").unwrap();
+    assert!(err_of(&d.0.join(root)).contains("n01_9.JPEG"));
+    let shard = data::open_keeping(d.0.join(root).to_str().unwrap(), Path::new("/nonexistent"), Some(&keep_tabby)).unwrap();
+    assert!(shard.train == trimmed.train, "the tabby images as before");
+    assert_eq!(shard.train_counts(), vec![3, 2], "the goldfish file counted, not decoded");
+    std::fs::remove_file(d.path(&format!("{root}/train/n01/images/n01_9.JPEG"))).unwrap();
     std::fs::write(d.path(&format!("{root}/val/val_annotations.txt")), "val_0.JPEG\tn09\t0\n").unwrap();
     assert!(err_of(&d.0.join(root)).contains("unknown class 'n09'"));
 }
@@ -351,6 +366,15 @@ fn embedded_subset_and_names() {
     assert_eq!((ds.train.len(), ds.test.len(), ds.channels, ds.height, ds.width), (5000, 1000, 1, 28, 28));
     assert!(ds.class_indices(&ds.train).iter().all(|c| c.len() == 500));
     assert!(ds.class_indices(&ds.test).iter().all(|c| c.len() == 100));
+    // formats that mix the classes in one file are read whole and trimmed to the classes kept
+    let keep = |n: usize| -> Result<Vec<usize>, DataError> { Ok((1..n).step_by(4).collect()) };
+    let part = data::open_keeping("embedded", Path::new("/nonexistent"), Some(&keep)).unwrap();
+    assert_eq!((part.train.len(), part.test.len(), part.train_counts()), (1500, 0, vec![500; 10]));
+    let whole = ds.class_indices(&ds.train);
+    for (c, idx) in part.class_indices(&part.train).iter().enumerate() {
+        let want: Vec<&[u8]> = if [1, 5, 9].contains(&c) { whole[c].iter().map(|&i| ds.image(&ds.train, i)).collect() } else { vec![] };
+        assert_eq!(idx.iter().map(|&i| part.image(&part.train, i)).collect::<Vec<_>>(), want, "class {c}");
+    }
     let (m, s) = ds.pixel_stats(&ds.train);
     println!("embedded train pixels: mean {:.4} std {:.4}", m[0], s[0]);
     assert!((m[0] - 0.2861).abs() < 0.02 && (s[0] - 0.3530).abs() < 0.02, "a fair sample of Fashion-MNIST");

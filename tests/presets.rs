@@ -30,6 +30,7 @@ fn shaped(name: &str) -> Dataset {
         test: Split { images: vec![], labels: vec![] },
         train: split,
         source: "generated".into(),
+        subset: None,
     }
 }
 

@@ -95,6 +95,10 @@ fn shards_as_processes_merge_into_the_unsplit_set_and_bad_merges_are_refused() {
             let shard = format!("{i}/3");
             let (ok, text) = hd(&[&args[..], &["--out", &p(&format!("{method}/split")), "--shard", &shard]].concat());
             assert!(ok, "{text}");
+            // DM's shards hold their classes' training images only (1,500 or 2,000 of the embedded 5,000); IDM's queue
+            // trains on every class, so its shards load them all
+            let subset = text.contains("loaded the training images of its");
+            assert_eq!(subset, method.starts_with("dm"), "{method}: {text}");
         }
         let shards: Vec<String> = (0..3).map(|i| p(&format!("{method}/split/shard-{i}-of-3"))).collect();
         let merged = p(&format!("{method}/merged"));

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::source::Source;
-use super::{bad, DataError, Dataset, Known, Split, CIFAR10_CLASSES};
+use super::{bad, DataError, Dataset, KeepClasses, Known, Split, Subset, CIFAR10_CLASSES};
 
 const IMAGE_EXT: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "jpe"];
 
@@ -129,6 +129,7 @@ fn assemble(src: &Source, name: &str, classes: Vec<String>, train: Vec<(String, 
         train: tr,
         test: te,
         source: src.display(""),
+        subset: None,
     };
     Ok(match known {
         Some(k) if k.channels() == channels => ds.with_known(k),
@@ -200,7 +201,7 @@ pub fn detect_image_folder(src: &Source, hint: &str) -> Result<Option<Dataset>, 
 }
 
 /// Tiny ImageNet-200 as distributed (`tiny-imagenet-200/` directory or its .zip).
-pub fn detect_tiny(src: &Source) -> Result<Option<Dataset>, DataError> {
+pub fn detect_tiny(src: &Source, keep: Option<KeepClasses>) -> Result<Option<Dataset>, DataError> {
     let Some(wnids_path) = src.find("wnids.txt") else { return Ok(None) };
     let prefix = wnids_path.strip_suffix("wnids.txt").unwrap_or("").to_string();
     // the text files of the layout are small: 64 MiB is far beyond any real one
@@ -237,7 +238,26 @@ pub fn detect_tiny(src: &Source) -> Result<Option<Dataset>, DataError> {
             test.push((format!("{prefix}val/images/{image}"), label));
         }
     }
-    assemble(src, "tiny-imagenet", classes, train, test, Some(Known::TinyImageNet)).map(Some)
+    let Some(keep) = keep else {
+        return assemble(src, "tiny-imagenet", classes, train, test, Some(Known::TinyImageNet)).map(Some);
+    };
+    // a class subset: the statistics are the papers' (not measured), so the other classes need not be decoded at all
+    let mut train_counts = vec![0usize; classes.len()];
+    for (_, y) in &train {
+        train_counts[*y as usize] += 1;
+    }
+    let kept = keep(classes.len())?;
+    if kept.len() >= classes.len() {
+        return assemble(src, "tiny-imagenet", classes, train, test, Some(Known::TinyImageNet)).map(Some);
+    }
+    let mut wanted = vec![false; classes.len()];
+    for &c in kept.iter().filter(|&&c| c < train_counts.len()) {
+        wanted[c] = true;
+    }
+    train.retain(|(_, y)| wanted[*y as usize]);
+    let mut ds = assemble(src, "tiny-imagenet", classes, train, vec![], Some(Known::TinyImageNet))?;
+    ds.subset = Some(Subset { classes: kept, train_counts });
+    Ok(Some(ds))
 }
 
 /// Parse Tiny ImageNet's `val_annotations.txt` (`<file>\t<wnid>\t<x0>\t<y0>\t<x1>\t<y1>` per line) into

@@ -193,6 +193,7 @@ pub(crate) fn build(train: Split, test: Split, rows: usize, cols: usize, known: 
         train,
         test,
         source: source.trim_end_matches('/').to_string(),
+        subset: None,
     };
     match known {
         Some(k) => ds.with_known(k),

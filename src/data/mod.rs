@@ -132,7 +132,20 @@ pub struct Dataset {
     pub test: Split,
     /// Where it was loaded from (a path, or "embedded").
     pub source: String,
+    /// Set when only some classes were kept (a class shard): their training images, no test split.
+    pub subset: Option<Subset>,
 }
+
+/// What a dataset loaded for some classes only still knows of the whole: which classes it kept and every class's
+/// number of training images (a distillation's real batch size and checks depend on the smallest class of all).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Subset {
+    pub classes: Vec<usize>,
+    pub train_counts: Vec<usize>,
+}
+
+/// Which classes' training images a load keeps, decided once the class count is known (`None` keeps everything).
+pub type KeepClasses<'a> = &'a dyn Fn(usize) -> Result<Vec<usize>, DataError>;
 
 impl Dataset {
     pub fn image_len(&self) -> usize {
@@ -157,6 +170,42 @@ impl Dataset {
             out[l as usize].push(i);
         }
         out
+    }
+
+    /// Every class's number of training images, also for classes a subset did not keep.
+    pub fn train_counts(&self) -> Vec<usize> {
+        match &self.subset {
+            Some(s) => s.train_counts.clone(),
+            None => self.class_indices(&self.train).iter().map(Vec::len).collect(),
+        }
+    }
+
+    /// Keep only the training images of `keep` (in their order, so an image's position within its class is
+    /// unchanged and so are the real batches drawn for it) and drop the test split.
+    pub fn retain_classes(&mut self, keep: &[usize]) {
+        let counts = self.train_counts();
+        let l = self.image_len();
+        let mut wanted = vec![false; self.classes.len()];
+        for &c in keep {
+            if c < wanted.len() {
+                wanted[c] = true;
+            }
+        }
+        let mut w = 0;
+        for i in 0..self.train.len() {
+            let y = self.train.labels[i];
+            if wanted[y as usize] {
+                self.train.images.copy_within(i * l..(i + 1) * l, w * l);
+                self.train.labels[w] = y;
+                w += 1;
+            }
+        }
+        self.train.images.truncate(w * l);
+        self.train.images.shrink_to_fit();
+        self.train.labels.truncate(w);
+        self.train.labels.shrink_to_fit();
+        self.test = Split::default();
+        self.subset = Some(Subset { classes: keep.to_vec(), train_counts: counts });
     }
 
     /// Normalised f32 tensor [indices.len(), C, H, W] for the network.
@@ -242,8 +291,7 @@ impl Dataset {
         if self.train.is_empty() {
             return Err(bad(&self.source, "the training split is empty"));
         }
-        let counts = self.class_indices(&self.train);
-        if let Some(c) = counts.iter().position(Vec::is_empty) {
+        if let Some(c) = self.train_counts().iter().position(|&n| n == 0) {
             return Err(bad(&self.source, format!("class {c} ('{}') has no training images", self.classes[c])));
         }
         if self.mean.len() != self.channels || self.std.len() != self.channels || self.std.iter().any(|&s| s <= 0.0) {
@@ -255,7 +303,7 @@ impl Dataset {
     /// A dataset the papers fix: name, channels and statistics come from `k`.
     pub(crate) fn known(k: Known, classes: Vec<String>, height: usize, width: usize, train: Split, test: Split, source: String) -> Self {
         let (mean, std) = k.mean_std();
-        Dataset { name: k.name().to_string(), known: Some(k), classes, channels: k.channels(), height, width, mean, std, train, test, source }
+        Dataset { name: k.name().to_string(), known: Some(k), classes, channels: k.channels(), height, width, mean, std, train, test, source, subset: None }
     }
 
     /// Fill name, statistics and class names from a known dataset.
@@ -274,22 +322,40 @@ impl Dataset {
 /// Open a dataset from a path (directory, .zip, or file) or a name: "embedded" (the built-in Fashion-MNIST
 /// subset), or a known name looked up in `cache_dir` (where `data fetch` stores downloads).
 pub fn open(spec: &str, cache_dir: &Path) -> Result<Dataset, DataError> {
+    open_keeping(spec, cache_dir, None)
+}
+
+/// `open`, keeping only the training images of the classes `keep` picks (and no test split) when given: a class
+/// shard's memory is its share of the dataset. Tiny ImageNet does not even decode the other classes' images; the
+/// other formats are read whole (their files mix the classes) and trimmed before anything else is allocated.
+pub fn open_keeping(spec: &str, cache_dir: &Path, keep: Option<KeepClasses>) -> Result<Dataset, DataError> {
+    let mut ds = open_any(spec, cache_dir, keep)?;
+    if let (Some(keep), None) = (keep, &ds.subset) {
+        let classes = keep(ds.classes.len())?;
+        if classes.len() < ds.classes.len() {
+            ds.retain_classes(&classes);
+        }
+    }
+    Ok(ds)
+}
+
+fn open_any(spec: &str, cache_dir: &Path, keep: Option<KeepClasses>) -> Result<Dataset, DataError> {
     if spec.is_empty() || spec == "embedded" {
         return embedded::load();
     }
     if let Some(name) = spec.strip_prefix("memory:") {
         let files = memory().lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
         let files = files.ok_or_else(|| DataError::Layout(format!("no files were loaded under the name '{name}'")))?;
-        return open_source(&source::Source::from_memory(name, files)?, name);
+        return open_source_keeping(&source::Source::from_memory(name, files)?, name, keep);
     }
     let path = Path::new(spec);
     if path.exists() {
-        return open_path(path);
+        return open_path_keeping(path, keep);
     }
     if let Some(k) = Known::parse(spec) {
         let dir = cache_dir.join(k.name());
         if dir.exists() {
-            return open_path(&dir);
+            return open_path_keeping(&dir, keep);
         }
         return Err(DataError::Layout(format!(
             "dataset '{}' is not in the cache ({}); run `hyperdistill data fetch {}` or give a path",
@@ -319,13 +385,21 @@ pub fn register_memory(name: &str, files: Vec<(String, Vec<u8>)>) {
 
 /// Detect the layout under `path` and load it.
 pub fn open_path(path: &Path) -> Result<Dataset, DataError> {
+    open_path_keeping(path, None)
+}
+
+fn open_path_keeping(path: &Path, keep: Option<KeepClasses>) -> Result<Dataset, DataError> {
     let src = source::Source::open(path)?;
     let name_hint = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    open_source(&src, &name_hint)
+    open_source_keeping(&src, &name_hint, keep)
 }
 
 /// Detect the layout of `src` and load it (`name_hint` names datasets whose files do not).
 pub fn open_source(src: &source::Source, name_hint: &str) -> Result<Dataset, DataError> {
+    open_source_keeping(src, name_hint, None)
+}
+
+fn open_source_keeping(src: &source::Source, name_hint: &str, keep: Option<KeepClasses>) -> Result<Dataset, DataError> {
     let (src, name_hint) = (src, name_hint.to_string());
     let ds = if let Some(ds) = idx::detect(&src, &name_hint)? {
         ds
@@ -333,7 +407,7 @@ pub fn open_source(src: &source::Source, name_hint: &str) -> Result<Dataset, Dat
         ds
     } else if let Some(ds) = svhn::detect(&src)? {
         ds
-    } else if let Some(ds) = folder::detect_tiny(&src)? {
+    } else if let Some(ds) = folder::detect_tiny(&src, keep)? {
         ds
     } else if let Some(ds) = folder::detect_image_folder(&src, &name_hint)? {
         ds

@@ -312,7 +312,7 @@ impl DistillConfig {
     /// Reject bad options before any work starts.
     pub fn validate(&self, ds: &Dataset) -> Result<(), ConfigError> {
         at_least_one("ipc", self.ipc)?;
-        let smallest = ds.class_indices(&ds.train).iter().map(Vec::len).min().unwrap_or(0);
+        let smallest = ds.train_counts().into_iter().min().unwrap_or(0);
         if self.ipc > smallest {
             return Err(ConfigError::new(format!("ipc {}", self.ipc), format!("is larger than the smallest training class ({smallest} images)")));
         }

@@ -60,7 +60,8 @@ impl<'g> Core<'g> {
         let classes = ds.classes.len();
         let owned = cfg.owned_classes(classes);
         let class_idx = ds.class_indices(&ds.train);
-        let per_real = cfg.batch_real.min(class_idx.iter().map(Vec::len).min().unwrap_or(1));
+        // the smallest class of the whole dataset, also where only some classes were loaded (a shard)
+        let per_real = cfg.batch_real.min(ds.train_counts().into_iter().min().unwrap_or(1));
         let net_cfg = ConvNetConfig::new(ds.shape(), cfg.width, classes)?;
         let img = ds.shape();
         let m = owned.len() * cfg.ipc;

@@ -292,18 +292,35 @@ pub struct Outcome {
 /// `grids/iter_000000.safetensors`) for `report`.
 pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Outcome> {
     let resume = start == Start::Resume;
-    let mut ds = data::open(&cfg.dataset, cache)?;
+    let shard = if cfg.shard.is_empty() { None } else { Some(Shard::parse(&cfg.shard)?) };
+    let classes_of = |total: usize| -> Result<Vec<usize>, data::DataError> {
+        match &shard {
+            Some(s) => s.classes(total).map_err(|e| data::DataError::Layout(e.to_string())),
+            None => Ok(cfg.distill.classes.clone()),
+        }
+    };
+    // DM and DM+HDD read a class's real images only for that class, so a run of some classes that evaluates nothing
+    // (every shard) keeps only their training images; IDM's queue and DANCE's experts train on every class, and
+    // pruning ranks every image, so those load the whole dataset
+    let only_classes = (shard.is_some() || (!cfg.distill.classes.is_empty() && cfg.eval.nets == 0))
+        && !cfg.distill.method.idm()
+        && !cfg.distill.method.dance()
+        && cfg.keep_real >= 1.0;
+    let mut ds = data::open_keeping(&cfg.dataset, cache, only_classes.then_some(&classes_of as data::KeepClasses))?;
+    if let Some(s) = &ds.subset {
+        eprintln!("loaded the training images of its {} classes only: {} of {}", s.classes.len(), ds.train.len(), s.train_counts.iter().sum::<usize>());
+    }
     let sharded;
-    let cfg = if cfg.shard.is_empty() {
-        cfg
-    } else {
+    let cfg = if let Some(shard) = &shard {
         // a class shard: its classes come from the dataset's class count, and it evaluates nothing (the merged set is
         // what is evaluated)
         let mut c = cfg.clone();
-        c.distill.classes = Shard::parse(&cfg.shard)?.classes(ds.classes.len())?;
+        c.distill.classes = shard.classes(ds.classes.len())?;
         c.eval.nets = 0;
         sharded = c;
         &sharded
+    } else {
+        cfg
     };
     // a resume is checked against its checkpoint before any work
     let checkpoint = if resume {
