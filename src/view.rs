@@ -235,12 +235,55 @@ pub fn norm(v: &[f64]) -> f64 {
     v.iter().map(|a| a * a).sum::<f64>().sqrt()
 }
 
-/// Place one tangent vector (at the origin, norm = distance to the centre) in the unit Poincaré disk.
-pub fn to_disk(t: &[f64], basis: &[Vec<f64>; 2], k: f64) -> [f64; 2] {
+/// How the disk turns a geodesic distance d from its centre into a radius: ρ = tanh(d / (2 s √k)). s = 1 is the exact
+/// Poincaré disk; s > 1 divides every distance from the centre by s — a similarity of the picture that keeps the order
+/// of distances and every angle (the same points drawn at curvature −1/(k s²)). With the authors' settings features lie
+/// 8–10 units from any centre and the exact picture puts them all on the rim (tanh 4.5 ≈ 0.9998).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RadialScale {
+    Exact,
+    /// s chosen so that the median real point is drawn at radius `AUTO_RADIUS`
+    Auto,
+    Factor(f64),
+}
+
+/// Where `RadialScale::Auto` puts the median real point.
+pub const AUTO_RADIUS: f64 = 0.5;
+
+impl RadialScale {
+    /// The factor s for points at distances `real_dist` from the centre.
+    pub fn factor(self, real_dist: &[f64], k: f64) -> f64 {
+        match self {
+            RadialScale::Exact => 1.0,
+            RadialScale::Factor(s) if s.is_finite() && s > 0.0 => s,
+            RadialScale::Factor(_) => 1.0,
+            RadialScale::Auto => {
+                let mut d: Vec<f64> = real_dist.iter().copied().filter(|x| x.is_finite()).collect();
+                if d.is_empty() {
+                    return 1.0;
+                }
+                d.sort_by(f64::total_cmp);
+                let median = d[d.len() / 2];
+                // tanh(median / (2 s √k)) = AUTO_RADIUS
+                let s = median / (2.0 * k.sqrt() * AUTO_RADIUS.atanh());
+                if s.is_finite() && s > 0.0 { s } else { 1.0 }
+            }
+        }
+    }
+}
+
+/// The drawn radius of a point at geodesic distance `d` from the centre, at scale `s`.
+pub fn disk_radius(d: f64, k: f64, s: f64) -> f64 {
+    (d / (2.0 * s * k.sqrt())).tanh()
+}
+
+/// Place one tangent vector (at the origin, norm = distance to the centre) in the unit Poincaré disk, distances
+/// divided by `s` (see `RadialScale`).
+pub fn to_disk(t: &[f64], basis: &[Vec<f64>; 2], k: f64, s: f64) -> [f64; 2] {
     let r = norm(t);
     let (px, py) = (dot(t, &basis[0]), dot(t, &basis[1]));
     let pn = (px * px + py * py).sqrt();
-    let rho = (r / (2.0 * k.sqrt())).tanh();
+    let rho = disk_radius(r, k, s);
     if pn < 1e-300 { [rho, 0.0] } else { [rho * px / pn, rho * py / pn] }
 }
 
@@ -260,6 +303,8 @@ pub struct DiskPicture {
     pub real_dist: Vec<f64>,
     pub syn_dist: Vec<f64>,
     pub basis: Option<[Vec<f64>; 2]>,
+    /// the radial factor s the picture was drawn with (1 = exact)
+    pub scale: f64,
 }
 
 /// Project real and synthetic hyperboloid points, the per-class centroids and the arcs between them.
@@ -271,17 +316,20 @@ pub fn disk_picture(
     centre: &[f64],
     k: f64,
     prev_basis: Option<&[Vec<f64>; 2]>,
+    scale: RadialScale,
 ) -> DiskPicture {
     let logs = |pts: &[Vec<f64>]| pts.iter().map(|x| log_from(centre, x, k)).collect::<Vec<_>>();
     let (lr, ls) = (logs(real), logs(syn));
+    let real_dist: Vec<f64> = lr.iter().map(|t| norm(t)).collect();
+    let s = scale.factor(&real_dist, k);
     let dim = centre.len() - 1;
     // PCA about the origin of the tangent space: the centre itself is the reference point
     let basis = pca2(&lr, &vec![0.0; dim], prev_basis);
-    let place = |v: &[Vec<f64>]| v.iter().map(|t| to_disk(t, &basis, k)).collect::<Vec<_>>();
+    let place = |v: &[Vec<f64>]| v.iter().map(|t| to_disk(t, &basis, k, s)).collect::<Vec<_>>();
     let arcs = real_centroids
         .iter()
         .zip(syn_centroids)
-        .map(|(a, b)| geodesic(a, b, k, 24).iter().map(|p| to_disk(&log_from(centre, p, k), &basis, k)).collect())
+        .map(|(a, b)| geodesic(a, b, k, 24).iter().map(|p| to_disk(&log_from(centre, p, k), &basis, k, s)).collect())
         .collect();
     DiskPicture {
         real: place(&lr),
@@ -289,9 +337,10 @@ pub fn disk_picture(
         real_centroids: place(&logs(real_centroids)),
         syn_centroids: place(&logs(syn_centroids)),
         arcs,
-        real_dist: lr.iter().map(|t| norm(t)).collect(),
+        real_dist,
         syn_dist: ls.iter().map(|t| norm(t)).collect(),
         basis: Some(basis),
+        scale: s,
     }
 }
 
@@ -364,9 +413,31 @@ mod tests {
         assert!(b[0][0].abs() > 0.99, "{:?}", b[0]);
         assert!(b[1][1].abs() > 0.99, "{:?}", b[1]);
         let k = 2.0;
-        let p = to_disk(&[3.0, 4.0, 0.0, 0.0], &b, k);
+        let p = to_disk(&[3.0, 4.0, 0.0, 0.0], &b, k, 1.0);
         let rho = (p[0] * p[0] + p[1] * p[1]).sqrt();
         // Poincaré distance from the centre of the unit disk scaled by √k: 2√k artanh ρ
         assert!((2.0 * k.sqrt() * rho.atanh() - 5.0).abs() < 1e-9);
+        // at scale s the same point is drawn where distance 5/s would be, in the same direction
+        let q = to_disk(&[3.0, 4.0, 0.0, 0.0], &b, k, 4.0);
+        let rq = (q[0] * q[0] + q[1] * q[1]).sqrt();
+        assert!((2.0 * k.sqrt() * 4.0 * rq.atanh() - 5.0).abs() < 1e-9);
+        assert!((q[0] / rq - p[0] / rho).abs() < 1e-12 && (q[1] / rq - p[1] / rho).abs() < 1e-12);
+    }
+
+    #[test]
+    fn auto_scale_puts_the_median_real_point_at_half_radius_and_keeps_the_order() {
+        // the authors' regime: every point 8–10 units out, which the exact disk draws on the rim
+        let k = 1.0;
+        let d: Vec<f64> = (0..101).map(|i| 8.0 + 2.0 * i as f64 / 100.0).collect();
+        let exact: Vec<f64> = d.iter().map(|&x| disk_radius(x, k, RadialScale::Exact.factor(&d, k))).collect();
+        assert!(exact.iter().all(|&r| r > 0.98), "exact: all on the rim");
+        let s = RadialScale::Auto.factor(&d, k);
+        let auto: Vec<f64> = d.iter().map(|&x| disk_radius(x, k, s)).collect();
+        println!("auto scale s = {s:.3}: radii {:.3}..{:.3} (exact {:.5}..{:.5})", auto[0], auto[100], exact[0], exact[100]);
+        assert!((auto[50] - AUTO_RADIUS).abs() < 1e-12);
+        assert!(auto.windows(2).all(|w| w[0] < w[1]), "order kept");
+        assert_eq!(RadialScale::Factor(3.0).factor(&d, k), 3.0);
+        assert_eq!(RadialScale::Factor(f64::NAN).factor(&d, k), 1.0);
+        assert_eq!(RadialScale::Auto.factor(&[], k), 1.0);
     }
 }

@@ -87,6 +87,7 @@ fn app_distills_live_and_draws_grid_and_disk() {
     assert!(dark, "no disk outline at the right edge");
     let classes = 10;
     let mut found = vec![0usize; classes];
+    let mut radii = vec![]; // where the class-coloured pixels are, as a fraction of the disk's radius
     for y in (disk.min.y as u32)..(disk.max.y as u32) {
         for x in (disk.min.x as u32)..(disk.max.x as u32) {
             let p = px(x as f32, y as f32).0;
@@ -94,10 +95,22 @@ fn app_distills_live_and_draws_grid_and_disk() {
                 let q = class_colour(k, classes).to_array();
                 if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= 3) {
                     *f += 1;
+                    radii.push(((x as f32 - c.x).hypot(y as f32 - c.y) / r).min(1.0));
                 }
             }
         }
     }
     println!("disk pixels per class colour: {found:?}");
     assert!(found.iter().all(|&n| n >= 10), "some class is missing from the disk: {found:?}");
+    // 3. the radial scale: by default (auto) the median real point is drawn at half the radius; the pixels of the
+    // synthetic points and centroids spread over the disk
+    radii.sort_by(f32::total_cmp);
+    println!("class-coloured disk pixels: median radius {:.2} of the disk's", radii[radii.len() / 2]);
+    let app = h.state();
+    assert_eq!(app.radial, hyperdistill::view::RadialScale::Auto);
+    let pic = app.disk_picture().expect("disk drawn");
+    let mut real: Vec<f64> = pic.real.iter().map(|p| p[0].hypot(p[1])).collect();
+    real.sort_by(f64::total_cmp);
+    println!("auto radial scale s = {:.3}: median real point at ρ = {:.4}", pic.scale, real[real.len() / 2]);
+    assert!((real[real.len() / 2] - hyperdistill::view::AUTO_RADIUS).abs() < 1e-9);
 }

@@ -18,15 +18,30 @@ impl HyperApp {
         let Some(snap) = self.latest.as_ref() else { return };
         let view = snap.view.clone();
         let iteration = snap.iteration;
-        ui.horizontal(|ui| {
+        // one row (wrapping on narrow windows), so that the disk below keeps its height
+        ui.horizontal_wrapped(|ui| {
             ui.strong("Poincaré disk");
             ui.label("centre:");
             ui.radio_value(&mut self.centre, Centre::Origin, "origin");
-            ui.radio_value(&mut self.centre, Centre::RealCentroid, "real centroid");
+            ui.radio_value(&mut self.centre, Centre::RealCentroid, "real centroid").on_hover_text("click a point to centre on its class");
             if let Centre::Class(c) = self.centre {
                 ui.label(format!("class {c} ({})", ds.classes.get(c).map_or("", |s| s.as_str())));
             }
-            ui.label(egui::RichText::new("(click a point to centre on its class)").small().weak());
+            ui.separator();
+            ui.label("radius:");
+            ui.radio_value(&mut self.radial, view::RadialScale::Exact, "exact")
+                .on_hover_text("ρ = tanh(d / 2√k): the true Poincaré disk; with the authors' settings nearly every point is on the rim");
+            ui.radio_value(&mut self.radial, view::RadialScale::Auto, "auto")
+                .on_hover_text("ρ = tanh(d / 2s√k): distances from the centre divided by s, chosen so the median real point lies at ρ = ½ \
+                                (order and angles kept; the same points at curvature −1/(k s²))");
+            let manual = matches!(self.radial, view::RadialScale::Factor(_));
+            if ui.radio(manual, "÷ s").on_hover_text("distances from the centre divided by the factor on the slider").clicked() {
+                self.radial = view::RadialScale::Factor(self.radial_factor);
+            }
+            let slider = ui.add(egui::Slider::new(&mut self.radial_factor, 1.0..=100.0).logarithmic(true).max_decimals(1).text("s"));
+            if slider.changed() {
+                self.radial = view::RadialScale::Factor(self.radial_factor);
+            }
         });
         let side = ((ui.available_width() - 20.0) / 2.0).clamp(200.0, 520.0);
         ui.horizontal_top(|ui| {
@@ -48,7 +63,7 @@ impl HyperApp {
 
 
     pub(super) fn disk_panel(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
-        let key = (iteration, self.centre);
+        let key = (iteration, self.centre, self.radial);
         if self.disk.as_ref().is_none_or(|(k, _)| *k != key) {
             let centre = match self.centre {
                 Centre::Origin => {
@@ -59,7 +74,7 @@ impl HyperApp {
                 Centre::RealCentroid => view.real_centre.clone(),
                 Centre::Class(c) => view.real_centroids[c.min(classes - 1)].clone(),
             };
-            let pic = view::disk_picture(&view.real_pts, &view.syn_pts, &view.real_centroids, &view.syn_centroids, &centre, view.hdd.k, self.disk_basis.as_ref());
+            let pic = view::disk_picture(&view.real_pts, &view.syn_pts, &view.real_centroids, &view.syn_centroids, &centre, view.hdd.k, self.disk_basis.as_ref(), self.radial);
             self.disk_basis = pic.basis.clone();
             self.disk = Some((key, pic));
         }
@@ -74,7 +89,7 @@ impl HyperApp {
         painter.circle_filled(c0, r, Color32::WHITE);
         painter.circle_stroke(c0, r, Stroke::new(1.5, Color32::from_gray(60)));
         if let (Centre::Origin, Some(cl), LorentzMap::Expmap) = (self.centre, view.hdd.clamp, view.hdd.map) {
-            let rho = (cl / (2.0 * view.hdd.k.sqrt())).tanh() as f32;
+            let rho = view::disk_radius(cl, view.hdd.k, pic.scale) as f32;
             let pts: Vec<Pos2> = (0..=96).map(|i| {
                 let a = i as f32 / 96.0 * std::f32::consts::TAU;
                 Pos2::new(c0.x + r * rho * a.cos(), c0.y + r * rho * a.sin())
@@ -111,7 +126,10 @@ impl HyperApp {
             painter.circle_stroke(to_screen(p), 7.0, Stroke::new(2.0, Color32::BLACK));
         }
         painter.text(rect.left_top() + Vec2::new(6.0, 4.0), egui::Align2::LEFT_TOP,
-            "○ real centroid  ■ synthetic centroid  ● synthetic  · real\nradius = exact geodesic distance to the centre; direction = PCA",
+            &format!(
+                "○ real centroid  ■ synthetic centroid  ● synthetic  · real\nradius ρ = tanh(d / 2s√k), d = geodesic distance to the centre, {}\ndirection = PCA",
+                if pic.scale == 1.0 { "s = 1: exact".to_string() } else { format!("s = {:.2}: distances ÷ {:.2}", pic.scale, pic.scale) }
+            ),
             egui::FontId::proportional(11.0), Color32::from_gray(80));
         // hover and click: the nearest point within 8 px
         if let Some(pos) = resp.hover_pos() {

@@ -20,7 +20,7 @@ use web_time::Instant;
 
 use egui::Rect;
 
-use crate::view::DiskPicture;
+use crate::view::{self, DiskPicture};
 use grids::grid_texture;
 pub use disk::class_colour;
 use session::{Cmd, Msg, SessionInfo, Snapshot};
@@ -102,7 +102,11 @@ pub struct HyperApp {
     acc_hist: Vec<(usize, f64, f64)>,
     textures: Textures,
     centre: Centre,
-    disk: Option<((usize, Centre), DiskPicture)>,
+    /// how the disk draws distances from its centre (auto: the median real point at radius ½)
+    pub radial: view::RadialScale,
+    /// the factor the slider sets for `RadialScale::Factor`
+    radial_factor: f64,
+    disk: Option<((usize, Centre, view::RadialScale), DiskPicture)>,
     euclid: Option<(usize, (Vec<[f64; 2]>, Vec<[f64; 2]>))>,
     disk_basis: Option<[Vec<f64>; 2]>,
     euclid_basis: Option<[Vec<f64>; 2]>,
@@ -170,6 +174,8 @@ impl HyperApp {
             acc_hist: vec![],
             textures: Textures { syn: None, initial: None, real: None },
             centre: Centre::RealCentroid,
+            radial: view::RadialScale::Auto,
+            radial_factor: 4.0,
             disk: None,
             euclid: None,
             disk_basis: None,
@@ -300,6 +306,11 @@ impl HyperApp {
         }
     }
 
+
+    /// The disk as last drawn (tests check its placement).
+    pub fn disk_picture(&self) -> Option<&DiskPicture> {
+        self.disk.as_ref().map(|(_, p)| p)
+    }
 
     fn start_eval(&mut self, ctx: &egui::Context) {
         platform::start_eval(self, ctx);

@@ -92,6 +92,23 @@ impl HyperApp {
         let to_real = crate::hdd::geoopt::dist(pt, &v.real_centroids[label], k);
         let to_syn = crate::hdd::geoopt::dist(pt, &v.syn_centroids[label], k);
         ui.label(format!("4. class centroids (Law):  d(x, real centroid) = {to_real:.4},  d(x, synthetic centroid) = {to_syn:.4}"));
+        if let Some((_, pic)) = &self.disk {
+            let dist = match hovered {
+                Some(Hover::Syn(i)) => pic.syn_dist.get(i),
+                Some(Hover::Real(j)) => pic.real_dist.get(j),
+                None => None,
+            };
+            if let Some(&dc) = dist {
+                ui.label(format!(
+                    "   on the disk: true distance to its centre d = {dc:.3}, drawn at ρ = tanh(d / 2s√k) = {:.4} with s = {:.2} \
+                     (as if d were {:.3}); the exact disk would draw it at ρ = {:.6}",
+                    view::disk_radius(dc, k, pic.scale),
+                    pic.scale,
+                    dc / pic.scale,
+                    view::disk_radius(dc, k, 1.0)
+                ));
+            }
+        }
         let d = v.class_dist[label];
         ui.label(format!(
             "5. geodesic distance between the class's centroids:  d_L = {d:.4}  (HDD loss term λ·d_L = {:.3});  DM's mean-feature MSE = {:.4e}",

@@ -385,13 +385,17 @@ fn feature_figures(gpu: &Gpu, ds: &Dataset, cfg: &RunConfig, dir: &Path, page: &
     let (mut disk_basis, mut pca_basis) = (None, None);
     for (when, set) in &snaps {
         let v = view_features(gpu, ds, cfg, &set.images, &set.labels)?;
-        let pic = view::disk_picture(&v.real_pts, &v.syn_pts, &v.real_centroids, &v.syn_centroids, &v.real_centre, v.hdd.k, disk_basis.as_ref());
+        let pic = view::disk_picture(&v.real_pts, &v.syn_pts, &v.real_centroids, &v.syn_centroids, &v.real_centre, v.hdd.k, disk_basis.as_ref(), view::RadialScale::Auto);
         disk_basis = pic.basis.clone();
         let with = |pts: &[[f64; 2]], labels: &[usize]| pts.iter().copied().zip(labels.iter().copied()).collect::<Vec<_>>();
         let mean_d: f64 = v.class_dist.iter().sum::<f64>() / v.class_dist.len().max(1) as f64;
         page.figure(&format!("{prefix}disk_{when}"), &format!(
-            "Poincaré disk at the {when}, centred on the real data's centroid: radius is the exact geodesic distance to it, direction a PCA \
-             of the real points; the arc joins each class's real centroid (○) to its synthetic one (▲). Mean centroid distance {mean_d:.3}."),
+            "Poincaré disk at the {when}, centred on the real data's centroid: radius ρ = tanh(d / 2s√k) for the geodesic distance d to \
+             it with s = {:.2} (distances ÷ s so that the median real point lies at ρ = ½; the exact disk, s = 1, puts {:.0} % of the real \
+             points beyond ρ = 0.99), direction a PCA of the real points; the arc joins each class's real centroid (○) to its synthetic \
+             one (▲). Mean centroid distance {mean_d:.3}.",
+            pic.scale,
+            100.0 * pic.real_dist.iter().filter(|&&d| view::disk_radius(d, v.hdd.k, 1.0) > 0.99).count() as f64 / pic.real_dist.len().max(1) as f64),
             &plot::Cloud {
                 title: format!("Poincaré disk — {when}"),
                 disk: true,
