@@ -113,4 +113,26 @@ fn app_distills_live_and_draws_grid_and_disk() {
     real.sort_by(f64::total_cmp);
     println!("auto radial scale s = {:.3}: median real point at ρ = {:.4}", pic.scale, real[real.len() / 2]);
     assert!((real[real.len() / 2] - hyperdistill::view::AUTO_RADIUS).abs() < 1e-9);
+
+    // 4. one class: centred on class 3, the disk shows its points alone (no other class's colour), the histogram beside it
+    h.state_mut().centre_on_class(Some(3));
+    h.run_steps(3);
+    let img = h.render().expect("render");
+    let px = |x: f32, y: f32| *img.get_pixel((x * ppp) as u32, (y * ppp) as u32);
+    let mut found = vec![0usize; classes];
+    for y in (disk.min.y as u32)..(disk.max.y.min(1000.0) as u32) {
+        for x in (disk.min.x as u32)..(disk.max.x as u32) {
+            let p = px(x as f32, y as f32).0;
+            for (k, f) in found.iter_mut().enumerate() {
+                let q = class_colour(k, classes).to_array();
+                if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= 3) {
+                    *f += 1;
+                }
+            }
+        }
+    }
+    img.save(std::env::temp_dir().join("hyperdistill-app-test-class.png")).unwrap();
+    // (class 7's colour is tab10's grey, which the disk's legend and outline also use: not counted)
+    println!("centred on class 3: disk pixels per class colour {found:?}");
+    assert!(found[3] >= 10 && found.iter().enumerate().all(|(k, &n)| k == 3 || k == 7 || n == 0), "{found:?}");
 }

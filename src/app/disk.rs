@@ -46,7 +46,11 @@ impl HyperApp {
         let side = ((ui.available_width() - 20.0) / 2.0).clamp(200.0, 520.0);
         ui.horizontal_top(|ui| {
             self.disk_panel(ui, &view, iteration, side, classes);
-            self.euclid_panel(ui, &view, iteration, side, classes);
+            match self.centre {
+                // one class: how far its real and synthetic points lie from its real centroid
+                Centre::Class(c) => self.distance_histogram(ui, &view, c.min(classes - 1), side, classes, &ds.classes),
+                _ => self.euclid_panel(ui, &view, iteration, side, classes),
+            }
         });
         if view.clamp_binds_all() {
             ui.colored_label(
@@ -96,19 +100,25 @@ impl HyperApp {
             }).collect();
             painter.extend(egui::Shape::dashed_line(&pts, Stroke::new(1.0, Color32::from_rgb(200, 140, 20)), 4.0, 3.0));
         }
-        for (p, &l) in pic.real.iter().zip(&view.real_labels) {
-            painter.circle_filled(to_screen(p), 2.5, class_colour(l, classes).gamma_multiply(0.35));
+        // centred on a class: only that class's points, centroids and arc
+        let only = match self.centre {
+            Centre::Class(c) => Some(c),
+            _ => None,
+        };
+        let shown = |l: usize| only.is_none_or(|c| c == l);
+        for (p, &l) in pic.real.iter().zip(&view.real_labels).filter(|(_, l)| shown(**l)) {
+            painter.circle_filled(to_screen(p), if only.is_some() { 3.5 } else { 2.5 }, class_colour(l, classes).gamma_multiply(0.35));
         }
-        for (arc, c) in pic.arcs.iter().zip(0..) {
+        for (arc, c) in pic.arcs.iter().zip(0..).filter(|(_, c)| shown(*c)) {
             let pts: Vec<Pos2> = arc.iter().map(to_screen).collect();
             painter.line(pts, Stroke::new(1.5, class_colour(c, classes)));
         }
-        for (p, &l) in pic.syn.iter().zip(&view.syn_labels) {
+        for (p, &l) in pic.syn.iter().zip(&view.syn_labels).filter(|(_, l)| shown(**l)) {
             let q = to_screen(p);
             painter.circle_filled(q, 4.5, class_colour(l, classes));
             painter.circle_stroke(q, 4.5, Stroke::new(1.0, Color32::BLACK));
         }
-        for (c, (a, b)) in pic.real_centroids.iter().zip(&pic.syn_centroids).enumerate() {
+        for (c, (a, b)) in pic.real_centroids.iter().zip(&pic.syn_centroids).enumerate().filter(|(c, _)| shown(*c)) {
             let col = class_colour(c, classes);
             painter.circle_stroke(to_screen(a), 6.0, Stroke::new(2.0, col));
             let q = to_screen(b);
@@ -117,8 +127,18 @@ impl HyperApp {
         }
         if let Some(Hover::Syn(i)) = self.hover
             && let Some(p) = pic.syn.get(i)
+            && view.syn_labels.get(i).is_some_and(|&l| shown(l))
         {
-            painter.circle_stroke(to_screen(p), 9.0, Stroke::new(2.5, Color32::BLACK));
+            let q = to_screen(p);
+            painter.circle_stroke(q, 9.0, Stroke::new(2.5, Color32::BLACK));
+            // the image itself beside its point, cut from the synthetic grid's texture (row = class, column = index)
+            if let (Some((_, tex)), Some(uv)) = (&self.textures.syn, self.grid_uv(i)) {
+                let size = 64.0;
+                let at = Pos2::new(if q.x + 14.0 + size < rect.right() { q.x + 14.0 } else { q.x - 14.0 - size }, (q.y - size / 2.0).clamp(rect.top(), rect.bottom() - size));
+                let r = Rect::from_min_size(at, Vec2::splat(size));
+                painter.rect_filled(r.expand(2.0), 2.0, Color32::BLACK);
+                painter.image(tex.id(), r, uv, Color32::WHITE);
+            }
         }
         if let Some(Hover::Real(i)) = self.hover
             && let Some(p) = pic.real.get(i)
@@ -149,10 +169,55 @@ impl HyperApp {
                         Hover::Syn(i) => view.syn_labels[i],
                         Hover::Real(j) => view.real_labels[j],
                     };
-                    self.centre = Centre::Class(label);
+                    // a second click on the class shown goes back to all classes
+                    self.centre = if only == Some(label) { Centre::RealCentroid } else { Centre::Class(label) };
                 }
             }
         }
+    }
+
+    /// Centred on class `c`: histograms of the geodesic distances from its real centroid to its real points and to its
+    /// synthetic images — DM's and HDD's prototypes sit nearer the centroid than most real images ("gravitate to the root").
+    fn distance_histogram(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, c: usize, side: f32, classes: usize, names: &[String]) {
+        use egui_plot::{Bar, BarChart, Legend, Plot};
+        let Some((_, pic)) = &self.disk else { return };
+        let of = |d: &[f64], labels: &[usize]| d.iter().zip(labels).filter(|(_, l)| **l == c).map(|(d, _)| *d).collect::<Vec<f64>>();
+        let (real, syn) = (of(&pic.real_dist, &view.real_labels), of(&pic.syn_dist, &view.syn_labels));
+        // bins over the range the points span (with the authors' settings every distance lies far from 0)
+        let lo = real.iter().chain(&syn).copied().fold(f64::INFINITY, f64::min);
+        let hi = real.iter().chain(&syn).copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, lo.max(0.0) + 1.0) };
+        let bins = 20;
+        let w = (hi - lo) / bins as f64;
+        let hist = |d: &[f64], shift: f64| {
+            let mut n = vec![0usize; bins];
+            for &x in d {
+                n[(((x - lo) / w) as usize).min(bins - 1)] += 1;
+            }
+            n.iter()
+                .enumerate()
+                .filter(|(_, k)| **k > 0)
+                .map(|(b, &k)| Bar::new(lo + (b as f64 + 0.5 + shift) * w, k as f64 / d.len().max(1) as f64).width(w * 0.45))
+                .collect::<Vec<_>>()
+        };
+        let median = |d: &[f64]| {
+            let mut v = d.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        ui.vertical(|ui| {
+            ui.set_width(side);
+            ui.label(format!(
+                "class {c} ({}): geodesic distance to its real centroid — real median {:.3} ({} shown), synthetic median {:.3} ({} images)",
+                names.get(c).map_or("", |s| s.as_str()), median(&real), real.len(), median(&syn), syn.len()
+            ));
+            let col = class_colour(c, classes);
+            Plot::new("class-distances").width(side).height(side - 40.0).legend(Legend::default()).x_axis_label("distance d").y_axis_label("fraction").show(ui, |p| {
+                // side by side in each bin: real (grey) left, synthetic (the class's colour) right
+                p.bar_chart(BarChart::new("real", hist(&real, -0.225)).color(Color32::from_gray(170)));
+                p.bar_chart(BarChart::new("synthetic", hist(&syn, 0.225)).color(col));
+            });
+        });
     }
 
     pub(super) fn euclid_panel(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, iteration: usize, side: f32, classes: usize) {

@@ -15,6 +15,17 @@ impl HyperApp {
         Some(grid_rgba(info, &px, info.settings.distill.ipc))
     }
 
+    /// Where synthetic image `i` is in the synthetic grid's texture (row = class, column = index within the class).
+    pub(super) fn grid_uv(&self, i: usize) -> Option<Rect> {
+        let info = self.info.as_ref()?;
+        let (ds, per) = (&info.dataset, info.settings.distill.ipc.max(1));
+        let (h, w) = (ds.height as f32, ds.width as f32);
+        let (gw, gh) = ((w + 1.0) * per as f32 + 1.0, (h + 1.0) * ds.classes.len() as f32 + 1.0);
+        let (row, col) = ((i / per) as f32, (i % per) as f32);
+        let min = Pos2::new((1.0 + col * (w + 1.0)) / gw, (1.0 + row * (h + 1.0)) / gh);
+        Some(Rect::from_min_size(min, Vec2::new(w / gw, h / gh)))
+    }
+
     /// The synthetic pixels on display: the scrubbed snapshot, or the latest.
     pub(super) fn shown(&self) -> Option<(usize, Arc<Vec<f32>>)> {
         match self.scrub {

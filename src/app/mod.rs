@@ -307,6 +307,11 @@ impl HyperApp {
     }
 
 
+    /// Centre the disk on class `c`'s real centroid and show that class alone (`None`: all classes, on the real centroid).
+    pub fn centre_on_class(&mut self, c: Option<usize>) {
+        self.centre = c.map_or(Centre::RealCentroid, Centre::Class);
+    }
+
     /// The disk as last drawn (tests check its placement).
     pub fn disk_picture(&self) -> Option<&DiskPicture> {
         self.disk.as_ref().map(|(_, p)| p)
