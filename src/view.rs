@@ -46,14 +46,26 @@ pub fn view_net(ds: &Dataset, width: usize, seed: u64) -> Result<ConvNetParams, 
     Ok(ConvNetParams::init(&cfg, &mut rng::stream(seed, "app-view-net")))
 }
 
-/// A distinct colour per class: tab10 for up to ten classes, then evenly spaced hues (the app's and the report's).
+/// The classes shown by default: all of them up to ten, else ten spread evenly over the label range (first and last
+/// included).
+pub fn default_classes(classes: usize) -> Vec<usize> {
+    if classes <= 10 {
+        return (0..classes).collect();
+    }
+    (0..10).map(|i| (i * (classes - 1) + 4) / 9).collect()
+}
+
+/// A distinct colour per class (the app's and the report's): up to ten classes, Petroff's ten-colour sequence, chosen
+/// to stay distinguishable under the common colour-vision deficiencies (M. A. Petroff, "Accessible Color Sequences for
+/// Data Visualization", 2021; matplotlib's `petroff10`); beyond ten, evenly spaced hues (shown ten at a time: the
+/// app's class picker).
 pub fn class_rgb(c: usize, classes: usize) -> [u8; 3] {
-    const TAB10: [[u8; 3]; 10] = [
-        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+    const PETROFF10: [[u8; 3]; 10] = [
+        [0x3f, 0x90, 0xda], [0xff, 0xa9, 0x0e], [0xbd, 0x1f, 0x01], [0x94, 0xa4, 0xa2], [0x83, 0x2d, 0xb6],
+        [0xa9, 0x6b, 0x59], [0xe7, 0x63, 0x00], [0xb9, 0xac, 0x70], [0x71, 0x75, 0x81], [0x92, 0xda, 0xdd],
     ];
     if classes <= 10 {
-        return TAB10[c % 10];
+        return PETROFF10[c % 10];
     }
     // HSV (h, 0.75, 0.9) → RGB
     let (h, s, v) = (c as f64 / classes as f64 * 6.0, 0.75, 0.9);

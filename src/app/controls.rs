@@ -172,6 +172,42 @@ impl HyperApp {
                 }
             }
         }
+        self.class_picker(ui, ctx);
+    }
+
+    /// Which classes the grids and the disk show: every class of a small dataset; of a large one (CIFAR-100, Tiny
+    /// ImageNet) ten spread over the labels by default, changed here. Distillation always covers every class.
+    fn class_picker(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) {
+        let Some(info) = self.info.clone() else { return };
+        let names = &info.dataset.classes;
+        ui.separator();
+        ui.strong(format!("Classes shown ({} of {})", self.picked.len(), names.len()));
+        let mut picked = self.picked.clone();
+        ui.horizontal(|ui| {
+            if ui.button("10 spread").on_hover_text("ten classes spread over the label range").clicked() {
+                picked = crate::view::default_classes(names.len());
+            }
+            if ui.add_enabled(names.len() <= 40, egui::Button::new("all")).on_hover_text("every class (up to 40: more would not be legible)").clicked() {
+                picked = (0..names.len()).collect();
+            }
+        });
+        egui::ScrollArea::vertical().id_salt("class-picker").max_height(180.0).show(ui, |ui| {
+            for (c, name) in names.iter().enumerate() {
+                let mut on = picked.contains(&c);
+                let colour = super::class_colour(c, names.len());
+                let text = egui::RichText::new(format!("■ {c} {name}")).color(if on { colour } else { ui.visuals().weak_text_color() });
+                if ui.checkbox(&mut on, text).changed() {
+                    if on {
+                        picked.push(c);
+                    } else if picked.len() > 1 {
+                        picked.retain(|&x| x != c);
+                    }
+                }
+            }
+        });
+        if picked != self.picked {
+            self.set_picked(ctx, picked);
+        }
     }
 
 }

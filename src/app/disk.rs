@@ -105,7 +105,8 @@ impl HyperApp {
             Centre::Class(c) => Some(c),
             _ => None,
         };
-        let shown = |l: usize| only.is_none_or(|c| c == l);
+        let picked = self.picked.clone();
+        let shown = |l: usize| only.is_none_or(|c| c == l) && picked.contains(&l);
         for (p, &l) in pic.real.iter().zip(&view.real_labels).filter(|(_, l)| shown(**l)) {
             painter.circle_filled(to_screen(p), if only.is_some() { 3.5 } else { 2.5 }, class_colour(l, classes).gamma_multiply(0.35));
         }
@@ -234,10 +235,10 @@ impl HyperApp {
         let r = side * 0.45;
         let c0 = rect.center();
         let to_screen = |p: &[f64; 2]| Pos2::new(c0.x + r * (p[0] / ext) as f32, c0.y - r * (p[1] / ext) as f32);
-        for (p, &l) in real.iter().zip(&view.real_labels) {
+        for (p, &l) in real.iter().zip(&view.real_labels).filter(|(_, l)| self.picked.contains(l)) {
             painter.circle_filled(to_screen(p), 2.5, class_colour(l, classes).gamma_multiply(0.35));
         }
-        for (i, (p, &l)) in syn.iter().zip(&view.syn_labels).enumerate() {
+        for (i, (p, &l)) in syn.iter().zip(&view.syn_labels).enumerate().filter(|(_, (_, l))| self.picked.contains(l)) {
             let q = to_screen(p);
             painter.circle_filled(q, 4.5, class_colour(l, classes));
             painter.circle_stroke(q, 4.5, Stroke::new(1.0, Color32::BLACK));

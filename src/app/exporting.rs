@@ -51,7 +51,9 @@ fn gif_bytes(info: &SessionInfo, frames: &[(usize, Arc<Vec<f32>>)]) -> anyhow::R
         let mut enc = GifEncoder::new_with_speed(&mut bytes, 10);
         enc.set_repeat(Repeat::Infinite)?;
         for (_, px) in frames {
-            let img = grid_rgba(info, px, info.settings.distill.ipc);
+            // an export holds every class, whichever are shown
+            let all: Vec<usize> = (0..info.dataset.classes.len()).collect();
+            let img = grid_rgba(info, px, info.settings.distill.ipc, &all);
             let rgba: Vec<u8> = img.pixels.iter().flat_map(|p| p.to_array()).collect();
             let buf = image::RgbaImage::from_raw(img.size[0] as u32, img.size[1] as u32, rgba)
                 .ok_or_else(|| anyhow::anyhow!("internal: grid image of the wrong size"))?;

@@ -12,7 +12,7 @@ use crate::export;
 impl HyperApp {
     pub fn synthetic_grid_image(&self) -> Option<egui::ColorImage> {
         let (info, (_, px)) = (self.info.as_ref()?, self.shown()?);
-        Some(grid_rgba(info, &px, info.settings.distill.ipc))
+        Some(grid_rgba(info, &px, info.settings.distill.ipc, &self.picked))
     }
 
     /// Where synthetic image `i` is in the synthetic grid's texture (row = class, column = index within the class).
@@ -20,8 +20,9 @@ impl HyperApp {
         let info = self.info.as_ref()?;
         let (ds, per) = (&info.dataset, info.settings.distill.ipc.max(1));
         let (h, w) = (ds.height as f32, ds.width as f32);
-        let (gw, gh) = ((w + 1.0) * per as f32 + 1.0, (h + 1.0) * ds.classes.len() as f32 + 1.0);
-        let (row, col) = ((i / per) as f32, (i % per) as f32);
+        let (gw, gh) = ((w + 1.0) * per as f32 + 1.0, (h + 1.0) * self.picked.len().max(1) as f32 + 1.0);
+        let row = self.picked.iter().position(|&c| c == i / per)? as f32;
+        let col = (i % per) as f32;
         let min = Pos2::new((1.0 + col * (w + 1.0)) / gw, (1.0 + row * (h + 1.0)) / gh);
         Some(Rect::from_min_size(min, Vec2::new(w / gw, h / gh)))
     }
@@ -44,12 +45,11 @@ impl HyperApp {
         };
         let ds = &info.dataset;
         let ipc = info.settings.distill.ipc;
-        let classes = ds.classes.len();
         // the synthetic texture follows the shown snapshot
         if let Some((it, px)) = self.shown()
             && self.textures.syn.as_ref().is_none_or(|(i, _)| *i != it)
         {
-            let img = grid_rgba(&info, &px, ipc);
+            let img = grid_rgba(&info, &px, ipc, &self.picked);
             match &mut self.textures.syn {
                 Some((i, t)) => {
                     t.set(img, egui::TextureOptions::NEAREST);
@@ -63,26 +63,26 @@ impl HyperApp {
         let cell = (ds.width + 1) as f32;
         // as wide as the panel allows, but no taller than ~40 % of the window so the disk stays in view
         let by_width = (ui.available_width() - 40.0) / (cols_total * cell);
-        let by_height = ctx.content_rect().height() * 0.4 / (classes as f32 * (ds.height + 1) as f32 + 1.0);
+        let by_height = ctx.content_rect().height() * 0.4 / (self.picked.len().max(1) as f32 * (ds.height + 1) as f32 + 1.0);
         let scale = by_width.min(by_height).clamp(0.5, 4.0);
         let shown_it = self.shown().map_or(0, |s| s.0);
         ui.horizontal_top(|ui| {
             if let Some(t) = &self.textures.initial {
-                grid_block(ui, "initial", t, scale, None, ipc, ds.height, None);
+                grid_block(ui, "initial", t, scale, None, ipc, ds.height, &self.picked, false);
             }
             if let Some((_, t)) = &self.textures.syn {
                 let hovered = match self.hover {
                     Some(Hover::Syn(i)) => Some(i),
                     _ => None,
                 };
-                let (rect, cell_hover) = grid_block(ui, &format!("synthetic · iteration {shown_it}"), t, scale, hovered, ipc, ds.height, Some(classes * ipc));
+                let (rect, cell_hover) = grid_block(ui, &format!("synthetic · iteration {shown_it}"), t, scale, hovered, ipc, ds.height, &self.picked, true);
                 self.last_grid_rect = Some(rect);
                 if let Some(i) = cell_hover {
                     self.next_hover = Some(Hover::Syn(i));
                 }
             }
             if let Some(t) = &self.textures.real {
-                let (_, cell_hover) = grid_block(ui, "real samples", t, scale, None, info.real_per_class, ds.height, Some(classes * info.real_per_class));
+                let (_, cell_hover) = grid_block(ui, "real samples", t, scale, None, info.real_per_class, ds.height, &self.picked, true);
                 if let Some(i) = cell_hover {
                     self.next_hover = Some(Hover::Real(i));
                 }
@@ -108,22 +108,20 @@ impl HyperApp {
 }
 
 /// RGBA grid image (rows = classes, `per` columns, 1-pixel gaps) with the export's display rule.
-pub(super) fn grid_rgba(info: &SessionInfo, pixels: &[f32], per: usize) -> egui::ColorImage {
+/// Only the classes in `rows` are drawn, in that order (a dataset with many classes shows the ones picked).
+pub(super) fn grid_rgba(info: &SessionInfo, pixels: &[f32], per: usize, rows: &[usize]) -> egui::ColorImage {
     let ds = &info.dataset;
     let (c, h, w) = (ds.channels, ds.height, ds.width);
-    let classes = ds.classes.len();
     let px = export::display_pixels(pixels, c, h * w, &ds.mean, &ds.std);
-    let (gw, gh) = ((w + 1) * per + 1, (h + 1) * classes + 1);
+    let (gw, gh) = ((w + 1) * per + 1, (h + 1) * rows.len().max(1) + 1);
     let mut rgba = vec![40u8; gw * gh * 4];
     for a in rgba.chunks_mut(4) {
         a[3] = 255;
     }
     let n = pixels.len() / (c * h * w);
     for k in 0..n {
-        let (row, col) = (k / per, k % per);
-        if row >= classes {
-            break;
-        }
+        let (class, col) = (k / per, k % per);
+        let Some(row) = rows.iter().position(|&r| r == class) else { continue };
         for y in 0..h {
             for x in 0..w {
                 let at = |ch: usize| px[((k * c + ch.min(c - 1)) * h + y) * w + x];
@@ -135,13 +133,16 @@ pub(super) fn grid_rgba(info: &SessionInfo, pixels: &[f32], per: usize) -> egui:
     egui::ColorImage::from_rgba_unmultiplied([gw, gh], &rgba)
 }
 
-pub(super) fn grid_texture(ctx: &egui::Context, name: &str, info: &SessionInfo, pixels: &[f32], per: usize) -> egui::TextureHandle {
-    ctx.load_texture(name, grid_rgba(info, pixels, per), egui::TextureOptions::NEAREST)
+pub(super) fn grid_texture(ctx: &egui::Context, name: &str, info: &SessionInfo, pixels: &[f32], per: usize, rows: &[usize]) -> egui::TextureHandle {
+    ctx.load_texture(name, grid_rgba(info, pixels, per, rows), egui::TextureOptions::NEAREST)
 }
 
 /// Draw one grid texture with a caption; returns its rect and the hovered cell (class-major index).
 #[allow(clippy::too_many_arguments)]
-fn grid_block(ui: &mut egui::Ui, caption: &str, tex: &egui::TextureHandle, scale: f32, highlight: Option<usize>, per: usize, side: usize, count: Option<usize>) -> (Rect, Option<usize>) {
+/// One grid with its caption; image i (class i / per, column i % per) sits in the row of its class in `rows`. Returns
+/// the grid's rectangle and the image under the pointer.
+#[allow(clippy::too_many_arguments)]
+fn grid_block(ui: &mut egui::Ui, caption: &str, tex: &egui::TextureHandle, scale: f32, highlight: Option<usize>, per: usize, side: usize, rows: &[usize], hoverable: bool) -> (Rect, Option<usize>) {
     let mut out = (Rect::NOTHING, None);
     ui.vertical(|ui| {
         ui.label(caption);
@@ -150,18 +151,18 @@ fn grid_block(ui: &mut egui::Ui, caption: &str, tex: &egui::TextureHandle, scale
         ui.painter().image(tex.id(), rect, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
         let cell = (side as f32 + 1.0) * scale;
         let cell_rect = |i: usize| {
-            let (row, col) = (i / per, i % per);
-            Rect::from_min_size(rect.min + Vec2::new(col as f32 * cell + scale * 0.5, row as f32 * cell + scale * 0.5), Vec2::splat(cell))
+            let (class, col) = (i / per, i % per);
+            let row = rows.iter().position(|&r| r == class)?;
+            Some(Rect::from_min_size(rect.min + Vec2::new(col as f32 * cell + scale * 0.5, row as f32 * cell + scale * 0.5), Vec2::splat(cell)))
         };
-        if let Some(i) = highlight {
-            ui.painter().rect_stroke(cell_rect(i), 0.0, Stroke::new(2.0, Color32::from_rgb(255, 200, 0)), egui::StrokeKind::Outside);
+        if let Some(r) = highlight.and_then(cell_rect) {
+            ui.painter().rect_stroke(r, 0.0, Stroke::new(2.0, Color32::from_rgb(255, 200, 0)), egui::StrokeKind::Outside);
         }
-        if let (Some(pos), Some(n)) = (resp.hover_pos(), count) {
+        if let (Some(pos), true) = (resp.hover_pos(), hoverable) {
             let rel = pos - rect.min;
             let (col, row) = ((rel.x / cell) as usize, (rel.y / cell) as usize);
-            let i = row * per + col;
-            if col < per && i < n {
-                out.1 = Some(i);
+            if col < per && let Some(&class) = rows.get(row) {
+                out.1 = Some(class * per + col);
             }
         }
         out.0 = rect;

@@ -104,6 +104,8 @@ pub struct HyperApp {
     centre: Centre,
     /// how the disk draws distances from its centre (auto: the median real point at radius ½)
     pub radial: view::RadialScale,
+    /// the classes the grids and the disk show (all up to 10; else 10 spread over the labels, changed in the controls)
+    pub picked: Vec<usize>,
     /// the factor the slider sets for `RadialScale::Factor`
     radial_factor: f64,
     disk: Option<((usize, Centre, view::RadialScale), DiskPicture)>,
@@ -175,6 +177,7 @@ impl HyperApp {
             textures: Textures { syn: None, initial: None, real: None },
             centre: Centre::RealCentroid,
             radial: view::RadialScale::Auto,
+            picked: vec![],
             radial_factor: 4.0,
             disk: None,
             euclid: None,
@@ -234,9 +237,12 @@ impl HyperApp {
                     self.error = None;
                     self.textures = Textures {
                         syn: None,
-                        initial: Some(grid_texture(ctx, "initial", &info, &info.initial, info.settings.distill.ipc)),
-                        real: Some(grid_texture(ctx, "real", &info, &info.real, info.real_per_class)),
+                        initial: None,
+                        real: None,
                     };
+                    self.picked = view::default_classes(classes);
+                    self.info = Some(info.clone());
+                    self.refresh_grids(ctx);
                     self.status = format!("{} · {} classes · {}", info.dataset.name, classes, info.adapter);
                     self.info = Some(info);
                     if std::mem::take(&mut self.autoplay) {
@@ -306,6 +312,31 @@ impl HyperApp {
         }
     }
 
+
+    /// Show these classes (grids and disk); the textures of the initial and real grids are redrawn.
+    pub fn set_picked(&mut self, ctx: &egui::Context, mut picked: Vec<usize>) {
+        let classes = self.info.as_ref().map_or(0, |i| i.dataset.classes.len());
+        picked.retain(|&c| c < classes);
+        picked.sort_unstable();
+        picked.dedup();
+        if picked.is_empty() || picked == self.picked {
+            return;
+        }
+        self.picked = picked;
+        if let Centre::Class(c) = self.centre
+            && !self.picked.contains(&c)
+        {
+            self.centre = Centre::RealCentroid;
+        }
+        self.refresh_grids(ctx);
+    }
+
+    fn refresh_grids(&mut self, ctx: &egui::Context) {
+        let Some(info) = self.info.clone() else { return };
+        self.textures.initial = Some(grid_texture(ctx, "initial", &info, &info.initial, info.settings.distill.ipc, &self.picked));
+        self.textures.real = Some(grid_texture(ctx, "real", &info, &info.real, info.real_per_class, &self.picked));
+        self.textures.syn = None;
+    }
 
     /// Centre the disk on class `c`'s real centroid and show that class alone (`None`: all classes, on the real centroid).
     pub fn centre_on_class(&mut self, c: Option<usize>) {

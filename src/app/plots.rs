@@ -21,7 +21,7 @@ impl HyperApp {
             ui.vertical(|ui| {
                 ui.label("per-class geodesic distance d_L (view net)");
                 Plot::new("dist").width(w).height(180.0).show(ui, |p| {
-                    for (c, h) in self.dist_hist.iter().enumerate() {
+                    for (c, h) in self.dist_hist.iter().enumerate().filter(|(c, _)| self.picked.contains(c)) {
                         p.line(Line::new(format!("class {c}"), h.clone()).color(class_colour(c, classes)));
                     }
                 });
@@ -29,7 +29,7 @@ impl HyperApp {
             ui.vertical(|ui| {
                 ui.label("per-class DM mean-feature MSE (view net), for contrast");
                 Plot::new("mse").width(w).height(180.0).show(ui, |p| {
-                    for (c, h) in self.mse_hist.iter().enumerate() {
+                    for (c, h) in self.mse_hist.iter().enumerate().filter(|(c, _)| self.picked.contains(c)) {
                         p.line(Line::new(format!("class {c}"), h.clone()).color(class_colour(c, classes)));
                     }
                 });
