@@ -60,6 +60,8 @@ fn app_distills_live_and_draws_grid_and_disk() {
     let expected = app.synthetic_grid_image().unwrap();
     let grid = app.last_grid_rect.expect("grid drawn");
     let disk = app.last_disk_rect.expect("disk drawn");
+    println!("disk panel at 1400×1000: {disk:?}");
+    assert!(disk.max.y <= 1000.0 && disk.max.x <= 1400.0, "the disk is cut off by the window: {disk:?}");
     let img = h.render().expect("render");
     img.save(std::env::temp_dir().join("hyperdistill-app-test.png")).unwrap();
     let ppp = img.width() as f32 / 1400.0;
@@ -123,7 +125,7 @@ fn app_distills_live_and_draws_grid_and_disk() {
     let img = h.render().expect("render");
     let px = |x: f32, y: f32| *img.get_pixel((x * ppp) as u32, (y * ppp) as u32);
     let mut found = vec![0usize; classes];
-    for y in (disk.min.y as u32)..(disk.max.y.min(1000.0) as u32) {
+    for y in (disk.min.y as u32)..(disk.max.y as u32) {
         for x in (disk.min.x as u32)..(disk.max.x as u32) {
             let p = px(x as f32, y as f32).0;
             for (k, f) in found.iter_mut().enumerate() {
@@ -158,6 +160,9 @@ fn many_classes_show_ten_spread_and_the_picker_changes_them() {
     wait_until(&mut h, "the session", |a| a.latest.is_some());
     h.run_steps(3);
     assert_eq!(h.state().picked, vec![0, 3, 6, 10, 13, 16, 19, 23, 26, 29], "ten classes spread over 0–29 by default");
+    let disk = h.state().last_disk_rect.expect("disk drawn");
+    println!("disk panel at 1280×720: {disk:?}");
+    assert!(disk.max.y <= 720.0 && disk.max.x <= 1280.0 && disk.width() >= 200.0, "the disk does not fit 1280×720: {disk:?}");
     let grid = h.state().synthetic_grid_image().unwrap();
     assert_eq!(grid.size[1], 10 * 29 + 1, "the grid has one row per class shown");
     let ctx = h.ctx.clone();

@@ -43,7 +43,13 @@ impl HyperApp {
                 self.radial = view::RadialScale::Factor(self.radial_factor);
             }
         });
-        let side = ((ui.available_width() - 20.0) / 2.0).clamp(200.0, 520.0);
+        // as wide as half the panel, and short enough that the whole disk is in view below the grids without scrolling:
+        // the panel's visible height less the grids' (last frame) and the rows between them (sizes, not positions, so
+        // the disk does not change size while the panel scrolls)
+        let by_width = (ui.available_width() - 20.0) / 2.0;
+        let above = self.last_grid_rect.map_or(0.0, |r| r.height()) + 120.0;
+        let by_height = ui.clip_rect().height() - above;
+        let side = by_width.min(by_height).clamp(200.0, 520.0);
         ui.horizontal_top(|ui| {
             self.disk_panel(ui, &view, iteration, side, classes);
             match self.centre {
