@@ -113,7 +113,8 @@ fn app_distills_live_and_draws_grid_and_disk() {
     println!("class-coloured disk pixels: median radius {:.2} of the disk's", radii[radii.len() / 2]);
     let app = h.state();
     assert_eq!(app.radial, hyperdistill::view::RadialScale::Auto);
-    let pic = app.disk_picture().expect("disk drawn");
+    let pic = app.disk_picture(0).expect("disk drawn");
+    assert!(app.disk_picture(1).is_none(), "one disk outside compare mode");
     let mut real: Vec<f64> = pic.real.iter().map(|p| p[0].hypot(p[1])).collect();
     real.sort_by(f64::total_cmp);
     println!("auto radial scale s = {:.3}: median real point at ρ = {:.4}", pic.scale, real[real.len() / 2]);
@@ -171,4 +172,43 @@ fn many_classes_show_ten_spread_and_the_picker_changes_them() {
     assert_eq!(h.state().picked, vec![2, 5], "sorted, deduplicated, out-of-range dropped");
     assert_eq!(h.state().synthetic_grid_image().unwrap().size[1], 2 * 29 + 1);
     assert!(h.state().error.is_none(), "{:?}", h.state().error);
+}
+
+#[test]
+fn compare_mode_runs_both_methods_from_the_same_start_and_draws_both() {
+    let mut s = AppSettings::default();
+    s.distill.ipc = 2;
+    s.distill.width = 8;
+    s.distill.batch_real = 8;
+    s.view_real_per_class = 4;
+    s.compare = true; // DM+HDD (the default) beside DM
+    let cache = std::env::temp_dir().join("hd-app-test-cache");
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .wgpu_setup(wgpu_options().wgpu_setup)
+        .build_eframe(|cc| HyperApp::new(cc, s.clone(), cache.clone()).expect("app starts"));
+    wait_until(&mut h, "the session", |a| a.latest.is_some());
+    {
+        let first = h.state().latest.as_ref().unwrap();
+        let twin = first.other.as_ref().expect("the twin's snapshot");
+        assert_eq!(first.syn, twin.syn, "the same initial images");
+    }
+    h.state_mut().set_running(true);
+    wait_until(&mut h, "3 iterations", |a| a.latest.as_ref().is_some_and(|s| s.iteration >= 3));
+    h.state_mut().set_running(false);
+    std::thread::sleep(Duration::from_millis(500));
+    h.run_steps(3);
+    let app = h.state();
+    let snap = app.latest.as_ref().unwrap();
+    let twin = snap.other.as_ref().expect("the twin's snapshot");
+    assert_eq!(snap.iteration, twin.iteration, "both stepped together");
+    let moved = snap.syn.iter().zip(twin.syn.iter()).filter(|(a, b)| a != b).count();
+    println!("compare mode at iteration {}: {moved} of {} pixels differ between dm+hdd and dm", snap.iteration, snap.syn.len());
+    assert!(moved > snap.syn.len() / 2, "HDD and DM moved the same images differently");
+    assert!(app.twin_grid_drawn(), "the twin's grid is drawn");
+    let (a, b) = (app.disk_picture(0).expect("first disk"), app.disk_picture(1).expect("second disk"));
+    assert_eq!(a.real, b.real, "one view network, one set of real images: the same real points on both disks");
+    assert_ne!(a.syn, b.syn, "the synthetic points differ");
+    assert!(app.error.is_none(), "{:?}", app.error);
+    h.render().expect("render").save(std::env::temp_dir().join("hyperdistill-app-compare.png")).unwrap();
 }

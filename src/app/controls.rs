@@ -67,6 +67,12 @@ impl HyperApp {
             ui.radio_value(&mut d.method, Method::Idm, "IDM").on_hover_text("queue of partly trained nets, 2×2 mosaics, CE regulariser, a step per class");
             ui.radio_value(&mut d.method, Method::IdmHdd, "IDM + HDD");
         });
+        let twin = d.method.twin();
+        ui.checkbox(&mut self.settings.compare, format!("compare with {}", twin.name())).on_hover_text(
+            "run the twin method beside this one from the same seed — same initial images, networks, real batches and \
+             augmentations — and show both grids, both disks and both losses (each iteration costs two)",
+        );
+        let d = &mut self.settings.distill;
         if d.method != before {
             // the method's own k, λ, lr_img and IDM options; the app's sizes (IPC, width, batch) stay
             let mut with = d.clone();

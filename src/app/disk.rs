@@ -18,6 +18,7 @@ impl HyperApp {
         let Some(snap) = self.latest.as_ref() else { return };
         let view = snap.view.clone();
         let iteration = snap.iteration;
+        let other = snap.other.as_ref().map(|o| (o.view.clone(), o.iteration));
         // one row (wrapping on narrow windows), so that the disk below keeps its height
         ui.horizontal_wrapped(|ui| {
             ui.strong("Poincaré disk");
@@ -50,12 +51,27 @@ impl HyperApp {
         let above = self.last_grid_rect.map_or(0.0, |r| r.height()) + 120.0;
         let by_height = ui.clip_rect().height() - above;
         let side = by_width.min(by_height).clamp(200.0, 520.0);
-        ui.horizontal_top(|ui| {
-            self.disk_panel(ui, &view, iteration, side, classes);
-            match self.centre {
-                // one class: how far its real and synthetic points lie from its real centroid
-                Centre::Class(c) => self.distance_histogram(ui, &view, c.min(classes - 1), side, classes, &ds.classes),
-                _ => self.euclid_panel(ui, &view, iteration, side, classes),
+        ui.horizontal_top(|ui| match &other {
+            // compare mode: the two methods' disks side by side; the real points are the same (one view network, one
+            // set of real images), so the two pictures share centre and directions and only the synthetic points differ
+            Some((other_view, other_it)) => {
+                let method = info.settings.distill.method;
+                ui.vertical(|ui| {
+                    ui.strong(method.name());
+                    self.disk_panel(ui, &view, iteration, side, classes, 0);
+                });
+                ui.vertical(|ui| {
+                    ui.strong(method.twin().name());
+                    self.disk_panel(ui, other_view, *other_it, side, classes, 1);
+                });
+            }
+            None => {
+                self.disk_panel(ui, &view, iteration, side, classes, 0);
+                match self.centre {
+                    // one class: how far its real and synthetic points lie from its real centroid
+                    Centre::Class(c) => self.distance_histogram(ui, &view, c.min(classes - 1), side, classes, &ds.classes),
+                    _ => self.euclid_panel(ui, &view, iteration, side, classes),
+                }
             }
         });
         if view.clamp_binds_all() {
@@ -72,9 +88,10 @@ impl HyperApp {
     }
 
 
-    pub(super) fn disk_panel(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, iteration: usize, side: f32, classes: usize) {
+    /// One disk; `slot` 1 is compare mode's second (its own cached picture).
+    pub(super) fn disk_panel(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, iteration: usize, side: f32, classes: usize, slot: usize) {
         let key = (iteration, self.centre, self.radial);
-        if self.disk.as_ref().is_none_or(|(k, _)| *k != key) {
+        if self.disk[slot].as_ref().is_none_or(|(k, _)| *k != key) {
             let centre = match self.centre {
                 Centre::Origin => {
                     let mut o = vec![0.0; view.real_centre.len()];
@@ -84,14 +101,16 @@ impl HyperApp {
                 Centre::RealCentroid => view.real_centre.clone(),
                 Centre::Class(c) => view.real_centroids[c.min(classes - 1)].clone(),
             };
-            let pic = view::disk_picture(&view.real_pts, &view.syn_pts, &view.real_centroids, &view.syn_centroids, &centre, view.hdd.k, self.disk_basis.as_ref(), self.radial);
-            self.disk_basis = pic.basis.clone();
-            self.disk = Some((key, pic));
+            let pic = view::disk_picture(&view.real_pts, &view.syn_pts, &view.real_centroids, &view.syn_centroids, &centre, view.hdd.k, self.disk_basis[slot].as_ref(), self.radial);
+            self.disk_basis[slot] = pic.basis.clone();
+            self.disk[slot] = Some((key, pic));
         }
-        let Some((_, pic)) = &self.disk else { return };
+        let Some((_, pic)) = &self.disk[slot] else { return };
         let (resp, painter) = ui.allocate_painter(Vec2::splat(side), Sense::click());
         let rect = resp.rect;
-        self.last_disk_rect = Some(rect);
+        if slot == 0 {
+            self.last_disk_rect = Some(rect);
+        }
         let r = side * 0.48;
         let c0 = rect.center();
         let to_screen = |p: &[f64; 2]| Pos2::new(c0.x + r * p[0] as f32, c0.y - r * p[1] as f32);
@@ -154,8 +173,8 @@ impl HyperApp {
         }
         painter.text(rect.left_top() + Vec2::new(6.0, 4.0), egui::Align2::LEFT_TOP,
             &format!(
-                "○ real centroid  ■ synthetic centroid  ● synthetic  · real\nradius ρ = tanh(d / 2s√k), d = geodesic distance to the centre, {}\ndirection = PCA",
-                if pic.scale == 1.0 { "s = 1: exact".to_string() } else { format!("s = {:.2}: distances ÷ {:.2}", pic.scale, pic.scale) }
+                "○ real centroid  ■ synthetic centroid\n● synthetic  · real\nradius ρ = tanh(d / 2s√k), {}\nd = geodesic distance to the centre\ndirection = PCA",
+                if pic.scale == 1.0 { "s = 1 (exact)".to_string() } else { format!("s = {:.2}", pic.scale) }
             ),
             egui::FontId::proportional(11.0), Color32::from_gray(80));
         // hover and click: the nearest point within 8 px
@@ -187,7 +206,7 @@ impl HyperApp {
     /// synthetic images — DM's and HDD's prototypes sit nearer the centroid than most real images ("gravitate to the root").
     fn distance_histogram(&mut self, ui: &mut egui::Ui, view: &Arc<view::ViewFeatures>, c: usize, side: f32, classes: usize, names: &[String]) {
         use egui_plot::{Bar, BarChart, Legend, Plot};
-        let Some((_, pic)) = &self.disk else { return };
+        let Some((_, pic)) = &self.disk[0] else { return };
         let of = |d: &[f64], labels: &[usize]| d.iter().zip(labels).filter(|(_, l)| **l == c).map(|(d, _)| *d).collect::<Vec<f64>>();
         let (real, syn) = (of(&pic.real_dist, &view.real_labels), of(&pic.syn_dist, &view.syn_labels));
         // bins over the range the points span (with the authors' settings every distance lies far from 0)

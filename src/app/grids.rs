@@ -58,8 +58,22 @@ impl HyperApp {
                 None => self.textures.syn = Some((it, ctx.load_texture("synthetic", img, egui::TextureOptions::NEAREST))),
             }
         }
+        // compare mode: the twin's latest set, its own texture
+        let other = self.latest.as_ref().and_then(|s| s.other.as_ref()).map(|o| (o.iteration, o.syn.clone()));
+        if let Some((it, px)) = &other
+            && self.textures.syn_other.as_ref().is_none_or(|(i, _)| i != it)
+        {
+            let img = grid_rgba(&info, px, ipc, &self.picked);
+            match &mut self.textures.syn_other {
+                Some((i, t)) => {
+                    t.set(img, egui::TextureOptions::NEAREST);
+                    *i = *it;
+                }
+                None => self.textures.syn_other = Some((*it, ctx.load_texture("synthetic-twin", img, egui::TextureOptions::NEAREST))),
+            }
+        }
         let real_cols = info.real_per_class.min(ipc.max(5));
-        let cols_total = (2 * ipc + real_cols) as f32;
+        let cols_total = ((if other.is_some() { 3 } else { 2 }) * ipc + real_cols) as f32;
         let cell = (ds.width + 1) as f32;
         // as wide as the panel allows, but no taller than ~40 % of the window so the disk stays in view
         let by_width = (ui.available_width() - 40.0) / (cols_total * cell);
@@ -75,10 +89,18 @@ impl HyperApp {
                     Some(Hover::Syn(i)) => Some(i),
                     _ => None,
                 };
-                let (rect, cell_hover) = grid_block(ui, &format!("synthetic · iteration {shown_it}"), t, scale, hovered, ipc, ds.height, &self.picked, true);
+                let method = info.settings.distill.method;
+                let caption = if other.is_some() { format!("{} · iteration {shown_it}", method.name()) } else { format!("synthetic · iteration {shown_it}") };
+                let (rect, cell_hover) = grid_block(ui, &caption, t, scale, hovered, ipc, ds.height, &self.picked, true);
                 self.last_grid_rect = Some(rect);
                 if let Some(i) = cell_hover {
                     self.next_hover = Some(Hover::Syn(i));
+                }
+                if let (Some((it, _)), Some((_, t))) = (&other, &self.textures.syn_other) {
+                    let caption = format!("{} · iteration {it}", method.twin().name());
+                    if let (_, Some(i)) = grid_block(ui, &caption, t, scale, hovered, ipc, ds.height, &self.picked, true) {
+                        self.next_hover = Some(Hover::Syn(i));
+                    }
                 }
             }
             if let Some(t) = &self.textures.real {

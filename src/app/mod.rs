@@ -72,10 +72,16 @@ struct EvalSummary {
     std: f64,
     nets: usize,
     epochs: usize,
+    /// the method evaluated, whether it is compare mode's twin, and whether it is the last result of the job
+    method: &'static str,
+    other: bool,
+    last: bool,
 }
 
 struct Textures {
     syn: Option<(usize, egui::TextureHandle)>,
+    /// compare mode: the twin's latest synthetic set
+    syn_other: Option<(usize, egui::TextureHandle)>,
     initial: Option<egui::TextureHandle>,
     real: Option<egui::TextureHandle>,
 }
@@ -97,6 +103,9 @@ pub struct HyperApp {
     scrub: Option<usize>,
     pub running: bool,
     loss_hist: Vec<[f64; 2]>,
+    /// compare mode: the twin's loss and quick evaluations
+    loss_hist_other: Vec<[f64; 2]>,
+    acc_hist_other: Vec<(usize, f64, f64)>,
     dist_hist: Vec<Vec<[f64; 2]>>,
     mse_hist: Vec<Vec<[f64; 2]>>,
     acc_hist: Vec<(usize, f64, f64)>,
@@ -108,9 +117,10 @@ pub struct HyperApp {
     pub picked: Vec<usize>,
     /// the factor the slider sets for `RadialScale::Factor`
     radial_factor: f64,
-    disk: Option<((usize, Centre, view::RadialScale), DiskPicture)>,
+    /// the disk pictures drawn (slot 1: the twin's in compare mode) and their PCA bases, kept between frames
+    disk: [Option<((usize, Centre, view::RadialScale), DiskPicture)>; 2],
     euclid: Option<(usize, (Vec<[f64; 2]>, Vec<[f64; 2]>))>,
-    disk_basis: Option<[Vec<f64>; 2]>,
+    disk_basis: [Option<[Vec<f64>; 2]>; 2],
     euclid_basis: Option<[Vec<f64>; 2]>,
     hover: Option<Hover>,
     next_hover: Option<Hover>,
@@ -171,17 +181,19 @@ impl HyperApp {
             scrub: None,
             running: false,
             loss_hist: vec![],
+            loss_hist_other: vec![],
+            acc_hist_other: vec![],
             dist_hist: vec![],
             mse_hist: vec![],
             acc_hist: vec![],
-            textures: Textures { syn: None, initial: None, real: None },
+            textures: Textures { syn: None, syn_other: None, initial: None, real: None },
             centre: Centre::RealCentroid,
             radial: view::RadialScale::Auto,
             picked: vec![],
             radial_factor: 4.0,
-            disk: None,
+            disk: [None, None],
             euclid: None,
-            disk_basis: None,
+            disk_basis: [None, None],
             euclid_basis: None,
             hover: None,
             next_hover: None,
@@ -224,19 +236,22 @@ impl HyperApp {
                     self.timeline.clear();
                     self.scrub = None;
                     self.loss_hist.clear();
+                    self.loss_hist_other.clear();
+                    self.acc_hist_other.clear();
                     let classes = info.dataset.classes.len();
                     self.dist_hist = vec![vec![]; classes];
                     self.mse_hist = vec![vec![]; classes];
                     self.acc_hist.clear();
-                    self.disk = None;
+                    self.disk = [None, None];
                     self.euclid = None;
-                    self.disk_basis = None;
+                    self.disk_basis = [None, None];
                     self.euclid_basis = None;
                     self.hover = None;
                     self.centre = Centre::RealCentroid;
                     self.error = None;
                     self.textures = Textures {
                         syn: None,
+                        syn_other: None,
                         initial: None,
                         real: None,
                     };
@@ -259,6 +274,9 @@ impl HyperApp {
                     let it = s.iteration as f64;
                     if let Some((total, _)) = &s.loss {
                         self.loss_hist.push([it, *total as f64]);
+                    }
+                    if let Some((total, _)) = s.other.as_ref().and_then(|o| o.loss.as_ref()) {
+                        self.loss_hist_other.push([it, *total as f64]);
                     }
                     for (c, (d, m)) in s.view.class_dist.iter().zip(&s.view.class_mse).enumerate() {
                         if let (Some(dh), Some(mh)) = (self.dist_hist.get_mut(c), self.mse_hist.get_mut(c)) {
@@ -290,17 +308,22 @@ impl HyperApp {
                 match m {
                     EvalMsg::Progress(net, ep) => job.progress = (net, ep),
                     EvalMsg::Done(Ok(r)) => {
-                        self.acc_hist.push((job.iteration, 100.0 * r.mean, 100.0 * r.std));
+                        let hist = if r.other { &mut self.acc_hist_other } else { &mut self.acc_hist };
+                        hist.push((job.iteration, 100.0 * r.mean, 100.0 * r.std));
                         self.status = format!(
-                            "quick evaluation at iteration {}: {:.2} ± {:.2} % ({} nets × {} epochs)",
+                            "quick evaluation ({}) at iteration {}: {:.2} ± {:.2} % ({} nets × {} epochs)",
+                            r.method,
                             job.iteration,
                             100.0 * r.mean,
                             100.0 * r.std,
                             r.nets,
                             r.epochs
                         );
-                        self.eval = None;
-                        break;
+                        // in compare mode the twin's result follows
+                        if r.last {
+                            self.eval = None;
+                            break;
+                        }
                     }
                     EvalMsg::Done(Err(e)) => {
                         self.error = Some(format!("evaluation failed: {e}"));
@@ -336,6 +359,7 @@ impl HyperApp {
         self.textures.initial = Some(grid_texture(ctx, "initial", &info, &info.initial, info.settings.distill.ipc, &self.picked));
         self.textures.real = Some(grid_texture(ctx, "real", &info, &info.real, info.real_per_class, &self.picked));
         self.textures.syn = None;
+        self.textures.syn_other = None;
     }
 
     /// Centre the disk on class `c`'s real centroid and show that class alone (`None`: all classes, on the real centroid).
@@ -343,9 +367,14 @@ impl HyperApp {
         self.centre = c.map_or(Centre::RealCentroid, Centre::Class);
     }
 
-    /// The disk as last drawn (tests check its placement).
-    pub fn disk_picture(&self) -> Option<&DiskPicture> {
-        self.disk.as_ref().map(|(_, p)| p)
+    /// The disk as last drawn (tests check its placement); slot 1 is compare mode's second disk.
+    pub fn disk_picture(&self, slot: usize) -> Option<&DiskPicture> {
+        self.disk.get(slot)?.as_ref().map(|(_, p)| p)
+    }
+
+    /// Compare mode: whether the twin's grid has been drawn.
+    pub fn twin_grid_drawn(&self) -> bool {
+        self.textures.syn_other.is_some()
     }
 
     fn start_eval(&mut self, ctx: &egui::Context) {

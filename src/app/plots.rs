@@ -14,8 +14,17 @@ impl HyperApp {
         ui.horizontal_top(|ui| {
             ui.vertical(|ui| {
                 ui.label("training loss (fresh random net each iteration)");
-                Plot::new("loss").width(w).height(180.0).show(ui, |p| {
-                    p.line(Line::new("loss", self.loss_hist.clone()));
+                let method = self.info.as_ref().map(|i| i.settings.distill.method);
+                let mut plot = Plot::new("loss").width(w).height(180.0);
+                if !self.loss_hist_other.is_empty() {
+                    plot = plot.legend(Legend::default());
+                }
+                plot.show(ui, |p| {
+                    p.line(Line::new(method.map_or("loss", |m| m.name()), self.loss_hist.clone()));
+                    if !self.loss_hist_other.is_empty() {
+                        // the twin's loss is a different quantity (DM's squared mean distance or HDD's λ·d_L): its own line
+                        p.line(Line::new(method.map_or("twin", |m| m.twin().name()), self.loss_hist_other.clone()));
+                    }
                 });
             });
             ui.vertical(|ui| {
@@ -37,11 +46,15 @@ impl HyperApp {
         });
         if !self.acc_hist.is_empty() {
             ui.label("quick evaluation: test accuracy (%) ± std");
+            let method = self.info.as_ref().map(|i| i.settings.distill.method);
             Plot::new("acc").height(160.0).legend(Legend::default()).show(ui, |p| {
-                let pts: Vec<[f64; 2]> = self.acc_hist.iter().map(|&(i, m, _)| [i as f64, m]).collect();
-                p.points(Points::new("mean", pts).radius(4.0));
-                for &(i, m, s) in &self.acc_hist {
-                    p.line(Line::new("± std", vec![[i as f64, m - s], [i as f64, m + s]]).color(Color32::GRAY));
+                let series = [(method.map_or("mean", |m| m.name()), &self.acc_hist), (method.map_or("twin", |m| m.twin().name()), &self.acc_hist_other)];
+                for (name, hist) in series.into_iter().filter(|(_, h)| !h.is_empty()) {
+                    let pts: Vec<[f64; 2]> = hist.iter().map(|&(i, m, _)| [i as f64, m]).collect();
+                    p.points(Points::new(name, pts).radius(4.0));
+                    for &(i, m, s) in hist {
+                        p.line(Line::new("± std", vec![[i as f64, m - s], [i as f64, m + s]]).color(Color32::GRAY));
+                    }
                 }
             });
         }
@@ -92,7 +105,7 @@ impl HyperApp {
         let to_real = crate::hdd::geoopt::dist(pt, &v.real_centroids[label], k);
         let to_syn = crate::hdd::geoopt::dist(pt, &v.syn_centroids[label], k);
         ui.label(format!("4. class centroids (Law):  d(x, real centroid) = {to_real:.4},  d(x, synthetic centroid) = {to_syn:.4}"));
-        if let Some((_, pic)) = &self.disk {
+        if let Some((_, pic)) = &self.disk[0] {
             let dist = match hovered {
                 Some(Hover::Syn(i)) => pic.syn_dist.get(i),
                 Some(Hover::Real(j)) => pic.real_dist.get(j),

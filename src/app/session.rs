@@ -62,6 +62,8 @@ pub struct Snapshot {
     pub view: Arc<ViewFeatures>,
     /// Seconds the iteration took on the GPU, including the wait (None at iteration 0).
     pub step_seconds: Option<f64>,
+    /// Compare mode: the twin method's state after the same iteration.
+    pub other: Option<Box<Snapshot>>,
 }
 
 
@@ -76,6 +78,9 @@ struct ViewNet {
 struct Live<'g> {
     ds: Arc<Dataset>,
     distiller: Distiller<'g>,
+    /// compare mode: the twin method, stepped after the first every iteration (one device: in a browser the two
+    /// alternate on its one thread)
+    other: Option<Distiller<'g>>,
     view: ViewNet,
     settings: AppSettings,
 }
@@ -158,14 +163,22 @@ async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) 
     settings.validate()?;
     let ds = Arc::new(data::open(&settings.dataset, cache)?);
     let distiller = Distiller::new(gpu, &ds, settings.distill.clone())?;
+    let other = if settings.compare { Some(Distiller::new(gpu, &ds, twin_config(&settings.distill))?) } else { None };
     let (real, real_labels, per) = view::shown_real(&ds, settings.view_real_per_class, settings.distill.seed);
     let m = ds.classes.len() * settings.distill.ipc;
     let net = GpuConvNet::new(gpu, &view::view_net(&ds, settings.distill.width, settings.distill.seed)?)?;
     let ws = net.workspace(gpu, real_labels.len() + m)?;
     gpu.write(&ws.x, &real);
     let view = ViewNet { net, ws, real_n: real_labels.len(), real_labels };
-    let mut live = Live { ds: ds.clone(), distiller, view, settings: settings.clone() };
-    let (view, initial, _) = read_state(gpu, &live, false).await?;
+    let mut live = Live { ds: ds.clone(), distiller, other, view, settings: settings.clone() };
+    let (view, initial, _) = read_state(gpu, &live, &live.distiller, false).await?;
+    let other = match &live.other {
+        Some(d) => {
+            let (view, syn, _) = read_state(gpu, &live, d, false).await?;
+            Some(Box::new(Snapshot { iteration: 0, syn: Arc::new(syn), loss: None, grad_norms: vec![], view, step_seconds: None, other: None }))
+        }
+        None => None,
+    };
     let info = SessionInfo {
         settings,
         dataset: ds,
@@ -174,32 +187,51 @@ async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) 
         real_per_class: per,
         initial: initial.clone(),
     };
-    let snap = Snapshot { iteration: 0, syn: Arc::new(initial), loss: None, grad_norms: vec![], view, step_seconds: None };
+    let snap = Snapshot { iteration: 0, syn: Arc::new(initial), loss: None, grad_norms: vec![], view, step_seconds: None, other };
     live.settings.distill.iterations = 0;
     Ok((live, info, snap))
 }
 
 async fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
+    let mut snap = step_one(gpu, l, false).await?;
+    if l.other.is_some() {
+        snap.other = Some(Box::new(step_one(gpu, l, true).await?));
+    }
+    Ok(snap)
+}
+
+/// One iteration of the first distiller (or, with `other`, of the twin) and its snapshot.
+async fn step_one(gpu: &Gpu, l: &mut Live<'_>, other: bool) -> Result<Snapshot> {
     let t = Instant::now();
-    l.distiller.step(&l.ds)?;
-    let (view, syn, reads) = read_state(gpu, l, true).await?;
+    let ds = l.ds.clone();
+    match (other, l.other.as_mut()) {
+        (true, Some(d)) => d.step(&ds)?,
+        _ => l.distiller.step(&ds)?,
+    }
+    let d = match (other, &l.other) {
+        (true, Some(d)) => d,
+        _ => &l.distiller,
+    };
+    let (view, syn, reads) = read_state(gpu, l, d, true).await?;
     let step_seconds = t.elapsed().as_secs_f64();
     let Some([loss, grad, health]) = reads else { anyhow::bail!("internal: the loss was not read back") };
     if let Some(at) = Distiller::diverged_at(&health) {
         let s = &l.settings.distill;
-        anyhow::bail!("the distillation diverged at iteration {at}: a synthetic pixel became NaN or infinite; lower lr (images, now {}) or λ (now {}) and reset", s.lr_img, s.lambda);
+        anyhow::bail!(
+            "the distillation ({}) diverged at iteration {at}: a synthetic pixel became NaN or infinite; lower lr (images, now {}) or λ (now {}) and reset",
+            d.cfg().method.name(), s.lr_img, s.lambda
+        );
     }
-    let loss = l.distiller.loss_from(&loss);
-    let grad_norms = l.distiller.grad_norms_from(&grad);
-    Ok(Snapshot { iteration: l.distiller.iteration(), syn: Arc::new(syn), loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds) })
+    let loss = d.loss_from(&loss);
+    let grad_norms = d.grad_norms_from(&grad);
+    Ok(Snapshot { iteration: d.iteration(), syn: Arc::new(syn), loss: Some(loss), grad_norms, view, step_seconds: Some(step_seconds), other: None })
 }
 
 /// Embed the shown real images and the current synthetic set with the view network and map them to the
 /// hyperboloid; read back the features and the synthetic pixels, and with `loss` also the loss, the pixel
 /// gradient and the divergence flag, all in one read-back.
-async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeatures>, Vec<f32>, Option<[Vec<f32>; 3]>)> {
+async fn read_state(gpu: &Gpu, l: &Live<'_>, d: &Distiller<'_>, loss: bool) -> Result<(Arc<ViewFeatures>, Vec<f32>, Option<[Vec<f32>; 3]>)> {
     let v = &l.view;
-    let d = &l.distiller;
     let img = l.ds.image_len();
     let m = d.synthetic_labels().len();
     let mut enc = gpu.encoder();
@@ -218,6 +250,26 @@ async fn read_state(gpu: &Gpu, l: &Live<'_>, loss: bool) -> Result<(Arc<ViewFeat
     let syn_labels = d.synthetic_labels().iter().map(|&c| c as usize).collect();
     let view = Arc::new(ViewFeatures::from_features(l.settings.distill.hdd(), l.ds.classes.len(), &feats, dim, v.real_labels.clone(), syn_labels));
     Ok((view, syn, rest))
+}
+
+/// Compare mode's second configuration: the twin method with everything else the same (seed, IPC, width, batch,
+/// augmentation, IDM's queue), except what the method itself defines — HDD's k and λ when the first has none, and
+/// the step size where the first runs at its method's default (IDM: 0.2, IDM+HDD: 1 at IPC 10) — as choosing the
+/// method in the controls would set them.
+pub fn twin_config(first: &crate::distill::DistillConfig) -> crate::distill::DistillConfig {
+    let mut twin = first.clone();
+    twin.method = first.method.twin();
+    let mut defaults = twin.clone();
+    defaults.apply_method_defaults();
+    let mut first_defaults = first.clone();
+    first_defaults.apply_method_defaults();
+    if first.lr_img == first_defaults.lr_img {
+        twin.lr_img = defaults.lr_img;
+    }
+    if !first.method.hdd() {
+        (twin.k, twin.lambda) = (defaults.k, defaults.lambda);
+    }
+    twin
 }
 
 /// Whether the method shows geodesic distances as its loss (HDD) or DM's squared mean difference.

@@ -23,6 +23,9 @@ pub struct AppSettings {
     /// Quick evaluation from the app: epochs and networks (labelled quick).
     pub eval_epochs: usize,
     pub eval_nets: usize,
+    /// Compare mode: run the method's twin (with HDD if it has none, without if it has) beside it from the same seed —
+    /// same initial images, networks, real batches and augmentations — and show both.
+    pub compare: bool,
 }
 
 impl Default for AppSettings {
@@ -37,6 +40,7 @@ impl Default for AppSettings {
             snapshot_every: 1,
             eval_epochs: 300,
             eval_nets: 3,
+            compare: false,
         }
     }
 }

@@ -62,6 +62,17 @@ impl Method {
     pub fn per_class(self) -> bool {
         self.idm() || self.dance()
     }
+    /// The same method with HDD's matching term if it has DM's, and without if it has HDD's (the app's compare mode).
+    pub fn twin(self) -> Method {
+        match self {
+            Method::Dm => Method::DmHdd,
+            Method::DmHdd => Method::Dm,
+            Method::Idm => Method::IdmHdd,
+            Method::IdmHdd => Method::Idm,
+            Method::Dance => Method::DanceHdd,
+            Method::DanceHdd => Method::Dance,
+        }
+    }
     /// IDM's loop: queue of partly trained nets, CE regulariser, a pixel step per class.
     pub fn idm(self) -> bool {
         matches!(self, Method::Idm | Method::IdmHdd)

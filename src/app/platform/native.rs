@@ -79,21 +79,40 @@ pub fn start_eval(app: &mut HyperApp, ctx: &egui::Context) {
     let (Some(info), Some(snap)) = (app.info.clone(), app.latest.as_ref()) else { return };
     let gpu = Gpu::from_device(app.device.0.clone(), app.device.1.clone(), app.device.2.clone());
     let s = &info.settings;
-    let labels: Vec<u32> = snap.view.syn_labels.iter().map(|&l| l as u32).collect();
-    let (images, labels) = crate::mosaic::evaluation_set(snap.syn.as_ref().clone(), labels, info.dataset.shape(), s.distill.uses_mosaic());
     let cfg = EvalConfig { epochs: s.eval_epochs, nets: s.eval_nets, width: s.distill.width, quick: true, ..EvalConfig::default() };
     let seed = s.distill.seed;
+    // the shown set, and in compare mode the twin's after it (same evaluation seed: the same networks train on both)
+    let mut sets = vec![(s.distill.method, false, snap)];
+    if let Some(o) = &snap.other {
+        sets.push((s.distill.method.twin(), true, o));
+    }
+    let sets: Vec<_> = sets
+        .into_iter()
+        .map(|(method, other, snap)| {
+            let cfg = crate::distill::DistillConfig { method, ..s.distill.clone() };
+            let labels: Vec<u32> = snap.view.syn_labels.iter().map(|&l| l as u32).collect();
+            let (images, labels) = crate::mosaic::evaluation_set(snap.syn.as_ref().clone(), labels, info.dataset.shape(), cfg.uses_mosaic());
+            (method.name(), other, images, labels)
+        })
+        .collect();
     let (tx, rx) = channel();
     let ctx = ctx.clone();
     let spawned = std::thread::Builder::new().name("evaluate".into()).spawn(move || {
-        let progress_tx = tx.clone();
-        let r = eval::evaluate(&gpu, &info.dataset, &images, &labels, &cfg, seed, &mut |net, ep| {
-            let _ = progress_tx.send(EvalMsg::Progress(net, ep));
+        let n = sets.len();
+        for (i, (method, other, images, labels)) in sets.into_iter().enumerate() {
+            let progress_tx = tx.clone();
+            let r = eval::evaluate(&gpu, &info.dataset, &images, &labels, &cfg, seed, &mut |net, ep| {
+                let _ = progress_tx.send(EvalMsg::Progress(net, ep));
+                ctx.request_repaint();
+            });
+            let last = i + 1 == n || r.is_err();
+            let r = r.map(|r| EvalSummary { mean: r.mean, std: r.std, nets: r.accuracies.len(), epochs: r.epochs, method, other, last });
+            let _ = tx.send(EvalMsg::Done(r.map_err(|e| format!("{e:#}"))));
             ctx.request_repaint();
-        });
-        let r = r.map(|r| EvalSummary { mean: r.mean, std: r.std, nets: r.accuracies.len(), epochs: r.epochs });
-        let _ = tx.send(EvalMsg::Done(r.map_err(|e| format!("{e:#}"))));
-        ctx.request_repaint();
+            if last {
+                break;
+            }
+        }
     });
     match spawned {
         Ok(_) => app.eval = Some(EvalJob { iteration: snap.iteration, rx, progress: (0, 0) }),
