@@ -9,6 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use hyperdistill::app::{AppSettings, HyperApp, class_colour, egui, wgpu_options};
 
 fn wait_until(h: &mut Harness<'_, HyperApp>, what: &str, cond: impl Fn(&HyperApp) -> bool) {
@@ -119,6 +120,26 @@ fn app_distills_live_and_draws_grid_and_disk() {
     real.sort_by(f64::total_cmp);
     println!("auto radial scale s = {:.3}: median real point at ρ = {:.4}", pic.scale, real[real.len() / 2]);
     assert!((real[real.len() / 2] - hyperdistill::view::AUTO_RADIUS).abs() < 1e-9);
+
+    // 5. the tour: open at the start, Next advances, the disk's step outlines the disk, Close ends it
+    assert_eq!(h.state().tour, Some(0));
+    h.get_by_label("Next").click();
+    h.run_steps(3);
+    assert_eq!(h.state().tour, Some(1));
+    h.state_mut().tour = Some(3);
+    h.run_steps(3);
+    let img = h.render().expect("render");
+    let orange = (disk.min.x as u32..disk.max.x as u32)
+        .filter(|&x| {
+            let p = img.get_pixel((x as f32 * ppp) as u32, ((disk.min.y - 6.5) * ppp) as u32).0;
+            p[0] > 230 && (150..=190).contains(&p[1]) && p[2] < 40
+        })
+        .count();
+    println!("tour step 4: {orange} orange pixels along the disk's top edge");
+    assert!(orange > 100, "the tour does not outline the disk");
+    h.get_by_label("Close").click();
+    h.run_steps(3);
+    assert_eq!(h.state().tour, None);
 
     // 4. one class: centred on class 3, the disk shows its points alone (no other class's colour), the histogram beside it
     h.state_mut().centre_on_class(Some(3));

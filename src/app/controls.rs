@@ -26,6 +26,9 @@ impl HyperApp {
             if ui.button("Reset").on_hover_text("apply the settings on the left and start again").clicked() {
                 self.reset();
             }
+            if ui.button("Tour").on_hover_text("a seven-step tour of the window").clicked() {
+                self.tour = Some(0);
+            }
             ui.separator();
             let it = self.latest.as_ref().map_or(0, |s| s.iteration);
             ui.label(format!("iteration {it}"));

@@ -12,6 +12,7 @@ pub mod platform;
 mod plots;
 pub mod session;
 pub mod settings;
+mod tour;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -113,6 +114,8 @@ pub struct HyperApp {
     centre: Centre,
     /// how the disk draws distances from its centre (auto: the median real point at radius ½)
     pub radial: view::RadialScale,
+    /// the guided tour's step (None: closed)
+    pub tour: Option<usize>,
     /// the classes the grids and the disk show (all up to 10; else 10 spread over the labels, changed in the controls)
     pub picked: Vec<usize>,
     /// the factor the slider sets for `RadialScale::Factor`
@@ -190,6 +193,7 @@ impl HyperApp {
             centre: Centre::RealCentroid,
             radial: view::RadialScale::Auto,
             picked: vec![],
+            tour: Some(0),
             radial_factor: 4.0,
             disk: [None, None],
             euclid: None,
@@ -439,6 +443,7 @@ impl eframe::App for HyperApp {
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.central(ui, &ctx));
         });
+        self.tour_highlight(&ctx);
         if self.running || self.eval.is_some() {
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
         }

@@ -62,6 +62,7 @@ impl HyperApp {
 
     pub(super) fn explain(&mut self, ui: &mut egui::Ui) {
         ui.heading("What is happening");
+        self.tour_panel(ui);
         let Some(snap) = self.latest.as_ref() else { return };
         let Some(info) = self.info.as_ref() else { return };
         let v = &snap.view;

@@ -192,7 +192,13 @@ pub fn report(app: &HyperApp, ctx: &egui::Context) {
         let d = &i.settings.distill;
         format!("{} ipc={} width={} batch_real={} seed={}", d.method.name(), d.ipc, d.width, d.batch_real, d.seed)
     }));
-    r("disk-points", &app.disk.as_ref().map_or(0, |(_, p)| p.real.len() + p.syn.len()).to_string());
+    r("disk-points", &app.disk[0].as_ref().map_or(0, |(_, p)| p.real.len() + p.syn.len()).to_string());
+    // where the real points are drawn, as a fraction of the disk's radius (the auto scale puts their median at ½)
+    r("disk-median-radius", &app.disk[0].as_ref().map_or(String::new(), |(_, p)| {
+        let mut r: Vec<f64> = p.real.iter().map(|q| q[0].hypot(q[1])).collect();
+        r.sort_by(f64::total_cmp);
+        r.get(r.len() / 2).map_or(String::new(), |m| format!("{m:.4}"))
+    }));
     let rect = |v: Option<egui::Rect>| v.map_or(String::new(), |r| format!("{},{},{},{}", r.min.x, r.min.y, r.max.x, r.max.y));
     r("disk-rect", &rect(app.last_disk_rect));
     r("grid-rect", &rect(app.last_grid_rect));
