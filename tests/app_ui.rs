@@ -12,6 +12,16 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use hyperdistill::app::{AppSettings, HyperApp, class_colour, egui, wgpu_options};
 
+/// Keep a rendered frame: in the temporary folder, and in $HYPERDISTILL_SCREENSHOTS when set (docs/screenshots/ is
+/// made this way: `HYPERDISTILL_SCREENSHOTS=docs/screenshots cargo test --test app_ui`).
+fn screenshot(img: &image::RgbaImage, name: &str) {
+    img.save(std::env::temp_dir().join(format!("hyperdistill-{name}"))).unwrap();
+    if let Ok(dir) = std::env::var("HYPERDISTILL_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        img.save(std::path::Path::new(&dir).join(name)).unwrap();
+    }
+}
+
 fn wait_until(h: &mut Harness<'_, HyperApp>, what: &str, cond: impl Fn(&HyperApp) -> bool) {
     let t = Instant::now();
     while !cond(h.state()) {
@@ -64,7 +74,7 @@ fn app_distills_live_and_draws_grid_and_disk() {
     println!("disk panel at 1400×1000: {disk:?}");
     assert!(disk.max.y <= 1000.0 && disk.max.x <= 1400.0, "the disk is cut off by the window: {disk:?}");
     let img = h.render().expect("render");
-    img.save(std::env::temp_dir().join("hyperdistill-app-test.png")).unwrap();
+    screenshot(&img, "app-default.png");
     let ppp = img.width() as f32 / 1400.0;
     let px = |x: f32, y: f32| *img.get_pixel((x * ppp) as u32, (y * ppp) as u32);
 
@@ -158,18 +168,18 @@ fn app_distills_live_and_draws_grid_and_disk() {
             }
         }
     }
-    img.save(std::env::temp_dir().join("hyperdistill-app-test-class.png")).unwrap();
+    screenshot(&img, "app-one-class.png");
     println!("centred on class 3: disk pixels per class colour {found:?}");
     assert!(found[3] >= 10 && found.iter().enumerate().all(|(k, &n)| k == 3 || n == 0), "{found:?}");
 }
 
 #[test]
 fn many_classes_show_ten_spread_and_the_picker_changes_them() {
-    // a generic IDX set with 30 classes (6 training images each)
-    let d = common::files::TempDir::new("app-30");
-    common::files::write_idx_set(&d, "thirty", &common::files::labels_cycle(180, 30), &common::files::labels_cycle(30, 30), false);
+    // a generic IDX set with 100 classes (4 training images each)
+    let d = common::files::TempDir::new("app-100");
+    common::files::write_idx_set(&d, "hundred", &common::files::labels_cycle(400, 100), &common::files::labels_cycle(100, 100), false);
     let mut s = AppSettings::default();
-    s.dataset = d.path("thirty").display().to_string();
+    s.dataset = d.path("hundred").display().to_string();
     s.distill.ipc = 1;
     s.distill.width = 8;
     s.distill.batch_real = 4;
@@ -181,14 +191,34 @@ fn many_classes_show_ten_spread_and_the_picker_changes_them() {
         .build_eframe(|cc| HyperApp::new(cc, s.clone(), cache.clone()).expect("app starts"));
     wait_until(&mut h, "the session", |a| a.latest.is_some());
     h.run_steps(3);
-    assert_eq!(h.state().picked, vec![0, 3, 6, 10, 13, 16, 19, 23, 26, 29], "ten classes spread over 0–29 by default");
+    let picked = vec![0, 11, 22, 33, 44, 55, 66, 77, 88, 99];
+    assert_eq!(h.state().picked, picked, "ten classes spread over 0–99 by default");
     let disk = h.state().last_disk_rect.expect("disk drawn");
     println!("disk panel at 1280×720: {disk:?}");
     assert!(disk.max.y <= 720.0 && disk.max.x <= 1280.0 && disk.width() >= 200.0, "the disk does not fit 1280×720: {disk:?}");
+    // from the pixels: the disk shows the picked classes' colours and no other class's
+    let img = h.render().expect("render");
+    screenshot(&img, "app-100-classes.png");
+    let ppp = img.width() as f32 / 1280.0;
+    let mut found = vec![0usize; 100];
+    for y in (disk.min.y as u32)..(disk.max.y as u32) {
+        for x in (disk.min.x as u32)..(disk.max.x as u32) {
+            let p = img.get_pixel((x as f32 * ppp) as u32, (y as f32 * ppp) as u32).0;
+            for (k, f) in found.iter_mut().enumerate() {
+                let q = class_colour(k, 100).to_array();
+                if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= 2) {
+                    *f += 1;
+                }
+            }
+        }
+    }
+    let shown: Vec<usize> = (0..100).filter(|&k| found[k] >= 10).collect();
+    println!("100 classes: class colours found on the disk: {shown:?}");
+    assert_eq!(shown, picked, "the disk draws the picked classes only");
     let grid = h.state().synthetic_grid_image().unwrap();
     assert_eq!(grid.size[1], 10 * 29 + 1, "the grid has one row per class shown");
     let ctx = h.ctx.clone();
-    h.state_mut().set_picked(&ctx, vec![5, 2, 2, 99]);
+    h.state_mut().set_picked(&ctx, vec![5, 2, 2, 100]);
     h.run_steps(3);
     assert_eq!(h.state().picked, vec![2, 5], "sorted, deduplicated, out-of-range dropped");
     assert_eq!(h.state().synthetic_grid_image().unwrap().size[1], 2 * 29 + 1);
@@ -231,5 +261,8 @@ fn compare_mode_runs_both_methods_from_the_same_start_and_draws_both() {
     assert_eq!(a.real, b.real, "one view network, one set of real images: the same real points on both disks");
     assert_ne!(a.syn, b.syn, "the synthetic points differ");
     assert!(app.error.is_none(), "{:?}", app.error);
-    h.render().expect("render").save(std::env::temp_dir().join("hyperdistill-app-compare.png")).unwrap();
+    let disk = app.last_disk_rect.expect("disk drawn");
+    assert!(disk.max.y <= 1000.0 && disk.max.x <= 1600.0, "the disk is cut off at 1600×1000: {disk:?}");
+    let img = h.render().expect("render");
+    screenshot(&img, "app-compare.png");
 }

@@ -118,11 +118,13 @@ async function main() {
     page.on('pageerror', e => logs.push(`pageerror: ${e}`));
     const t0 = Date.now();
     await page.goto(url);
-    let s, firstFrame = null, firstSnapshot = null;
+    let s, firstFrame = null, firstSnapshot = null, firstDisk = null;
     while (true) {
       s = await status(page);
       if (firstFrame === null && Number(s.frames ?? 0) >= 1) firstFrame = s.now;
       if (firstSnapshot === null && Number(s.iteration ?? -1) >= 0) firstSnapshot = s.now;
+      // the first legible disk: drawn, with its points spread (auto radial scale: median real point near ρ = ½)
+      if (firstDisk === null && Number(s.diskPoints ?? 0) > 0 && Number(s.diskMedianRadius) > 0.3 && Number(s.diskMedianRadius) < 0.8) firstDisk = s.now;
       if (s.state === 'no-webgpu' || s.state === 'failed' || s.error) break;
       if (Number(s.iteration ?? -1) >= wantIterations && s.diskRect) break;
       if (Date.now() - t0 > timeoutMs) break;
@@ -133,6 +135,7 @@ async function main() {
       state: s.state, adapter: s.adapter, dataset: s.dataset, iteration: Number(s.iteration), it_per_s: Number(s.itPerS),
       frame_ms: Number(s.frameMs), step_s: Number(s.stepS), loss: Number(s.loss), disk_points: Number(s.diskPoints),
       first_frame_ms: firstFrame && Math.round(firstFrame), first_snapshot_ms: firstSnapshot && Math.round(firstSnapshot),
+      first_legible_disk_ms: firstDisk && Math.round(firstDisk), disk_median_radius: Number(s.diskMedianRadius),
     });
     if (s.state === 'no-webgpu') fail('Chromium gave no WebGPU adapter with ' + webgpu.join(' '));
     if (s.error) fail('the app reported: ' + s.error);
@@ -152,6 +155,19 @@ async function main() {
     // 10 classes in 10 hues: the disk must show many class colours; the grid is greyscale Fashion-MNIST
     if (disk.coloured < 300 || disk.hueBins < 5) fail(`the disk region does not look drawn: ${JSON.stringify(disk)}`);
     if (grid.greyLevels < 40) fail(`the synthetic grid does not look drawn: ${JSON.stringify(grid)}`);
+    // legible and whole: the real points spread over the disk (auto scale), and the disk is inside the window at
+    // 1600×1000 and at 1280×720
+    if (!(result.disk_median_radius > 0.3 && result.disk_median_radius < 0.8)) fail(`the disk's real points are not spread: median radius ${result.disk_median_radius}`);
+    const inside = (str, w, h) => { const [a, b, c, d] = toScreen(str); return a >= 0 && b >= 0 && c <= w && d <= h; };
+    result.disk_rect_1600x1000 = s.diskRect;
+    if (!inside(s.diskRect, 1600, 1000)) fail(`the disk is cut off at 1600×1000: ${s.diskRect}`);
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await new Promise(r => setTimeout(r, 2500));
+    s = await status(page);
+    result.disk_rect_1280x720 = s.diskRect;
+    await page.screenshot({ path: path.join(outDir, 'webgpu-1280x720.png') });
+    if (!inside(s.diskRect, 1280, 720)) fail(`the disk is cut off at 1280×720: ${s.diskRect}`);
+    await page.setViewportSize({ width: 1600, height: 1000 });
 
     // 2. a shared link: the settings in the hash are the ones the session runs with
     const toml = '[distill]\nmethod = "dm"\nipc = 1\nwidth = 8\nbatch_real = 8\nseed = 7\n';
