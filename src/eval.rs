@@ -467,30 +467,16 @@ pub fn evaluate(
     on_epoch: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalResult, anyhow::Error> {
     let nets: Vec<usize> = (0..cfg.nets).collect();
-    let accs = evaluate_nets(gpu, ds, images, labels, cfg, seed, &nets, on_epoch)?;
+    let accs: Vec<f64> = evaluate_nets(gpu, ds, images, labels, cfg, seed, &nets, on_epoch)?.into_iter().map(|t| t.accuracy).collect();
     let (mean, std) = mean_std(&accs);
     Ok(EvalResult { accuracies: accs, mean, std, quick: cfg.quick, epochs: cfg.epochs })
 }
 
-/// The accuracies of evaluation networks `nets` (indices among `cfg.nets`): network k is trained from its own seed,
-/// whatever else runs, so any split of the networks over processes (`eval --shard`) gives the same accuracies.
+/// The test results (accuracy and confusion matrix) of evaluation networks `nets` (indices among `cfg.nets`): network
+/// k is trained from its own seed, whatever else runs, so any split of the networks over processes (`eval --shard`)
+/// gives the same results.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_nets(
-    gpu: &Gpu,
-    ds: &Dataset,
-    images: &[f32],
-    labels: &[u32],
-    cfg: &EvalConfig,
-    seed: u64,
-    nets: &[usize],
-    on_epoch: &mut dyn FnMut(usize, usize),
-) -> Result<Vec<f64>, anyhow::Error> {
-    Ok(evaluate_nets_detailed(gpu, ds, images, labels, cfg, seed, nets, on_epoch)?.into_iter().map(|t| t.accuracy).collect())
-}
-
-/// `evaluate_nets` with each network's confusion matrix.
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_nets_detailed(
     gpu: &Gpu,
     ds: &Dataset,
     images: &[f32],

@@ -22,6 +22,26 @@ fn screenshot(img: &image::RgbaImage, name: &str) {
     }
 }
 
+/// The app with settings `s` in a `w` × `h` window, once its session is open.
+fn open_app(s: AppSettings, w: f32, h: f32) -> Harness<'static, HyperApp> {
+    let cache = std::env::temp_dir().join("hd-app-test-cache");
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(w, h))
+        .wgpu_setup(wgpu_options().wgpu_setup)
+        .build_eframe(move |cc| HyperApp::new(cc, s.clone(), cache.clone()).expect("app starts"));
+    wait_until(&mut h, "the session", |a| a.latest.is_some());
+    h
+}
+
+/// Play until iteration `n`, pause, let any iteration in flight land, and draw a settled frame.
+fn run_iterations(h: &mut Harness<'_, HyperApp>, n: usize) {
+    h.state_mut().set_running(true);
+    wait_until(h, "the iterations", |a| a.latest.as_ref().is_some_and(|s| s.iteration >= n));
+    h.state_mut().set_running(false);
+    std::thread::sleep(Duration::from_millis(500));
+    h.run_steps(3);
+}
+
 fn wait_until(h: &mut Harness<'_, HyperApp>, what: &str, cond: impl Fn(&HyperApp) -> bool) {
     let t = Instant::now();
     while !cond(h.state()) {
@@ -39,18 +59,8 @@ fn app_distills_live_and_draws_grid_and_disk() {
     s.distill.width = 8;
     s.distill.batch_real = 8;
     s.view_real_per_class = 6;
-    let cache = std::env::temp_dir().join("hd-app-test-cache");
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 1000.0))
-        .wgpu_setup(wgpu_options().wgpu_setup)
-        .build_eframe(|cc| HyperApp::new(cc, s.clone(), cache.clone()).expect("app starts"));
-    wait_until(&mut h, "the session", |a| a.latest.is_some());
-    h.state_mut().set_running(true);
-    wait_until(&mut h, "3 iterations", |a| a.latest.as_ref().is_some_and(|s| s.iteration >= 3));
-    h.state_mut().set_running(false);
-    // let any in-flight iteration land, then draw a settled frame
-    std::thread::sleep(Duration::from_millis(500));
-    h.run_steps(3);
+    let mut h = open_app(s, 1400.0, 1000.0);
+    run_iterations(&mut h, 3);
     // export: the shown set as safetensors + PNG, and the timeline as a GIF
     let out = std::env::temp_dir().join(format!("hd-app-export-{}", std::process::id()));
     h.state_mut().export_dir = out.display().to_string();
@@ -184,12 +194,7 @@ fn many_classes_show_ten_spread_and_the_picker_changes_them() {
     s.distill.width = 8;
     s.distill.batch_real = 4;
     s.view_real_per_class = 2;
-    let cache = std::env::temp_dir().join("hd-app-test-cache");
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 720.0))
-        .wgpu_setup(wgpu_options().wgpu_setup)
-        .build_eframe(|cc| HyperApp::new(cc, s.clone(), cache.clone()).expect("app starts"));
-    wait_until(&mut h, "the session", |a| a.latest.is_some());
+    let mut h = open_app(s, 1280.0, 720.0);
     h.run_steps(3);
     let picked = vec![0, 11, 22, 33, 44, 55, 66, 77, 88, 99];
     assert_eq!(h.state().picked, picked, "ten classes spread over 0–99 by default");
@@ -233,22 +238,13 @@ fn compare_mode_runs_both_methods_from_the_same_start_and_draws_both() {
     s.distill.batch_real = 8;
     s.view_real_per_class = 4;
     s.compare = true; // DM+HDD (the default) beside DM
-    let cache = std::env::temp_dir().join("hd-app-test-cache");
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1600.0, 1000.0))
-        .wgpu_setup(wgpu_options().wgpu_setup)
-        .build_eframe(|cc| HyperApp::new(cc, s.clone(), cache.clone()).expect("app starts"));
-    wait_until(&mut h, "the session", |a| a.latest.is_some());
+    let mut h = open_app(s, 1600.0, 1000.0);
     {
         let first = h.state().latest.as_ref().unwrap();
         let twin = first.other.as_ref().expect("the twin's snapshot");
         assert_eq!(first.syn, twin.syn, "the same initial images");
     }
-    h.state_mut().set_running(true);
-    wait_until(&mut h, "3 iterations", |a| a.latest.as_ref().is_some_and(|s| s.iteration >= 3));
-    h.state_mut().set_running(false);
-    std::thread::sleep(Duration::from_millis(500));
-    h.run_steps(3);
+    run_iterations(&mut h, 3);
     let app = h.state();
     let snap = app.latest.as_ref().unwrap();
     let twin = snap.other.as_ref().expect("the twin's snapshot");

@@ -168,6 +168,17 @@ async function main() {
     await page.screenshot({ path: path.join(outDir, 'webgpu-1280x720.png') });
     if (!inside(s.diskRect, 1280, 720)) fail(`the disk is cut off at 1280×720: ${s.diskRect}`);
     await page.setViewportSize({ width: 1600, height: 1000 });
+    await new Promise(r => setTimeout(r, 1500));
+    // one class: a click on a synthetic point centres the disk on its class and shows it alone
+    s = await status(page);
+    const [px, py] = s.synPoint.split(',').map(Number);
+    await page.mouse.click(canvas[0] + px * ppp, canvas[1] + py * ppp);
+    await page.waitForFunction(() => /^Class/.test(document.getElementById('hd-status').dataset.centre ?? ''), null, { timeout: 30000 }).catch(() => {});
+    await new Promise(r => setTimeout(r, 1500));
+    s = await status(page);
+    result.class_view = s.centre;
+    await page.screenshot({ path: path.join(outDir, 'webgpu-one-class.png') });
+    if (!/^Class/.test(s.centre ?? '')) fail(`a click on a synthetic point did not centre the disk on its class: ${s.centre}`);
 
     // 2. a shared link: the settings in the hash are the ones the session runs with
     const toml = '[distill]\nmethod = "dm"\nipc = 1\nwidth = 8\nbatch_real = 8\nseed = 7\n';
@@ -177,6 +188,18 @@ async function main() {
     s = await status(page);
     result.shared_link = { settings: s.settings, running: s.running };
     if (s.settings !== 'dm ipc=1 width=8 batch_real=8 seed=7' || s.running !== 'false') fail(`the link's settings were not applied: ${JSON.stringify(result.shared_link)}`);
+
+    // compare mode from a link: DM and DM+HDD side by side, two disks
+    const cmp = 'compare = true\n[distill]\nmethod = "dm"\nipc = 1\nwidth = 8\nbatch_real = 8\nseed = 7\n';
+    await page.goto(url + '#settings=' + encodeURIComponent(cmp));
+    await page.waitForFunction(() => { const d = document.getElementById('hd-status').dataset; return Number(d.iteration ?? -1) >= 2 && d.disks === '2'; }, null, { timeout: 180000 })
+      .catch(() => {});
+    await new Promise(r => setTimeout(r, 1500));
+    s = await status(page);
+    result.compare = { iteration: Number(s.iteration), disks: Number(s.disks) };
+    await page.screenshot({ path: path.join(outDir, 'webgpu-compare.png') });
+    if (!(result.compare.iteration >= 2 && result.compare.disks === 2)) fail(`compare mode did not draw two disks: ${JSON.stringify(result.compare)}`);
+    await page.goto(url + '?paused#settings=' + encodeURIComponent(toml));
 
     // 3. the file picker: a small IDX Fashion-MNIST-like set made here (10 classes, 6 train + 2 test images each)
     const idx = (magic, dims, body) => { const h = Buffer.alloc(4 + 4 * dims.length); h.writeUInt32BE(magic, 0); dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i)); return Buffer.concat([h, body]); };
@@ -197,6 +220,22 @@ async function main() {
     s = await status(page);
     result.file_picker = { dataset: s.dataset, iteration: Number(s.iteration), error: s.error };
     if (!/\(60 train images\)/.test(s.dataset ?? '') || s.error) fail(`the picked files were not opened: ${JSON.stringify(result.file_picker)}`);
+    // 100 classes (4 train images each): ten spread over the labels are shown
+    const labels100 = n => Buffer.from(Array.from({ length: n }, (_, i) => i % 100));
+    const files100 = [
+      ['train-images-idx3-ubyte', idx(2051, [400, 28, 28], images(400))],
+      ['train-labels-idx1-ubyte', idx(2049, [400], labels100(400))],
+      ['t10k-images-idx3-ubyte', idx(2051, [100, 28, 28], images(100))],
+      ['t10k-labels-idx1-ubyte', idx(2049, [100], labels100(100))],
+    ].map(([name, buffer]) => ({ name, mimeType: 'application/octet-stream', buffer }));
+    await page.setInputFiles('#files', files100);
+    await page.waitForFunction(() => /\(400 train images\)/.test(document.getElementById('hd-status').dataset.dataset ?? ''), null, { timeout: 120000 })
+      .catch(() => {});
+    await new Promise(r => setTimeout(r, 2500));
+    s = await status(page);
+    result.hundred_classes = { dataset: s.dataset, picked: s.picked, error: s.error };
+    await page.screenshot({ path: path.join(outDir, 'webgpu-100-classes.png') });
+    if (s.picked !== '0,11,22,33,44,55,66,77,88,99' || s.error) fail(`a 100-class set should show ten classes spread over the labels: ${JSON.stringify(result.hundred_classes)}`);
     await ctx.close();
 
     // 4. without WebGPU: the page explains what is needed instead of a blank canvas

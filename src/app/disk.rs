@@ -110,7 +110,9 @@ impl HyperApp {
         let rect = resp.rect;
         if slot == 0 {
             self.last_disk_rect = Some(rect);
+            self.disks_drawn = 0;
         }
+        self.disks_drawn += 1;
         let r = side * 0.48;
         let c0 = rect.center();
         let to_screen = |p: &[f64; 2]| Pos2::new(c0.x + r * p[0] as f32, c0.y - r * p[1] as f32);
@@ -138,6 +140,9 @@ impl HyperApp {
         for (arc, c) in pic.arcs.iter().zip(0..).filter(|(_, c)| shown(*c)) {
             let pts: Vec<Pos2> = arc.iter().map(to_screen).collect();
             painter.line(pts, Stroke::new(1.5, class_colour(c, classes)));
+        }
+        if slot == 0 {
+            self.last_syn_point = pic.syn.iter().zip(&view.syn_labels).find(|(_, l)| shown(**l)).map(|(p, _)| to_screen(p));
         }
         for (p, &l) in pic.syn.iter().zip(&view.syn_labels).filter(|(_, l)| shown(**l)) {
             let q = to_screen(p);

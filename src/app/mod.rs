@@ -141,6 +141,10 @@ pub struct HyperApp {
     /// Where the synthetic grid and the disk were drawn in the last frame (points); tests read the pixels there.
     pub last_grid_rect: Option<Rect>,
     pub last_disk_rect: Option<Rect>,
+    /// where the first disk drew its first synthetic point of the classes shown (points; the browser test clicks it)
+    pub last_syn_point: Option<egui::Pos2>,
+    /// how many disks the last frame drew (two in compare mode)
+    pub disks_drawn: usize,
     /// start playing as soon as the dataset is open (the browser demo does)
     pub autoplay: bool,
     /// frames drawn so far
@@ -212,6 +216,8 @@ impl HyperApp {
             export_dir: "hyperdistill-app-export".into(),
             last_grid_rect: None,
             last_disk_rect: None,
+            last_syn_point: None,
+            disks_drawn: 0,
             autoplay: false,
             frames: 0,
         };

@@ -90,7 +90,7 @@ pub fn evaluate_set(gpu: &Gpu, job: &EvalJob, cache: &Path, log: &mut dyn FnMut(
     let mut out = vec![];
     for &arch in &job.archs {
         let cfg = EvalConfig { arch, ..job.eval.clone() };
-        let tests = eval::evaluate_nets_detailed(gpu, &ds, &set.images, &set.labels, &cfg, job.seed, &nets, &mut |k, ep| {
+        let tests = eval::evaluate_nets(gpu, &ds, &set.images, &set.labels, &cfg, job.seed, &nets, &mut |k, ep| {
             if ep % 50 == 0 {
                 log(&format!("{} net {}/{} epoch {ep}/{}", arch.name(), k + 1, cfg.nets, cfg.epochs));
             }

@@ -201,6 +201,10 @@ pub fn report(app: &HyperApp, ctx: &egui::Context) {
     }));
     let rect = |v: Option<egui::Rect>| v.map_or(String::new(), |r| format!("{},{},{},{}", r.min.x, r.min.y, r.max.x, r.max.y));
     r("disk-rect", &rect(app.last_disk_rect));
+    r("disks", &app.disks_drawn.to_string());
+    r("syn-point", &app.last_syn_point.map_or(String::new(), |p| format!("{},{}", p.x, p.y)));
+    r("centre", &format!("{:?}", app.centre));
+    r("picked", &app.picked.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
     r("grid-rect", &rect(app.last_grid_rect));
     r("pixels-per-point", &ctx.pixels_per_point().to_string());
     r("error", app.error.as_deref().unwrap_or(""));
