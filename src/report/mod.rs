@@ -474,10 +474,19 @@ fn study_report(gpu: Option<&Gpu>, file: &Path, opts: &Options, page: &mut Page)
     page.title = format!("study {}", s.out.display());
     page.p(&format!("{} methods × {} seeds × IPC {:?}; dataset {}.", s.methods.len(), s.seeds.len(), s.ipc, s.dataset));
     page.h2("Table");
-    let mut t = String::from("<table><tr><th>group</th><th>seeds</th><th>test accuracy (%) mean ± sd</th><th>per seed</th></tr>\n");
+    let mut t = String::from("<table><tr><th>group</th><th>seeds</th><th>test accuracy (%) mean ± sd</th><th>per seed</th><th>at iteration 0</th></tr>\n");
     for r in &table.rows {
         let per: Vec<String> = r.accuracies.iter().map(|(k, a)| format!("{k}: {:.2}", 100.0 * a)).collect();
-        t.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{:.2} ± {:.2}</td><td>{}</td></tr>\n", esc(&r.group), r.accuracies.len(), 100.0 * r.mean, 100.0 * r.sd, per.join(", ")));
+        let start = if r.start.is_empty() {
+            "—".to_string()
+        } else {
+            let (m, sd) = crate::study::stats::mean_sd(&r.start.values().copied().collect::<Vec<_>>());
+            format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * sd)
+        };
+        t.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{:.2} ± {:.2}</td><td>{}</td><td>{start}</td></tr>\n",
+            esc(&r.group), r.accuracies.len(), 100.0 * r.mean, 100.0 * r.sd, per.join(", ")
+        ));
     }
     t.push_str("</table>\n");
     if !table.pairs.is_empty() {

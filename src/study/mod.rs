@@ -205,13 +205,17 @@ pub fn cell_state(cell: &Cell) -> CellState {
 
 /// The cell's final test accuracy (the mean over its evaluation networks, a fraction), from its metrics.jsonl.
 pub fn final_accuracy(cell: &Cell) -> Option<f64> {
+    accuracy_at(cell, cell.cfg.distill.iterations)
+}
+
+/// The cell's evaluated accuracy at iteration `it`, if it was evaluated there.
+pub fn accuracy_at(cell: &Cell, it: usize) -> Option<f64> {
     let text = std::fs::read_to_string(cell.cfg.out.join("metrics.jsonl")).ok()?;
-    let total = cell.cfg.distill.iterations as u64;
     // the last one: a resumed run may have evaluated the same iteration twice
     text.lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == "eval" && v["iteration"].as_u64() == Some(total))
+        .filter(|v| v["event"] == "eval" && v["iteration"].as_u64() == Some(it as u64))
         .find_map(|v| v["mean"].as_f64())
 }
 
@@ -250,6 +254,9 @@ pub struct Row {
     pub accuracies: BTreeMap<u64, f64>,
     pub mean: f64,
     pub sd: f64,
+    /// seed → accuracy of the starting set (iteration 0), where it was evaluated: the real images a seed starts from,
+    /// the same for every method of the seed whose initialisation is the same
+    pub start: BTreeMap<u64, f64>,
 }
 
 /// One pair of the table: B against A in the same IPC and grid values.
@@ -294,6 +301,7 @@ pub fn table(study: &StudyConfig) -> Result<Table> {
                     accuracies: BTreeMap::new(),
                     mean: f64::NAN,
                     sd: f64::NAN,
+                    start: BTreeMap::new(),
                 });
                 rows.last_mut().expect("pushed")
             }
@@ -301,6 +309,9 @@ pub fn table(study: &StudyConfig) -> Result<Table> {
         match final_accuracy(cell) {
             Some(a) => {
                 row.accuracies.insert(cell.seed, a);
+                if let Some(a0) = accuracy_at(cell, 0).filter(|_| cell.cfg.distill.iterations > 0) {
+                    row.start.insert(cell.seed, a0);
+                }
             }
             None => missing.push(format!("{} seed {}", cell.group, cell.seed)),
         }
@@ -331,10 +342,16 @@ pub fn table(study: &StudyConfig) -> Result<Table> {
 impl Table {
     /// The table in Markdown: accuracies per group, then the pairs.
     pub fn markdown(&self) -> String {
-        let mut s = String::from("| group | seeds | test accuracy (%) mean ± sd | per seed |\n|---|---|---|---|\n");
+        let mut s = String::from("| group | seeds | test accuracy (%) mean ± sd | per seed | at iteration 0: mean ± sd |\n|---|---|---|---|---|\n");
         for r in &self.rows {
             let per: Vec<String> = r.accuracies.iter().map(|(k, a)| format!("{k}: {:.2}", 100.0 * a)).collect();
-            s.push_str(&format!("| {} | {} | {:.2} ± {:.2} | {} |\n", r.group, r.accuracies.len(), 100.0 * r.mean, 100.0 * r.sd, per.join(", ")));
+            let start = if r.start.is_empty() {
+                "—".to_string()
+            } else {
+                let (m, sd) = stats::mean_sd(&r.start.values().copied().collect::<Vec<_>>());
+                format!("{:.2} ± {:.2} ({} seeds)", 100.0 * m, 100.0 * sd, r.start.len())
+            };
+            s.push_str(&format!("| {} | {} | {:.2} ± {:.2} | {} | {start} |\n", r.group, r.accuracies.len(), 100.0 * r.mean, 100.0 * r.sd, per.join(", ")));
         }
         if !self.pairs.is_empty() {
             s.push_str("\n| B − A | pairs | mean difference (points) | 95 % interval | p (paired t) |\n|---|---|---|---|---|\n");
