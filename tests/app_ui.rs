@@ -22,6 +22,36 @@ fn screenshot(img: &image::RgbaImage, name: &str) {
     }
 }
 
+/// Small sizes that run in seconds on a software adapter.
+fn small_settings(ipc: usize, view_real_per_class: usize) -> AppSettings {
+    let mut s = AppSettings::default();
+    s.distill.ipc = ipc;
+    s.distill.width = 8;
+    s.distill.batch_real = 8;
+    s.view_real_per_class = view_real_per_class;
+    s
+}
+
+/// Per class (of `classes`), the pixels of `rect` (points; `ppp` pixels per point) within `tol` of its colour, and
+/// where they are as a fraction of the disk's radius about `rect`'s centre.
+fn class_pixels(img: &image::RgbaImage, ppp: f32, rect: egui::Rect, classes: usize, tol: i32) -> (Vec<usize>, Vec<f32>) {
+    let (c, r) = (rect.center(), rect.width() * 0.48);
+    let colours: Vec<[u8; 4]> = (0..classes).map(|k| class_colour(k, classes).to_array()).collect();
+    let (mut found, mut radii) = (vec![0usize; classes], vec![]);
+    for y in (rect.min.y as u32)..(rect.max.y as u32) {
+        for x in (rect.min.x as u32)..(rect.max.x as u32) {
+            let p = img.get_pixel((x as f32 * ppp) as u32, (y as f32 * ppp) as u32).0;
+            for (k, q) in colours.iter().enumerate() {
+                if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= tol) {
+                    found[k] += 1;
+                    radii.push(((x as f32 - c.x).hypot(y as f32 - c.y) / r).min(1.0));
+                }
+            }
+        }
+    }
+    (found, radii)
+}
+
 /// The app with settings `s` in a `w` × `h` window, once its session is open.
 fn open_app(s: AppSettings, w: f32, h: f32) -> Harness<'static, HyperApp> {
     let cache = std::env::temp_dir().join("hd-app-test-cache");
@@ -54,12 +84,7 @@ fn wait_until(h: &mut Harness<'_, HyperApp>, what: &str, cond: impl Fn(&HyperApp
 
 #[test]
 fn app_distills_live_and_draws_grid_and_disk() {
-    let mut s = AppSettings::default();
-    s.distill.ipc = 2;
-    s.distill.width = 8;
-    s.distill.batch_real = 8;
-    s.view_real_per_class = 6;
-    let mut h = open_app(s, 1400.0, 1000.0);
+    let mut h = open_app(small_settings(2, 6), 1400.0, 1000.0);
     run_iterations(&mut h, 3);
     // export: the shown set as safetensors + PNG, and the timeline as a GIF
     let out = std::env::temp_dir().join(format!("hd-app-export-{}", std::process::id()));
@@ -112,20 +137,7 @@ fn app_distills_live_and_draws_grid_and_disk() {
     let dark = (-4..=4).any(|d| px(c.x + r + d as f32 * 0.5, c.y).0[0] < 120);
     assert!(dark, "no disk outline at the right edge");
     let classes = 10;
-    let mut found = vec![0usize; classes];
-    let mut radii = vec![]; // where the class-coloured pixels are, as a fraction of the disk's radius
-    for y in (disk.min.y as u32)..(disk.max.y as u32) {
-        for x in (disk.min.x as u32)..(disk.max.x as u32) {
-            let p = px(x as f32, y as f32).0;
-            for (k, f) in found.iter_mut().enumerate() {
-                let q = class_colour(k, classes).to_array();
-                if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= 3) {
-                    *f += 1;
-                    radii.push(((x as f32 - c.x).hypot(y as f32 - c.y) / r).min(1.0));
-                }
-            }
-        }
-    }
+    let (found, mut radii) = class_pixels(&img, ppp, disk, classes, 3);
     println!("disk pixels per class colour: {found:?}");
     assert!(found.iter().all(|&n| n >= 10), "some class is missing from the disk: {found:?}");
     // 3. the radial scale: by default (auto) the median real point is drawn at half the radius; the pixels of the
@@ -165,19 +177,7 @@ fn app_distills_live_and_draws_grid_and_disk() {
     h.state_mut().centre_on_class(Some(3));
     h.run_steps(3);
     let img = h.render().expect("render");
-    let px = |x: f32, y: f32| *img.get_pixel((x * ppp) as u32, (y * ppp) as u32);
-    let mut found = vec![0usize; classes];
-    for y in (disk.min.y as u32)..(disk.max.y as u32) {
-        for x in (disk.min.x as u32)..(disk.max.x as u32) {
-            let p = px(x as f32, y as f32).0;
-            for (k, f) in found.iter_mut().enumerate() {
-                let q = class_colour(k, classes).to_array();
-                if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= 3) {
-                    *f += 1;
-                }
-            }
-        }
-    }
+    let (found, _) = class_pixels(&img, ppp, disk, classes, 3);
     screenshot(&img, "app-one-class.png");
     println!("centred on class 3: disk pixels per class colour {found:?}");
     assert!(found[3] >= 10 && found.iter().enumerate().all(|(k, &n)| k == 3 || n == 0), "{found:?}");
@@ -188,12 +188,9 @@ fn many_classes_show_ten_spread_and_the_picker_changes_them() {
     // a generic IDX set with 100 classes (4 training images each)
     let d = common::files::TempDir::new("app-100");
     common::files::write_idx_set(&d, "hundred", &common::files::labels_cycle(400, 100), &common::files::labels_cycle(100, 100), false);
-    let mut s = AppSettings::default();
+    let mut s = small_settings(1, 2);
     s.dataset = d.path("hundred").display().to_string();
-    s.distill.ipc = 1;
-    s.distill.width = 8;
     s.distill.batch_real = 4;
-    s.view_real_per_class = 2;
     let mut h = open_app(s, 1280.0, 720.0);
     h.run_steps(3);
     let picked = vec![0, 11, 22, 33, 44, 55, 66, 77, 88, 99];
@@ -205,18 +202,7 @@ fn many_classes_show_ten_spread_and_the_picker_changes_them() {
     let img = h.render().expect("render");
     screenshot(&img, "app-100-classes.png");
     let ppp = img.width() as f32 / 1280.0;
-    let mut found = vec![0usize; 100];
-    for y in (disk.min.y as u32)..(disk.max.y as u32) {
-        for x in (disk.min.x as u32)..(disk.max.x as u32) {
-            let p = img.get_pixel((x as f32 * ppp) as u32, (y as f32 * ppp) as u32).0;
-            for (k, f) in found.iter_mut().enumerate() {
-                let q = class_colour(k, 100).to_array();
-                if (0..3).all(|ch| (p[ch] as i32 - q[ch] as i32).abs() <= 2) {
-                    *f += 1;
-                }
-            }
-        }
-    }
+    let (found, _) = class_pixels(&img, ppp, disk, 100, 2);
     let shown: Vec<usize> = (0..100).filter(|&k| found[k] >= 10).collect();
     println!("100 classes: class colours found on the disk: {shown:?}");
     assert_eq!(shown, picked, "the disk draws the picked classes only");
@@ -232,11 +218,7 @@ fn many_classes_show_ten_spread_and_the_picker_changes_them() {
 
 #[test]
 fn compare_mode_runs_both_methods_from_the_same_start_and_draws_both() {
-    let mut s = AppSettings::default();
-    s.distill.ipc = 2;
-    s.distill.width = 8;
-    s.distill.batch_real = 8;
-    s.view_real_per_class = 4;
+    let mut s = small_settings(2, 4);
     s.compare = true; // DM+HDD (the default) beside DM
     let mut h = open_app(s, 1600.0, 1000.0);
     {
