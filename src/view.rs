@@ -320,6 +320,7 @@ pub struct DiskPicture {
 }
 
 /// Project real and synthetic hyperboloid points, the per-class centroids and the arcs between them.
+#[allow(clippy::too_many_arguments)]
 pub fn disk_picture(
     real: &[Vec<f64>],
     syn: &[Vec<f64>],

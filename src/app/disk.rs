@@ -177,7 +177,7 @@ impl HyperApp {
             painter.circle_stroke(to_screen(p), 7.0, Stroke::new(2.0, Color32::BLACK));
         }
         painter.text(rect.left_top() + Vec2::new(6.0, 4.0), egui::Align2::LEFT_TOP,
-            &format!(
+            format!(
                 "○ real centroid  ■ synthetic centroid\n● synthetic  · real\nradius ρ = tanh(d / 2s√k), {}\nd = geodesic distance to the centre\ndirection = PCA",
                 if pic.scale == 1.0 { "s = 1 (exact)".to_string() } else { format!("s = {:.2}", pic.scale) }
             ),

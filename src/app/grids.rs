@@ -35,8 +35,6 @@ impl HyperApp {
         }
     }
 
-    /// Write the shown synthetic set to `export_dir` (safetensors + PNG grid); in a browser, download them.
-
     /// The grids (initial, synthetic, real) and the timeline.
     pub(super) fn grids(&mut self, ui: &mut egui::Ui, ctx: &egui::Context) {
         let Some(info) = self.info.clone() else {
@@ -159,8 +157,6 @@ pub(super) fn grid_texture(ctx: &egui::Context, name: &str, info: &SessionInfo, 
     ctx.load_texture(name, grid_rgba(info, pixels, per, rows), egui::TextureOptions::NEAREST)
 }
 
-/// Draw one grid texture with a caption; returns its rect and the hovered cell (class-major index).
-#[allow(clippy::too_many_arguments)]
 /// One grid with its caption; image i (class i / per, column i % per) sits in the row of its class in `rows`. Returns
 /// the grid's rectangle and the image under the pointer.
 #[allow(clippy::too_many_arguments)]

@@ -87,6 +87,11 @@ struct Textures {
     real: Option<egui::TextureHandle>,
 }
 
+/// What a disk picture was drawn for: iteration, centre, radial scale (it is redrawn when one changes).
+type DiskKey = (usize, Centre, view::RadialScale);
+/// Two principal directions of the tangent space, kept between frames so the picture does not flip.
+type Basis = [Vec<f64>; 2];
+
 pub struct HyperApp {
     /// the settings being edited (applied on Reset)
     pub settings: AppSettings,
@@ -121,9 +126,9 @@ pub struct HyperApp {
     /// the factor the slider sets for `RadialScale::Factor`
     radial_factor: f64,
     /// the disk pictures drawn (slot 1: the twin's in compare mode) and their PCA bases, kept between frames
-    disk: [Option<((usize, Centre, view::RadialScale), DiskPicture)>; 2],
+    disk: [Option<(DiskKey, DiskPicture)>; 2],
     euclid: Option<(usize, (Vec<[f64; 2]>, Vec<[f64; 2]>))>,
-    disk_basis: [Option<[Vec<f64>; 2]>; 2],
+    disk_basis: [Option<Basis>; 2],
     euclid_basis: Option<[Vec<f64>; 2]>,
     hover: Option<Hover>,
     next_hover: Option<Hover>,

@@ -400,16 +400,15 @@ pub fn open_source(src: &source::Source, name_hint: &str) -> Result<Dataset, Dat
 }
 
 fn open_source_keeping(src: &source::Source, name_hint: &str, keep: Option<KeepClasses>) -> Result<Dataset, DataError> {
-    let (src, name_hint) = (src, name_hint.to_string());
-    let ds = if let Some(ds) = idx::detect(&src, &name_hint)? {
+    let ds = if let Some(ds) = idx::detect(src, name_hint)? {
         ds
-    } else if let Some(ds) = cifar::detect(&src)? {
+    } else if let Some(ds) = cifar::detect(src)? {
         ds
-    } else if let Some(ds) = svhn::detect(&src)? {
+    } else if let Some(ds) = svhn::detect(src)? {
         ds
-    } else if let Some(ds) = folder::detect_tiny(&src, keep)? {
+    } else if let Some(ds) = folder::detect_tiny(src, keep)? {
         ds
-    } else if let Some(ds) = folder::detect_image_folder(&src, &name_hint)? {
+    } else if let Some(ds) = folder::detect_image_folder(src, name_hint)? {
         ds
     } else {
         return Err(DataError::Layout(format!(
