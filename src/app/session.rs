@@ -283,3 +283,30 @@ pub fn loss_name(method: Method) -> &'static str {
         Method::DanceHdd => "DANCE+HDD matching: λ · d_L (calibration CE not shown)",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distill::DistillConfig;
+
+    #[test]
+    fn the_twin_differs_only_in_what_its_method_defines() {
+        // DM+HDD at the authors' settings against DM: the same everything, DM's (unused) k and λ
+        let first = DistillConfig { method: Method::DmHdd, seed: 7, ipc: 10, ..DistillConfig::default() };
+        let twin = twin_config(&first);
+        assert_eq!(twin.method, Method::Dm);
+        assert_eq!(DistillConfig { method: Method::DmHdd, ..twin.clone() }, first);
+        // IDM+HDD at its default step (1 at IPC 10) against IDM at IDM's (0.2); a step the user chose stays
+        let mut idm_hdd = DistillConfig { method: Method::IdmHdd, ipc: 10, ..DistillConfig::default() };
+        idm_hdd.apply_method_defaults();
+        let twin = twin_config(&idm_hdd);
+        assert_eq!((twin.method, twin.lr_img, twin.idm.clone()), (Method::Idm, 0.2, idm_hdd.idm.clone()));
+        idm_hdd.lr_img = 0.7;
+        assert_eq!(twin_config(&idm_hdd).lr_img, 0.7);
+        // DM against DM+HDD: the HDD side gets the method's k and λ
+        let dm = DistillConfig { method: Method::Dm, k: 5.0, lambda: 1.0, ..DistillConfig::default() };
+        let twin = twin_config(&dm);
+        let d = DistillConfig::default();
+        assert_eq!((twin.method, twin.k, twin.lambda), (Method::DmHdd, d.k, d.lambda));
+    }
+}

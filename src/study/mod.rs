@@ -452,3 +452,33 @@ pub fn note(study: &StudyConfig, line: &str) -> Result<()> {
     writeln!(f, "{line}")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracies_come_from_the_last_evaluation_of_an_iteration() {
+        let dir = std::env::temp_dir().join(format!("hd-study-acc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = RunConfig { out: dir.clone(), ..RunConfig::default() };
+        cfg.distill.iterations = 300;
+        let cell = Cell { group: "dm-ipc10".into(), method: Method::Dm, ipc: 10, axes: vec![], seed: 1, cfg };
+        assert_eq!((final_accuracy(&cell), accuracy_at(&cell, 0)), (None, None), "no metrics yet");
+        // a run evaluated at 0 and 300, then resumed and evaluated at 300 again (the later line counts)
+        let lines = [
+            r#"{"event":"start","iteration":0}"#,
+            r#"{"event":"eval","iteration":0,"mean":0.7343}"#,
+            r#"{"event":"loss","iteration":10,"loss":18.1}"#,
+            r#"{"event":"eval","iteration":300,"mean":0.7900}"#,
+            r#"{"event":"resume","iteration":250}"#,
+            "not json",
+            r#"{"event":"eval","iteration":300,"mean":0.7913}"#,
+        ];
+        std::fs::write(dir.join("metrics.jsonl"), lines.join("\n")).unwrap();
+        assert_eq!(final_accuracy(&cell), Some(0.7913));
+        assert_eq!(accuracy_at(&cell, 0), Some(0.7343));
+        assert_eq!(accuracy_at(&cell, 10), None, "a loss line is no evaluation");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
