@@ -7,6 +7,7 @@
 #   peak MiB  = the largest resident set of the two processes (/usr/bin/time).
 # Prints a table; the numbers and the projection made from them are in benches/NOTES.md.
 #   bash benches/shard_overhead.sh [BINARY] [DATASET] [A_DM B_DM] [A_IDM B_IDM]
+# METHODS="dm+hdd" limits the methods measured (default: dm+hdd idm+hdd).
 set -euo pipefail
 bin=${1:-target/release/hyperdistill}
 dataset=${2:-embedded}
@@ -15,9 +16,9 @@ a_idm=${5:-2}; b_idm=${6:-6}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 common=(--ipc 10 --width 32 --batch-real 64 --eval-nets 0 --seed 1 --dataset "$dataset")
-echo "dataset $dataset; ipc 10, width 32, batch_real 64; adapter: $("$bin" info 2>/dev/null | sed -n 's/^adapter: //p' | head -1)"
+echo "dataset $dataset; ipc 10, width 32, batch_real 64; adapter: $("$bin" info 2>&1 | sed -n 's/^adapter:* *//p' | head -1)"
 printf '%-8s %2s %5s %8s %8s %9s\n' method N shard "fixed s" "s/it" "peak MiB"
-for m in dm+hdd idm+hdd; do
+for m in ${METHODS:-dm+hdd idm+hdd}; do
     a=$a_dm b=$b_dm
     [ "$m" = idm+hdd ] && a=$a_idm b=$b_idm
     for n in 1 2 4; do
