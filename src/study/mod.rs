@@ -77,6 +77,13 @@ impl StudyConfig {
         if let Some(d) = s.seeds.iter().find(|x| !seen.insert(**x)) {
             bail!("{}: seed {d} is listed twice", path.display());
         }
+        if s.ipc.contains(&0) {
+            bail!("{}: ipc 0: a synthetic set needs at least one image per class", path.display());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(m) = s.methods.iter().find(|m| !seen.insert(m.name())) {
+            bail!("{}: method {} is listed twice", path.display(), m.name());
+        }
         if let Some(dir) = path.parent().filter(|d| path.file_name().is_some_and(|n| n == "study.toml") && d.join(COPY_MARK).is_file()) {
             s.out = dir.to_path_buf();
         }
@@ -479,6 +486,27 @@ mod tests {
         assert_eq!(final_accuracy(&cell), Some(0.7913));
         assert_eq!(accuracy_at(&cell, 0), Some(0.7343));
         assert_eq!(accuracy_at(&cell, 10), None, "a loss line is no evaluation");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_study_files_are_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("hd-study-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let head = "out = \"o\"\n";
+        for (body, want) in [
+            ("", "missing field `out`"),
+            ("methods = [\"dm\"]\nseeds = []\nipc = [10]\n", "at least one method, seed and IPC"),
+            ("methods = [\"dm\"]\nseeds = [1, 1]\nipc = [10]\n", "seed 1 is listed twice"),
+            ("methods = [\"dm\", \"dm\"]\nseeds = [1]\nipc = [10]\n", "method dm is listed twice"),
+            ("methods = [\"dm\"]\nseeds = [1]\nipc = [0]\n", "ipc 0"),
+            ("methods = [\"dm\", \"bogus\"]\nseeds = [1]\nipc = [10]\n", "unknown variant `bogus`"),
+        ] {
+            let path = dir.join("s.toml");
+            std::fs::write(&path, if body.is_empty() { String::new() } else { format!("{head}{body}") }).unwrap();
+            let e = format!("{:#}", StudyConfig::from_toml_file(&path).unwrap_err());
+            assert!(e.contains("s.toml") && e.contains(want), "{body:?}: {e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
