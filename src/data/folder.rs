@@ -250,10 +250,7 @@ pub fn detect_tiny(src: &Source, keep: Option<KeepClasses>) -> Result<Option<Dat
     if kept.len() >= classes.len() {
         return assemble(src, "tiny-imagenet", classes, train, test, Some(Known::TinyImageNet)).map(Some);
     }
-    let mut wanted = vec![false; classes.len()];
-    for &c in kept.iter().filter(|&&c| c < train_counts.len()) {
-        wanted[c] = true;
-    }
+    let wanted = super::class_mask(&kept, classes.len());
     train.retain(|(_, y)| wanted[*y as usize]);
     let mut ds = assemble(src, "tiny-imagenet", classes, train, vec![], Some(Known::TinyImageNet))?;
     ds.subset = Some(Subset { classes: kept, train_counts });

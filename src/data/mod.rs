@@ -144,6 +144,15 @@ pub struct Subset {
     pub train_counts: Vec<usize>,
 }
 
+/// `classes` flags, set for the classes in `keep` (those out of range are ignored).
+pub(crate) fn class_mask(keep: &[usize], classes: usize) -> Vec<bool> {
+    let mut mask = vec![false; classes];
+    for &c in keep.iter().filter(|&&c| c < classes) {
+        mask[c] = true;
+    }
+    mask
+}
+
 /// Which classes' training images a load keeps, decided once the class count is known (`None` keeps everything).
 pub type KeepClasses<'a> = &'a dyn Fn(usize) -> Result<Vec<usize>, DataError>;
 
@@ -185,12 +194,7 @@ impl Dataset {
     pub fn retain_classes(&mut self, keep: &[usize]) {
         let counts = self.train_counts();
         let l = self.image_len();
-        let mut wanted = vec![false; self.classes.len()];
-        for &c in keep {
-            if c < wanted.len() {
-                wanted[c] = true;
-            }
-        }
+        let wanted = class_mask(keep, self.classes.len());
         let mut w = 0;
         for i in 0..self.train.len() {
             let y = self.train.labels[i];

@@ -349,20 +349,28 @@ fn run_report(gpu: Option<&Gpu>, dir: &Path, opts: &Options, page: &mut Page, pr
     Ok(())
 }
 
-/// The view network's features of a set.
-fn view_features(gpu: &Gpu, ds: &Dataset, cfg: &RunConfig, images: &[f32], labels: &[u32]) -> Result<ViewFeatures> {
+/// The view network's features of the shown real images beside each set's: one network and one workspace (sized for
+/// the largest set) for all the sets, one forward pass per set.
+fn view_features(gpu: &Gpu, ds: &Dataset, cfg: &RunConfig, sets: &[&export::SynSet]) -> Result<Vec<ViewFeatures>> {
     use crate::nn::convnet::GpuConvNet;
     let (real, real_labels, _) = view::shown_real(ds, 20, cfg.distill.seed);
     let net = GpuConvNet::new(gpu, &view::view_net(ds, cfg.distill.width, cfg.distill.seed)?)?;
-    let n = real_labels.len() + labels.len();
-    let ws = net.workspace(gpu, n)?;
-    gpu.write(&ws.x, &[real, images.to_vec()].concat());
-    let mut enc = gpu.encoder();
-    net.forward_only(gpu, &mut enc, &ws, false);
-    gpu.submit_wait(enc);
+    let largest = sets.iter().map(|s| s.labels.len()).max().unwrap_or(0);
+    let ws = net.workspace(gpu, real_labels.len() + largest)?;
     let dim = net.cfg.embed_dim();
-    let feats = gpu.read_f32(&ws.embed, n * dim)?;
-    Ok(ViewFeatures::from_features(cfg.distill.hdd(), ds.classes.len(), &feats, dim, real_labels, labels.iter().map(|&l| l as usize).collect()))
+    let mut out = vec![];
+    for set in sets {
+        let n = real_labels.len() + set.labels.len();
+        gpu.write(&ws.x, &[real.as_slice(), set.images.as_slice()].concat());
+        let mut enc = gpu.encoder();
+        // (a smaller set leaves the workspace's last images stale: each image is normalised on its own, so they touch nothing read)
+        net.forward_only(gpu, &mut enc, &ws, false);
+        gpu.submit_wait(enc);
+        let feats = gpu.read_f32(&ws.embed, n * dim)?;
+        let labels = set.labels.iter().map(|&l| l as usize).collect();
+        out.push(ViewFeatures::from_features(cfg.distill.hdd(), ds.classes.len(), &feats, dim, real_labels.clone(), labels));
+    }
+    Ok(out)
 }
 
 /// Disk and PCA at the start (grids/iter_000000.safetensors) and the end (synset.safetensors), the end's directions
@@ -383,8 +391,8 @@ fn feature_figures(gpu: &Gpu, ds: &Dataset, cfg: &RunConfig, dir: &Path, page: &
         return Ok(());
     }
     let (mut disk_basis, mut pca_basis) = (None, None);
-    for (when, set) in &snaps {
-        let v = view_features(gpu, ds, cfg, &set.images, &set.labels)?;
+    let features = view_features(gpu, ds, cfg, &snaps.iter().map(|(_, set)| set).collect::<Vec<_>>())?;
+    for ((when, _), v) in snaps.iter().zip(features) {
         let pic = view::disk_picture(&v.real_pts, &v.syn_pts, &v.real_centroids, &v.syn_centroids, &v.real_centre, v.hdd.k, disk_basis.as_ref(), view::RadialScale::Auto);
         disk_basis = pic.basis.clone();
         let with = |pts: &[[f64; 2]], labels: &[usize]| pts.iter().copied().zip(labels.iter().copied()).collect::<Vec<_>>();
@@ -474,31 +482,16 @@ fn study_report(gpu: Option<&Gpu>, file: &Path, opts: &Options, page: &mut Page)
     page.title = format!("study {}", s.out.display());
     page.p(&format!("{} methods × {} seeds × IPC {:?}; dataset {}.", s.methods.len(), s.seeds.len(), s.ipc, s.dataset));
     page.h2("Table");
-    let mut t = String::from("<table><tr><th>group</th><th>seeds</th><th>test accuracy (%) mean ± sd</th><th>per seed</th><th>at iteration 0</th></tr>\n");
-    for r in &table.rows {
-        let per: Vec<String> = r.accuracies.iter().map(|(k, a)| format!("{k}: {:.2}", 100.0 * a)).collect();
-        let start = if r.start.is_empty() {
-            "—".to_string()
-        } else {
-            let (m, sd) = crate::study::stats::mean_sd(&r.start.values().copied().collect::<Vec<_>>());
-            format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * sd)
-        };
-        t.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{:.2} ± {:.2}</td><td>{}</td><td>{start}</td></tr>\n",
-            esc(&r.group), r.accuracies.len(), 100.0 * r.mean, 100.0 * r.sd, per.join(", ")
-        ));
-    }
-    t.push_str("</table>\n");
-    if !table.pairs.is_empty() {
-        t.push_str("<table><tr><th>B − A</th><th>pairs</th><th>mean difference (points)</th><th>95 % interval</th><th>p (paired t)</th></tr>\n");
-        for p in &table.pairs {
-            let d = &p.difference;
-            t.push_str(&format!("<tr><td>{} − {}</td><td>{}</td><td>{:+.2} ± {:.2} (sd)</td><td>[{:+.2}, {:+.2}]</td><td>{:.3}</td></tr>\n",
-                esc(&p.b), esc(&p.a), d.n, d.mean, d.sd, d.low, d.high, d.p));
+    // the same tables as table.md
+    for t in table.text_tables() {
+        let row = |tag: &str, cells: Vec<String>| format!("<tr>{}</tr>\n", cells.iter().map(|c| format!("<{tag}>{}</{tag}>", esc(c))).collect::<String>());
+        page.body.push_str("<table>");
+        page.body.push_str(&row("th", t.headers.iter().map(|h| h.to_string()).collect()));
+        for r in t.rows {
+            page.body.push_str(&row("td", r));
         }
-        t.push_str("</table>\n");
+        page.body.push_str("</table>\n");
     }
-    page.body.push_str(&t);
     page.p(&format!("Interval: {}.", table.interval));
     if !table.missing.is_empty() {
         page.note(format!("not finished: {}", table.missing.join(", ")));

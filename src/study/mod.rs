@@ -95,13 +95,7 @@ impl StudyConfig {
         if !self.pairs.is_empty() {
             return self.pairs.clone();
         }
-        let plus = |m: Method| match m {
-            Method::Dm => Some(Method::DmHdd),
-            Method::Idm => Some(Method::IdmHdd),
-            Method::Dance => Some(Method::DanceHdd),
-            _ => None,
-        };
-        self.methods.iter().filter_map(|&m| plus(m).filter(|p| self.methods.contains(p)).map(|p| [m, p])).collect()
+        self.methods.iter().filter(|m| !m.hdd()).map(|&m| [m, m.twin()]).filter(|[_, p]| self.methods.contains(p)).collect()
     }
 
     /// Every cell, in a fixed order (methods, IPC, grid, then seeds): `--cell I` and a Slurm array count on it.
@@ -346,26 +340,70 @@ pub fn table(study: &StudyConfig) -> Result<Table> {
     })
 }
 
+/// One table as text: its column headers and its rows (what Markdown and the report's HTML both lay out).
+pub struct TextTable {
+    pub headers: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
 impl Table {
+    /// The groups' table (accuracies over seeds) and, where there are pairs, the pairs' table, as text.
+    pub fn text_tables(&self) -> Vec<TextTable> {
+        let groups = TextTable {
+            headers: vec!["group", "seeds", "test accuracy (%) mean ± sd", "per seed", "at iteration 0: mean ± sd"],
+            rows: self
+                .rows
+                .iter()
+                .map(|r| {
+                    let per: Vec<String> = r.accuracies.iter().map(|(k, a)| format!("{k}: {:.2}", 100.0 * a)).collect();
+                    let start = if r.start.is_empty() {
+                        "—".to_string()
+                    } else {
+                        let (m, sd) = stats::mean_sd(&r.start.values().copied().collect::<Vec<_>>());
+                        format!("{:.2} ± {:.2} ({} seeds)", 100.0 * m, 100.0 * sd, r.start.len())
+                    };
+                    vec![r.group.clone(), r.accuracies.len().to_string(), format!("{:.2} ± {:.2}", 100.0 * r.mean, 100.0 * r.sd), per.join(", "), start]
+                })
+                .collect(),
+        };
+        let mut out = vec![groups];
+        if !self.pairs.is_empty() {
+            out.push(TextTable {
+                headers: vec!["B − A", "pairs", "mean difference (points)", "95 % interval", "p (paired t)"],
+                rows: self
+                    .pairs
+                    .iter()
+                    .map(|p| {
+                        let d = &p.difference;
+                        vec![
+                            format!("{} − {}", p.b, p.a),
+                            d.n.to_string(),
+                            format!("{:+.2} ± {:.2} (sd)", d.mean, d.sd),
+                            format!("[{:+.2}, {:+.2}]", d.low, d.high),
+                            format!("{:.3}", d.p),
+                        ]
+                    })
+                    .collect(),
+            });
+        }
+        out
+    }
+
     /// The table in Markdown: accuracies per group, then the pairs.
     pub fn markdown(&self) -> String {
-        let mut s = String::from("| group | seeds | test accuracy (%) mean ± sd | per seed | at iteration 0: mean ± sd |\n|---|---|---|---|---|\n");
-        for r in &self.rows {
-            let per: Vec<String> = r.accuracies.iter().map(|(k, a)| format!("{k}: {:.2}", 100.0 * a)).collect();
-            let start = if r.start.is_empty() {
-                "—".to_string()
-            } else {
-                let (m, sd) = stats::mean_sd(&r.start.values().copied().collect::<Vec<_>>());
-                format!("{:.2} ± {:.2} ({} seeds)", 100.0 * m, 100.0 * sd, r.start.len())
-            };
-            s.push_str(&format!("| {} | {} | {:.2} ± {:.2} | {} | {start} |\n", r.group, r.accuracies.len(), 100.0 * r.mean, 100.0 * r.sd, per.join(", ")));
-        }
+        let tables: Vec<String> = self
+            .text_tables()
+            .iter()
+            .map(|t| {
+                let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+                let headers: Vec<String> = t.headers.iter().map(|h| h.to_string()).collect();
+                let rule = format!("|{}\n", "---|".repeat(t.headers.len()));
+                let rows: String = t.rows.iter().map(|r| line(r)).collect();
+                format!("{}{rule}{rows}", line(&headers))
+            })
+            .collect();
+        let mut s = tables.join("\n");
         if !self.pairs.is_empty() {
-            s.push_str("\n| B − A | pairs | mean difference (points) | 95 % interval | p (paired t) |\n|---|---|---|---|---|\n");
-            for p in &self.pairs {
-                let d = &p.difference;
-                s.push_str(&format!("| {} − {} | {} | {:+.2} ± {:.2} (sd) | [{:+.2}, {:+.2}] | {:.3} |\n", p.b, p.a, d.n, d.mean, d.sd, d.low, d.high, d.p));
-            }
             s.push_str(&format!("\nInterval: {}.\n", self.interval));
         }
         if !self.missing.is_empty() {
