@@ -104,20 +104,78 @@ pub fn draw(op: Op, rng: &mut impl Rng, h: usize, w: usize) -> AugParams {
 
 /// Siamese draw for one class: one op uniformly from the strategy, one parameter set.
 pub fn draw_siamese(ops: &[Op], rng: &mut impl Rng, h: usize, w: usize) -> AugParams {
+    draw_siamese_op(ops, rng, h, w).1
+}
+
+/// `draw_siamese` with the op it drew (None: an empty strategy, the identity).
+pub fn draw_siamese_op(ops: &[Op], rng: &mut impl Rng, h: usize, w: usize) -> (Option<Op>, AugParams) {
     if ops.is_empty() {
-        return AugParams::IDENTITY;
+        return (None, AugParams::IDENTITY);
     }
     let op = ops[rng.random_range(0..ops.len())];
-    draw(op, rng, h, w)
+    (Some(op), draw(op, rng, h, w))
+}
+
+impl Op {
+    /// The op's name in the strategy string.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Color => "color",
+            Op::Crop => "crop",
+            Op::Cutout => "cutout",
+            Op::Flip => "flip",
+            Op::Scale => "scale",
+            Op::Rotate => "rotate",
+        }
+    }
+
+    /// The parameters of `p` (drawn by `draw(self, …)` for an h×w image) in the units and under the names the DC
+    /// code's DiffAugment draws them (`ParamDiffAug` defaults), for a trace an outside tool replays:
+    /// color → (randb, rands, randc), the three uniform draws of brightness, saturation and contrast;
+    /// crop → (translation_x, translation_y) (x: the height axis, as in the DC code); cutout → (offset_x, offset_y);
+    /// flip → (flipped: 1 or 0; the DC code flips where its draw is under 0.5); scale → (sx, sy); rotate → (θ in
+    /// radians).
+    pub fn dc_values(self, p: &AugParams, h: usize, w: usize) -> Vec<f64> {
+        let v = p.0.map(|x| x as f64);
+        match self {
+            Op::Color => vec![v[1] + 0.5, v[2] / 2.0, v[3] - 0.5],
+            Op::Crop => vec![v[1], v[2]],
+            Op::Cutout => {
+                // the stored window is the centre ± L/2 clipped to the image; L < side, so one end is never clipped
+                let centre = |lo: f64, hi: f64, side: usize| {
+                    let l = (side as f64 * 0.5 + 0.5).floor();
+                    let half = (l / 2.0).floor();
+                    if hi < side as f64 { hi - half - l % 2.0 } else { lo + half }
+                };
+                vec![centre(v[1], v[2], h), centre(v[3], v[4], w)]
+            }
+            Op::Flip => vec![v[1]],
+            Op::Scale => vec![v[1], v[4]],
+            Op::Rotate => vec![v[3].atan2(v[1])],
+        }
+    }
 }
 
 /// Per-sample draw for a mini-batch: one op for the batch, parameters per image.
 pub fn draw_per_sample(ops: &[Op], rng: &mut impl Rng, n: usize, h: usize, w: usize) -> Vec<AugParams> {
+    draw_per_sample_op(ops, rng, n, h, w).1
+}
+
+/// `draw_per_sample` with the batch's op (None: an empty strategy, the identity).
+pub fn draw_per_sample_op(ops: &[Op], rng: &mut impl Rng, n: usize, h: usize, w: usize) -> (Option<Op>, Vec<AugParams>) {
     if ops.is_empty() {
-        return vec![AugParams::IDENTITY; n];
+        return (None, vec![AugParams::IDENTITY; n]);
     }
     let op = ops[rng.random_range(0..ops.len())];
-    (0..n).map(|_| draw(op, rng, h, w)).collect()
+    (Some(op), (0..n).map(|_| draw(op, rng, h, w)).collect())
+}
+
+/// The names a trace's `dsa.op` indexes (its `dsa_ops` metadata): 0 is no augmentation.
+pub const TRACE_OP_NAMES: [&str; 7] = ["none", "color", "crop", "cutout", "flip", "scale", "rotate"];
+
+/// An op's index in `TRACE_OP_NAMES`.
+pub fn trace_op_index(op: Option<Op>) -> i64 {
+    op.map_or(0, |o| TRACE_OP_NAMES.iter().position(|n| *n == o.name()).unwrap_or(0)) as i64
 }
 
 /// CPU reference (f64) of the kernels: images [n, c, h, w], one parameter set per image.

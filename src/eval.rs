@@ -350,6 +350,52 @@ pub fn train_with(
     on_epoch: &mut dyn FnMut(usize),
     after_pass: &mut dyn FnMut(usize, &EvalNet) -> Result<(), GpuError>,
 ) -> Result<EvalNet, anyhow::Error> {
+    train_inner(gpu, ds, images, labels, cfg, seed, on_epoch, after_pass, None)
+}
+
+/// The seed of evaluation network `k` of an evaluation seeded `seed`.
+pub fn net_seed(seed: u64, k: usize) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(k as u64)
+}
+
+/// Training step `step` (counted over all epochs from 0) of the network `train` trains from `seed`, traced: the
+/// network's parameters and momentum before, the batch (indices into `images`, images, labels), its per-image DSA
+/// op and parameters, the augmented batch, the logits, the per-sample cross-entropy, the parameter gradients, the
+/// momentum and the parameters after (names as the DC code's ConvNet's). ConvNet-3 with the DM protocol (no CutMix).
+/// The network trains up to that step exactly as `train` would, and stops there.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn trace_step(gpu: &Gpu, ds: &Dataset, images: &[f32], labels: &[u32], cfg: &EvalConfig, seed: u64, step: usize) -> Result<crate::trace::Trace, anyhow::Error> {
+    anyhow::ensure!(cfg.arch == Arch::ConvNet && cfg.protocol == Protocol::Dm, "--trace traces ConvNet-3 under the DM protocol (not {} / {:?})", cfg.arch.name(), cfg.protocol);
+    let steps = cfg.passes() * labels.len().div_ceil(cfg.batch.min(labels.len()).max(1));
+    anyhow::ensure!(step < steps, "--trace {step}: the evaluation trains {steps} steps (0 to {})", steps.saturating_sub(1));
+    let mut at = StepTrace { step, done: 0, out: None };
+    train_inner(gpu, ds, images, labels, cfg, seed, &mut |_| {}, &mut |_, _| Ok(()), Some(&mut at))?;
+    let mut tr = at.out.ok_or_else(|| anyhow::anyhow!("step {step} was not reached"))?;
+    tr.meta("step", step);
+    tr.meta("seed", seed);
+    tr.meta("adapter", gpu.describe());
+    Ok(tr)
+}
+
+/// Where `train_inner` traces: at step `step`, counting in `done`, into `out`.
+struct StepTrace {
+    step: usize,
+    done: usize,
+    out: Option<crate::trace::Trace>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_inner(
+    gpu: &Gpu,
+    ds: &Dataset,
+    images: &[f32],
+    labels: &[u32],
+    cfg: &EvalConfig,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(usize),
+    after_pass: &mut dyn FnMut(usize, &EvalNet) -> Result<(), GpuError>,
+    mut trace: Option<&mut StepTrace>,
+) -> Result<EvalNet, anyhow::Error> {
     let n = labels.len();
     anyhow::ensure!(n > 0 && images.len() == n * ds.image_len(), "the synthetic set is empty or mis-sized");
     let ops_list: Vec<Op> = Op::parse_strategy(&cfg.dsa).map_err(|e| ConfigError::new("eval: dsa", e))?;
@@ -423,7 +469,14 @@ pub fn train_with(
             let lb: Vec<u32> = batch.iter().map(|&i| labels[i]).collect();
             gpu.write(&slot.x, &xb);
             gpu.write(&slot.labels, &lb);
-            gpu.write(&slot.params, &augment::draw_per_sample(&ops_list, &mut rng_dsa, batch.len(), ds.height, ds.width));
+            let (op, aug) = augment::draw_per_sample_op(&ops_list, &mut rng_dsa, batch.len(), ds.height, ds.width);
+            gpu.write(&slot.params, &aug);
+            let tracing = trace.as_ref().is_some_and(|t| t.done == t.step);
+            let mut tr = crate::trace::Trace::default();
+            if tracing {
+                #[cfg(not(target_arch = "wasm32"))]
+                trace_before(gpu, &mut tr, &net, &moms, ds, cfg, (ep, lr), batch, &xb, &lb, (op, &aug))?;
+            }
             let mix = if dance { augment::CutMix::draw(&mut rng_mix, batch.len(), ds.height, ds.width, cfg.cutmix_p, cfg.cutmix_beta) } else { None };
             let mut enc = gpu.encoder();
             let k = ds.classes.len();
@@ -448,6 +501,15 @@ pub fn train_with(
                 ops::sgd(gpu, &mut enc, lens[t], ops::Sgd { lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay }, &grads.tensors[t], &net.params()[t], &moms[t]);
             }
             gpu.submit(enc);
+            if let Some(t) = trace.as_deref_mut() {
+                if tracing {
+                    #[cfg(not(target_arch = "wasm32"))]
+                    trace_after(gpu, &mut tr, &net, &moms, &grads, &slot.ws, &slot.loss, slot.n, ds)?;
+                    t.out = Some(tr);
+                    return Ok(net);
+                }
+                t.done += 1;
+            }
         }
         after_pass(ep, &net)?;
         on_epoch(ep);
@@ -496,8 +558,105 @@ pub fn evaluate_nets(
     }
     let mut accs = vec![];
     for &k in nets {
-        let net_seed = seed.wrapping_mul(1_000_003).wrapping_add(k as u64);
-        accs.push(train_and_test(gpu, ds, images, labels, cfg, net_seed, &mut |ep| on_epoch(k, ep))?);
+        accs.push(train_and_test(gpu, ds, images, labels, cfg, net_seed(seed, k), &mut |ep| on_epoch(k, ep))?);
     }
     Ok(accs)
+}
+
+/// The parameter tensors of an evaluation ConvNet-3 as (PyTorch name, shape, buffer, length).
+#[cfg(not(target_arch = "wasm32"))]
+fn torch_params<'a>(net: &'a EvalNet, bufs: &'a [wgpu::Buffer]) -> Vec<(String, Vec<usize>, &'a wgpu::Buffer, usize)> {
+    let EvalNet::ConvNet(n) = net else { return vec![] };
+    crate::trace::torch_tensors(&n.cfg).into_iter().zip(bufs).zip(n.cfg.tensor_lens()).map(|(((name, shape), b), l)| (name, shape, b, l)).collect()
+}
+
+/// A traced evaluation step's inputs (before its command buffer runs).
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+fn trace_before(
+    gpu: &Gpu,
+    tr: &mut crate::trace::Trace,
+    net: &EvalNet,
+    moms: &[wgpu::Buffer],
+    ds: &Dataset,
+    cfg: &EvalConfig,
+    (epoch, lr): (usize, f32),
+    batch: &[usize],
+    xb: &[f32],
+    lb: &[u32],
+    (op, aug): (Option<Op>, &[augment::AugParams]),
+) -> Result<(), GpuError> {
+    let EvalNet::ConvNet(n) = net else { return Ok(()) };
+    let ps = torch_params(net, net.params());
+    let ms = torch_params(net, moms);
+    let mut parts: Vec<(&wgpu::Buffer, usize)> = ps.iter().map(|p| (p.2, p.3)).collect();
+    parts.extend(ms.iter().map(|p| (p.2, p.3)));
+    let mut raw = gpu.read_many(&parts)?.into_iter();
+    for (prefix, list) in [("net.", &ps), ("momentum_before.", &ms)] {
+        for (name, shape, _, _) in list {
+            tr.f32(&format!("{prefix}{name}"), shape, raw.next().expect("one read-back per tensor"));
+        }
+    }
+    let (b, s) = (batch.len(), ds.shape());
+    tr.meta("format", "hyperdistill trace 1");
+    tr.meta("kind", "eval");
+    tr.meta("epoch", epoch);
+    tr.meta("lr", lr);
+    tr.meta("momentum", cfg.momentum);
+    tr.meta("weight_decay", cfg.weight_decay);
+    tr.meta("batch", b);
+    tr.meta("image", format!("{}x{}x{}", s.c, s.h, s.w));
+    tr.meta("width", n.cfg.width);
+    tr.meta("first_pad", n.cfg.first_pad());
+    tr.meta("norm_eps", crate::reference::NORM_EPS);
+    tr.meta("dsa_strategy", &cfg.dsa);
+    tr.meta("dsa_ops", augment::TRACE_OP_NAMES.join(","));
+    tr.meta("dataset", &ds.name);
+    tr.meta("version", env!("CARGO_PKG_VERSION"));
+    tr.i64("batch.indices", &[b], batch.iter().map(|&i| i as i64).collect());
+    tr.f32("batch.images", &[b, s.c, s.h, s.w], xb.to_vec());
+    tr.i64("batch.labels", &[b], lb.iter().map(|&l| l as i64).collect());
+    tr.i64("dsa.op", &[1], vec![augment::trace_op_index(op)]);
+    let mut values = Vec::with_capacity(b * 3);
+    for p in aug {
+        let mut v = op.map_or(vec![], |o| o.dc_values(p, s.h, s.w));
+        v.resize(3, 0.0);
+        values.extend(v);
+    }
+    tr.f64("dsa.values", &[b, 3], values);
+    tr.f32("dsa.params", &[b, 8], aug.iter().flat_map(|p| p.0).collect());
+    Ok(())
+}
+
+/// A traced evaluation step's outputs (after its command buffer ran).
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+fn trace_after(
+    gpu: &Gpu,
+    tr: &mut crate::trace::Trace,
+    net: &EvalNet,
+    moms: &[wgpu::Buffer],
+    grads: &GpuGrads,
+    ws: &EvalWorkspace,
+    loss: &wgpu::Buffer,
+    b: usize,
+    ds: &Dataset,
+) -> Result<(), GpuError> {
+    let (s, k) = (ds.shape(), ds.classes.len());
+    let lists = [("grad.", torch_params(net, &grads.tensors)), ("momentum_after.", torch_params(net, moms)), ("net_after.", torch_params(net, net.params()))];
+    let mut parts: Vec<(&wgpu::Buffer, usize)> = vec![(ws.x(), b * s.len()), (ws.logits(), b * k), (loss, b)];
+    for (_, list) in &lists {
+        parts.extend(list.iter().map(|p| (p.2, p.3)));
+    }
+    let mut raw = gpu.read_many(&parts)?.into_iter();
+    let mut next = || raw.next().expect("one read-back per tensor");
+    tr.f32("batch.augmented", &[b, s.c, s.h, s.w], next());
+    tr.f32("logits", &[b, k], next());
+    tr.f32("loss.per_sample", &[b], next());
+    for (prefix, list) in &lists {
+        for (name, shape, _, _) in list {
+            tr.f32(&format!("{prefix}{name}"), shape, next());
+        }
+    }
+    Ok(())
 }

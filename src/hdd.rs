@@ -421,6 +421,54 @@ pub mod gpu {
         Ok(distances_from(&gpu.read_f32(&bufs.coef, classes * COEF_STRIDE)?))
     }
 
+    /// What the kernels computed of the hyperbolic geometry, for a trace (f64, assembled from the f32 they wrote).
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Geometry {
+        /// Each sample's hyperboloid point (t, f·v) [classes·per, dim + 1]: t and f are the `sample_stats` kernel's;
+        /// the kernels never store the point itself.
+        pub real_points: Vec<f64>,
+        pub syn_points: Vec<f64>,
+        /// Law's centroid per class [classes, dim + 1]: √k·(T, S)/√Q from the kernels' sums, Q = T² − |S|² assembled
+        /// as they assemble it ((T − R)(T + R) + Σ spread).
+        pub real_centroids: Vec<f64>,
+        pub syn_centroids: Vec<f64>,
+        /// The geodesic distance per class (without λ), as `class_distance` wrote it.
+        pub distances: Vec<f64>,
+    }
+
+    /// Read back what the last `encode` computed on `real` and `syn` features (given here as read back).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_geometry(gpu: &Gpu, s: &MatchShape, h: &HddParams, bufs: &HddBuffers, real: &[f32], syn: &[f32]) -> Result<Geometry, GpuError> {
+        let (c, d) = (s.classes, s.dim);
+        let raw = gpu.read_many(&[
+            (&bufs.stats_r, c * s.per_real * 8),
+            (&bufs.sums_r, c * (d + 4)),
+            (&bufs.stats_s, c * s.per_syn * 8),
+            (&bufs.sums_s, c * (d + 4)),
+            (&bufs.coef, c * COEF_STRIDE),
+        ])?;
+        let side = |feat: &[f32], stats: &[f32], sums: &[f32], per: usize| {
+            let mut points = Vec::with_capacity(c * per * (d + 1));
+            for (v, st) in feat.chunks_exact(d).zip(stats.chunks_exact(8)) {
+                points.push(st[1] as f64);
+                points.extend(v.iter().map(|&x| st[0] as f64 * x as f64));
+            }
+            let mut centroids = Vec::with_capacity(c * (d + 1));
+            for (k, row) in sums.chunks_exact(d + 4).enumerate() {
+                let (t, r, t_minus_r) = (row[d] as f64, row[d + 1] as f64, row[d + 2] as f64);
+                let spread: f64 = stats[k * per * 8..(k + 1) * per * 8].chunks_exact(8).map(|st| st[5] as f64).sum();
+                let scale = h.k.sqrt() / (t_minus_r * (t + r) + spread).max(super::NORM_FLOOR_SQ).sqrt();
+                centroids.push(t * scale);
+                centroids.extend(row[..d].iter().map(|&x| x as f64 * scale));
+            }
+            (points, centroids)
+        };
+        let (real_points, real_centroids) = side(real, &raw[0], &raw[1], s.per_real);
+        let (syn_points, syn_centroids) = side(syn, &raw[2], &raw[3], s.per_syn);
+        let distances = distances_from(&raw[4]).into_iter().map(f64::from).collect();
+        Ok(Geometry { real_points, syn_points, real_centroids, syn_centroids, distances })
+    }
+
     /// f32 per class in `HddBuffers::coef`; the first is the class's geodesic distance.
     pub const COEF_STRIDE: usize = 8;
 

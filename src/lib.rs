@@ -30,6 +30,7 @@ pub mod shaders;
 pub mod shapes;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod study;
+pub mod trace;
 pub mod validate;
 pub mod view;
 #[cfg(all(target_arch = "wasm32", feature = "app"))]

@@ -314,6 +314,12 @@ struct DistillArgs {
     /// Kubernetes' JOB_COMPLETION_INDEX with HYPERDISTILL_SHARDS). A shard's images equal the unsplit run's, bit for bit.
     #[arg(long, value_name = "I/N|auto", conflicts_with = "resume")]
     shard: Option<String>,
+    /// Write everything iterations ITERS used and produced (comma separated, e.g. 0,1,150: the network, the real
+    /// batches, the DSA parameters, the images before and after, the features, the loss per class, the gradients,
+    /// the momentum, HDD's points, centroids and distances) to OUT/trace/iter_T.safetensors, for an outside check
+    /// such as benches/trace_check.py. DM and DM+HDD; the run's results are the same with or without it.
+    #[arg(long, value_name = "ITERS", value_delimiter = ',')]
+    trace: Option<Vec<usize>>,
     /// Distill only these classes (comma separated, e.g. 0,3,6): a shard of your own choosing.
     #[arg(long, value_delimiter = ',', conflicts_with = "shard")]
     classes: Option<Vec<usize>>,
@@ -363,6 +369,7 @@ impl DistillArgs {
         if let Some(v) = self.eval_epochs { (c.eval.epochs, c.eval.quick) = (v, true); }
         if self.export_images { c.export_images = true; }
         if let Some(v) = &self.classes { c.distill.classes = v.clone(); }
+        if let Some(v) = &self.trace { c.trace = v.clone(); }
         if let Some(spec) = &self.shard {
             let shard = Shard::parse(spec)?;
             c.shard = shard.to_string();
@@ -423,6 +430,12 @@ struct EvalArgs {
     /// Also write the accuracies (per network, with everything the parts of a split evaluation must share) to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write everything training step STEP (counted from 0 over all epochs) of the first ConvNet-3 used and produced
+    /// (parameters and momentum before and after, the batch, its DSA ops and parameters, logits, losses, gradients)
+    /// to trace/eval_step_STEP.safetensors beside the set, for an outside check such as benches/trace_check.py. The
+    /// accuracies are the same with or without it.
+    #[arg(long, value_name = "STEP")]
+    trace: Option<usize>,
 }
 
 impl EvalArgs {
@@ -448,6 +461,7 @@ impl EvalArgs {
             keep_syn: self.keep_syn,
             prune_nets: self.prune_nets,
             nets,
+            trace: self.trace,
         })
     }
 }

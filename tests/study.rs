@@ -161,6 +161,7 @@ fn a_tiny_study_runs_resumes_pairs_tabulates_and_reports() {
         keep_syn: 1.0,
         prune_nets: 1,
         nets: None,
+        trace: None,
     };
     let r = run::evaluate_set(gpu(), &job, &cache, &mut |_| {}).unwrap().remove(0);
     let k = r.classes.len();

@@ -29,6 +29,8 @@ pub struct Core<'g> {
     class_idx: Vec<Vec<usize>>,
     /// Scratch for sampling real batches (reused every iteration).
     pool: Vec<usize>,
+    /// The training-split indices of the last real batches [owned, per_real] (a trace writes them).
+    pub real_indices: Vec<usize>,
     pub ops: Vec<Op>,
     /// Synthetic pixels [owned·ipc, C, H, W] in the normalised space, class-major.
     pub syn: Buffer,
@@ -38,7 +40,7 @@ pub struct Core<'g> {
     /// The network of the iteration (DM: a fresh random one; DANCE: the interpolated expert encoder).
     pub net: GpuConvNet,
     /// Every owned class's real batch [owned, per_real, C, H, W] (copied from, never bound).
-    real_all: Buffer,
+    pub real_all: Buffer,
     real_in: Buffer,
     /// Real batches go through the net in chunks the storage-binding limit allows: a workspace per chunk size
     /// (full chunks and the remainder), so a class's batch_real may exceed one binding (IDM's 5000 at IPC 1).
@@ -77,6 +79,7 @@ impl<'g> Core<'g> {
             per_real,
             img,
             pool: Vec::with_capacity(class_idx.iter().map(Vec::len).max().unwrap_or(0)),
+            real_indices: Vec::with_capacity(owned.len() * per_real),
             class_idx,
             ops: cfg.ops()?,
             syn: gpu.upload("syn", &syn_host)?,
@@ -112,7 +115,12 @@ impl<'g> Core<'g> {
     /// The siamese DSA parameters of class c at iteration t (one op, one parameter set for the class's real and
     /// synthetic images).
     pub fn siamese(&self, t: usize, c: usize) -> augment::AugParams {
-        augment::draw_siamese(&self.ops, &mut self.rng("dsa", &[t, c]), self.img.h, self.img.w)
+        self.siamese_op(t, c).1
+    }
+
+    /// `siamese` with the op drawn (a trace names it).
+    pub fn siamese_op(&self, t: usize, c: usize) -> (Option<Op>, augment::AugParams) {
+        augment::draw_siamese_op(&self.ops, &mut self.rng("dsa", &[t, c]), self.img.h, self.img.w)
     }
 
     /// Synthetic images in the set.
@@ -144,6 +152,7 @@ impl<'g> Core<'g> {
     /// from the class's own stream.
     pub fn sample_real_batches(&mut self, ds: &Dataset, t: usize) {
         let mut real_host = Vec::with_capacity(self.owned.len() * self.per_real * self.img.len());
+        self.real_indices.clear();
         for &c in &self.owned {
             let mut r = rng::keyed(self.cfg.seed, "real", &[t as u64, c as u64]);
             // refill from the original order, then a partial Fisher–Yates: b distinct images, no allocation
@@ -154,6 +163,7 @@ impl<'g> Core<'g> {
                 self.pool.swap(i, j);
             }
             real_host.extend(ds.normalized(&ds.train, &self.pool[..self.per_real]));
+            self.real_indices.extend_from_slice(&self.pool[..self.per_real]);
         }
         self.gpu.write(&self.real_all, &real_host);
     }

@@ -107,4 +107,35 @@ impl Dm {
         augment::gpu::backward(gpu, enc, m, core.img, &self.d_syn_aug, &self.syn_params, &self.syn_scratch, &core.d_syn);
         ops::sgd(gpu, enc, m * img, core.pixel_sgd(), &core.d_syn, &core.syn, &core.syn_mom);
     }
+
+    /// What this iteration computed beyond the core's buffers, into a trace (after the submit): the synthetic images
+    /// as augmented, both sides' features, the term per class and its gradient on the features, HDD's geometry.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn trace_into(&self, core: &Core, tr: &mut crate::trace::Trace) -> Result<(), GpuError> {
+        let gpu = core.gpu;
+        let s = self.shape;
+        let (m, img) = (core.images(), core.img);
+        let (loss_buf, stride) = self.matching.loss();
+        let raw = gpu.read_many(&[
+            (&self.syn_aug, m * img.len()),
+            (&self.real_feat, s.classes * s.per_real * s.dim),
+            (&self.syn_feat, m * s.dim),
+            (&self.d_syn_feat, m * s.dim),
+            (loss_buf, s.classes * stride),
+        ])?;
+        tr.f32("syn.augmented", &[m, img.c, img.h, img.w], raw[0].clone());
+        tr.f32("real.embed", &[s.classes * s.per_real, s.dim], raw[1].clone());
+        tr.f32("syn.embed", &[m, s.dim], raw[2].clone());
+        tr.f32("syn.embed_grad", &[m, s.dim], raw[3].clone());
+        tr.f32("loss.per_class", &[s.classes], self.matching.per_class(&raw[4]));
+        if let Matching::Hdd { params, bufs, .. } = &self.matching {
+            let g = crate::hdd::gpu::read_geometry(gpu, &s, params, bufs, &raw[1], &raw[2])?;
+            tr.f64("hdd.real_points", &[s.classes * s.per_real, s.dim + 1], g.real_points);
+            tr.f64("hdd.syn_points", &[m, s.dim + 1], g.syn_points);
+            tr.f64("hdd.real_centroid", &[s.classes, s.dim + 1], g.real_centroids);
+            tr.f64("hdd.syn_centroid", &[s.classes, s.dim + 1], g.syn_centroids);
+            tr.f64("hdd.distance", &[s.classes], g.distances);
+        }
+        Ok(())
+    }
 }

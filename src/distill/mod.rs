@@ -19,6 +19,7 @@ mod dm;
 mod idm;
 mod matching;
 mod per_class;
+pub mod trace;
 
 pub use config::{DanceConfig, DistillConfig, IdmConfig, Init, Method, SetMetadata};
 pub use dance::DANCE_OPS;

@@ -32,6 +32,9 @@ pub struct EvalJob {
     /// Only these evaluation networks (indices among `eval.nets`): one part of an evaluation split over processes
     /// (`eval --shard`); None = all.
     pub nets: Option<Vec<usize>>,
+    /// Trace this training step of the first ConvNet-3 (`eval::trace_step`) into `trace/eval_step_<STEP>.safetensors`
+    /// beside the set.
+    pub trace: Option<usize>,
 }
 
 /// The accuracies of one network of the pool on the set: networks `nets` (indices among `eval.nets`).
@@ -85,6 +88,16 @@ pub fn evaluate_set(gpu: &Gpu, job: &EvalJob, cache: &Path, log: &mut dyn FnMut(
         let before = set.labels.len();
         set = crate::prune::keep_synthetic(&set, &ranking, job.keep_syn);
         log(&format!("pruned the synthetic set: kept {} of {before} images (k {}, clamp {:?}, {:?})", set.labels.len(), h.k, h.clamp, h.map));
+    }
+    if let Some(step) = job.trace {
+        // network 0 of a ConvNet-3 evaluation, trained again up to the step: the evaluation below is not touched
+        let cfg = EvalConfig { arch: Arch::ConvNet, ..job.eval.clone() };
+        let tr = eval::trace_step(gpu, &ds, &set.images, &set.labels, &cfg, eval::net_seed(job.seed, 0), step)?;
+        let dir = job.synset.parent().unwrap_or(Path::new(".")).join("trace");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!("eval_step_{step}.safetensors"));
+        export::atomic_write(&path, &tr.to_safetensors()?)?;
+        log(&format!("traced training step {step} of the first ConvNet-3 into {}", path.display()));
     }
     let nets = job.nets.clone().unwrap_or_else(|| (0..job.eval.nets).collect());
     let mut out = vec![];

@@ -44,6 +44,9 @@ pub struct RunConfig {
     /// classes `Shard::classes` gives it, evaluates nothing, and `hyperdistill merge` joins the shards.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub shard: String,
+    /// Iterations whose every input and output are written to `out/trace/iter_T.safetensors` (`distill::trace`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<usize>,
     pub distill: DistillConfig,
     pub eval: EvalConfig,
 }
@@ -60,6 +63,7 @@ impl Default for RunConfig {
             keep_real: 1.0,
             prune_nets: 1,
             shard: String::new(),
+            trace: vec![],
             distill: DistillConfig::default(),
             eval: EvalConfig::default(),
         }
@@ -99,6 +103,7 @@ impl RunConfig {
     fn trajectory(&self) -> Result<BTreeMap<String, String>> {
         let mut c = self.clone();
         (c.out, c.eval_every, c.log_every, c.checkpoint_every, c.export_images, c.eval) = (PathBuf::new(), 0, 0, 0, false, EvalConfig::default());
+        c.trace.clear(); // a trace reads the iterations back and changes none of them
         c.distill.iterations = 0;
         c.distill.dance.expert_dir = String::new();
         fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
@@ -371,6 +376,18 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
         d.restore(ck).with_context(|| format!("{}: the checkpoint does not fit this run", cfg.out.join(CHECKPOINT).display()))?;
         eprintln!("resuming {} at iteration {}", cfg.out.display(), ck.iteration);
     }
+    if !cfg.trace.is_empty() {
+        if !d.traceable() {
+            bail!("--trace covers DM and DM+HDD iterations; {} is not traced yet", cfg.distill.method.name());
+        }
+        if let Some(&late) = cfg.trace.iter().find(|&&t| t >= cfg.distill.iterations) {
+            bail!("--trace {late}: the run's iterations are 0 to {} (it stops at {})", cfg.distill.iterations.saturating_sub(1), cfg.distill.iterations);
+        }
+        let done: Vec<String> = cfg.trace.iter().filter(|&&t| t < d.iteration()).map(|t| t.to_string()).collect();
+        if !done.is_empty() {
+            eprintln!("note: iterations {} ran before this resume and are not traced", done.join(", "));
+        }
+    }
     export::atomic_write(&cfg.out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(cfg.out.join("metrics.jsonl"))?;
     let mut log = |v: serde_json::Value| -> Result<()> { writeln!(metrics, "{v}").context("writing metrics.jsonl") };
@@ -451,8 +468,16 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
             break;
         }
         let t = std::time::Instant::now();
-        d.step(&ds)?;
-        step_secs += t.elapsed().as_secs_f64();
+        if cfg.trace.contains(&it) {
+            let trace = d.step_traced(&ds, &gpu.describe())?;
+            step_secs += t.elapsed().as_secs_f64();
+            let dir = cfg.out.join("trace");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            export::atomic_write(&dir.join(format!("iter_{it}.safetensors")), &trace.to_safetensors()?)?;
+        } else {
+            d.step(&ds)?;
+            step_secs += t.elapsed().as_secs_f64();
+        }
         let done = d.iteration();
         if done - start_it == 2 && total > done {
             // measured, not guessed: what the rest of the distillation will take here

@@ -142,7 +142,7 @@ fn merge_sets(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
     }
     let (d0, set0, cfg0) = &parts[0];
     // shards differ in their part of the classes and where they write, in nothing else that shapes the images
-    let neutral = |c: &RunConfig| RunConfig { shard: String::new(), out: PathBuf::new(), distill: crate::distill::DistillConfig { classes: vec![], ..c.distill.clone() }, ..c.clone() };
+    let neutral = |c: &RunConfig| RunConfig { shard: String::new(), trace: vec![], out: PathBuf::new(), distill: crate::distill::DistillConfig { classes: vec![], ..c.distill.clone() }, ..c.clone() };
     let iteration = |s: &SynSet| s.meta.get("iteration").cloned().unwrap_or_default();
     let names = set0.meta.get("classes").cloned().unwrap_or_default();
     let total = names.split('|').count();
