@@ -173,6 +173,13 @@ pub fn draw_per_sample_op(ops: &[Op], rng: &mut impl Rng, n: usize, h: usize, w:
 /// The names a trace's `dsa.op` indexes (its `dsa_ops` metadata): 0 is no augmentation.
 pub const TRACE_OP_NAMES: [&str; 7] = ["none", "color", "crop", "cutout", "flip", "scale", "rotate"];
 
+/// A trace's row of DC-unit values for `p` drawn by `op`: `Op::dc_values`, zero-padded to 3.
+pub fn trace_values(op: Option<Op>, p: &AugParams, h: usize, w: usize) -> Vec<f64> {
+    let mut v = op.map_or(vec![], |o| o.dc_values(p, h, w));
+    v.resize(3, 0.0);
+    v
+}
+
 /// An op's index in `TRACE_OP_NAMES`.
 pub fn trace_op_index(op: Option<Op>) -> i64 {
     op.map_or(0, |o| TRACE_OP_NAMES.iter().position(|n| *n == o.name()).unwrap_or(0)) as i64

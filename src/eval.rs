@@ -319,7 +319,7 @@ pub fn train_and_test(
                     }
                 }
                 Ok(())
-            })?;
+            }, None)?;
             Ok(best.unwrap_or(TestResult { accuracy: f64::NAN, confusion: vec![] }))
         }
     }
@@ -335,22 +335,7 @@ pub fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(usize),
 ) -> Result<EvalNet, anyhow::Error> {
-    train_with(gpu, ds, images, labels, cfg, seed, on_epoch, &mut |_, _| Ok(()))
-}
-
-/// `train`, calling `after_pass(pass, net)` after every pass (DANCE tests the network there).
-#[allow(clippy::too_many_arguments)]
-pub fn train_with(
-    gpu: &Gpu,
-    ds: &Dataset,
-    images: &[f32],
-    labels: &[u32],
-    cfg: &EvalConfig,
-    seed: u64,
-    on_epoch: &mut dyn FnMut(usize),
-    after_pass: &mut dyn FnMut(usize, &EvalNet) -> Result<(), GpuError>,
-) -> Result<EvalNet, anyhow::Error> {
-    train_inner(gpu, ds, images, labels, cfg, seed, on_epoch, after_pass, None)
+    train_with(gpu, ds, images, labels, cfg, seed, on_epoch, &mut |_, _| Ok(()), None)
 }
 
 /// The seed of evaluation network `k` of an evaluation seeded `seed`.
@@ -369,7 +354,7 @@ pub fn trace_step(gpu: &Gpu, ds: &Dataset, images: &[f32], labels: &[u32], cfg: 
     let steps = cfg.passes() * labels.len().div_ceil(cfg.batch.min(labels.len()).max(1));
     anyhow::ensure!(step < steps, "--trace {step}: the evaluation trains {steps} steps (0 to {})", steps.saturating_sub(1));
     let mut at = StepTrace { step, done: 0, out: None };
-    train_inner(gpu, ds, images, labels, cfg, seed, &mut |_| {}, &mut |_, _| Ok(()), Some(&mut at))?;
+    train_with(gpu, ds, images, labels, cfg, seed, &mut |_| {}, &mut |_, _| Ok(()), Some(&mut at))?;
     let mut tr = at.out.ok_or_else(|| anyhow::anyhow!("step {step} was not reached"))?;
     tr.meta("step", step);
     tr.meta("seed", seed);
@@ -377,15 +362,17 @@ pub fn trace_step(gpu: &Gpu, ds: &Dataset, images: &[f32], labels: &[u32], cfg: 
     Ok(tr)
 }
 
-/// Where `train_inner` traces: at step `step`, counting in `done`, into `out`.
+/// Where `train_with` traces: at step `step`, counting in `done`, into `out`.
 struct StepTrace {
     step: usize,
     done: usize,
     out: Option<crate::trace::Trace>,
 }
 
+/// `train`, calling `after_pass(pass, net)` after every pass (DANCE tests the network there), and tracing one step
+/// where `trace` says (`trace_step`).
 #[allow(clippy::too_many_arguments)]
-fn train_inner(
+fn train_with(
     gpu: &Gpu,
     ds: &Dataset,
     images: &[f32],
@@ -475,7 +462,7 @@ fn train_inner(
             let mut tr = crate::trace::Trace::default();
             if tracing {
                 #[cfg(not(target_arch = "wasm32"))]
-                trace_before(gpu, &mut tr, &net, &moms, ds, cfg, (ep, lr), batch, &xb, &lb, (op, &aug))?;
+                trace_before(&Traced { gpu, net: &net, moms: &moms, ds }, &mut tr, cfg, (ep, lr), batch, &xb, &lb, (op, &aug))?;
             }
             let mix = if dance { augment::CutMix::draw(&mut rng_mix, batch.len(), ds.height, ds.width, cfg.cutmix_p, cfg.cutmix_beta) } else { None };
             let mut enc = gpu.encoder();
@@ -504,7 +491,7 @@ fn train_inner(
             if let Some(t) = trace.as_deref_mut() {
                 if tracing {
                     #[cfg(not(target_arch = "wasm32"))]
-                    trace_after(gpu, &mut tr, &net, &moms, &grads, &slot.ws, &slot.loss, slot.n, ds)?;
+                    trace_after(&Traced { gpu, net: &net, moms: &moms, ds }, &mut tr, &grads, &slot.ws, &slot.loss, slot.n)?;
                     t.out = Some(tr);
                     return Ok(net);
                 }
@@ -570,15 +557,41 @@ fn torch_params<'a>(net: &'a EvalNet, bufs: &'a [wgpu::Buffer]) -> Vec<(String, 
     crate::trace::torch_tensors(&n.cfg).into_iter().zip(bufs).zip(n.cfg.tensor_lens()).map(|(((name, shape), b), l)| (name, shape, b, l)).collect()
 }
 
+/// Reads, in one read-back, the tensors of `head` and every tensor of each list (prefixed) into the trace.
+#[cfg(not(target_arch = "wasm32"))]
+fn read_into(gpu: &Gpu, tr: &mut crate::trace::Trace, head: &[(&str, Vec<usize>, &wgpu::Buffer, usize)], lists: &[(&str, Vec<(String, Vec<usize>, &wgpu::Buffer, usize)>)]) -> Result<(), GpuError> {
+    let mut parts: Vec<(&wgpu::Buffer, usize)> = head.iter().map(|h| (h.2, h.3)).collect();
+    for (_, list) in lists {
+        parts.extend(list.iter().map(|p| (p.2, p.3)));
+    }
+    let mut raw = gpu.read_many(&parts)?.into_iter();
+    let mut next = || raw.next().expect("one read-back per tensor");
+    for (name, shape, _, _) in head {
+        tr.f32(name, shape, next());
+    }
+    for (prefix, list) in lists {
+        for (name, shape, _, _) in list {
+            tr.f32(&format!("{prefix}{name}"), shape, next());
+        }
+    }
+    Ok(())
+}
+
+/// What a traced evaluation step reads before and after: the network, its momentum, the dataset.
+#[cfg(not(target_arch = "wasm32"))]
+struct Traced<'a> {
+    gpu: &'a Gpu,
+    net: &'a EvalNet,
+    moms: &'a [wgpu::Buffer],
+    ds: &'a Dataset,
+}
+
 /// A traced evaluation step's inputs (before its command buffer runs).
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
 fn trace_before(
-    gpu: &Gpu,
+    Traced { gpu, net, moms, ds }: &Traced,
     tr: &mut crate::trace::Trace,
-    net: &EvalNet,
-    moms: &[wgpu::Buffer],
-    ds: &Dataset,
     cfg: &EvalConfig,
     (epoch, lr): (usize, f32),
     batch: &[usize],
@@ -587,16 +600,7 @@ fn trace_before(
     (op, aug): (Option<Op>, &[augment::AugParams]),
 ) -> Result<(), GpuError> {
     let EvalNet::ConvNet(n) = net else { return Ok(()) };
-    let ps = torch_params(net, net.params());
-    let ms = torch_params(net, moms);
-    let mut parts: Vec<(&wgpu::Buffer, usize)> = ps.iter().map(|p| (p.2, p.3)).collect();
-    parts.extend(ms.iter().map(|p| (p.2, p.3)));
-    let mut raw = gpu.read_many(&parts)?.into_iter();
-    for (prefix, list) in [("net.", &ps), ("momentum_before.", &ms)] {
-        for (name, shape, _, _) in list {
-            tr.f32(&format!("{prefix}{name}"), shape, raw.next().expect("one read-back per tensor"));
-        }
-    }
+    read_into(gpu, tr, &[], &[("net.", torch_params(net, net.params())), ("momentum_before.", torch_params(net, moms))])?;
     let (b, s) = (batch.len(), ds.shape());
     tr.meta("format", "hyperdistill trace 1");
     tr.meta("kind", "eval");
@@ -617,46 +621,15 @@ fn trace_before(
     tr.f32("batch.images", &[b, s.c, s.h, s.w], xb.to_vec());
     tr.i64("batch.labels", &[b], lb.iter().map(|&l| l as i64).collect());
     tr.i64("dsa.op", &[1], vec![augment::trace_op_index(op)]);
-    let mut values = Vec::with_capacity(b * 3);
-    for p in aug {
-        let mut v = op.map_or(vec![], |o| o.dc_values(p, s.h, s.w));
-        v.resize(3, 0.0);
-        values.extend(v);
-    }
-    tr.f64("dsa.values", &[b, 3], values);
+    tr.f64("dsa.values", &[b, 3], aug.iter().flat_map(|p| augment::trace_values(op, p, s.h, s.w)).collect());
     tr.f32("dsa.params", &[b, 8], aug.iter().flat_map(|p| p.0).collect());
     Ok(())
 }
 
 /// A traced evaluation step's outputs (after its command buffer ran).
 #[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::too_many_arguments)]
-fn trace_after(
-    gpu: &Gpu,
-    tr: &mut crate::trace::Trace,
-    net: &EvalNet,
-    moms: &[wgpu::Buffer],
-    grads: &GpuGrads,
-    ws: &EvalWorkspace,
-    loss: &wgpu::Buffer,
-    b: usize,
-    ds: &Dataset,
-) -> Result<(), GpuError> {
+fn trace_after(Traced { gpu, net, moms, ds }: &Traced, tr: &mut crate::trace::Trace, grads: &GpuGrads, ws: &EvalWorkspace, loss: &wgpu::Buffer, b: usize) -> Result<(), GpuError> {
     let (s, k) = (ds.shape(), ds.classes.len());
-    let lists = [("grad.", torch_params(net, &grads.tensors)), ("momentum_after.", torch_params(net, moms)), ("net_after.", torch_params(net, net.params()))];
-    let mut parts: Vec<(&wgpu::Buffer, usize)> = vec![(ws.x(), b * s.len()), (ws.logits(), b * k), (loss, b)];
-    for (_, list) in &lists {
-        parts.extend(list.iter().map(|p| (p.2, p.3)));
-    }
-    let mut raw = gpu.read_many(&parts)?.into_iter();
-    let mut next = || raw.next().expect("one read-back per tensor");
-    tr.f32("batch.augmented", &[b, s.c, s.h, s.w], next());
-    tr.f32("logits", &[b, k], next());
-    tr.f32("loss.per_sample", &[b], next());
-    for (prefix, list) in &lists {
-        for (name, shape, _, _) in list {
-            tr.f32(&format!("{prefix}{name}"), shape, next());
-        }
-    }
-    Ok(())
+    let head = [("batch.augmented", vec![b, s.c, s.h, s.w], ws.x(), b * s.len()), ("logits", vec![b, k], ws.logits(), b * k), ("loss.per_sample", vec![b], loss, b)];
+    read_into(gpu, tr, &head, &[("grad.", torch_params(net, &grads.tensors)), ("momentum_after.", torch_params(net, moms)), ("net_after.", torch_params(net, net.params()))])
 }

@@ -85,9 +85,7 @@ impl super::Distiller<'_> {
         for &c in &core.owned {
             let (op, p) = core.siamese_op(t, c);
             ops.push(crate::augment::trace_op_index(op));
-            let mut v = op.map_or(vec![], |o| o.dc_values(&p, img.h, img.w));
-            v.resize(3, 0.0);
-            values.extend(v);
+            values.extend(crate::augment::trace_values(op, &p, img.h, img.w));
             params.extend_from_slice(&p.0);
         }
         tr.i64("dsa.op", &[classes], ops);
