@@ -51,6 +51,7 @@ TOL = {
     "syn.augmented": 1e-5, "real.embed": 1e-4, "syn.embed": 1e-4, "loss.per_class": 1e-4, "syn.embed_grad": 1e-3,
     "syn.grad": 2e-4, "syn.momentum_after": 2e-4, "syn.after": 2e-4,
     "hdd.real_points": 1e-4, "hdd.syn_points": 1e-4, "hdd.real_centroid": 1e-4, "hdd.syn_centroid": 1e-4, "hdd.distance": 1e-4,
+    "syn.logits": 1e-4, "syn.ce": 1e-4,
     "batch.augmented": 1e-5, "logits": 1e-4, "loss": 1e-4, "grad": 2e-4, "momentum_after": 2e-4, "params_after": 2e-4,
 }
 
@@ -235,7 +236,7 @@ def check_distill(meta, t):
     method = meta["method"]
     hdd = method.endswith("+hdd")
     if method not in ("dm", "dm+hdd"):
-        raise SystemExit(f"trace of method {method}: this checker recomputes DM and DM+HDD iterations")
+        raise SystemExit(f"trace of method {method}: this checker recomputes DM, DM+HDD, IDM and IDM+HDD iterations")
     classes = json.loads(meta["classes"])
     nc, ipc, b = len(classes), int(meta["ipc"]), int(meta["batch_real"])
     ops = meta["dsa_ops"].split(",")
@@ -304,6 +305,79 @@ def check_distill(meta, t):
     return out, notes
 
 
+def expand(x):
+    """IDM's partition and expansion: the 2×2 mosaic's quadrants (TL, BL, TR, BR, each for every image, quadrant-major)
+    upsampled ×2 bilinearly (align_corners=False)."""
+    h, w = x.shape[2] // 2, x.shape[3] // 2
+    q = torch.cat([x[:, :, :h, :w], x[:, :, h:, :w], x[:, :, :h, w:], x[:, :, h:, w:]])
+    return F.interpolate(q, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def check_idm(meta, t):
+    """One IDM / IDM+HDD iteration's class steps, in class order as the IDM code takes them: the chosen queue net on the
+    class's real batch and its expanded synthetic images (siamese DSA), the matching term + ce_weight·acc%·CE, backward,
+    and an SGD step on the whole synthetic tensor (the other classes move by their momentum)."""
+    hdd = meta["method"].endswith("+hdd")
+    classes = json.loads(meta["classes"])
+    nc, ipc, b, e = len(classes), int(meta["ipc"]), int(meta["batch_real"]), int(meta["per_syn"])
+    mosaic = meta["mosaic"] == "true"
+    ops = meta["dsa_ops"].split(",")
+    net = convnet_from(meta, t, "net.")
+    for p in net.parameters():
+        p.requires_grad_(False)
+    meter = t["idm.meter"].double()
+    acc = 100.0 * meter[0].item() / meter[1].item() if meter[1].item() > 0 else 0.0
+    ce_weight = float(meta["ce_weight"])
+    if hdd:
+        k, lam = float(meta["k"]), float(meta["lambda"])
+        clamp = None if meta["clamp"] == "none" else float(meta["clamp"])
+        manifold = geoopt.manifolds.Lorentz(k=k)
+    syn = t["syn.before"].double().clone().requires_grad_(True)
+    opt = torch.optim.SGD([syn], lr=float(meta["lr_img"]), momentum=float(meta["momentum_img"]))
+    opt.state[syn]["momentum_buffer"] = t["syn.momentum_before"].double().clone()
+    real = t["real.images"].double()
+    R, A, E, L, CE, LOSS, D, G = [], [], [], [], [], [], [], []
+    kinks = flipped = 0
+    ours_grad = t["syn.grad"].double()
+    for slot, c in enumerate(classes):
+        op, v = ops[int(t["dsa.op"][slot])], t["dsa.values"][slot].tolist()
+        with torch.no_grad():
+            er = net.embed(dsa(real[slot * b:(slot + 1) * b], op, v))
+        xc = syn[slot * ipc:(slot + 1) * ipc]
+        xa = dsa(expand(xc) if mosaic else xc, op, v)
+        es = net.embed(xa)
+        logits = net.classifier(es)
+        ce = F.cross_entropy(logits, torch.full((e,), c, dtype=torch.long), reduction="none")
+        if hdd:
+            _, cr = hdd_parts(manifold, er, k, clamp, meta["map"])
+            _, cs = hdd_parts(manifold, es, k, clamp, meta["map"])
+            d = manifold.dist(cr, cs)
+            term = lam * d
+            D.append(d.detach())
+        else:
+            term = ((er.mean(0) - es.mean(0)) ** 2).sum()
+        loss = term + ce_weight * acc * ce.mean()
+        (g,), n_k, n_f = matched_grad(net, loss, [syn], torch.cat([torch.zeros(slot * ipc * xc[0].numel()), ours_grad[slot * ipc:(slot + 1) * ipc].flatten(),
+                                                                      torch.zeros((nc - slot - 1) * ipc * xc[0].numel())]))
+        kinks, flipped = kinks + n_k, flipped + n_f
+        R.append(er), A.append(xa.detach()), E.append(es.detach()), L.append(logits.detach()), CE.append(ce.detach()), LOSS.append(term.detach())
+        G.append(g[slot * ipc:(slot + 1) * ipc])
+        syn.grad = g.detach().clone()
+        opt.step()
+    out = {
+        "real.embed": err(t["real.embed"], torch.cat(R)), "syn.augmented": err(t["syn.augmented"], torch.cat(A)),
+        "syn.embed": err(t["syn.embed"], torch.cat(E)), "syn.logits": err(t["syn.logits"], torch.cat(L)),
+        "syn.ce": err(t["syn.ce"], torch.cat(CE)), "loss.per_class": err(t["loss.per_class"], torch.stack(LOSS)),
+        "syn.grad": err(ours_grad, torch.cat(G)),
+        "syn.momentum_after": err(t["syn.momentum_after"], opt.state[syn]["momentum_buffer"]), "syn.after": err(t["syn.after"], syn),
+    }
+    if hdd:
+        out["hdd.distance"] = err(t["hdd.distance"], torch.stack(D))
+    notes = {"syn.grad": f"{flipped} of {kinks} ReLU units at the kink flipped" if flipped else ""}
+    notes["loss.per_class"] = f"acc {acc:.1f} %"
+    return out, notes
+
+
 def check_eval(meta, t):
     net = convnet_from(meta, t, "net.")
     ops = meta["dsa_ops"].split(",")
@@ -346,7 +420,10 @@ def main():
     for path in a.traces:
         meta, t = load(path)
         kind = meta.get("kind")
-        if kind == "distill":
+        if kind == "distill" and meta["method"].startswith("idm"):
+            errs, notes = check_idm(meta, t)
+            what = f"{meta['method']} iteration {meta['iteration']}, {meta['image']}, width {meta['width']}, ipc {meta['ipc']}, batch_real {meta['batch_real']}, mosaic {meta['mosaic']}"
+        elif kind == "distill":
             errs, notes = check_distill(meta, t)
             what = f"{meta['method']} iteration {meta['iteration']}, {meta['image']}, width {meta['width']}, ipc {meta['ipc']}, batch_real {meta['batch_real']}"
         elif kind == "eval":

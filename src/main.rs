@@ -317,7 +317,7 @@ struct DistillArgs {
     /// Write everything iterations ITERS used and produced (comma separated, e.g. 0,1,150: the network, the real
     /// batches, the DSA parameters, the images before and after, the features, the loss per class, the gradients,
     /// the momentum, HDD's points, centroids and distances) to OUT/trace/iter_T.safetensors, for an outside check
-    /// such as benches/trace_check.py. DM and DM+HDD; the run's results are the same with or without it.
+    /// such as benches/trace_check.py. DM and IDM, with or without HDD; the results are the same with or without it.
     #[arg(long, value_name = "ITERS", value_delimiter = ',')]
     trace: Option<Vec<usize>>,
     /// Distill only these classes (comma separated, e.g. 0,3,6): a shard of your own choosing.

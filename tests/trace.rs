@@ -1,7 +1,7 @@
-//! Traces (`distill --trace`, `eval --trace`): a traced run equals an untraced one bit for bit; the trace files hold
-//! every tensor the check needs, with the right shapes, and agree with the run itself (one iteration's output is
-//! the next one's input) and with the crate's f64 reference (the network on the augmented real batch); the DC-unit
-//! DSA values give back the window the kernel zeroes. (benches/trace_check.py recomputes traces in PyTorch.)
+//! Traces (`distill --trace`, `eval --trace`): a traced run (DM, DM+HDD, IDM+HDD) equals an untraced one bit for bit;
+//! the trace files hold every tensor the check needs, with the right shapes, and agree with the run itself (one
+//! iteration's output is the next one's input) and with the crate's f64 reference (the network on the augmented real
+//! batch); the DC-unit DSA values give back the window the kernel zeroes. (benches/trace_check.py recomputes traces in PyTorch.)
 
 mod common;
 use common::*;
@@ -12,6 +12,7 @@ use hyperdistill::run::{self, RunConfig};
 use safetensors::SafeTensors;
 
 fn cfg(out: &std::path::Path, method: Method, trace: Vec<usize>) -> RunConfig {
+    let idm = hyperdistill::distill::IdmConfig { net_num: 3, net_generate_interval: 2, fetch_net_num: 2, model_train_steps: 1, net_batch: 16, ..Default::default() };
     RunConfig {
         dataset: "embedded".into(),
         out: out.to_path_buf(),
@@ -19,7 +20,7 @@ fn cfg(out: &std::path::Path, method: Method, trace: Vec<usize>) -> RunConfig {
         log_every: 1,
         checkpoint_every: 0,
         trace,
-        distill: DistillConfig { method, ipc: 2, iterations: 3, batch_real: 8, width: 8, seed: 5, ..DistillConfig::default() },
+        distill: DistillConfig { method, ipc: 2, iterations: 3, batch_real: 8, width: 8, seed: 5, idm, ..DistillConfig::default() },
         eval: hyperdistill::eval::EvalConfig { nets: 0, ..Default::default() },
         ..RunConfig::default()
     }
@@ -48,7 +49,7 @@ fn a_traced_run_equals_an_untraced_one_and_its_traces_are_complete() {
     let base = std::env::temp_dir().join(format!("hd-trace-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let cache = std::path::Path::new("/none");
-    for method in [Method::Dm, Method::DmHdd] {
+    for method in [Method::Dm, Method::DmHdd, Method::IdmHdd] {
         let (plain, traced) = (base.join(format!("{}-plain", method.name())), base.join(format!("{}-traced", method.name())));
         run::run(gpu(), &cfg(&plain, method, vec![]), run::Start::Fresh, cache).unwrap();
         run::run(gpu(), &cfg(&traced, method, vec![1, 2]), run::Start::Fresh, cache).unwrap();
@@ -76,6 +77,8 @@ fn a_traced_run_equals_an_untraced_one_and_its_traces_are_complete() {
         assert_eq!(meta["method"], method.name());
         assert_eq!(meta["iteration"], "2");
         let (classes, ipc, b) = (10usize, 2usize, 8usize);
+        // IDM matches each class's 2×2 mosaics expanded into 4 images each
+        let e = if method.idm() { 4 * ipc } else { ipc };
         let (c, h, w) = (1usize, 28usize, 28usize);
         let net_cfg = ConvNetConfig::square(c, h, 8, classes).unwrap();
         let dim = net_cfg.embed_dim();
@@ -83,10 +86,9 @@ fn a_traced_run_equals_an_untraced_one_and_its_traces_are_complete() {
             ("real.images", vec![classes * b, c, h, w]),
             ("syn.before", vec![classes * ipc, c, h, w]),
             ("syn.momentum_before", vec![classes * ipc, c, h, w]),
-            ("syn.augmented", vec![classes * ipc, c, h, w]),
+            ("syn.augmented", vec![classes * e, c, h, w]),
             ("real.embed", vec![classes * b, dim]),
-            ("syn.embed", vec![classes * ipc, dim]),
-            ("syn.embed_grad", vec![classes * ipc, dim]),
+            ("syn.embed", vec![classes * e, dim]),
             ("loss.per_class", vec![classes]),
             ("syn.grad", vec![classes * ipc, c, h, w]),
             ("syn.momentum_after", vec![classes * ipc, c, h, w]),
@@ -98,20 +100,28 @@ fn a_traced_run_equals_an_untraced_one_and_its_traces_are_complete() {
         for ((_, shape), name) in names.iter().zip(&net_names) {
             expect.push((name, shape.clone()));
         }
+        if method.idm() {
+            expect.extend([("syn.logits", vec![classes * e, classes]), ("syn.ce", vec![classes * e]), ("idm.meter", vec![2])]);
+        } else {
+            expect.push(("syn.embed_grad", vec![classes * ipc, dim]));
+        }
         for (name, shape) in &expect {
             assert_eq!(&f32s(&t2, name).0, shape, "{name}");
         }
         assert_eq!(i64s(&t2, "real.indices").len(), classes * b);
         assert_eq!(i64s(&t2, "dsa.op").len(), classes);
         assert_eq!(f64s(&t2, "dsa.values").len(), classes * 3);
-        if method.hdd() {
+        if method == Method::DmHdd {
             for (name, len) in [("hdd.real_points", classes * b * (dim + 1)), ("hdd.syn_points", classes * ipc * (dim + 1)),
-                ("hdd.real_centroid", classes * (dim + 1)), ("hdd.syn_centroid", classes * (dim + 1)), ("hdd.distance", classes)] {
+                ("hdd.real_centroid", classes * (dim + 1)), ("hdd.syn_centroid", classes * (dim + 1))] {
                 assert_eq!(f64s(&t2, name).len(), len, "{name}");
             }
-            // the distances are the loss without λ (20)
+        }
+        if method.hdd() {
+            // the distances are the loss without λ
+            let lambda: f64 = meta["lambda"].parse().unwrap();
             let (d, l) = (f64s(&t2, "hdd.distance"), f32s(&t2, "loss.per_class").1);
-            check("hdd.distance × λ = loss", &d.iter().map(|v| v * 20.0).collect::<Vec<_>>(), &to_f64(&l), 1e-6);
+            check("hdd.distance × λ = loss", &d.iter().map(|v| v * lambda).collect::<Vec<_>>(), &to_f64(&l), 1e-6);
         } else {
             assert!(t2.tensor("hdd.distance").is_err(), "DM has no HDD tensors");
         }
@@ -123,9 +133,10 @@ fn a_traced_run_equals_an_untraced_one_and_its_traces_are_complete() {
 
         // the network is iteration 2's random network; each real index is an image of its class, fed normalised
         let ds = hyperdistill::data::open("embedded", cache).unwrap();
-        let params = ConvNetParams::init(&net_cfg, &mut hyperdistill::rng::keyed(5, "net", &[2]));
-        for (t, name) in net_names.iter().enumerate() {
-            assert_eq!(f32s(&t2, name).1, params.tensors[t], "{name}");
+        let params = ConvNetParams { cfg: net_cfg, tensors: net_names.iter().map(|n| f32s(&t2, n).1).collect() };
+        if !method.idm() {
+            // DM: iteration 2's fresh random network (IDM: a net of its queue)
+            assert_eq!(params, ConvNetParams::init(&net_cfg, &mut hyperdistill::rng::keyed(5, "net", &[2])));
         }
         let idx = i64s(&t2, "real.indices");
         for (k, &i) in idx.iter().enumerate() {

@@ -64,6 +64,38 @@ pub struct Idm {
     host_y: Vec<u32>,
 }
 
+/// Copies an IDM iteration takes for a trace (`distill::trace`) while it runs: its class steps reuse one set of
+/// buffers, so each class's values are copied out between the steps; the chosen net and its accuracy meter are copied
+/// before the queue trains.
+pub struct IdmTrace {
+    pub net: Vec<Buffer>,
+    pub meter: Buffer,
+    /// Per owned class: its real features [b, dim], expanded and augmented images [e, …], their features [e, dim],
+    /// logits [e, classes] and cross-entropies [e].
+    pub real: Buffer,
+    pub aug: Buffer,
+    pub embed: Buffer,
+    pub logits: Buffer,
+    pub ce: Buffer,
+}
+
+impl IdmTrace {
+    pub fn new(core: &Core, idm: &Idm) -> Result<Self, GpuError> {
+        let gpu = core.gpu;
+        let (o, e, dim) = (core.owned.len(), idm.class.per_syn, core.dim());
+        let copy = |label: &str, n: usize| super::copy_buffer(gpu, label, n);
+        Ok(IdmTrace {
+            net: core.net_cfg.tensor_lens().iter().map(|&l| copy("trace_net", l)).collect(),
+            meter: copy("trace_meter", 2),
+            real: copy("trace_real", o * core.per_real * dim),
+            aug: copy("trace_aug", o * e * core.img.len()),
+            embed: copy("trace_embed", o * e * dim),
+            logits: copy("trace_logits", o * e * core.classes),
+            ce: copy("trace_ce", o * e),
+        })
+    }
+}
+
 impl Idm {
     /// The queue's first nets (drawn from the core's network stream, as the IDM code starts with them) and IDM's buffers.
     pub fn new(core: &Core, ds: &Dataset) -> Result<Self, GpuError> {
@@ -173,7 +205,7 @@ impl Idm {
     }
 
     /// One IDM / IDM+HDD iteration, recorded into `enc`.
-    pub fn encode(&mut self, core: &mut Core, ds: &Dataset, enc: &mut CommandEncoder) -> Result<(), GpuError> {
+    pub fn encode(&mut self, core: &mut Core, ds: &Dataset, enc: &mut CommandEncoder, trace: Option<&IdmTrace>) -> Result<(), GpuError> {
         let gpu = core.gpu;
         let o = core.cfg.idm.clone();
         let (classes, b, img) = (core.classes, core.per_real, core.img.len());
@@ -191,6 +223,12 @@ impl Idm {
         }
         let pick = core.rng("idm-pick", &[it]).random_range(0..self.queue.len());
         let chosen = &self.slots[self.queue[pick]];
+        if let Some(tr) = trace {
+            for ((p, dst), l) in chosen.net.params.iter().zip(&tr.net).zip(core.net_cfg.tensor_lens()) {
+                copy_f32(enc, p, 0, dst, 0, l);
+            }
+            copy_f32(enc, &chosen.meter, 0, &tr.meter, 0, 2);
+        }
 
         core.sample_real_batches(ds, it);
         for (slot, &c) in core.owned.iter().enumerate() {
@@ -216,6 +254,14 @@ impl Idm {
             cl.match_class(core, enc, slot);
             // class-aware CE regulariser: ce_weight · acc% · mean CE → syn_ws.d_logits
             ops::softmax_xent_weighted(gpu, enc, e, classes, o.ce_weight / e as f32, &cl.syn_ws.logits, &cl.syn_labels[slot], &chosen.meter, &cl.ce_loss, &cl.syn_ws.d_logits);
+            if let Some(tr) = trace {
+                let dim = core.dim();
+                copy_f32(enc, &cl.real_feat, 0, &tr.real, slot * b * dim, b * dim);
+                copy_f32(enc, &cl.syn_ws.x, 0, &tr.aug, slot * e * img, e * img);
+                copy_f32(enc, &cl.syn_ws.embed, 0, &tr.embed, slot * e * dim, e * dim);
+                copy_f32(enc, &cl.syn_ws.logits, 0, &tr.logits, slot * e * classes, e * classes);
+                copy_f32(enc, &cl.ce_loss, 0, &tr.ce, slot * e, e);
+            }
             chosen.net.backward(gpu, enc, &cl.syn_ws, Upstream::EmbedAndLogits, true, None);
             augment::gpu::backward(gpu, enc, e, core.img, &cl.syn_ws.dx, &self.syn_params[slot], &cl.exp_scratch, &cl.d_exp);
             // the step's gradient is zero outside class c; d_syn keeps every class's own gradient for display
@@ -274,6 +320,41 @@ impl Idm {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// What an iteration traced with `bufs` computed, into a trace (after the submit): the chosen net (PyTorch names)
+    /// and its accuracy meter before the class steps, and per class its real features, its expanded and augmented
+    /// images, their features, logits and cross-entropies, the matching term (and HDD's distance).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn trace_into(&self, core: &Core, bufs: &IdmTrace, tr: &mut crate::trace::Trace) -> Result<(), GpuError> {
+        let gpu = core.gpu;
+        let (o, b, e, dim, k) = (core.owned.len(), core.per_real, self.class.per_syn, core.dim(), core.classes);
+        let img = core.img;
+        let lens = core.net_cfg.tensor_lens();
+        let mut parts: Vec<(&Buffer, usize)> = bufs.net.iter().zip(lens).collect();
+        let (loss_buf, stride) = (&self.class.loss_all, self.class.matching.loss().1);
+        parts.extend([(&bufs.meter, 2), (&bufs.real, o * b * dim), (&bufs.aug, o * e * img.len()), (&bufs.embed, o * e * dim),
+            (&bufs.logits, o * e * k), (&bufs.ce, o * e), (loss_buf, o * stride)]);
+        let mut raw = gpu.read_many(&parts)?.into_iter();
+        let mut next = || raw.next().expect("one read-back per buffer");
+        let params = ConvNetParams { cfg: core.net_cfg, tensors: (0..lens.len()).map(|_| next()).collect() };
+        tr.convnet("net.", &params);
+        tr.f32("idm.meter", &[2], next());
+        tr.f32("real.embed", &[o * b, dim], next());
+        tr.f32("syn.augmented", &[o * e, img.c, img.h, img.w], next());
+        tr.f32("syn.embed", &[o * e, dim], next());
+        tr.f32("syn.logits", &[o * e, k], next());
+        tr.f32("syn.ce", &[o * e], next());
+        let loss = next();
+        tr.f32("loss.per_class", &[o], self.class.matching.per_class(&loss));
+        if let super::matching::Matching::Hdd { .. } = &self.class.matching {
+            tr.f64("hdd.distance", &[o], crate::hdd::gpu::distances_from(&loss).into_iter().map(f64::from).collect());
+        }
+        let c = &core.cfg.idm;
+        tr.meta("ce_weight", c.ce_weight);
+        tr.meta("mosaic", self.class.mosaic);
+        tr.meta("per_syn", e);
         Ok(())
     }
 }

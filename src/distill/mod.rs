@@ -136,6 +136,11 @@ impl<'g> Distiller<'g> {
 
     /// One distillation iteration (one submit).
     pub fn step(&mut self, ds: &Dataset) -> Result<(), GpuError> {
+        self.step_with(ds, None)
+    }
+
+    /// `step`, with IDM's copies for a trace taken on the way (`trace`).
+    fn step_with(&mut self, ds: &Dataset, idm_trace: Option<&idm::IdmTrace>) -> Result<(), GpuError> {
         let gpu = self.core.gpu;
         // every buffer an iteration binds lives as long as the distiller: from the second iteration on, no bind
         // group is created
@@ -145,7 +150,7 @@ impl<'g> Distiller<'g> {
         gpu.write_at(&self.core.health, 4, &[(self.core.iteration + 1) as u32]);
         match &mut self.method {
             MethodState::Dm(m) => m.encode(&mut self.core, ds, &mut enc),
-            MethodState::Idm(m) => m.encode(&mut self.core, ds, &mut enc)?,
+            MethodState::Idm(m) => m.encode(&mut self.core, ds, &mut enc, idm_trace)?,
             MethodState::Dance(m) => m.encode(&mut self.core, ds, &mut enc),
         }
         crate::nn::ops::check_finite(gpu, &mut enc, self.core.syn_len(), &self.core.syn, &self.core.health);

@@ -1,4 +1,4 @@
-//! distill::trace: everything one distillation iteration used and produced, read back from the GPU after the iteration ran, so that
+//! distill::trace: everything one distillation iteration (DM, IDM) used and produced, read back from the GPU after the iteration ran, so that
 //! a tool outside the project (benches/trace_check.py, in PyTorch) can recompute the iteration from its inputs alone
 //! and compare. Tracing adds read-backs after the submit and changes nothing the iteration computes.
 //!
@@ -19,6 +19,12 @@
 //!   syn.embed_grad [classes·ipc, D]     ∂loss/∂syn.embed;  syn.grad [classes·ipc, C, H, W]: ∂loss/∂syn.before
 //!   HDD: hdd.real_points [classes·b, D + 1], hdd.syn_points, hdd.real_centroid [classes, D + 1], hdd.syn_centroid,
 //!        hdd.distance [classes] (see `hdd::gpu::Geometry`)
+//! An IDM / IDM+HDD trace holds the same inputs and, per class in the order of its steps (each class's values taken
+//! from the GPU between the steps, `idm::IdmTrace`): the net chosen from the queue (`net.*`) and its accuracy meter
+//! before the steps (`idm.meter` [2] = correct, seen), real.embed, syn.augmented / syn.embed over the class's e
+//! expanded images (e = 4·ipc with the mosaic), syn.logits [classes·e, K], syn.ce [classes·e], loss.per_class (the
+//! matching term; hdd.distance for IDM+HDD), syn.grad (each class's own step gradient), and the images and momentum
+//! after the last class's step.
 //! and its metadata says what the numbers mean (method, options, shapes, normalisation, adapter).
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -26,20 +32,24 @@ use crate::trace::Trace;
 
 #[cfg(not(target_arch = "wasm32"))]
 impl super::Distiller<'_> {
-    /// Whether `step_traced` can trace this run's method (DM and DM+HDD so far).
+    /// Whether `step_traced` can trace this run's method (DM, IDM, with or without HDD; not DANCE yet).
     pub fn traceable(&self) -> bool {
-        matches!(self.method, super::MethodState::Dm(_))
+        matches!(self.method, super::MethodState::Dm(_) | super::MethodState::Idm(_))
     }
 
     /// One iteration exactly as `step` runs it, and its trace (see the module comment). Refused for the methods
     /// `traceable` says no to.
     pub fn step_traced(&mut self, ds: &crate::data::Dataset, adapter: &str) -> anyhow::Result<Trace> {
         if !self.traceable() {
-            anyhow::bail!("--trace covers DM and DM+HDD iterations; {} is not traced yet", self.core.cfg.method.name());
+            anyhow::bail!("--trace covers DM and IDM iterations (with or without HDD); {} is not traced yet", self.core.cfg.method.name());
         }
         let (gpu, n, t) = (self.core.gpu, self.core.syn_len(), self.core.iteration);
         let before = gpu.read_many(&[(&self.core.syn, n), (&self.core.syn_mom, n)])?;
-        self.step(ds)?;
+        let idm_trace = match &self.method {
+            super::MethodState::Idm(i) => Some(super::idm::IdmTrace::new(&self.core, i)?),
+            _ => None,
+        };
+        self.step_with(ds, idm_trace.as_ref())?;
         let core = &self.core;
         let cfg = &core.cfg;
         let (m, img) = (core.images(), core.img);
@@ -76,7 +86,9 @@ impl super::Distiller<'_> {
         tr.meta("adapter", adapter);
         tr.meta("version", env!("CARGO_PKG_VERSION"));
 
-        tr.convnet("net.", &core.net_params(t));
+        if let super::MethodState::Dm(_) = &self.method {
+            tr.convnet("net.", &core.net_params(t));
+        }
         let (classes, b) = (core.owned.len(), core.per_real);
         tr.i64("real.indices", &[classes, b], core.real_indices.iter().map(|&i| i as i64).collect());
         let real = gpu.read_f32(&core.real_all, classes * b * img.len())?;
@@ -93,8 +105,10 @@ impl super::Distiller<'_> {
         tr.f32("dsa.params", &[classes, 8], params);
         tr.f32("syn.before", &image, before[0].clone());
         tr.f32("syn.momentum_before", &image, before[1].clone());
-        if let super::MethodState::Dm(dm) = &self.method {
-            dm.trace_into(core, &mut tr)?;
+        match (&self.method, &idm_trace) {
+            (super::MethodState::Dm(dm), _) => dm.trace_into(core, &mut tr)?,
+            (super::MethodState::Idm(idm), Some(bufs)) => idm.trace_into(core, bufs, &mut tr)?,
+            _ => {}
         }
         let after = gpu.read_many(&[(&core.d_syn, n), (&core.syn_mom, n), (&core.syn, n)])?;
         let mut after = after.into_iter();

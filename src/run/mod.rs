@@ -378,7 +378,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     }
     if !cfg.trace.is_empty() {
         if !d.traceable() {
-            bail!("--trace covers DM and DM+HDD iterations; {} is not traced yet", cfg.distill.method.name());
+            bail!("--trace covers DM and IDM iterations (with or without HDD); {} is not traced yet", cfg.distill.method.name());
         }
         if let Some(&late) = cfg.trace.iter().find(|&&t| t >= cfg.distill.iterations) {
             bail!("--trace {late}: the run's iterations are 0 to {} (it stops at {})", cfg.distill.iterations.saturating_sub(1), cfg.distill.iterations);
