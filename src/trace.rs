@@ -50,10 +50,6 @@ impl Trace {
         self.meta.insert(key.to_string(), value.to_string());
     }
 
-    pub fn get(&self, name: &str) -> Option<&Data> {
-        self.tensors.iter().find(|t| t.0 == name).map(|t| &t.2)
-    }
-
     /// The trace as a safetensors file (the same trace, the same bytes).
     pub fn to_safetensors(&self) -> anyhow::Result<Vec<u8>> {
         let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = self
@@ -74,7 +70,7 @@ impl Trace {
     /// A network's parameters under the names and in the layouts of the DC code's `ConvNet` (networks.py:
     /// `features` = per block conv, norm, activation, pool; `classifier`), each prefixed with `prefix`.
     pub fn convnet(&mut self, prefix: &str, p: &ConvNetParams) {
-        for (name, shape, v) in torch_tensors(&p.cfg).into_iter().zip(&p.tensors).map(|((n, s), v)| (n, s, v)) {
+        for ((name, shape), v) in torch_tensors(&p.cfg).into_iter().zip(&p.tensors) {
             self.f32(&format!("{prefix}{name}"), &shape, v.clone());
         }
     }

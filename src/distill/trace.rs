@@ -44,7 +44,7 @@ impl super::Distiller<'_> {
             anyhow::bail!("--trace covers DM and IDM iterations (with or without HDD); {} is not traced yet", self.core.cfg.method.name());
         }
         let (gpu, n, t) = (self.core.gpu, self.core.syn_len(), self.core.iteration);
-        let before = gpu.read_many(&[(&self.core.syn, n), (&self.core.syn_mom, n)])?;
+        let mut before = gpu.read_many(&[(&self.core.syn, n), (&self.core.syn_mom, n)])?.into_iter();
         let idm_trace = match &self.method {
             super::MethodState::Idm(i) => Some(super::idm::IdmTrace::new(&self.core, i)?),
             _ => None,
@@ -103,15 +103,14 @@ impl super::Distiller<'_> {
         tr.i64("dsa.op", &[classes], ops);
         tr.f64("dsa.values", &[classes, 3], values);
         tr.f32("dsa.params", &[classes, 8], params);
-        tr.f32("syn.before", &image, before[0].clone());
-        tr.f32("syn.momentum_before", &image, before[1].clone());
+        tr.f32("syn.before", &image, before.next().expect("two read-backs"));
+        tr.f32("syn.momentum_before", &image, before.next().expect("two read-backs"));
         match (&self.method, &idm_trace) {
             (super::MethodState::Dm(dm), _) => dm.trace_into(core, &mut tr)?,
             (super::MethodState::Idm(idm), Some(bufs)) => idm.trace_into(core, bufs, &mut tr)?,
             _ => {}
         }
-        let after = gpu.read_many(&[(&core.d_syn, n), (&core.syn_mom, n), (&core.syn, n)])?;
-        let mut after = after.into_iter();
+        let mut after = gpu.read_many(&[(&core.d_syn, n), (&core.syn_mom, n), (&core.syn, n)])?.into_iter();
         for name in ["syn.grad", "syn.momentum_after", "syn.after"] {
             tr.f32(name, &image, after.next().expect("three read-backs"));
         }
