@@ -2,7 +2,7 @@
 // conv_input.wgsl and conv_weight.wgsl): the shape constants, the input bindings, and the helpers that read rows of x
 // (plain or as vec4 chunks) and apply held rows to kernel rows. Stride 1, zero padding PAD (1; 3 on the first conv for
 // 28×28 inputs), NCHW, f32. Shapes: x [N,CIN,H,W], w [COUT,CIN,3,3], b [COUT], y [N,COUT,HO,WO], HO = H + 2·PAD − 2.
-// Why no workgroup memory (but in forward_tiled, for GPUs, and backward_bias's one final reduction): on lavapipe
+// Why no workgroup memory (but in backward_bias's one final reduction; the GPU-class GEMMs are conv_gemm.wgsl): on lavapipe
 // barriers are coroutine switches and register blocking alone is 3–10× faster than shared-memory tiling
 // (docs/platform.md §3). On llvmpipe a storage load whose address differs between the 8 SIMD lanes is compiled into a
 // loop over the lanes, so load *instructions* set the speed: hence vec4 loads and stores and whole held rows

@@ -3,7 +3,6 @@
 // entry point       bindings (group 0, in order)                     one invocation computes
 // forward           0 x, 1 w, 2 b, 3 y (rw)                          4 output channels × 8 adjacent columns of one row
 // forward8          as forward                                       8 output channels × 8 columns (COUT % 8 == 0)
-// forward_tiled     as forward                                       8 channels × 8 positions of a 64×64 workgroup tile (implicit GEMM, workgroup memory)
 // forward_v4        0 x, 1 wt, 2 b, 3 y (rw); x, wt, y as vec4      4 output channels × the 8 columns of block XB (a pipeline constant) of one row
 // forward8_v4       as forward_v4                                    8 output channels × the 8 columns of block XB
 // forward_row_v4    as forward_v4                                    4 output channels × a whole output row (W, WO ≤ 64)
@@ -11,10 +10,12 @@
 // forward_row_v4_stats, forward8_row_v4_stats  as forward_row_v4 / forward8_row_v4, plus 4 rowstats (rw) [N,COUT/4,HO,2] as vec4:
 //                   each output row's mean and Σ (y − mean)² per channel, for norm.wgsl's forward_relu_pool_rows_v4
 // transpose_weight  0 w, 1 wt (rw)                                   one weight: wt[ci,ky,kx,co] = w[co,ci,ky,kx]
-// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8; 64·⌈COUT/64⌉·⌈N·HO·WO/64⌉ for forward_tiled),
+// Dispatch: invocations = N·⌈COUT/4⌉·HO·⌈WO/8⌉ (forward; COUT/8 for forward8),
 //           N·(COUT/4)·HO per column block XB = 0 .. ⌈WO/8⌉ (forward_v4; COUT/8 for forward8_v4; N·(COUT/4)·HO once for
 //           forward_row_v4, N·(COUT/8)·HO for forward8_row_v4 and the _stats variants), COUT·CIN·9 (transpose_weight);
 //           workgroup 64.
+
+// The GPU-class implicit-GEMM forms of all three passes are in conv_gemm.wgsl.
 
 // Value of x[n,c,row,col] with zero outside the image; `rowbase` = ((n·CIN + c)·H + row)·W.
 fn x_at(rowbase: u32, col: i32) -> f32 {
@@ -409,84 +410,4 @@ fn transpose_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let tap = (i / COUT) % 9u;
     let ci = i / (COUT * 9u);
     wt_dst[i] = w_src[(co * CIN + ci) * 9u + tap];
-}
-
-// forward as an implicit GEMM for real GPUs: y[co, p] = Σ_k w[co, k] · x̃[k, p] with k = (ci, ky, kx) (w is already
-// COUT × CIN·9 row-major) and p = (n, oy, ox), x̃ gathered on the fly (im2col without the copy). One 64-thread
-// workgroup computes a 64 (co) × 64 (p) tile, staging 16-deep slices of w and x̃ in workgroup memory between
-// barriers; each thread keeps 8 co × 8 p accumulators. Not selected on CPU adapters (barriers are slow there).
-const CT: u32 = 64u;   // tile side (output channels and positions)
-
-const CK: u32 = 16u;   // K slice per barrier pair
-var<workgroup> w_tile: array<f32, 1024>;  // [CK][CT], co fastest
-var<workgroup> x_tile: array<f32, 1024>;  // [CK][CT], p fastest
-
-@compute @workgroup_size(64)
-fn forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) li: u32) {
-    let P = N * HO * WO;
-    let K = CIN * 9u;
-    let tiles_p = (P + CT - 1u) / CT;
-    let tile = wid.x + wid.y * nwg.x;
-    if (tile >= ((COUT + CT - 1u) / CT) * tiles_p) { return; }  // uniform per workgroup
-    let co_base = (tile / tiles_p) * CT;
-    let p_base = (tile % tiles_p) * CT;
-    let ty = li / 8u;  // channels co_base + ty·8 .. +8
-    let tx = li % 8u;  // positions p_base + tx + 8·j, j = 0..8
-    var acc: array<vec4<f32>, 16>;  // acc[2r + h][i] = output (co ty·8 + r, position tx + 8·(4h + i))
-    for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
-    for (var k0 = 0u; k0 < K; k0 += CK) {
-        for (var i = 0u; i < 16u; i++) {
-            let idx = li + 64u * i;
-            let kk = idx / CT;
-            let col = idx % CT;
-            let k = k0 + kk;
-            // w slice: row co_base + col, column k
-            let co = co_base + col;
-            var wv = 0.0;
-            if (k < K && co < COUT) { wv = w[co * K + k]; }
-            w_tile[kk * CT + col] = wv;
-            // x̃ slice: row k = (ci, ky, kx), column p = (n, oy, ox)
-            let p = p_base + col;
-            var xv = 0.0;
-            if (k < K && p < P) {
-                let ci = k / 9u;
-                let ky = (k % 9u) / 3u;
-                let kx = k % 3u;
-                let ox = p % WO;
-                let oy = (p / WO) % HO;
-                let n = p / (WO * HO);
-                let iy = i32(oy + ky) - i32(PAD);
-                let ix = i32(ox + kx) - i32(PAD);
-                if (iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
-                    xv = x[((n * CIN + ci) * H + u32(iy)) * W + u32(ix)];
-                }
-            }
-            x_tile[kk * CT + col] = xv;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < CK; kk++) {
-            let xr = kk * CT + tx;
-            let b0 = vec4<f32>(x_tile[xr], x_tile[xr + 8u], x_tile[xr + 16u], x_tile[xr + 24u]);
-            let b1 = vec4<f32>(x_tile[xr + 32u], x_tile[xr + 40u], x_tile[xr + 48u], x_tile[xr + 56u]);
-            for (var r = 0u; r < 8u; r++) {
-                let a = w_tile[kk * CT + ty * 8u + r];
-                acc[2u * r] += a * b0;
-                acc[2u * r + 1u] += a * b1;
-            }
-        }
-        workgroupBarrier();
-    }
-    for (var r = 0u; r < 8u; r++) {
-        let co = co_base + ty * 8u + r;
-        if (co >= COUT) { break; }
-        for (var j = 0u; j < 8u; j++) {
-            let p = p_base + tx + 8u * j;
-            if (p >= P) { break; }
-            let ox = p % WO;
-            let oy = (p / WO) % HO;
-            let n = p / (WO * HO);
-            y[((n * COUT + co) * HO + oy) * WO + ox] = acc[2u * r + j / 4u][j % 4u] + b[co];
-        }
-    }
 }

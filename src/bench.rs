@@ -378,6 +378,10 @@ pub enum Part {
     /// one distillation iteration per configuration, and one evaluation epoch per shape, ipc and network, with every
     /// dispatch timed on the GPU (timestamp queries)
     Breakdown,
+    /// the autotuner from an empty table for each distill configuration's shapes: every candidate's time and the
+    /// pick, the tuning cost, then whole iterations and evaluation epochs with the rule's kernels and the tuned ones,
+    /// alternated
+    Autotune,
 }
 
 impl Part {
@@ -389,7 +393,8 @@ impl Part {
             "eval" => Ok(Part::Eval),
             "passes" => Ok(Part::Passes),
             "breakdown" => Ok(Part::Breakdown),
-            other => Err(format!("unknown part '{other}': use peak, kernels, distill, eval, passes or breakdown")),
+            "autotune" => Ok(Part::Autotune),
+            other => Err(format!("unknown part '{other}': use peak, kernels, distill, eval, passes, breakdown or autotune")),
         }
     }
 }
@@ -519,6 +524,116 @@ pub struct SuiteReport {
     pub breakdown: Vec<IterationBreakdown>,
     /// `--parts breakdown`: one evaluation training epoch per shape, ipc and network, kernel by kernel
     pub eval_breakdown: Vec<EpochBreakdown>,
+    /// `--parts autotune`: the autotuner's measurements and picks, and the rule against the picks
+    pub autotune: Vec<AutotuneBench>,
+}
+
+/// `--parts autotune` for one distill configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct AutotuneBench {
+    pub shape: String,
+    pub method: String,
+    pub ipc: usize,
+    pub batch_real: usize,
+    pub width: usize,
+    /// wall seconds the autotuner spent on this configuration's shapes from an empty table (compilation included):
+    /// the first run's cost on this device
+    pub tuning_s: f64,
+    /// every (operation, shape) measured: candidates' times and the pick
+    pub picks: Vec<(String, crate::gpu::Tuned)>,
+    /// what the hand-made rule runs for the same keys
+    pub rule: Vec<(String, String)>,
+    /// distillation iteration, median ms over the alternated runs: the rule's kernels, the tuned ones
+    pub iteration_rule_ms: f64,
+    pub iteration_tuned_ms: f64,
+    /// evaluation training epoch (ConvNet-3, batch `eval_batch`), ms: the rule's kernels, the tuned ones
+    pub epoch_rule_ms: f64,
+    pub epoch_tuned_ms: f64,
+}
+
+/// `--parts autotune` for one configuration: tune its shapes from an empty in-memory table (the user's table file
+/// is neither read nor written), then build one distiller with the rule's kernels and one with the picks and time
+/// their iterations alternately, then evaluation epochs likewise. The mode and table are restored afterwards.
+fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, progress: &indicatif::ProgressBar)
+    -> Result<AutotuneBench, anyhow::Error> {
+    use crate::gpu::Autotune;
+    let (mode, file) = (gpu.kernels.mode(), gpu.kernels.file());
+    let result = (|| -> Result<AutotuneBench, anyhow::Error> {
+        gpu.kernels.set_file(None);
+        gpu.kernels.set_mode(Autotune::On);
+        let spent = gpu.kernels.spent();
+        let (ds, mut tuned) = warm_distiller(gpu, case, 0, o.seed, &mut || {})?;
+        let eval_case = EvalCase { arch: crate::nn::arch::Arch::ConvNet, channels: case.channels, side: case.side, ipc: case.ipc, width: case.width,
+            batch: o.eval_batch };
+        let epoch_tuned = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+        let tuning_s = gpu.kernels.spent() - spent;
+        progress.inc(1);
+        let picks: Vec<(String, crate::gpu::Tuned)> = gpu.kernels.table().into_iter().collect();
+        gpu.kernels.set_mode(Autotune::Off);
+        let (_, mut rule) = warm_distiller(gpu, case, 0, o.seed, &mut || {})?;
+        let rule_kernels = rule_picks(gpu, &picks);
+        for _ in 0..rep.warmup {
+            rule.step(&ds)?;
+            tuned.step(&ds)?;
+            progress.inc(2);
+        }
+        let (mut a, mut b) = (vec![], vec![]);
+        for _ in 0..rep.runs {
+            let t = Instant::now();
+            rule.step(&ds)?;
+            a.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            tuned.step(&ds)?;
+            b.push(t.elapsed().as_secs_f64() * 1e3);
+            progress.inc(2);
+        }
+        // evaluation epochs: the rule, the picks, the rule again (the tuned epoch above came first, with tuning
+        // done before its timing started)
+        let epoch_rule = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+        gpu.kernels.set_mode(Autotune::On);
+        let epoch_tuned2 = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+        gpu.kernels.set_mode(Autotune::Off);
+        let epoch_rule2 = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+        Ok(AutotuneBench {
+            shape: format!("{0}x{1}x{1}", case.channels, case.side),
+            method: case.method.name().to_string(),
+            ipc: case.ipc,
+            batch_real: case.batch_real,
+            width: case.width,
+            tuning_s,
+            picks,
+            rule: rule_kernels,
+            iteration_rule_ms: median(&mut a),
+            iteration_tuned_ms: median(&mut b),
+            epoch_rule_ms: median(&mut vec![epoch_rule, epoch_rule2]),
+            epoch_tuned_ms: median(&mut vec![epoch_tuned, epoch_tuned2]),
+        })
+    })();
+    gpu.kernels.set_mode(mode);
+    gpu.kernels.set_file(file);
+    result
+}
+
+/// The rule's kernel for each measured key (the key names the pass and the shape).
+fn rule_picks(gpu: &Gpu, picks: &[(String, crate::gpu::Tuned)]) -> Vec<(String, String)> {
+    use crate::nn::{ops, tune};
+    let mut shapes = std::collections::BTreeMap::new();
+    for (k, _) in picks {
+        if let Some(s) = tune::parse_key(k) {
+            shapes.insert(k.clone(), s);
+        }
+    }
+    shapes
+        .into_iter()
+        .map(|(k, (op, s))| {
+            let name = match op.as_str() {
+                "conv_forward" => ops::ConvForward::of(gpu, &s).name(),
+                "conv_input_grad" => ops::ConvBackwardInput::of(gpu, &s).name(),
+                _ => ops::ConvBackwardWeight::of(gpu, &s).name(),
+            };
+            (k, name.to_string())
+        })
+        .collect()
 }
 
 /// Where one distillation iteration's GPU time goes, kernel by kernel.
@@ -805,6 +920,7 @@ pub fn suite_steps(o: &SuiteOptions) -> u64 {
             Part::Eval => (o.shapes.len() * o.ipcs.len() * o.eval_archs.len()) as u64,
             Part::Passes => 0, // `run` adds its own steps
             Part::Breakdown => (o.distill_configs().len() + o.shapes.len() * o.ipcs.len() * o.eval_archs.len()) as u64,
+            Part::Autotune => (o.distill_configs().len() * (2 * (o.runs + o.warmup) + 1)) as u64,
         };
     }
     n
@@ -868,6 +984,14 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
             }
         }
     }
+    let mut autotune = vec![];
+    if has(Part::Autotune) {
+        for (c, s, ipc, br, m) in o.distill_configs() {
+            progress.set_message(format!("autotune {c}x{s}x{s} {} ipc {ipc} batch_real {br}", m.name()));
+            let case = DistillCase { channels: c, side: s, method: m, ipc, batch_real: br, width: o.width };
+            autotune.push(autotune_case(gpu, &case, rep, o, progress)?);
+        }
+    }
     let passes = if has(Part::Passes) {
         let opts = BenchOptions { batch: o.batch, width: o.width, runs: o.runs, warmup: o.warmup, seed: o.seed, shapes: o.shapes.clone() };
         run(gpu, &opts, progress)?.timings
@@ -891,6 +1015,7 @@ pub fn suite(gpu: &Gpu, o: &SuiteOptions, progress: &indicatif::ProgressBar) -> 
         passes,
         breakdown,
         eval_breakdown: epochs_profiled,
+        autotune,
     })
 }
 
@@ -957,6 +1082,24 @@ impl SuiteReport {
         writeln!(out, "\none evaluation epoch, kernel by kernel (GPU timestamps): {} {} ipc {} ({} images, batch {}) width {}: wall {:.1} ms, compute passes {:.1} ms",
             b.arch, b.shape, b.ipc, b.images, b.batch, b.width, b.wall_ms, b.gpu_ms)?;
         print_shares(out, &b.kernels, b.gpu_ms)?;
+    }
+    for a in &r.autotune {
+        writeln!(out, "\nautotune {} {} ipc {} batch_real {} width {}: {} shapes × passes measured in {:.1} s (first run on this device)",
+            a.shape, a.method, a.ipc, a.batch_real, a.width, a.picks.len(), a.tuning_s)?;
+        for (key, t) in &a.picks {
+            let rule = a.rule.iter().find(|(k, _)| k == key).map_or("", |(_, r)| r.as_str());
+            writeln!(out, "  {key}  ({}; rule: {rule})", t.timing)?;
+            let mut c: Vec<(&String, &f64)> = t.candidates.iter().collect();
+            c.sort_by(|x, y| x.1.total_cmp(y.1));
+            for (name, ms) in c {
+                let mark = if *name == t.kernel { "  ← pick" } else { "" };
+                writeln!(out, "    {name:<26} {ms:>10.3} ms{mark}")?;
+            }
+        }
+        writeln!(out, "  iteration (alternated, median of {}): rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3}", o.runs, a.iteration_rule_ms,
+            a.iteration_tuned_ms, a.iteration_tuned_ms / a.iteration_rule_ms)?;
+        writeln!(out, "  evaluation epoch (ConvNet-3, 2 + 2 runs): rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3}", a.epoch_rule_ms, a.epoch_tuned_ms,
+            a.epoch_tuned_ms / a.epoch_rule_ms)?;
     }
         Ok(std::mem::take(out))
     }

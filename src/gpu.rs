@@ -79,6 +79,185 @@ impl KernelProfiler {
     }
 }
 
+/// HYPERDISTILL_AUTOTUNE: whether kernels with several forms are picked by timing them on this device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Autotune {
+    /// The hand-made rule (`nn::ops::*::of`): measured on CPU adapters, the scalar kernels elsewhere.
+    Off,
+    /// Each (operation, shape) timed the first time it is needed, then remembered in the cache directory.
+    On,
+    /// As `On`, but every shape is timed again once in this process, replacing what the cache held.
+    Refresh,
+}
+
+impl Autotune {
+    /// `off`, `on` or `refresh` (case-insensitive); an empty value is the default.
+    pub fn parse(v: &str) -> Result<Option<Autotune>, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(None),
+            "off" | "0" | "false" => Ok(Some(Autotune::Off)),
+            "on" | "1" | "true" => Ok(Some(Autotune::On)),
+            "refresh" => Ok(Some(Autotune::Refresh)),
+            _ => Err(format!("HYPERDISTILL_AUTOTUNE={v}: expected off, on or refresh")),
+        }
+    }
+
+    /// The default: on for GPUs, off for CPU adapters (lavapipe, SwiftShader, WARP), whose rule was made by
+    /// measurement there and where timing every candidate costs seconds to minutes.
+    pub fn default_for(device_type: wgpu::DeviceType) -> Autotune {
+        if device_type == wgpu::DeviceType::Cpu { Autotune::Off } else { Autotune::On }
+    }
+}
+
+/// One (operation, shape)'s measured pick: the fastest candidate, how long it took, and every candidate's time.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tuned {
+    pub kernel: String,
+    /// median milliseconds of the pick
+    pub ms: f64,
+    /// "gpu timestamps" or "wall clock"
+    pub timing: String,
+    /// each candidate's median milliseconds (a candidate stopped early as hopeless: its fastest run)
+    pub candidates: std::collections::BTreeMap<String, f64>,
+}
+
+/// The file the picks persist in: the adapter they were measured on, the build, and the picks by key.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct TunedFile {
+    adapter: String,
+    version: String,
+    picks: std::collections::BTreeMap<String, Tuned>,
+}
+
+/// Which kernel runs each (operation, shape) that has several forms, keyed by `nn::tune`'s key strings: pinned
+/// (a resumed run's recorded kernels), measured (the autotuner, kept in a file per adapter and build), or the rule.
+/// What this process ran is kept too, so that checkpoints and outputs record it.
+pub struct KernelPicks {
+    mode: Mutex<Autotune>,
+    file: Mutex<Option<std::path::PathBuf>>,
+    tuned: Mutex<std::collections::BTreeMap<String, Tuned>>,
+    /// keys timed again in this process under `Autotune::Refresh`
+    refreshed: Mutex<std::collections::BTreeSet<String>>,
+    pinned: Mutex<std::collections::BTreeMap<String, String>>,
+    used: Mutex<std::collections::BTreeMap<String, String>>,
+    /// wall seconds this process has spent measuring candidates (pipeline compilation included)
+    spent: Mutex<f64>,
+}
+
+impl KernelPicks {
+    fn new(mode: Autotune, file: Option<std::path::PathBuf>) -> KernelPicks {
+        let picks = KernelPicks {
+            mode: Mutex::new(mode),
+            file: Mutex::new(None),
+            tuned: Mutex::default(),
+            refreshed: Mutex::default(),
+            pinned: Mutex::default(),
+            used: Mutex::default(),
+            spent: Mutex::new(0.0),
+        };
+        picks.set_file(file);
+        picks
+    }
+
+    pub fn mode(&self) -> Autotune {
+        *self.mode.lock().unwrap()
+    }
+
+    /// Change the mode (the bench compares the rule with the tuned picks; tests tune on CPU adapters).
+    pub fn set_mode(&self, mode: Autotune) {
+        if mode == Autotune::Refresh {
+            self.refreshed.lock().unwrap().clear();
+        }
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Where measured picks persist (None: only in this process's memory); what the file holds is loaded now. A file
+    /// that does not parse is ignored (it is rewritten at the next pick).
+    pub fn set_file(&self, file: Option<std::path::PathBuf>) {
+        let loaded = file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| toml::from_str::<TunedFile>(&t).map_err(|e| log::warn!("ignoring the autotuner's table: {e}")).ok())
+            .map(|t| t.picks)
+            .unwrap_or_default();
+        *self.tuned.lock().unwrap() = loaded;
+        *self.file.lock().unwrap() = file;
+    }
+
+    pub fn file(&self) -> Option<std::path::PathBuf> {
+        self.file.lock().unwrap().clone()
+    }
+
+    /// A measured pick for `key`, unless `Refresh` asks for it to be measured again in this process.
+    pub fn tuned(&self, key: &str) -> Option<Tuned> {
+        if self.mode() == Autotune::Refresh && !self.refreshed.lock().unwrap().contains(key) {
+            return None;
+        }
+        self.tuned.lock().unwrap().get(key).cloned()
+    }
+
+    /// Every measured pick known (the file's and this process's), by key.
+    pub fn table(&self) -> std::collections::BTreeMap<String, Tuned> {
+        self.tuned.lock().unwrap().clone()
+    }
+
+    /// Remember a measured pick and write the table to its file (temporary file, then rename; re-read first so that
+    /// processes tuning side by side lose nothing but a race). A file that cannot be written is a warning: the pick
+    /// still holds for this process.
+    pub fn store(&self, key: &str, t: Tuned, adapter: &str) {
+        if self.mode() == Autotune::Refresh {
+            self.refreshed.lock().unwrap().insert(key.to_string());
+        }
+        self.tuned.lock().unwrap().insert(key.to_string(), t);
+        let Some(path) = self.file() else { return };
+        let mut on_disk = std::fs::read_to_string(&path).ok().and_then(|t| toml::from_str::<TunedFile>(&t).ok()).unwrap_or_default();
+        on_disk.adapter = adapter.to_string();
+        on_disk.version = env!("CARGO_PKG_VERSION").to_string();
+        on_disk.picks.extend(self.tuned.lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())));
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let text = toml::to_string(&on_disk).map_err(std::io::Error::other)?;
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            log::warn!("could not save the autotuner's picks to {}: {e}", path.display());
+        }
+    }
+
+    /// Run these kernels for these keys whatever the mode (a resumed run's recorded kernels, for bit-exact resume).
+    pub fn pin(&self, kernels: &std::collections::BTreeMap<String, String>) {
+        self.pinned.lock().unwrap().extend(kernels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
+    pub fn pinned(&self, key: &str) -> Option<String> {
+        self.pinned.lock().unwrap().get(key).cloned()
+    }
+
+    /// Add `seconds` to the time spent tuning.
+    pub fn note_spent(&self, seconds: f64) {
+        *self.spent.lock().unwrap() += seconds;
+    }
+
+    /// Wall seconds this process has spent measuring candidates.
+    pub fn spent(&self) -> f64 {
+        *self.spent.lock().unwrap()
+    }
+
+    /// Note that `key` ran `kernel` in this process.
+    pub fn note_used(&self, key: &str, kernel: &str) {
+        self.used.lock().unwrap().insert(key.to_string(), kernel.to_string());
+    }
+
+    /// Every (key, kernel) this process has run, for checkpoints and outputs.
+    pub fn used(&self) -> std::collections::BTreeMap<String, String> {
+        self.used.lock().unwrap().clone()
+    }
+}
+
 /// Threads per workgroup of every kernel (`@workgroup_size(64)` in the WGSL files).
 pub const WORKGROUP: u32 = 64;
 
@@ -208,6 +387,32 @@ pub struct Gpu {
     /// of that size is one subgroup; None elsewhere, and the kernels without subgroups run.
     /// HYPERDISTILL_SUBGROUPS=off makes it None (to compare against the kernels without subgroups).
     pub subgroup_size: Option<u32>,
+    /// The convolution kernels picked per shape: measured here (HYPERDISTILL_AUTOTUNE), pinned by a resume, or the
+    /// rule (`nn::tune`).
+    pub kernels: KernelPicks,
+}
+
+/// The autotuner's table file for this adapter and build: `<cache>/autotune/<name>-<hash>.toml`, the hash over the
+/// adapter, its driver, the version and the convolution shaders (a new driver or kernel means measuring again).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn autotune_file(info: &wgpu::AdapterInfo) -> std::path::PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = [
+        format!("{:?}", info.backend),
+        info.name.clone(),
+        format!("{:x}:{:x}", info.vendor, info.device),
+        info.driver.clone(),
+        info.driver_info.clone(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    ];
+    let shaders = [&crate::shaders::CONV_FORWARD, &crate::shaders::CONV_INPUT, &crate::shaders::CONV_WEIGHT, &crate::shaders::CONV_GEMM];
+    for bytes in parts.iter().map(|p| p.as_bytes()).chain(shaders.iter().map(|s| s.source.as_bytes())) {
+        for &b in bytes.iter().chain([0u8].iter()) {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3); // FNV-1a
+        }
+    }
+    let slug: String = info.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(40).collect();
+    crate::data::fetch::default_cache_dir().join("autotune").join(format!("{slug}-{h:016x}.toml"))
 }
 
 impl Gpu {
@@ -309,7 +514,24 @@ impl Gpu {
             && info.subgroup_min_size == info.subgroup_max_size
             && (1..=128).contains(&info.subgroup_min_size))
         .then_some(info.subgroup_min_size);
+        // the browser has no blocking read-back to time candidates with: the rule there (see nn::tune)
+        #[cfg(target_arch = "wasm32")]
+        let mode = Autotune::Off;
+        #[cfg(not(target_arch = "wasm32"))]
+        let mode = match Autotune::parse(&std::env::var("HYPERDISTILL_AUTOTUNE").unwrap_or_default()) {
+            Ok(m) => m.unwrap_or(Autotune::default_for(info.device_type)),
+            Err(e) => {
+                let d = Autotune::default_for(info.device_type);
+                eprintln!("warning: {e}; using the default for this adapter ({d:?})");
+                d
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let file = Some(autotune_file(&info));
+        #[cfg(target_arch = "wasm32")]
+        let file = None;
         Gpu {
+            kernels: KernelPicks::new(mode, file),
             info,
             subgroup_size,
             limits: device.limits(),
@@ -413,7 +635,22 @@ impl Gpu {
         buffers: &[&wgpu::Buffer],
         invocations: u64,
     ) {
-        if invocations == 0 {
+        self.dispatch_workgroups(enc, shader, entry, constants, buffers, invocations.div_ceil(WORKGROUP as u64))
+    }
+
+    /// Record a launch of `groups` workgroups of whatever size the entry point declares (the GEMM kernels size theirs
+    /// by pipeline constants), spread over x and y as `dispatch` does; kernels rebuild the workgroup index from
+    /// `workgroup_id` and `num_workgroups`.
+    pub fn dispatch_workgroups(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        shader: &Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+        buffers: &[&wgpu::Buffer],
+        groups: u64,
+    ) {
+        if groups == 0 {
             return;
         }
         let pipeline = self.pipeline(shader, entry, constants);
@@ -436,7 +673,7 @@ impl Gpu {
             None => create(),
         };
         self.counters.add(DISPATCHES, 1);
-        let (gx, gy) = grid(invocations, self.limits.max_compute_workgroups_per_dimension);
+        let (gx, gy) = grid_groups(groups, self.limits.max_compute_workgroups_per_dimension);
         let profiler = active(&ACTIVE_PROFILER);
         let slot = profiler.as_ref().and_then(|p| {
             let mut names = p.names.lock().unwrap();
@@ -658,7 +895,11 @@ pub async fn sleep_ms(ms: i32) {
 
 /// Workgroup grid (x, y) covering `invocations` threads with x ≤ `max_dim`.
 pub fn grid(invocations: u64, max_dim: u32) -> (u32, u32) {
-    let groups = invocations.div_ceil(WORKGROUP as u64);
+    grid_groups(invocations.div_ceil(WORKGROUP as u64), max_dim)
+}
+
+/// Workgroup grid (x, y) of at least `groups` workgroups with x ≤ `max_dim`.
+pub fn grid_groups(groups: u64, max_dim: u32) -> (u32, u32) {
     let max_dim = max_dim.max(1) as u64;
     if groups <= max_dim {
         (groups as u32, 1)

@@ -102,5 +102,34 @@ pub fn info_report(gpu: &Gpu, seed: u64) -> Result<(String, bool), anyhow::Error
     }
     let max = results.iter().map(CheckResult::max_err).fold(0.0, f64::max);
     writeln!(out, "  max relative error {max:.2e} (tolerance {TOLERANCE:.0e})")?;
+    out.push_str(&kernel_table(gpu));
     Ok((out, results.iter().all(CheckResult::passed)))
+}
+
+/// `info`'s account of the convolution kernels: the autotuner's mode, its table file and every measured pick (with
+/// the runner-up, so that a close call shows), then what this process ran by the rule or a pin.
+pub fn kernel_table(gpu: &Gpu) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mode = gpu.kernels.mode();
+    let file = gpu.kernels.file().map_or("none (this process only)".to_string(), |f| f.display().to_string());
+    let _ = writeln!(out, "kernels      HYPERDISTILL_AUTOTUNE={} (off | on | refresh; default on for GPUs, off for CPU adapters)",
+        format!("{mode:?}").to_lowercase());
+    let _ = writeln!(out, "  table file {file}");
+    let table = gpu.kernels.table();
+    if table.is_empty() {
+        let _ = writeln!(out, "  no shape measured on this adapter and build yet");
+    }
+    for (key, t) in &table {
+        let mut others: Vec<(&String, &f64)> = t.candidates.iter().filter(|(k, _)| **k != t.kernel).collect();
+        others.sort_by(|a, b| a.1.total_cmp(b.1));
+        let next = others.first().map_or(String::new(), |(k, ms)| format!(", next {k} {ms:.3} ms"));
+        let _ = writeln!(out, "  {key:<44} {:<24} {:>9.3} ms ({}, {} candidates{next})", t.kernel, t.ms, t.timing, t.candidates.len());
+    }
+    // what ran otherwise: the rule (autotuning off) or a resumed run's recorded kernel
+    for (key, k) in gpu.kernels.used().iter().filter(|(key, k)| table.get(*key).is_none_or(|t| t.kernel != **k)) {
+        let why = if gpu.kernels.pinned(key).is_some() { "pinned by a resume" } else { "rule" };
+        let _ = writeln!(out, "  {key:<44} {k:<24} ({why})");
+    }
+    out
 }

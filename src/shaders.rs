@@ -32,6 +32,7 @@ macro_rules! shader {
 shader!(CONV_FORWARD, "conv_common.wgsl" + "conv_forward.wgsl");
 shader!(CONV_INPUT, "conv_common.wgsl" + "conv_input.wgsl");
 shader!(CONV_WEIGHT, "conv_common.wgsl" + "conv_weight.wgsl");
+shader!(CONV_GEMM, "conv_gemm.wgsl");
 shader!(NORM, "norm.wgsl");
 shader!(NORM_SG, "norm_sg.wgsl", true);
 shader!(ACTIVATION, "activation.wgsl");
@@ -47,7 +48,7 @@ shader!(LAYERS, "layers.wgsl");
 shader!(HEALTH, "health.wgsl");
 
 /// Every shader, for validation tests and pipeline warm-up.
-pub static ALL: &[&Shader] = &[&CONV_FORWARD, &CONV_INPUT, &CONV_WEIGHT, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &HDD, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS, &HEALTH];
+pub static ALL: &[&Shader] = &[&CONV_FORWARD, &CONV_INPUT, &CONV_WEIGHT, &CONV_GEMM, &NORM, &NORM_SG, &ACTIVATION, &LINEAR, &LOSS, &HDD, &AUGMENT, &MATCHING, &OPTIM, &MATMUL, &MOSAIC, &LAYERS, &HEALTH];
 
 /// Parse and validate a shader with naga, without any adapter. Returns the error rendered with
 /// source context on failure.

@@ -30,7 +30,10 @@ fn is_conv_bias(t: usize) -> bool {
 }
 
 fn run_tail(cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
-    let g = gpu();
+    run_tail_on(gpu(), cfg, n, seed, tail)
+}
+
+fn run_tail_on(g: &hyperdistill::gpu::Gpu, cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
     let mut rng = rng(seed);
     let params = ConvNetParams::init(&cfg, &mut rng);
     let p64 = params.to_f64();
@@ -42,6 +45,7 @@ fn run_tail(cfg: ConvNetConfig, n: usize, seed: u64, tail: BlockTail) {
     let net = GpuConvNet::new(g, &params).unwrap();
     let ws = net.workspace_with(g, n, tail).unwrap();
     assert_eq!(ws.tail, tail);
+    println!("{tag} kernels {:?}", ws.kernels);
     let grads = net.grads(g).unwrap();
     let lens = cfg.tensor_lens();
     g.write(&ws.x, &to_f32(&x));
@@ -114,6 +118,30 @@ fn convnet_32px_rgb_matches_reference() {
 #[test]
 fn convnet_64px_matches_reference() {
     run(ConvNetConfig::square(3, 64, 4, 5).unwrap(), 1, 33);
+}
+
+#[test]
+fn convnet_on_gemm_kernels_matches_reference() {
+    // every convolution pass pinned to an implicit-GEMM tiling (as the autotuner picks them on GPUs; a resume pins
+    // them the same way), one tiling per block, on a device of its own so that no other test sees the pins
+    use hyperdistill::nn::{ops, tune};
+    let g = hyperdistill::gpu::Gpu::new().unwrap();
+    let (cfg, n) = (ConvNetConfig::square(1, 28, 16, 10).unwrap(), 3);
+    let tiles = [ops::GEMM_TILES[0], ops::GEMM_TILES[4], ops::GEMM_TILES[6]];
+    let mut pins = std::collections::BTreeMap::new();
+    for (s, t) in cfg.conv_shapes(n).iter().zip(tiles) {
+        for op in ["conv_forward", "conv_input_grad", "conv_weight_grad"] {
+            pins.insert(tune::key(op, s), t.name().to_string());
+        }
+    }
+    g.kernels.pin(&pins);
+    let ws = GpuConvNet::new(&g, &ConvNetParams::init(&cfg, &mut rng(5))).unwrap().workspace(&g, n).unwrap();
+    for (k, t) in ws.kernels.iter().zip(tiles) {
+        assert_eq!((k.forward, k.input, k.weight), (ops::ConvForward::Gemm(t), ops::ConvBackwardInput::Gemm(t), ops::ConvBackwardWeight::Gemm(t)));
+    }
+    for tail in [BlockTail::of(&g), BlockTail::Separate] {
+        run_tail_on(&g, cfg, n, 21, tail);
+    }
 }
 
 #[test]

@@ -36,6 +36,8 @@ fn conv_shapes() -> Vec<ConvShape> {
         ConvShape { n: 1, cin: 2, cout: 8, h: 3, w: 60, pad: 1 },
         // 8-channel whole-row input gradient on 60-wide rows (15 chunks)
         ConvShape { n: 1, cin: 8, cout: 4, h: 3, w: 60, pad: 1 },
+        // implicit GEMM: 1092 positions summed in two split-K chunks (552 + 540, neither a multiple of a tile)
+        ConvShape { n: 6, cin: 3, cout: 10, h: 14, w: 13, pad: 1 },
     ]
 }
 
@@ -116,6 +118,7 @@ fn norm_relu_pool_from_row_stats_matches_reference() {
 fn conv_backward_matches_reference() {
     let g = gpu();
     let mut rng = rng(2);
+    let mut most_splits = 0;
     for s in conv_shapes() {
         let x = rand_vec(&mut rng, s.x_len(), 1.0);
         let w = rand_vec(&mut rng, s.w_len(), 0.5);
@@ -157,6 +160,9 @@ fn conv_backward_matches_reference() {
         assert_eq!(rows, s.wo() % 4 == 0 && s.w % 4 == 0 && s.cout % 4 == 0, "vec4 weight-gradient kernel offered for {s:?}: {kernels:?}");
         let row8 = kernels.contains(&ops::ConvBackwardWeight::Row8);
         assert_eq!(row8, rows && s.w <= 64 && s.cout % 8 == 0, "whole-row weight-gradient kernel offered for {s:?}: {kernels:?}");
+        for t in ops::GEMM_TILES {
+            most_splits = most_splits.max(t.weight_splits(&s));
+        }
         for k in kernels {
             let dw = poisoned(g, s.w_len());
             let scratch = poisoned(g, k.scratch_len(&s));
@@ -167,6 +173,7 @@ fn conv_backward_matches_reference() {
         }
         check(&format!("conv_backward_bias {s:?}"), &down(g, &db, s.cout), &r::conv_backward_bias(&s, &dy), TOL);
     }
+    assert!(most_splits >= 2, "no shape runs the GEMM weight gradient split-K (partial sums, then reduce_weight)");
 }
 
 /// The norm kernels this device runs (one thread per plane; one subgroup per plane where it has subgroups of a

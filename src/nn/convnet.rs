@@ -11,7 +11,7 @@ use rand::{Rng, RngExt};
 use wgpu::{Buffer, CommandEncoder};
 
 use crate::gpu::{Gpu, GpuError};
-use crate::nn::ops;
+use crate::nn::{ops, tune};
 use crate::reference as r;
 use crate::shapes::{ConvShape, ImageShape, LinearShape, NormShape, PoolShape};
 
@@ -324,6 +324,8 @@ pub struct Workspace {
     /// and the buffer they go through (one float when no block does).
     row_stats_blocks: Vec<bool>,
     row_stats: Buffer,
+    /// Per block: the kernels its convolution's passes run (`tune::conv_kernels`, decided when the workspace is made)
+    pub kernels: Vec<tune::ConvKernels>,
 }
 
 impl GpuConvNet {
@@ -381,7 +383,9 @@ impl GpuConvNet {
             }
         }
         let e = n * self.cfg.embed_dim();
-        let row_stats_blocks: Vec<bool> = shapes.iter().map(|s| tail == BlockTail::Fused && ops::row_stats_fit(gpu, s)).collect();
+        let kernels: Vec<tune::ConvKernels> = shapes.iter().map(|s| tune::conv_kernels(gpu, s)).collect();
+        let row_stats_blocks: Vec<bool> =
+            shapes.iter().zip(&kernels).map(|(s, k)| tail == BlockTail::Fused && ops::row_stats_fit_with(gpu, k.forward, s)).collect();
         let row_stats_len = shapes.iter().zip(&row_stats_blocks).filter(|(_, r)| **r).map(|(s, _)| ops::row_stats_len(s)).max().unwrap_or(1);
         Ok(Workspace {
             n,
@@ -400,9 +404,11 @@ impl GpuConvNet {
             grad_a: gpu.zeros("grad_a", max_act)?,
             grad_b: gpu.zeros("grad_b", max_act)?,
             partial: gpu.zeros("norm_partial", 2 * n * self.cfg.width)?,
-            weight_scratch: gpu.zeros("weight_scratch", shapes.iter().map(|s| ops::conv_weight_scratch_len(gpu, s)).max().unwrap())?,
+            // the weight gradient's partial sums, and the transposed weights of the vec4 kernels
+            weight_scratch: gpu.zeros("weight_scratch", shapes.iter().zip(&kernels).map(|(s, k)| k.weight.scratch_len(s).max(s.w_len())).max().unwrap())?,
             row_stats_blocks,
             row_stats: gpu.zeros("row_stats", row_stats_len)?,
+            kernels,
         })
     }
 
@@ -427,13 +433,12 @@ impl GpuConvNet {
             let ns = NormShape { n, c: s.cout, hw: s.ho() * s.wo() };
             if ws.row_stats_blocks[b] {
                 // the conv hands the norm each row's statistics: the plane is read once (ops::row_stats_fit)
-                let k = ops::ConvForward::of(gpu, s);
-                ops::conv_forward_row_stats(gpu, enc, k, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch, &ws.row_stats);
+                ops::conv_forward_row_stats(gpu, enc, ws.kernels[b].forward, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch, &ws.row_stats);
                 ops::norm_relu_pool_forward_rows(gpu, enc, &ns, s.ho(), s.wo(), &ws.conv_out[b], &q[2], &q[3], output, &ws.stats[b],
                     &ws.row_stats);
                 continue;
             }
-            ops::conv_forward(gpu, enc, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch);
+            ops::conv_forward_with(gpu, enc, ws.kernels[b].forward, s, input, &q[0], &q[1], &ws.conv_out[b], &ws.weight_scratch);
             if keep && ws.tail == BlockTail::Separate {
                 ops::norm_forward(gpu, enc, &ns, &ws.conv_out[b], &q[2], &q[3], &ws.norm_out[b], &ws.stats[b]);
                 ops::relu_forward(gpu, enc, s.y_len(), &ws.norm_out[b], &ws.relu_tmp);
@@ -488,16 +493,16 @@ impl GpuConvNet {
             if let Some(g) = grads {
                 let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
                 let t = &g.tensors[b * PER_BLOCK..];
-                ops::conv_backward_weight(gpu, enc, s, input, &ws.grad_a, &t[0], &ws.weight_scratch);
+                ops::conv_backward_weight_with(gpu, enc, ws.kernels[b].weight, s, input, &ws.grad_a, &t[0], &ws.weight_scratch);
                 // No conv_backward_bias: the instance norm after the conv subtracts each plane's mean, so L does
                 // not depend on the conv bias and ∂L/∂b ≡ 0 (the reference computes it as rounding noise; a test
                 // checks it). t[1] stays as `grads` allocated it, zero; weight decay still acts on b in the optimiser.
                 ops::norm_param_grad(gpu, enc, &ns, &ws.partial, &t[2], &t[3]);
             }
             if b > 0 {
-                ops::conv_backward_input(gpu, enc, s, &ws.grad_a, &q[0], &ws.grad_b, &ws.weight_scratch);
+                ops::conv_backward_input_with(gpu, enc, ws.kernels[b].input, s, &ws.grad_a, &q[0], &ws.grad_b, &ws.weight_scratch);
             } else if input_grad {
-                ops::conv_backward_input(gpu, enc, s, &ws.grad_a, &q[0], &ws.dx, &ws.weight_scratch);
+                ops::conv_backward_input_with(gpu, enc, ws.kernels[b].input, s, &ws.grad_a, &q[0], &ws.dx, &ws.weight_scratch);
             }
         }
     }

@@ -19,6 +19,82 @@ fn conv_consts(s: &ConvShape) -> [(&'static str, f64); 6] {
     ]
 }
 
+/// One tiling of the implicit-GEMM convolution kernels (`shaders/conv_gemm.wgsl`): a workgroup computes a `bm` × `bn`
+/// tile of the output, each of its (bm/tm)·(bn/tn) invocations a `tm` × `tn` block of it. The GPU-class kernels: the
+/// autotuner (`nn::tune`) times every tiling that fits and keeps the fastest per shape and pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmTile {
+    pub bm: usize,
+    pub bn: usize,
+    pub tm: usize,
+    pub tn: usize,
+}
+
+/// The tilings offered (64 to 256 invocations and at most 6 KiB of workgroup memory each, within WebGPU's default
+/// limits): the four tile sizes of CUTLASS-style SGEMMs that fit a small-channel convolution, with 4×4, 8×4 and 8×8
+/// register blocks.
+pub const GEMM_TILES: [GemmTile; 7] = [
+    GemmTile { bm: 32, bn: 32, tm: 4, tn: 4 },
+    GemmTile { bm: 64, bn: 32, tm: 4, tn: 4 },
+    GemmTile { bm: 64, bn: 32, tm: 8, tn: 4 },
+    GemmTile { bm: 64, bn: 64, tm: 4, tn: 4 },
+    GemmTile { bm: 64, bn: 64, tm: 8, tn: 8 },
+    GemmTile { bm: 128, bn: 64, tm: 8, tn: 4 },
+    GemmTile { bm: 128, bn: 64, tm: 8, tn: 8 },
+];
+
+const GEMM_NAMES: [&str; 7] = ["gemm_32x32_4x4", "gemm_64x32_4x4", "gemm_64x32_8x4", "gemm_64x64_4x4", "gemm_64x64_8x8", "gemm_128x64_8x4", "gemm_128x64_8x8"];
+
+/// Depth of the operand slices `conv_gemm.wgsl` stages per barrier pair (its BK).
+pub const GEMM_BK: usize = 8;
+
+impl GemmTile {
+    pub fn name(self) -> &'static str {
+        GEMM_TILES.iter().position(|&t| t == self).map(|i| GEMM_NAMES[i]).unwrap_or("gemm")
+    }
+
+    pub fn threads(self) -> usize {
+        (self.bm / self.tm) * (self.bn / self.tn)
+    }
+
+    /// How many ways the weight gradient's sum over N·HO·WO positions is split (split-K), so that small weight
+    /// tensors still give the device about 256 workgroups; each chunk keeps at least 64 slices of depth BK.
+    pub fn weight_splits(self, s: &ConvShape) -> usize {
+        let tiles = s.cout.div_ceil(self.bm) * (s.cin * 9).div_ceil(self.bn);
+        let k = s.n * s.ho() * s.wo();
+        (256 / tiles.max(1)).clamp(1, (k / (64 * GEMM_BK)).max(1))
+    }
+
+    /// Pipeline constants and workgroup count for pass `pass` (0 forward, 1 input gradient, 2 weight gradient with
+    /// `splits` chunks) of shape `s`.
+    fn launch(self, s: &ConvShape, pass: u32, splits: usize) -> (Vec<(&'static str, f64)>, u64) {
+        let (gm, gn, gk) = match pass {
+            0 => (s.cout, s.n * s.ho() * s.wo(), s.cin * 9),
+            1 => (s.cin, s.n * s.h * s.w, s.cout * 9),
+            _ => (s.cout, s.cin * 9, s.n * s.ho() * s.wo()),
+        };
+        let kchunk = if pass == 2 { gk.div_ceil(splits).div_ceil(GEMM_BK) * GEMM_BK } else { gk };
+        let (tiles_m, tiles_n) = (gm.div_ceil(self.bm), gn.div_ceil(self.bn));
+        let mut c = conv_consts(s).to_vec();
+        c.extend([
+            ("PASS", pass as f64),
+            ("GM", gm as f64),
+            ("GN", gn as f64),
+            ("GK", gk as f64),
+            ("BM", self.bm as f64),
+            ("BN", self.bn as f64),
+            ("TM", self.tm as f64),
+            ("TN", self.tn as f64),
+            ("THREADS", self.threads() as f64),
+            ("TILES_M", tiles_m as f64),
+            ("TILES_N", tiles_n as f64),
+            ("NSPLIT", splits as f64),
+            ("KCHUNK", kchunk as f64),
+        ]);
+        (c, (tiles_m * tiles_n * splits) as u64)
+    }
+}
+
 /// Which kernel computes a convolution's forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvForward {
@@ -32,8 +108,9 @@ pub enum ConvForward {
     /// x as vec4, weights as vec4 from the transposed copy, y as vec4, one dispatch. Needs W and WO multiples of 4 and
     /// at most 64, COUT % 4 (or 8) == 0, PAD ≤ 4.
     Row(usize),
-    /// `forward_tiled`: implicit GEMM through workgroup memory, the real-GPU design (not chosen until measured on one).
-    Tiled,
+    /// `conv_gemm.wgsl`'s `gemm` (PASS 0) with a tiling: implicit GEMM through workgroup memory, the GPU-class kernel
+    /// (picked by the autotuner where it measures fastest). Every shape.
+    Gemm(GemmTile),
 }
 
 impl ConvForward {
@@ -61,15 +138,15 @@ impl ConvForward {
             ConvForward::Scalar(c) => c == 4 || (c == 8 && s.cout % 8 == 0),
             ConvForward::Vec4(c) => (c == 4 || c == 8) && s.cout % c == 0 && s.w % 4 == 0 && s.wo() % 4 == 0 && s.pad <= 4,
             ConvForward::Row(c) => ConvForward::Vec4(c).fits(s) && s.w <= 64 && s.wo() <= 64,
-            ConvForward::Tiled => true,
+            ConvForward::Gemm(t) => GEMM_TILES.contains(&t),
         }
     }
 
     /// Every kernel that can run `s` (tests compare each with the reference, the bench times each).
     pub fn available(s: &ConvShape) -> Vec<ConvForward> {
-        [ConvForward::Scalar(4), ConvForward::Scalar(8), ConvForward::Vec4(4), ConvForward::Vec4(8), ConvForward::Row(4), ConvForward::Row(8),
-         ConvForward::Tiled]
+        [ConvForward::Scalar(4), ConvForward::Scalar(8), ConvForward::Vec4(4), ConvForward::Vec4(8), ConvForward::Row(4), ConvForward::Row(8)]
             .into_iter()
+            .chain(GEMM_TILES.map(ConvForward::Gemm))
             .filter(|k| k.fits(s))
             .collect()
     }
@@ -92,7 +169,7 @@ impl ConvForward {
             ConvForward::Vec4(_) => "forward_v4",
             ConvForward::Row(8) => "forward8_row_v4",
             ConvForward::Row(_) => "forward_row_v4",
-            ConvForward::Tiled => "forward_tiled",
+            ConvForward::Gemm(t) => t.name(),
         }
     }
 }
@@ -129,9 +206,9 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
             gpu.dispatch(enc, &shaders::CONV_FORWARD, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
             gpu.dispatch(enc, &shaders::CONV_FORWARD, k.name(), &consts, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
         }
-        ConvForward::Tiled => {
-            let tiles = s.cout.div_ceil(64) * (s.n * s.ho() * s.wo()).div_ceil(64);
-            gpu.dispatch(enc, &shaders::CONV_FORWARD, "forward_tiled", &consts, &[x, w, b, y], (tiles * 64) as u64);
+        ConvForward::Gemm(t) => {
+            let (c, groups) = t.launch(s, 0, 1);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b, y], groups);
         }
     }
 }
@@ -141,7 +218,12 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
 /// and the block tail runs its vec4 kernels, i.e. CPU adapters. The norm then reads each plane once instead of three
 /// times (lavapipe: benches/NOTES.md, session 15).
 pub fn row_stats_fit(gpu: &Gpu, s: &ConvShape) -> bool {
-    ConvForward::of(gpu, s).row_stats_name().is_some() && tail_vec4(NormKernel::of(gpu), s.ho(), s.wo())
+    row_stats_fit_with(gpu, ConvForward::of(gpu, s), s)
+}
+
+/// `row_stats_fit` where forward kernel `k` runs.
+pub fn row_stats_fit_with(gpu: &Gpu, k: ConvForward, s: &ConvShape) -> bool {
+    k.row_stats_name().is_some() && tail_vec4(NormKernel::of(gpu), s.ho(), s.wo())
 }
 
 /// Floats of the row statistics of `s`'s output: [n, cout/4, ho, 2, 4] = (row means, Σ (y − mean)²) per 4 channels.
@@ -184,6 +266,8 @@ pub enum ConvBackwardInput {
     /// `backward_input8_row_v4`: 8 input channels × a whole row of dx per invocation, dy as vec4, weights as vec4
     /// from the copy transposed to [COUT,3,3,CIN], one dispatch. Needs Vec4(8)'s conditions and W, WO at most 64.
     Row8,
+    /// `conv_gemm.wgsl`'s `gemm` (PASS 1) with a tiling: the GPU-class kernel. Every shape.
+    Gemm(GemmTile),
 }
 
 impl ConvBackwardInput {
@@ -220,6 +304,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Row1Vec4 => s.wo() % 4 == 0 && s.w % 4 == 0 && s.pad <= 4 && s.wo() <= 64 && s.w <= 64,
             ConvBackwardInput::Row2Vec4 => ConvBackwardInput::Row1Vec4.fits(s) && s.h % 2 == 0,
             ConvBackwardInput::Row8 => ConvBackwardInput::Vec4(8).fits(s) && s.w <= 64 && s.wo() <= 64,
+            ConvBackwardInput::Gemm(t) => GEMM_TILES.contains(&t),
         }
     }
 
@@ -236,7 +321,8 @@ impl ConvBackwardInput {
             ConvBackwardInput::Row8,
         ]
         .into_iter()
-            .filter(|k| k.fits(s))
+        .chain(GEMM_TILES.map(ConvBackwardInput::Gemm))
+        .filter(|k| k.fits(s))
             .collect()
     }
 
@@ -250,6 +336,7 @@ impl ConvBackwardInput {
             ConvBackwardInput::Row1Vec4 => "backward_input_r1v4",
             ConvBackwardInput::Row2Vec4 => "backward_input_r2v4",
             ConvBackwardInput::Row8 => "backward_input8_row_v4",
+            ConvBackwardInput::Gemm(t) => t.name(),
         }
     }
 }
@@ -289,6 +376,10 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
             let rows = if k == ConvBackwardInput::Row2Vec4 { s.h / 2 } else { s.h };
             gpu.dispatch(enc, &shaders::CONV_INPUT, k.name(), &consts, &[dy, w, dx], (s.n * s.cin * rows) as u64);
         }
+        ConvBackwardInput::Gemm(t) => {
+            let (c, groups) = t.launch(s, 1, 1);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx], groups);
+        }
         ConvBackwardInput::Channel1Vec4 => {
             for xb in 0..s.w.div_ceil(8) {
                 let mut cb = consts.to_vec();
@@ -314,6 +405,9 @@ pub enum ConvBackwardWeight {
     /// over whole rows: the three x rows held once per image for all 8 channels, dy walked chunk by chunk. Needs
     /// RowsVec4's conditions, W ≤ 64 and COUT % 8 == 0.
     Row8,
+    /// `conv_gemm.wgsl`'s `gemm` (PASS 2) with a tiling, the sum over positions split `GemmTile::weight_splits` ways
+    /// (one split writes dw directly): the GPU-class kernel. Every shape.
+    Gemm(GemmTile),
 }
 
 impl ConvBackwardWeight {
@@ -341,12 +435,17 @@ impl ConvBackwardWeight {
             ConvBackwardWeight::Scalar => true,
             ConvBackwardWeight::RowsVec4 => s.cout % 4 == 0 && s.w % 4 == 0 && s.wo() % 4 == 0 && s.wo() <= 64 && s.pad <= 4,
             ConvBackwardWeight::Row8 => s.cout % 8 == 0 && ConvBackwardWeight::RowsVec4.fits(s) && s.w <= 64,
+            ConvBackwardWeight::Gemm(t) => GEMM_TILES.contains(&t),
         }
     }
 
     /// Every kernel that can run `s`.
     pub fn available(s: &ConvShape) -> Vec<ConvBackwardWeight> {
-        [ConvBackwardWeight::Scalar, ConvBackwardWeight::RowsVec4, ConvBackwardWeight::Row8].into_iter().filter(|k| k.fits(s)).collect()
+        [ConvBackwardWeight::Scalar, ConvBackwardWeight::RowsVec4, ConvBackwardWeight::Row8]
+            .into_iter()
+            .chain(GEMM_TILES.map(ConvBackwardWeight::Gemm))
+            .filter(|k| k.fits(s))
+            .collect()
     }
 
     pub fn name(self) -> &'static str {
@@ -354,6 +453,7 @@ impl ConvBackwardWeight {
             ConvBackwardWeight::Scalar => "backward_weight",
             ConvBackwardWeight::RowsVec4 => "backward_weight4_v4",
             ConvBackwardWeight::Row8 => "backward_weight8_row_v4",
+            ConvBackwardWeight::Gemm(t) => t.name(),
         }
     }
 
@@ -362,6 +462,7 @@ impl ConvBackwardWeight {
         match self {
             ConvBackwardWeight::Scalar => conv_weight_splits(s),
             ConvBackwardWeight::RowsVec4 | ConvBackwardWeight::Row8 => s.ho(),
+            ConvBackwardWeight::Gemm(t) => t.weight_splits(s),
         }
     }
 
@@ -401,10 +502,22 @@ pub fn conv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBac
     assert!(scratch.size() as usize >= 4 * k.scratch_len(s), "weight-gradient scratch too small for {k:?} on {s:?}");
     let mut consts = conv_consts(s).to_vec();
     consts.push(("NSPLIT", k.partials(s) as f64));
+    if let ConvBackwardWeight::Gemm(t) = k {
+        let splits = k.partials(s);
+        let (c, groups) = t.launch(s, 2, splits);
+        // one split is the whole sum: written straight into dw
+        let out = if splits == 1 { dw } else { scratch };
+        gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out], groups);
+        if splits > 1 {
+            gpu.dispatch(enc, &shaders::CONV_WEIGHT, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
+        }
+        return;
+    }
     let inv = match k {
         ConvBackwardWeight::Scalar => k.partials(s) * s.cout.div_ceil(4) * s.cin,
         ConvBackwardWeight::RowsVec4 => s.ho() * s.cin * (s.cout / 4),
         ConvBackwardWeight::Row8 => s.ho() * s.cin * (s.cout / 8),
+        ConvBackwardWeight::Gemm(_) => unreachable!("dispatched above"),
     };
     gpu.dispatch(enc, &shaders::CONV_WEIGHT, k.name(), &consts, &[x, dy, scratch], inv as u64);
     gpu.dispatch(enc, &shaders::CONV_WEIGHT, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);

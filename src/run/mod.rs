@@ -157,8 +157,26 @@ fn prepare_folder(out: &Path, start: Start) -> Result<()> {
     Ok(())
 }
 
-fn write_checkpoint(dir: &Path, ck: &Checkpoint, cfg: &RunConfig) -> Result<()> {
+/// The convolution kernels this process has run, by shape and pass (`nn::tune`), as JSON: recorded in checkpoints
+/// and exported sets, so that a resume runs the same ones (bit-exact) and a reader knows what computed the numbers.
+pub(crate) fn kernels_json(gpu: &Gpu) -> String {
+    serde_json::to_string(&gpu.kernels.used()).unwrap_or_default()
+}
+
+/// The kernels a checkpoint's run used (empty for checkpoints written before they were recorded).
+fn recorded_kernels(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let path = dir.join(CHECKPOINT);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: corrupt checkpoint", path.display()))?;
+    match m.metadata().as_ref().and_then(|m| m.get("kernels")) {
+        Some(text) => serde_json::from_str(text).with_context(|| format!("{}: its recorded kernels do not parse", path.display())),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+fn write_checkpoint(dir: &Path, ck: &Checkpoint, cfg: &RunConfig, kernels: String) -> Result<()> {
     let mut meta = BTreeMap::new();
+    meta.insert("kernels".to_string(), kernels);
     // the configuration the state was made with, which `--resume` holds the folder's against
     meta.insert("config".to_string(), cfg.to_toml()?);
     meta.insert("iteration".to_string(), ck.iteration.to_string());
@@ -254,7 +272,9 @@ fn first_bad(gpu: &Gpu, d: &Distiller) -> Result<Option<usize>> {
 
 /// Metadata that goes into every exported set.
 pub(crate) fn export_meta(cfg: &RunConfig, ds: &Dataset, gpu: &Gpu, iteration: usize) -> BTreeMap<String, String> {
-    cfg.distill.metadata(&cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default())
+    let mut meta = cfg.distill.metadata(&cfg.dataset, ds, gpu.describe(), iteration, cfg.to_toml().unwrap_or_default());
+    meta.insert("kernels".to_string(), kernels_json(gpu));
+    meta
 }
 
 /// The settings that decide a run's cost and its numbers, in one line for every output that reports results.
@@ -339,6 +359,8 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
                 diff.join("\n  ")
             );
         }
+        // the kernels the run used, so that it continues bit for bit whatever the autotuner would pick today
+        gpu.kernels.pin(&recorded_kernels(&cfg.out)?);
         Some(ck)
     } else {
         None
@@ -392,7 +414,8 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(cfg.out.join("metrics.jsonl"))?;
     let mut log = |v: serde_json::Value| -> Result<()> { writeln!(metrics, "{v}").context("writing metrics.jsonl") };
     log(serde_json::json!({"event": if resume { "resume" } else { "start" }, "iteration": d.iteration(), "adapter": gpu.describe(),
-        "seed": cfg.distill.seed, "dataset": ds.name, "quick_eval": cfg.eval.quick}))?;
+        "seed": cfg.distill.seed, "dataset": ds.name, "quick_eval": cfg.eval.quick,
+        "autotune": format!("{:?}", gpu.kernels.mode()).to_lowercase(), "kernels": gpu.kernels.used()}))?;
     if let Some((before, after)) = pruned {
         log(serde_json::json!({"event": "prune", "keep_real": cfg.keep_real, "prune_nets": cfg.prune_nets, "train_before": before, "train_after": after}))?;
     }
@@ -507,7 +530,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
             if !finite_state(&ck) {
                 return Err(diverged(&mut log, first_bad(gpu, &d)?.unwrap_or(done), "a synthetic pixel or its momentum", last_good));
             }
-            write_checkpoint(&cfg.out, &ck, cfg)?;
+            write_checkpoint(&cfg.out, &ck, cfg, kernels_json(gpu))?;
             last_good = Some(done);
         }
         bar.set_position(done as u64);
@@ -517,7 +540,7 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     if !finite_state(&ck) {
         return Err(diverged(&mut log, first_bad(gpu, &d)?.unwrap_or(d.iteration()), "a synthetic pixel or its momentum", last_good));
     }
-    write_checkpoint(&cfg.out, &ck, cfg)?;
+    write_checkpoint(&cfg.out, &ck, cfg, kernels_json(gpu))?;
     let (images, labels) = d.synthetic()?;
     let set = SynSet { images, labels, c: ds.channels, h: ds.height, w: ds.width, meta: export_meta(cfg, &ds, gpu, d.iteration()) };
     for (name, bytes) in export::set_files(&set, ds.classes.len(), cfg.distill.ipc, &ds.mean, &ds.std)? {
