@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--eval-epochs", default="5")
     ap.add_argument("--test-images", default="10000")
     ap.add_argument("--parts", default="distill,eval")
+    ap.add_argument("--tf32", choices=["off", "on"], default="off", help="PyTorch's TF32 tensor cores on CUDA (off: FP32 like hyperdistill)")
     ap.add_argument("--out", help="directory for the JSON files (default: a temporary one)")
     a = ap.parse_args()
     if not os.path.exists(a.hyperdistill):
@@ -46,7 +47,7 @@ def main():
     print("== hyperdistill", flush=True)
     subprocess.run([a.hyperdistill, "bench", *common, "--json", hd_json], check=True)
     print("== PyTorch", flush=True)
-    dev = ["--device", a.device] if a.device else []
+    dev = (["--device", a.device] if a.device else []) + ["--tf32", a.tf32]
     subprocess.run([sys.executable, os.path.join(HERE, "torch_ref.py"), *common, *dev, "--json", pt_json], check=True)
     hd, pt = json.load(open(hd_json)), json.load(open(pt_json))
     rows = []

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# benches/device_run.sh — issue 8's GPU side in one command: hyperdistill's bench on the machine's Vulkan adapter
-# (peak, every conv kernel, whole iterations and epochs) and the same configurations in PyTorch beside it
+# benches/device_run.sh — issues 8 and 26's GPU side in one command: hyperdistill's bench on the machine's Vulkan adapter
+# (the autotuner's candidates and picks, peak, every conv kernel, whole iterations and epochs) and the same configurations in PyTorch beside it
 # (benches/compare.py), every result written under $OUT. Written for the device tool's machines (one NVIDIA GPU,
 # PyTorch preinstalled, nothing to fetch, a bare image without a Vulkan loader), where device time is scarce: one
 # call runs it all. Elsewhere it runs on whatever wgpu and PyTorch find (here: lavapipe and the CPU).
@@ -14,7 +14,8 @@
 # Environment: OUT (default /tmp/hd-device-out), HYPERDISTILL (default .dist/hyperdistill, else
 # target/release/hyperdistill), TORCH_DEVICE (default cuda when PyTorch sees one, else cpu), SIZE = quick
 # (width 32, IPC 10, one batch size: a few minutes on a CPU) or full (the issue's standard configurations: width 128,
-# IPC 1/10/50, batch_real 64/256). At most 6 files land in $OUT: log.txt, kernels.json, and compare.py's three.
+# IPC 1/10/50, batch_real 64/256). What lands in $OUT: log.txt, autotune.json, cache/autotune/*.toml (the autotuner's
+# table), kernels.json, and compare.py's three (whose hyperdistill side runs the tuned kernels: the default on GPUs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/hd-device-out}
@@ -53,7 +54,20 @@ else
   C=(--width 128 --ipc 1,10,50 --batch-real 64,256 --runs 5 --eval-epochs 3 --test-images 10000)
 fi
 
-# the adapter's peak and every convolution kernel (fraction of the peak, fastest run)
+# the autotuner (issue 26), first, from an empty table kept under $OUT (HYPERDISTILL_CACHE) so that it comes back:
+# every candidate's time per shape and pass, the picks, the tuning cost, and iterations and epochs with the rule's
+# kernels against the picks, alternated; `info` then prints the adapter and the table file (compare.py's runs tune
+# their own shapes at start-up, before any timing, and add them to it)
+export HYPERDISTILL_CACHE="$OUT/cache"
+if [ "$SIZE" = quick ]; then
+  A=(--width 32 --ipc 10 --batch-real 64 --runs 3 --eval-epochs 2 --test-images 2000)
+else
+  A=(--width 128 --ipc 10 --batch-real 256 --runs 5 --eval-epochs 2 --test-images 10000)
+fi
+"$BIN" bench --parts autotune --shapes fmnist,cifar --method dm,dm+hdd "${A[@]}" --json "$OUT/autotune.json"
+"$BIN" info
+
+# the adapter's peak and every convolution kernel (fraction of the peak, fastest run; the GEMM tilings included)
 "$BIN" bench --parts peak,kernels --shapes fmnist,cifar "${K[@]}" --json "$OUT/kernels.json"
 
 # whole iterations, epochs and test passes beside PyTorch (hyperdistill.json, torch.json, compare.json)

@@ -240,8 +240,13 @@ def main():
     ap.add_argument("--test-images", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tf32", choices=["off", "on"], default="off",
+                    help="TF32 tensor cores for convolutions and matmuls on CUDA (PyTorch's default for cuDNN convolutions is on); "
+                         "off compares like for like with hyperdistill's FP32 FMAs")
     ap.add_argument("--json")
     a = ap.parse_args()
+    torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
     for s in a.shapes:
         if s not in SHAPES:
             sys.exit(f"unknown shape '{s}': use fmnist, cifar or tiny")
@@ -253,7 +258,7 @@ def main():
     dev = torch.device(a.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     report = {"torch": torch.__version__, "device": name, "options": vars(a), "distill": [], "eval": []}
-    print(f"PyTorch {torch.__version__} on {name}")
+    print(f"PyTorch {torch.__version__} on {name} (TF32 {a.tf32})")
     for s in a.shapes:
         c, side = SHAPES[s]
         shape = f"{c}x{side}x{side}"

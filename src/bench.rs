@@ -551,6 +551,9 @@ pub struct AutotuneBench {
     pub epoch_tuned_ms: f64,
 }
 
+/// Evaluation measurements per side in `--parts autotune`, alternated.
+const EPOCH_ROUNDS: usize = 3;
+
 /// `--parts autotune` for one configuration: tune its shapes from an empty in-memory table (the user's table file
 /// is neither read nor written), then build one distiller with the rule's kernels and one with the picks and time
 /// their iterations alternately, then evaluation epochs likewise. The mode and table are restored afterwards.
@@ -587,13 +590,15 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
             b.push(t.elapsed().as_secs_f64() * 1e3);
             progress.inc(2);
         }
-        // evaluation epochs: the rule, the picks, the rule again (the tuned epoch above came first, with tuning
-        // done before its timing started)
-        let epoch_rule = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
-        gpu.kernels.set_mode(Autotune::On);
-        let epoch_tuned2 = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
-        gpu.kernels.set_mode(Autotune::Off);
-        let epoch_rule2 = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+        // evaluation epochs, alternated: the rule, the picks, … (the tuned measurement above came first, its shapes
+        // tuned in its untimed warm-up)
+        let (mut epoch_rule, mut epoch_tuned) = (vec![], vec![epoch_tuned]);
+        for round in 0..2 * EPOCH_ROUNDS - 1 {
+            let tuned = round % 2 == 1;
+            gpu.kernels.set_mode(if tuned { Autotune::On } else { Autotune::Off });
+            let ms = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+            if tuned { epoch_tuned.push(ms) } else { epoch_rule.push(ms) }
+        }
         Ok(AutotuneBench {
             shape: format!("{0}x{1}x{1}", case.channels, case.side),
             method: case.method.name().to_string(),
@@ -605,8 +610,8 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
             rule: rule_kernels,
             iteration_rule_ms: median(&mut a),
             iteration_tuned_ms: median(&mut b),
-            epoch_rule_ms: median(&mut vec![epoch_rule, epoch_rule2]),
-            epoch_tuned_ms: median(&mut vec![epoch_tuned, epoch_tuned2]),
+            epoch_rule_ms: median(&mut epoch_rule),
+            epoch_tuned_ms: median(&mut epoch_tuned),
         })
     })();
     gpu.kernels.set_mode(mode);
@@ -1095,10 +1100,13 @@ impl SuiteReport {
                 let mark = if *name == t.kernel { "  ← pick" } else { "" };
                 writeln!(out, "    {name:<26} {ms:>10.3} ms{mark}")?;
             }
+            if !t.skipped.is_empty() {
+                writeln!(out, "    not timed (budget of {} s spent): {}", crate::nn::tune::BUDGET_S, t.skipped.join(", "))?;
+            }
         }
         writeln!(out, "  iteration (alternated, median of {}): rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3}", o.runs, a.iteration_rule_ms,
             a.iteration_tuned_ms, a.iteration_tuned_ms / a.iteration_rule_ms)?;
-        writeln!(out, "  evaluation epoch (ConvNet-3, 2 + 2 runs): rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3}", a.epoch_rule_ms, a.epoch_tuned_ms,
+        writeln!(out, "  evaluation epoch (ConvNet-3, median of {EPOCH_ROUNDS} alternated measurements each): rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3}", a.epoch_rule_ms, a.epoch_tuned_ms,
             a.epoch_tuned_ms / a.epoch_rule_ms)?;
     }
         Ok(std::mem::take(out))

@@ -119,6 +119,9 @@ pub struct Tuned {
     pub timing: String,
     /// each candidate's median milliseconds (a candidate stopped early as hopeless: its fastest run)
     pub candidates: std::collections::BTreeMap<String, f64>,
+    /// candidates not timed: the pass and shape's time budget ran out first
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// The file the picks persist in: the adapter they were measured on, the build, and the picks by key.

@@ -2,11 +2,12 @@
 //! pinned by a resumed run, or the hand-made rule (`ops::*::of`) — decided once per shape when a network's workspace
 //! is made (`conv_kernels`).
 //!
-//! The autotuner times every candidate that can run the shape (the register-blocked kernels and the implicit GEMMs'
-//! tilings), on scratch buffers of that shape: one warm-up run (it compiles the pipelines), then the median of
-//! `RUNS` runs, by GPU timestamps where the device has them, else wall clock around submit-and-wait. A candidate whose
-//! fastest run is `HOPELESS` × the best median so far is stopped early. The fastest is kept in the table file of this
-//! adapter and build (`gpu::autotune_file`), so the cost is paid once per shape and device.
+//! The autotuner times the candidates that can run the shape (the register-blocked kernels and the implicit GEMMs'
+//! tilings), on scratch buffers of that shape, in interleaved rounds: pipelines compiled, a warm-up round, then
+//! `RUNS` counted rounds, by GPU timestamps where the device has them, else wall clock around submit-and-wait; a
+//! candidate's time is its fastest counted run. Hopeless candidates drop out, and a pass and shape gets `BUDGET_S`
+//! seconds (`tune`). The pick is kept in the table file of this adapter and build (`gpu::autotune_file`): the cost is
+//! paid once per shape and device.
 
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::Instant;
@@ -17,10 +18,14 @@ use crate::gpu::{Autotune, Gpu, GpuError, Tuned};
 use crate::nn::ops::{self, ConvBackwardInput, ConvBackwardWeight, ConvForward};
 use crate::shapes::ConvShape;
 
-/// Timed runs per candidate (after one warm-up).
+/// Counted runs per candidate (after one warm-up), in interleaved rounds.
 pub const RUNS: usize = 5;
-/// A candidate whose fastest run takes this many times the best median so far is not run again.
+/// A candidate whose fastest run takes this many times the best candidate's is not run again.
 pub const HOPELESS: f64 = 3.0;
+/// Seconds of measuring per pass and shape after which the candidates not yet timed are skipped.
+pub const BUDGET_S: f64 = 3.0;
+/// Another kernel replaces the rule's only where its median is at most this fraction of the rule's.
+pub const MARGIN: f64 = 0.97;
 
 /// The kernels of one convolution shape's three passes, fixed when a workspace is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +192,13 @@ fn timed<T>(gpu: &Gpu, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Time every candidate of pass `K` on `s` and return the fastest with the measurements.
+/// Time the candidates of pass `K` on `s` and return the pick with the measurements. The candidates run in rounds,
+/// each candidate once per round (the rule's kernel first, then the other register-blocked kernels, then the GEMM
+/// tilings), so that whatever else disturbs the device (a CPU adapter shares its cores) falls on all of them alike;
+/// the first round warms up and is not counted. A candidate whose fastest run is `HOPELESS` × the best one's drops out;
+/// once `BUDGET_S` seconds have gone on this pass and shape no new round starts, and candidates not run by then are
+/// listed as skipped. A candidate's time is its fastest counted run (the least disturbed). The pick is the fastest,
+/// except that the rule's kernel stays unless another is at least `MARGIN` faster.
 pub fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>) -> Result<(K, Tuned), GpuError> {
     if buffers.is_none() {
         *buffers = Some(ConvBuffers::new(gpu, s)?);
@@ -195,60 +206,107 @@ pub fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuff
     let b = buffers.as_ref().unwrap();
     let profiler = gpu.profiler(64);
     let timing = if profiler.is_some() { "gpu timestamps" } else { "wall clock" };
-    let mut best: Option<(K, f64)> = None;
-    let mut candidates = std::collections::BTreeMap::new();
-    for k in K::available(s) {
-        let ms = time_candidate(gpu, profiler.as_ref(), best.map(|(_, t)| t), &|enc| k.encode(gpu, enc, s, b))?;
-        candidates.insert(k.name().to_string(), ms);
-        if best.is_none_or(|(_, t)| ms < t) {
-            best = Some((k, ms));
+    let rule = K::rule(gpu, s);
+    let mut order = vec![rule];
+    order.extend(K::available(s).into_iter().filter(|&k| k != rule));
+    let clock = Clock::start();
+    // per candidate: its runs (the warm-up first), and whether it is still in
+    let mut runs: Vec<Vec<f64>> = vec![vec![]; order.len()];
+    let mut alive = vec![true; order.len()];
+    // a candidate's time so far: its fastest counted run, or its warm-up while it has no other
+    let so_far = |r: &[f64]| fastest(r, r.len() > 1);
+    for round in 0..=RUNS {
+        for (i, &k) in order.iter().enumerate() {
+            if !alive[i] || (i > 0 && clock.seconds() > BUDGET_S && (round > 0 || runs[i].is_empty())) {
+                continue;
+            }
+            if round == 0 {
+                k.encode(gpu, &mut gpu.encoder(), s, b); // compiles the pipelines; never submitted
+            }
+            runs[i].push(time_run(gpu, profiler.as_ref(), &|enc| k.encode(gpu, enc, s, b))?);
+            let best = runs.iter().filter_map(|r| so_far(r)).fold(f64::INFINITY, f64::min);
+            if so_far(&runs[i]).is_some_and(|t| t > HOPELESS * best) {
+                alive[i] = false;
+            }
+        }
+        if clock.seconds() > BUDGET_S {
+            break;
         }
     }
-    let (k, ms) = best.expect("every shape has a candidate");
-    Ok((k, Tuned { kernel: k.name().to_string(), ms, timing: timing.to_string(), candidates }))
+    let mut candidates = std::collections::BTreeMap::new();
+    let mut skipped = vec![];
+    for (k, r) in order.iter().zip(&runs) {
+        match so_far(r) {
+            Some(t) => {
+                candidates.insert(k.name().to_string(), t);
+            }
+            None => skipped.push(k.name().to_string()),
+        }
+    }
+    let rule_ms = candidates[rule.name()];
+    let (mut pick, mut ms) = (rule, rule_ms);
+    for (&k, r) in order.iter().zip(&runs) {
+        if let Some(t) = so_far(r).filter(|&t| t < ms) {
+            (pick, ms) = (k, t);
+        }
+    }
+    if ms > MARGIN * rule_ms {
+        (pick, ms) = (rule, rule_ms);
+    }
+    Ok((pick, Tuned { kernel: pick.name().to_string(), ms, timing: timing.to_string(), candidates, skipped }))
 }
 
-/// Median milliseconds of `RUNS` runs of `encode` after a warm-up; the fastest run so far once it is `HOPELESS` ×
-/// `best`.
+/// The fastest of a candidate's runs, without the warm-up (the first) when `counted_only`; None when there is none.
+fn fastest(runs: &[f64], counted_only: bool) -> Option<f64> {
+    let r = if counted_only { runs.get(1..).unwrap_or(&[]) } else { runs };
+    r.iter().cloned().reduce(f64::min)
+}
+
+/// Wall seconds since the tuning of one pass and shape began (none in the browser, which never tunes).
+struct Clock(#[cfg(not(target_arch = "wasm32"))] Instant);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(
+            #[cfg(not(target_arch = "wasm32"))]
+            Instant::now(),
+        )
+    }
+
+    fn seconds(&self) -> f64 {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.0.elapsed().as_secs_f64();
+        #[cfg(target_arch = "wasm32")]
+        0.0
+    }
+}
+
+/// Milliseconds of one run of `encode`: GPU timestamps summed over its dispatches where there is a profiler, else wall
+/// clock around submit-and-wait.
 #[cfg(not(target_arch = "wasm32"))]
-fn time_candidate(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, best: Option<f64>,
-    encode: &dyn Fn(&mut CommandEncoder)) -> Result<f64, GpuError> {
-    let run = || -> Result<f64, GpuError> {
-        let mut enc = gpu.encoder();
-        let start = Instant::now();
-        match profiler {
-            Some(p) => {
-                {
-                    let _scope = p.activate();
-                    encode(&mut enc);
-                }
-                gpu.submit_wait(enc);
-                Ok(gpu.read_profile(p)?.iter().map(|(_, ms)| ms).sum())
-            }
-            None => {
+fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, encode: &dyn Fn(&mut CommandEncoder)) -> Result<f64, GpuError> {
+    let mut enc = gpu.encoder();
+    let start = Instant::now();
+    match profiler {
+        Some(p) => {
+            {
+                let _scope = p.activate();
                 encode(&mut enc);
-                gpu.submit_wait(enc);
-                Ok(start.elapsed().as_secs_f64() * 1e3)
             }
+            gpu.submit_wait(enc);
+            Ok(gpu.read_profile(p)?.iter().map(|(_, ms)| ms).sum())
         }
-    };
-    run()?; // warm-up: compiles the pipelines
-    let mut times = vec![];
-    for _ in 0..RUNS {
-        times.push(run()?);
-        let fastest = times.iter().cloned().fold(f64::INFINITY, f64::min);
-        if best.is_some_and(|b| fastest > HOPELESS * b) {
-            return Ok(fastest);
+        None => {
+            encode(&mut enc);
+            gpu.submit_wait(enc);
+            Ok(start.elapsed().as_secs_f64() * 1e3)
         }
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
 }
 
 /// The browser cannot block on a read-back, and its `Gpu` keeps `Autotune::Off` (`Gpu::from_device`), so nothing
 /// calls this there.
 #[cfg(target_arch = "wasm32")]
-fn time_candidate(_: &Gpu, _: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, _: Option<f64>, _: &dyn Fn(&mut CommandEncoder))
-    -> Result<f64, GpuError> {
+fn time_run(_: &Gpu, _: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, _: &dyn Fn(&mut CommandEncoder)) -> Result<f64, GpuError> {
     unreachable!("the browser's Gpu keeps Autotune::Off")
 }
