@@ -549,10 +549,16 @@ pub struct AutotuneBench {
     /// evaluation training epoch (ConvNet-3, batch `eval_batch`), ms: the rule's kernels, the tuned ones
     pub epoch_rule_ms: f64,
     pub epoch_tuned_ms: f64,
+    /// every measurement behind the medians, in the order taken (iterations: rule and tuned alternated; epochs: the
+    /// first tuned one, then rule and tuned alternated)
+    pub iteration_rule_runs: Vec<f64>,
+    pub iteration_tuned_runs: Vec<f64>,
+    pub epoch_rule_runs: Vec<f64>,
+    pub epoch_tuned_runs: Vec<f64>,
 }
 
 /// Evaluation measurements per side in `--parts autotune`, alternated.
-const EPOCH_ROUNDS: usize = 3;
+const EPOCH_ROUNDS: usize = 5;
 
 /// `--parts autotune` for one configuration: tune its shapes from an empty in-memory table (the user's table file
 /// is neither read nor written), then build one distiller with the rule's kernels and one with the picks and time
@@ -608,6 +614,10 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
             tuning_s,
             picks,
             rule: rule_kernels,
+            iteration_rule_runs: a.clone(),
+            iteration_tuned_runs: b.clone(),
+            epoch_rule_runs: epoch_rule.clone(),
+            epoch_tuned_runs: epoch_tuned.clone(),
             iteration_rule_ms: median(&mut a),
             iteration_tuned_ms: median(&mut b),
             epoch_rule_ms: median(&mut epoch_rule),

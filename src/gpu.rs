@@ -145,6 +145,8 @@ pub struct KernelPicks {
     used: Mutex<std::collections::BTreeMap<String, String>>,
     /// wall seconds this process has spent measuring candidates (pipeline compilation included)
     spent: Mutex<f64>,
+    /// keys a browser's workspace wanted measured (it cannot wait for the GPU then): `nn::tune::tune_pending`
+    pending: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl KernelPicks {
@@ -157,6 +159,7 @@ impl KernelPicks {
             pinned: Mutex::default(),
             used: Mutex::default(),
             spent: Mutex::new(0.0),
+            pending: Mutex::default(),
         };
         picks.set_file(file);
         picks
@@ -238,6 +241,30 @@ impl KernelPicks {
 
     pub fn pinned(&self, key: &str) -> Option<String> {
         self.pinned.lock().unwrap().get(key).cloned()
+    }
+
+    /// Note a key to measure later (a browser's workspace, which cannot wait for the GPU).
+    pub fn note_pending(&self, key: &str) {
+        self.pending.lock().unwrap().insert(key.to_string());
+    }
+
+    /// The keys noted for measuring, and none left.
+    pub fn take_pending(&self) -> Vec<String> {
+        std::mem::take(&mut *self.pending.lock().unwrap()).into_iter().collect()
+    }
+
+    /// The measured picks as the table file's text (the browser keeps it in the page's storage).
+    pub fn to_text(&self, adapter: &str) -> String {
+        let t = TunedFile { adapter: adapter.to_string(), version: env!("CARGO_PKG_VERSION").to_string(), picks: self.table() };
+        toml::to_string(&t).unwrap_or_default()
+    }
+
+    /// Add the picks of a table file's text (from the page's storage); text that does not parse is ignored.
+    pub fn load_text(&self, text: &str) {
+        match toml::from_str::<TunedFile>(text) {
+            Ok(t) => self.tuned.lock().unwrap().extend(t.picks),
+            Err(e) => log::warn!("ignoring a stored autotuner table: {e}"),
+        }
     }
 
     /// Add `seconds` to the time spent tuning.
@@ -395,10 +422,15 @@ pub struct Gpu {
     pub kernels: KernelPicks,
 }
 
-/// The autotuner's table file for this adapter and build: `<cache>/autotune/<name>-<hash>.toml`, the hash over the
-/// adapter, its driver, the version and the convolution shaders (a new driver or kernel means measuring again).
+/// The autotuner's table file for this adapter and build: `<cache>/autotune/<table_id>.toml`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn autotune_file(info: &wgpu::AdapterInfo) -> std::path::PathBuf {
+    crate::data::fetch::default_cache_dir().join("autotune").join(format!("{}.toml", table_id(info)))
+}
+
+/// `<name>-<hash>`: names the autotuner's table of this adapter and build, the hash over the adapter, its driver, the
+/// version and the convolution shaders (a new driver or kernel means measuring again).
+pub fn table_id(info: &wgpu::AdapterInfo) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let parts = [
         format!("{:?}", info.backend),
@@ -415,7 +447,7 @@ pub fn autotune_file(info: &wgpu::AdapterInfo) -> std::path::PathBuf {
         }
     }
     let slug: String = info.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(40).collect();
-    crate::data::fetch::default_cache_dir().join("autotune").join(format!("{slug}-{h:016x}.toml"))
+    format!("{slug}-{h:016x}")
 }
 
 impl Gpu {

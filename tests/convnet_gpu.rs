@@ -45,7 +45,7 @@ fn run_tail_on(g: &hyperdistill::gpu::Gpu, cfg: ConvNetConfig, n: usize, seed: u
     let net = GpuConvNet::new(g, &params).unwrap();
     let ws = net.workspace_with(g, n, tail).unwrap();
     assert_eq!(ws.tail, tail);
-    println!("{tag} kernels {:?}", ws.kernels);
+    println!("{tag} forward kernels {:?}", ws.kernels.iter().map(|k| k.forward).collect::<Vec<_>>());
     let grads = net.grads(g).unwrap();
     let lens = cfg.tensor_lens();
     g.write(&ws.x, &to_f32(&x));
@@ -137,7 +137,7 @@ fn convnet_on_gemm_kernels_matches_reference() {
     g.kernels.pin(&pins);
     let ws = GpuConvNet::new(&g, &ConvNetParams::init(&cfg, &mut rng(5))).unwrap().workspace(&g, n).unwrap();
     for (k, t) in ws.kernels.iter().zip(tiles) {
-        assert_eq!((k.forward, k.input, k.weight), (ops::ConvForward::Gemm(t), ops::ConvBackwardInput::Gemm(t), ops::ConvBackwardWeight::Gemm(t)));
+        assert_eq!((k.forward, k.input(&g), k.weight(&g)), (ops::ConvForward::Gemm(t), ops::ConvBackwardInput::Gemm(t), ops::ConvBackwardWeight::Gemm(t)));
     }
     for tail in [BlockTail::of(&g), BlockTail::Separate] {
         run_tail_on(&g, cfg, n, 21, tail);

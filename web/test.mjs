@@ -236,6 +236,29 @@ async function main() {
     result.hundred_classes = { dataset: s.dataset, picked: s.picked, error: s.error };
     await page.screenshot({ path: path.join(outDir, 'webgpu-100-classes.png') });
     if (s.picked !== '0,11,22,33,44,55,66,77,88,99' || s.error) fail(`a 100-class set should show ten classes spread over the labels: ${JSON.stringify(result.hundred_classes)}`);
+
+    // 4. the autotuner in the browser (?autotune=on): before the session starts it times, asynchronously, the
+    // candidate forward kernels of every convolution shape its networks have (the gradient passes wait for their
+    // first use), keeps the picks in the page's local storage and makes the networks again with them; a second
+    // visit finds them there and measures nothing
+    const tiny = '[distill]\nmethod = "dm"\nipc = 1\nwidth = 8\nbatch_real = 8\nseed = 7\n';
+    const tunedUrl = url + '?autotune=on&paused#settings=' + encodeURIComponent(tiny);
+    const t4 = Date.now();
+    await page.goto(tunedUrl);
+    await page.waitForFunction(() => /^autotune on: /.test(document.getElementById('hd-status').dataset.kernels ?? ''), null, { timeout: 300000 }).catch(() => {});
+    s = await status(page);
+    const stored = await page.evaluate(() => Object.keys(localStorage).filter(k => k.startsWith('hyperdistill-autotune-'))
+      .map(k => ({ key: k, picks: (localStorage.getItem(k).match(/^kernel = /mg) ?? []).length })));
+    result.autotune = { first: s.kernels, seconds: (Date.now() - t4) / 1000, stored };
+    const m1 = /^autotune on: (\d+) picks known, (\d+) measured now$/.exec(s.kernels ?? '');
+    if (!m1 || Number(m1[2]) < 3 || stored.length !== 1 || stored[0].picks !== Number(m1[1]) || s.error)
+      fail(`the browser's autotuner did not measure and store the session's shapes: ${JSON.stringify(result.autotune)}`);
+    await page.goto('about:blank');
+    await page.goto(tunedUrl);
+    await page.waitForFunction(() => /^autotune on: /.test(document.getElementById('hd-status').dataset.kernels ?? ''), null, { timeout: 120000 }).catch(() => {});
+    s = await status(page);
+    result.autotune.second = s.kernels;
+    if (s.kernels !== `autotune on: ${m1[1]} picks known, 0 measured now`) fail(`a second visit measured again: ${JSON.stringify(result.autotune)}`);
     await ctx.close();
 
     // 4. without WebGPU: the page explains what is needed instead of a blank canvas

@@ -47,6 +47,9 @@ pub struct SessionInfo {
     pub real_per_class: usize,
     /// The synthetic set at iteration 0.
     pub initial: Vec<f32>,
+    /// The convolution kernels' story for this session: the autotuner's mode, how many (pass, shape) picks it knows
+    /// and how many it measured while opening this session.
+    pub kernels: String,
 }
 
 /// The state after one iteration.
@@ -162,15 +165,28 @@ pub async fn worker(gpu: Gpu, rx: Receiver<Cmd>, tx: Sender<Msg>, repaint: Box<d
 async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) -> Result<(Live<'g>, SessionInfo, Snapshot)> {
     settings.validate()?;
     let ds = Arc::new(data::open(&settings.dataset, cache)?);
-    let distiller = Distiller::new(gpu, &ds, settings.distill.clone())?;
-    let other = if settings.compare { Some(Distiller::new(gpu, &ds, twin_config(&settings.distill))?) } else { None };
     let (real, real_labels, per) = view::shown_real(&ds, settings.view_real_per_class, settings.distill.seed);
-    let m = ds.classes.len() * settings.distill.ipc;
-    let net = GpuConvNet::new(gpu, &view::view_net(&ds, settings.distill.width, settings.distill.seed)?)?;
-    let ws = net.workspace(gpu, real_labels.len() + m)?;
-    gpu.write(&ws.x, &real);
-    let view = ViewNet { net, ws, real_n: real_labels.len(), real_labels };
-    let mut live = Live { ds: ds.clone(), distiller, other, view, settings: settings.clone() };
+    let build = || -> Result<Live<'g>> {
+        let distiller = Distiller::new(gpu, &ds, settings.distill.clone())?;
+        let other = if settings.compare { Some(Distiller::new(gpu, &ds, twin_config(&settings.distill))?) } else { None };
+        let m = ds.classes.len() * settings.distill.ipc;
+        let net = GpuConvNet::new(gpu, &view::view_net(&ds, settings.distill.width, settings.distill.seed)?)?;
+        let ws = net.workspace(gpu, real_labels.len() + m)?;
+        gpu.write(&ws.x, &real);
+        let view = ViewNet { net, ws, real_n: real_labels.len(), real_labels: real_labels.clone() };
+        Ok(Live { ds: ds.clone(), distiller, other, view, settings: settings.clone() })
+    };
+    let mut live = build()?;
+    // In a browser the networks could not wait for the autotuner while they were made (they run the rule for shapes
+    // not measured yet): measure those now, asynchronously, and make them again with the picks. Natively the shapes
+    // were measured as they were made, and nothing is pending.
+    let measured = crate::nn::tune::tune_pending(gpu).await?;
+    if measured > 0 {
+        super::platform::kernel_table_changed(gpu);
+        live = build()?;
+    }
+    let kernels = format!("autotune {}: {} picks known, {measured} measured now", format!("{:?}", gpu.kernels.mode()).to_lowercase(),
+        gpu.kernels.table().len());
     let (view, initial, _) = read_state(gpu, &live, &live.distiller, false).await?;
     let other = match &live.other {
         Some(d) => {
@@ -186,6 +202,7 @@ async fn open<'g>(gpu: &'g Gpu, settings: AppSettings, cache: &std::path::Path) 
         real,
         real_per_class: per,
         initial: initial.clone(),
+        kernels,
     };
     let snap = Snapshot { iteration: 0, syn: Arc::new(initial), loss: None, grad_norms: vec![], view, step_seconds: None, other };
     live.settings.distill.iterations = 0;
@@ -196,6 +213,11 @@ async fn iterate(gpu: &Gpu, l: &mut Live<'_>) -> Result<Snapshot> {
     let mut snap = step_one(gpu, l, false).await?;
     if l.other.is_some() {
         snap.other = Some(Box::new(step_one(gpu, l, true).await?));
+    }
+    // gradient passes first used in this iteration, which a browser could only note for measuring: measured now,
+    // between iterations; this session's networks keep the rule's kernels for them, the next session runs the picks
+    if crate::nn::tune::tune_pending(gpu).await? > 0 {
+        super::platform::kernel_table_changed(gpu);
     }
     Ok(snap)
 }

@@ -80,6 +80,8 @@ pub struct IdmTrace {
 }
 
 impl IdmTrace {
+    // traces are written natively only (distill::trace)
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub fn new(core: &Core, idm: &Idm) -> Result<Self, GpuError> {
         let gpu = core.gpu;
         let (o, e, dim) = (core.owned.len(), idm.class.per_syn, core.dim());

@@ -324,8 +324,9 @@ pub struct Workspace {
     /// and the buffer they go through (one float when no block does).
     row_stats_blocks: Vec<bool>,
     row_stats: Buffer,
-    /// Per block: the kernels its convolution's passes run (`tune::conv_kernels`, decided when the workspace is made)
-    pub kernels: Vec<tune::ConvKernels>,
+    /// Per block: the kernels its convolution's passes run (`tune::ConvPicks`: the forward's decided when the
+    /// workspace is made, the gradients' at their first use)
+    pub kernels: Vec<tune::ConvPicks>,
 }
 
 impl GpuConvNet {
@@ -383,7 +384,7 @@ impl GpuConvNet {
             }
         }
         let e = n * self.cfg.embed_dim();
-        let kernels: Vec<tune::ConvKernels> = shapes.iter().map(|s| tune::conv_kernels(gpu, s)).collect();
+        let kernels: Vec<tune::ConvPicks> = shapes.iter().map(|s| tune::ConvPicks::new(gpu, s)).collect();
         let row_stats_blocks: Vec<bool> =
             shapes.iter().zip(&kernels).map(|(s, k)| tail == BlockTail::Fused && ops::row_stats_fit_with(gpu, k.forward, s)).collect();
         let row_stats_len = shapes.iter().zip(&row_stats_blocks).filter(|(_, r)| **r).map(|(s, _)| ops::row_stats_len(s)).max().unwrap_or(1);
@@ -404,8 +405,9 @@ impl GpuConvNet {
             grad_a: gpu.zeros("grad_a", max_act)?,
             grad_b: gpu.zeros("grad_b", max_act)?,
             partial: gpu.zeros("norm_partial", 2 * n * self.cfg.width)?,
-            // the weight gradient's partial sums, and the transposed weights of the vec4 kernels
-            weight_scratch: gpu.zeros("weight_scratch", shapes.iter().zip(&kernels).map(|(s, k)| k.weight.scratch_len(s).max(s.w_len())).max().unwrap())?,
+            // the weight gradient's partial sums (for whichever kernel its first use picks) and the transposed weights of
+            // the vec4 kernels; a few MiB at most (GEMM split-K), small beside the activations
+            weight_scratch: gpu.zeros("weight_scratch", shapes.iter().map(|s| ops::conv_weight_scratch_len_any(s).max(s.w_len())).max().unwrap())?,
             row_stats_blocks,
             row_stats: gpu.zeros("row_stats", row_stats_len)?,
             kernels,
@@ -493,16 +495,16 @@ impl GpuConvNet {
             if let Some(g) = grads {
                 let input = if b == 0 { &ws.x } else { &ws.pooled[b - 1] };
                 let t = &g.tensors[b * PER_BLOCK..];
-                ops::conv_backward_weight_with(gpu, enc, ws.kernels[b].weight, s, input, &ws.grad_a, &t[0], &ws.weight_scratch);
+                ops::conv_backward_weight_with(gpu, enc, ws.kernels[b].weight(gpu), s, input, &ws.grad_a, &t[0], &ws.weight_scratch);
                 // No conv_backward_bias: the instance norm after the conv subtracts each plane's mean, so L does
                 // not depend on the conv bias and ∂L/∂b ≡ 0 (the reference computes it as rounding noise; a test
                 // checks it). t[1] stays as `grads` allocated it, zero; weight decay still acts on b in the optimiser.
                 ops::norm_param_grad(gpu, enc, &ns, &ws.partial, &t[2], &t[3]);
             }
             if b > 0 {
-                ops::conv_backward_input_with(gpu, enc, ws.kernels[b].input, s, &ws.grad_a, &q[0], &ws.grad_b, &ws.weight_scratch);
+                ops::conv_backward_input_with(gpu, enc, ws.kernels[b].input(gpu), s, &ws.grad_a, &q[0], &ws.grad_b, &ws.weight_scratch);
             } else if input_grad {
-                ops::conv_backward_input_with(gpu, enc, ws.kernels[b].input, s, &ws.grad_a, &q[0], &ws.dx, &ws.weight_scratch);
+                ops::conv_backward_input_with(gpu, enc, ws.kernels[b].input(gpu), s, &ws.grad_a, &q[0], &ws.dx, &ws.weight_scratch);
             }
         }
     }

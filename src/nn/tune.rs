@@ -146,10 +146,42 @@ pub fn parse_key(k: &str) -> Option<(String, ConvShape)> {
 /// if the mode asks and it was never measured here), else the rule. Each choice is noted in `gpu.kernels.used()`.
 pub fn conv_kernels(gpu: &Gpu, s: &ConvShape) -> ConvKernels {
     let mut buffers = None;
-    ConvKernels { forward: pick(gpu, s, &mut buffers), input: pick(gpu, s, &mut buffers), weight: pick(gpu, s, &mut buffers) }
+    ConvKernels { forward: pick_with(gpu, s, &mut buffers), input: pick_with(gpu, s, &mut buffers), weight: pick_with(gpu, s, &mut buffers) }
 }
 
-fn pick<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>) -> K {
+/// A workspace's kernels for one convolution shape: the forward's decided when the workspace is made (every
+/// workspace runs it), each gradient pass's at its first use — a workspace that never runs a pass (the real images'
+/// forward-only batches, the app's view network) never has it measured.
+#[derive(Debug)]
+pub struct ConvPicks {
+    pub shape: ConvShape,
+    pub forward: ConvForward,
+    input: std::sync::OnceLock<ConvBackwardInput>,
+    weight: std::sync::OnceLock<ConvBackwardWeight>,
+}
+
+impl ConvPicks {
+    pub fn new(gpu: &Gpu, s: &ConvShape) -> ConvPicks {
+        ConvPicks { shape: *s, forward: pick(gpu, s), input: Default::default(), weight: Default::default() }
+    }
+
+    /// The input gradient's kernel (decided now if this is its first use).
+    pub fn input(&self, gpu: &Gpu) -> ConvBackwardInput {
+        *self.input.get_or_init(|| pick(gpu, &self.shape))
+    }
+
+    /// The weight gradient's kernel (decided now if this is its first use).
+    pub fn weight(&self, gpu: &Gpu) -> ConvBackwardWeight {
+        *self.weight.get_or_init(|| pick(gpu, &self.shape))
+    }
+}
+
+/// The kernel pass `K` runs on `s` (see `conv_kernels`).
+pub fn pick<K: ConvPass>(gpu: &Gpu, s: &ConvShape) -> K {
+    pick_with(gpu, s, &mut None)
+}
+
+fn pick_with<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>) -> K {
     let key = key(K::OP, s);
     let by_name = |name: &str| K::available(s).into_iter().find(|k| k.name() == name);
     let chosen = if let Some(name) = gpu.kernels.pinned(&key) {
@@ -163,7 +195,8 @@ fn pick<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>
     } else {
         match gpu.kernels.tuned(&key).and_then(|t| by_name(&t.kernel)) {
             Some(k) => k,
-            None => match timed(gpu, || tune::<K>(gpu, s, buffers)) {
+            #[cfg(not(target_arch = "wasm32"))]
+            None => match timed(gpu, || pollster::block_on(tune::<K>(gpu, s, buffers))) {
                 Ok((k, t)) => {
                     gpu.kernels.store(&key, t, &gpu.describe());
                     k
@@ -174,6 +207,14 @@ fn pick<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>
                     rule
                 }
             },
+            // a browser cannot wait for the GPU here: the shape is measured by `tune_pending`, which its caller
+            // awaits before making the networks again; until then the rule runs
+            #[cfg(target_arch = "wasm32")]
+            None => {
+                let _ = buffers;
+                gpu.kernels.note_pending(&key);
+                K::rule(gpu, s)
+            }
         }
     };
     gpu.kernels.note_used(&key, chosen.name());
@@ -181,15 +222,36 @@ fn pick<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>
 }
 
 /// `f()`, its wall time added to what `gpu.kernels` has spent tuning.
+#[cfg(not(target_arch = "wasm32"))]
 fn timed<T>(gpu: &Gpu, f: impl FnOnce() -> T) -> T {
-    #[cfg(not(target_arch = "wasm32"))]
-    let start = Instant::now();
+    let start = Clock::start();
     let out = f();
-    #[cfg(not(target_arch = "wasm32"))]
-    gpu.kernels.note_spent(start.elapsed().as_secs_f64());
-    #[cfg(target_arch = "wasm32")]
-    let _ = gpu;
+    gpu.kernels.note_spent(start.seconds());
     out
+}
+
+/// Measure every (pass, shape) that `conv_kernels` noted as pending — in a browser, where workspaces cannot wait
+/// for the GPU while they are made — and remember the picks; returns how many were measured (0: nothing to do, and
+/// natively always 0). The caller makes its networks again afterwards so that they run the picks.
+pub async fn tune_pending(gpu: &Gpu) -> Result<usize, GpuError> {
+    let pending = gpu.kernels.take_pending();
+    let start = Clock::start();
+    let mut measured = 0;
+    for key in pending {
+        let Some((op, s)) = parse_key(&key) else { continue };
+        let mut buffers = None;
+        let t = match op.as_str() {
+            ConvForward::OP => tune::<ConvForward>(gpu, &s, &mut buffers).await?.1,
+            ConvBackwardInput::OP => tune::<ConvBackwardInput>(gpu, &s, &mut buffers).await?.1,
+            _ => tune::<ConvBackwardWeight>(gpu, &s, &mut buffers).await?.1,
+        };
+        log::info!("autotune {key}: {} {:.3} ms ({} candidates, {} skipped; {:.1} s so far)", t.kernel, t.ms, t.candidates.len(), t.skipped.len(),
+            start.seconds());
+        gpu.kernels.store(&key, t, &gpu.describe());
+        measured += 1;
+    }
+    gpu.kernels.note_spent(start.seconds());
+    Ok(measured)
 }
 
 /// Time the candidates of pass `K` on `s` and return the pick with the measurements. The candidates run in rounds,
@@ -199,7 +261,7 @@ fn timed<T>(gpu: &Gpu, f: impl FnOnce() -> T) -> T {
 /// once `BUDGET_S` seconds have gone on this pass and shape no new round starts, and candidates not run by then are
 /// listed as skipped. A candidate's time is its fastest counted run (the least disturbed). The pick is the fastest,
 /// except that the rule's kernel stays unless another is at least `MARGIN` faster.
-pub fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>) -> Result<(K, Tuned), GpuError> {
+pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>) -> Result<(K, Tuned), GpuError> {
     if buffers.is_none() {
         *buffers = Some(ConvBuffers::new(gpu, s)?);
     }
@@ -223,7 +285,7 @@ pub fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuff
             if round == 0 {
                 k.encode(gpu, &mut gpu.encoder(), s, b); // compiles the pipelines; never submitted
             }
-            runs[i].push(time_run(gpu, profiler.as_ref(), &|enc| k.encode(gpu, enc, s, b))?);
+            runs[i].push(time_run(gpu, profiler.as_ref(), &|enc| k.encode(gpu, enc, s, b), &b.b).await?);
             let best = runs.iter().filter_map(|r| so_far(r)).fold(f64::INFINITY, f64::min);
             if so_far(&runs[i]).is_some_and(|t| t > HOPELESS * best) {
                 alive[i] = false;
@@ -262,51 +324,62 @@ fn fastest(runs: &[f64], counted_only: bool) -> Option<f64> {
     r.iter().cloned().reduce(f64::min)
 }
 
-/// Wall seconds since the tuning of one pass and shape began (none in the browser, which never tunes).
-struct Clock(#[cfg(not(target_arch = "wasm32"))] Instant);
+/// Wall seconds since it started: `Instant` natively, the page's `performance.now()` in a browser.
+struct Clock(f64);
 
 impl Clock {
+    fn now_ms() -> f64 {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+            EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
+        }
+        #[cfg(target_arch = "wasm32")]
+        web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+    }
+
     fn start() -> Clock {
-        Clock(
-            #[cfg(not(target_arch = "wasm32"))]
-            Instant::now(),
-        )
+        Clock(Self::now_ms())
     }
 
     fn seconds(&self) -> f64 {
-        #[cfg(not(target_arch = "wasm32"))]
-        return self.0.elapsed().as_secs_f64();
-        #[cfg(target_arch = "wasm32")]
-        0.0
+        (Self::now_ms() - self.0) / 1e3
     }
 }
 
-/// Milliseconds of one run of `encode`: GPU timestamps summed over its dispatches where there is a profiler, else wall
-/// clock around submit-and-wait.
-#[cfg(not(target_arch = "wasm32"))]
-fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, encode: &dyn Fn(&mut CommandEncoder)) -> Result<f64, GpuError> {
+/// Milliseconds of one run of `encode`: GPU timestamps summed over its dispatches where there is a profiler (native),
+/// else wall clock around submit and the GPU's completion — natively `submit_wait`, in a browser the read-back of
+/// one float of `probe`, which completes after the run (the read-back's own cost is in every candidate's time alike).
+async fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, encode: &dyn Fn(&mut CommandEncoder), probe: &Buffer)
+    -> Result<f64, GpuError> {
     let mut enc = gpu.encoder();
-    let start = Instant::now();
-    match profiler {
-        Some(p) => {
-            {
-                let _scope = p.activate();
-                encode(&mut enc);
+    let start = Clock::start();
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = probe;
+        match profiler {
+            Some(p) => {
+                {
+                    let _scope = p.activate();
+                    encode(&mut enc);
+                }
+                gpu.submit_wait(enc);
+                Ok(gpu.read_profile(p)?.iter().map(|(_, ms)| ms).sum())
             }
-            gpu.submit_wait(enc);
-            Ok(gpu.read_profile(p)?.iter().map(|(_, ms)| ms).sum())
+            None => {
+                encode(&mut enc);
+                gpu.submit_wait(enc);
+                Ok(start.seconds() * 1e3)
+            }
         }
-        None => {
-            encode(&mut enc);
-            gpu.submit_wait(enc);
-            Ok(start.elapsed().as_secs_f64() * 1e3)
-        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = profiler;
+        encode(&mut enc);
+        gpu.submit(enc);
+        gpu.read_many_async(&[(probe, 1)]).await?;
+        Ok(start.seconds() * 1e3)
     }
 }
 
-/// The browser cannot block on a read-back, and its `Gpu` keeps `Autotune::Off` (`Gpu::from_device`), so nothing
-/// calls this there.
-#[cfg(target_arch = "wasm32")]
-fn time_run(_: &Gpu, _: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, _: &dyn Fn(&mut CommandEncoder)) -> Result<f64, GpuError> {
-    unreachable!("the browser's Gpu keeps Autotune::Off")
-}

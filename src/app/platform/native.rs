@@ -160,3 +160,6 @@ pub fn take_page_events() -> Vec<PageEvent> {
 
 /// The page's status element: a desktop window has none.
 pub fn report(_app: &HyperApp, _ctx: &egui::Context) {}
+
+/// The autotuner measured new shapes: natively its table file was written as it measured (`KernelPicks::store`).
+pub fn kernel_table_changed(_gpu: &Gpu) {}

@@ -45,8 +45,39 @@ pub fn device_features(_adapter: &wgpu::Adapter) -> wgpu::Features {
 }
 
 /// The compute device: eframe's own (a browser's WebGPU adapter gives out one device only).
+/// The autotuner is off unless the page's address asks (`?autotune=on` or `refresh`: measuring every candidate
+/// delays the session's start by seconds, and a browser reports no device type to tell a CPU adapter by); its picks
+/// live in the page's local storage under `hyperdistill-autotune-<adapter>-<hash>`.
 pub fn compute_gpu(rs: &eframe::egui_wgpu::RenderState) -> anyhow::Result<Gpu> {
-    Ok(Gpu::from_device(rs.adapter.clone(), rs.device.clone(), rs.queue.clone()))
+    let gpu = Gpu::from_device(rs.adapter.clone(), rs.device.clone(), rs.queue.clone());
+    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+    let asked = search.trim_start_matches('?').split('&').find_map(|kv| kv.strip_prefix("autotune=")).unwrap_or("");
+    match crate::gpu::Autotune::parse(asked) {
+        Ok(Some(mode)) => gpu.kernels.set_mode(mode),
+        Ok(None) => {}
+        Err(e) => log::warn!("{e}; the autotuner stays off"),
+    }
+    if let Some(text) = storage().and_then(|s| s.get_item(&table_key(&gpu)).ok().flatten()) {
+        gpu.kernels.load_text(&text);
+    }
+    Ok(gpu)
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn table_key(gpu: &Gpu) -> String {
+    format!("hyperdistill-autotune-{}", crate::gpu::table_id(&gpu.info))
+}
+
+/// The autotuner measured new shapes: keep its table in the page's local storage (a full storage is a warning).
+pub fn kernel_table_changed(gpu: &Gpu) {
+    if let Some(s) = storage()
+        && let Err(e) = s.set_item(&table_key(gpu), &gpu.kernels.to_text(&gpu.describe()))
+    {
+        log::warn!("could not keep the autotuner's picks in the page's storage: {e:?}");
+    }
 }
 
 /// The worker is a task on the page's event loop; nothing to join.
@@ -188,6 +219,7 @@ pub fn report(app: &HyperApp, ctx: &egui::Context) {
     r("loss", &app.latest.as_ref().and_then(|s| s.loss.as_ref()).map_or(String::new(), |l| format!("{:.4}", l.0)));
     r("dataset", &app.info.as_ref().map_or(String::new(), |i| format!("{} ({} train images)", i.dataset.name, i.dataset.train.len())));
     r("adapter", &app.info.as_ref().map_or(String::new(), |i| i.adapter.clone()));
+    r("kernels", &app.info.as_ref().map_or(String::new(), |i| i.kernels.clone()));
     r("settings", &app.info.as_ref().map_or(String::new(), |i| {
         let d = &i.settings.distill;
         format!("{} ipc={} width={} batch_real={} seed={}", d.method.name(), d.ipc, d.width, d.batch_real, d.seed)
