@@ -46,7 +46,16 @@ pub struct ConvBuffers {
     pub dw: Buffer,
     /// transposed weights and the weight gradient's partial sums, big enough for every candidate
     pub scratch: Buffer,
+    /// the whole-row forward kernels' row statistics (what they write in a network with the fused block tail)
+    pub rowstats: Buffer,
+    /// copied from one to the other before every timed run, so that no candidate finds its operands in a cache a
+    /// network would not have left them in (`FLUSH_BYTES` each: twice the largest last-level caches — 50 MB of L2 on an
+    /// H100, 32 MiB of L3 on this project's CPU machine)
+    flush: [Buffer; 2],
 }
+
+/// Bytes of each of the two buffers the tuner copies between to empty the caches before a timed run.
+pub const FLUSH_BYTES: usize = 64 << 20;
 
 impl ConvBuffers {
     /// Buffers for `s` holding small deterministic values (timing does not depend on them, but NaNs could).
@@ -61,6 +70,8 @@ impl ConvBuffers {
             dx: gpu.zeros("tune-dx", s.x_len())?,
             dw: gpu.zeros("tune-dw", s.w_len())?,
             scratch: gpu.zeros("tune-scratch", ops::conv_weight_scratch_len_any(s).max(s.w_len()))?,
+            rowstats: gpu.zeros("tune-rowstats", ops::row_stats_len(s))?,
+            flush: [gpu.zeros("tune-flush", FLUSH_BYTES / 4)?, gpu.zeros("tune-flush", FLUSH_BYTES / 4)?],
         })
     }
 }
@@ -88,8 +99,14 @@ impl ConvPass for ConvForward {
     fn name(self) -> &'static str {
         ConvForward::name(self)
     }
+    /// As a network runs it: a whole-row kernel where the block tail is fused (the per-thread norm kernel) also writes
+    /// the row statistics, which changes its cost.
     fn encode(self, gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, b: &ConvBuffers) {
-        ops::conv_forward_with(gpu, enc, self, s, &b.x, &b.w, &b.b, &b.y, &b.scratch)
+        if ops::NormKernel::of(gpu) == ops::NormKernel::PerThread && ops::row_stats_fit_with(gpu, self, s) {
+            ops::conv_forward_row_stats(gpu, enc, self, s, &b.x, &b.w, &b.b, &b.y, &b.scratch, &b.rowstats)
+        } else {
+            ops::conv_forward_with(gpu, enc, self, s, &b.x, &b.w, &b.b, &b.y, &b.scratch)
+        }
     }
 }
 
@@ -285,7 +302,7 @@ pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<Co
             if round == 0 {
                 k.encode(gpu, &mut gpu.encoder(), s, b); // compiles the pipelines; never submitted
             }
-            runs[i].push(time_run(gpu, profiler.as_ref(), &|enc| k.encode(gpu, enc, s, b), &b.b).await?);
+            runs[i].push(time_run(gpu, profiler.as_ref(), &|enc| k.encode(gpu, enc, s, b), b).await?);
             let best = runs.iter().filter_map(|r| so_far(r)).fold(f64::INFINITY, f64::min);
             if so_far(&runs[i]).is_some_and(|t| t > HOPELESS * best) {
                 alive[i] = false;
@@ -349,14 +366,24 @@ impl Clock {
 
 /// Milliseconds of one run of `encode`: GPU timestamps summed over its dispatches where there is a profiler (native),
 /// else wall clock around submit and the GPU's completion — natively `submit_wait`, in a browser the read-back of
-/// one float of `probe`, which completes after the run (the read-back's own cost is in every candidate's time alike).
-async fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, encode: &dyn Fn(&mut CommandEncoder), probe: &Buffer)
+/// one float, which completes after the run (the read-back's own cost is in every candidate's time alike). The
+/// caches are emptied before (`ConvBuffers::flush`).
+async fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, encode: &dyn Fn(&mut CommandEncoder), b: &ConvBuffers)
     -> Result<f64, GpuError> {
+    // empty the caches first, and wait for it: the timed run starts cold, as a network's layer finds its weights
+    let mut flush = gpu.encoder();
+    flush.copy_buffer_to_buffer(&b.flush[0], 0, &b.flush[1], 0, FLUSH_BYTES as u64);
+    #[cfg(not(target_arch = "wasm32"))]
+    gpu.submit_wait(flush);
+    #[cfg(target_arch = "wasm32")]
+    {
+        gpu.submit(flush);
+        gpu.read_many_async(&[(&b.b, 1)]).await?;
+    }
     let mut enc = gpu.encoder();
     let start = Clock::start();
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let _ = probe;
         match profiler {
             Some(p) => {
                 {
@@ -378,7 +405,7 @@ async fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::Kernel
         let _ = profiler;
         encode(&mut enc);
         gpu.submit(enc);
-        gpu.read_many_async(&[(probe, 1)]).await?;
+        gpu.read_many_async(&[(&b.b, 1)]).await?;
         Ok(start.seconds() * 1e3)
     }
 }
