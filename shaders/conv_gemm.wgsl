@@ -69,20 +69,22 @@ fn a_at(m: u32, k: u32, k_end: u32) -> f32 {
     return a_src[(n * COUT + m) * HO * WO + k % (HO * WO)];  // dy[n, co = m, oy, ox]
 }
 
+// x̃[(ci, t), p] = x[n, ci, oy + ky − PAD, ox + kx − PAD] at output position p = (n, oy, ox), tap t = ky·3 + kx
+fn x_tap(p: u32, ci: u32, t: u32) -> f32 {
+    let ox = p % WO;
+    let oy = (p / WO) % HO;
+    let n = p / (WO * HO);
+    let iy = i32(oy + t / 3u) - i32(PAD);
+    let ix = i32(ox + t % 3u) - i32(PAD);
+    if (iy < 0 || iy >= i32(H) || ix < 0 || ix >= i32(W)) { return 0.0; }
+    return b_src[((n * CIN + ci) * H + u32(iy)) * W + u32(ix)];
+}
+
 // B[k, c]; 0 outside C's columns, past the chunk's end, or on a padding tap
 fn b_at(k: u32, c: u32, k_end: u32) -> f32 {
     if (c >= GN || k >= k_end) { return 0.0; }
     if (PASS == 0u) {
-        // x̃[(ci, ky, kx), (n, oy, ox)] = x[n, ci, oy + ky − PAD, ox + kx − PAD]
-        let ci = k / 9u;
-        let t = k % 9u;
-        let ox = c % WO;
-        let oy = (c / WO) % HO;
-        let n = c / (WO * HO);
-        let iy = i32(oy + t / 3u) - i32(PAD);
-        let ix = i32(ox + t % 3u) - i32(PAD);
-        if (iy < 0 || iy >= i32(H) || ix < 0 || ix >= i32(W)) { return 0.0; }
-        return b_src[((n * CIN + ci) * H + u32(iy)) * W + u32(ix)];
+        return x_tap(c, k / 9u, k % 9u);                 // x̃[(ci, t), (n, oy, ox)]
     } else if (PASS == 1u) {
         // dỹ[(co, ky, kx), (n, iy, ix)] = dy[n, co, iy − ky + PAD, ix − kx + PAD]
         let co = k / 9u;
@@ -95,16 +97,7 @@ fn b_at(k: u32, c: u32, k_end: u32) -> f32 {
         if (oy < 0 || oy >= i32(HO) || ox < 0 || ox >= i32(WO)) { return 0.0; }
         return b_src[((n * COUT + co) * HO + u32(oy)) * WO + u32(ox)];
     }
-    // x̃[(n, oy, ox), (ci, ky, kx)] = x[n, ci, oy + ky − PAD, ox + kx − PAD]
-    let ci = c / 9u;
-    let t = c % 9u;
-    let ox = k % WO;
-    let oy = (k / WO) % HO;
-    let n = k / (WO * HO);
-    let iy = i32(oy + t / 3u) - i32(PAD);
-    let ix = i32(ox + t % 3u) - i32(PAD);
-    if (iy < 0 || iy >= i32(H) || ix < 0 || ix >= i32(W)) { return 0.0; }
-    return b_src[((n * CIN + ci) * H + u32(iy)) * W + u32(ix)];
+    return x_tap(k, c / 9u, c % 9u);                     // x̃ᵀ[(n, oy, ox), (ci, t)]
 }
 
 // where C[m, c] goes (PASS 2: in split s's partial sums)

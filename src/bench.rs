@@ -806,23 +806,25 @@ pub fn conv_kernels(gpu: &Gpu, (channels, side): (usize, usize), width: usize, n
         type Record<'a> = Box<dyn Fn(&mut wgpu::CommandEncoder) + 'a>;
         // every forward kernel that fits the shape (the vec4 ones include their weight transpose), then the backward ones
         let (xr, wr, br, yr, sr) = (&x, &w, &bias, &y, &scratch);
-        let mut kernels: Vec<(&str, Record)> = ops::ConvForward::available(s)
+        // the GEMM tilings are named by pass too (the same tiling serves all three)
+        let label = |pass: &str, name: &str| if name.starts_with("gemm_") { format!("{pass}_{name}") } else { name.to_string() };
+        let mut kernels: Vec<(String, Record)> = ops::ConvForward::available(s)
             .into_iter()
-            .map(|k| (k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_with(gpu, e, k, s, xr, wr, br, yr, sr)) as Record))
+            .map(|k| (label("forward", k.name()), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_with(gpu, e, k, s, xr, wr, br, yr, sr)) as Record))
             .collect();
         // the whole-row kernels once more in their variant that also writes row statistics for the norm (the
         // forward ConvNet runs on CPU adapters, ops::row_stats_fit)
         let rsr = &rows;
         for (k, name) in ops::ConvForward::available(s).into_iter().filter_map(|k| Some((k, k.row_stats_name()?))) {
-            kernels.push((name, Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_row_stats(gpu, e, k, s, xr, wr, br, yr, sr, rsr))));
+            kernels.push((name.to_string(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_row_stats(gpu, e, k, s, xr, wr, br, yr, sr, rsr))));
         }
         let dxr = &dx;
         for k in ops::ConvBackwardInput::available(s) {
-            kernels.push((k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_input_with(gpu, e, k, s, yr, wr, dxr, sr))));
+            kernels.push((label("input", k.name()), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_input_with(gpu, e, k, s, yr, wr, dxr, sr))));
         }
         let dwr = &dw;
         for k in ops::ConvBackwardWeight::available(s) {
-            kernels.push((k.name(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_weight_with(gpu, e, k, s, xr, yr, dwr, sr))));
+            kernels.push((label("weight", k.name()), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_backward_weight_with(gpu, e, k, s, xr, yr, dwr, sr))));
         }
         for (pass, f) in kernels {
             progress.set_message(format!("conv{layer} {pass}"));
@@ -837,7 +839,7 @@ pub fn conv_kernels(gpu: &Gpu, (channels, side): (usize, usize), width: usize, n
             out.push(ConvKernelTiming {
                 shape: format!("{channels}x{side}x{side}"),
                 layer,
-                pass: pass.into(),
+                pass: pass.clone(),
                 cin: s.cin,
                 cout: s.cout,
                 side: s.h,

@@ -5,7 +5,6 @@
 
 mod common;
 
-use hyperdistill::distill::{DistillConfig, Method};
 use hyperdistill::export;
 use hyperdistill::gpu::{Autotune, Gpu, Tuned};
 use hyperdistill::nn::{ops, tune};
@@ -92,17 +91,7 @@ fn the_mode_reads_off_on_refresh() {
 }
 
 fn cfg(out: &std::path::Path, iterations: usize) -> RunConfig {
-    RunConfig {
-        dataset: "embedded".into(),
-        out: out.to_path_buf(),
-        eval_every: 0,
-        log_every: 1,
-        checkpoint_every: 2,
-        export_images: false,
-        distill: DistillConfig { method: Method::DmHdd, ipc: 2, iterations, batch_real: 16, width: 8, seed: 17, ..DistillConfig::default() },
-        eval: hyperdistill::eval::EvalConfig { nets: 0, ..Default::default() },
-        ..RunConfig::default()
-    }
+    RunConfig { export_images: false, ..common::small_run(out, iterations, 17) }
 }
 
 /// A device whose autotuner has (in memory) picked a GEMM tiling for every key in `keys`.

@@ -37,20 +37,25 @@ fn bench_writes_json() {
     let peak = &v["peak"];
     assert_eq!(peak["timings"].as_array().unwrap().len(), hyperdistill::nn::ops::MatmulKernel::ALL.len());
     assert!(peak["gflops"].as_f64().unwrap() > 0.0);
-    // kernels: 2 shapes × 3 layers × 16 kernels (every map side here is a multiple of 4 and at most 64, and width 8
-    // allows 8 channels: forward, forward8, forward_v4, forward8_v4, forward_row_v4, forward8_row_v4, forward_tiled,
+    // kernels: 2 shapes × 3 layers × 36 kernels (every map side here is a multiple of 4 and at most 64, and width 8
+    // allows 8 channels: forward, forward8, forward_v4, forward8_v4, forward_row_v4, forward8_row_v4,
     // forward_row_v4_stats, forward8_row_v4_stats, backward_input, backward_input_c1v4, backward_input_r1v4, backward_input_r2v4, backward_weight,
-    // backward_weight4_v4, backward_weight8_row_v4), plus backward_input8, backward_input_v4, backward_input8_v4 and backward_input8_row_v4
-    // where CIN = 8 (conv1 and conv2), each with its fraction of the peak
+    // backward_weight4_v4, backward_weight8_row_v4, and the 7 GEMM tilings of each pass), plus backward_input8, backward_input_v4,
+    // backward_input8_v4 and backward_input8_row_v4 where CIN = 8 (conv1 and conv2), each with its fraction of the peak
     let kernels = v["kernels"].as_array().unwrap();
-    assert_eq!(kernels.len(), 2 * (3 * 16 + 2 * 4));
+    assert_eq!(kernels.len(), 2 * (3 * 36 + 2 * 4));
+    for pass in ["forward", "input", "weight"] {
+        for t in hyperdistill::nn::ops::GEMM_TILES {
+            assert_eq!(kernels.iter().filter(|k| k["pass"] == format!("{pass}_{}", t.name())).count(), 6, "{pass} {}", t.name());
+        }
+    }
     for (name, count) in
         [("backward_input", 6), ("backward_input8", 4), ("backward_input_v4", 4), ("backward_input8_v4", 4), ("backward_input8_row_v4", 4), ("backward_input_c1v4", 6), ("backward_input_r1v4", 6), ("backward_input_r2v4", 6), ("backward_weight", 6),
          ("backward_weight4_v4", 6), ("backward_weight8_row_v4", 6)]
     {
         assert_eq!(kernels.iter().filter(|k| k["pass"] == name).count(), count, "{name}");
     }
-    for name in ["forward", "forward8", "forward_v4", "forward8_v4", "forward_row_v4", "forward8_row_v4", "forward_tiled", "forward_row_v4_stats",
+    for name in ["forward", "forward8", "forward_v4", "forward8_v4", "forward_row_v4", "forward8_row_v4", "forward_row_v4_stats",
         "forward8_row_v4_stats"] {
         assert_eq!(kernels.iter().filter(|k| k["pass"] == name).count(), 6, "{name}");
     }

@@ -4,22 +4,12 @@
 
 mod common;
 use common::*;
-use hyperdistill::distill::{DistillConfig, Method};
+use hyperdistill::distill::Method;
 use hyperdistill::export;
 use hyperdistill::run::{self, RunConfig};
 
 fn cfg(out: &std::path::Path, iterations: usize) -> RunConfig {
-    RunConfig {
-        dataset: "embedded".into(),
-        out: out.to_path_buf(),
-        eval_every: 0,
-        log_every: 1,
-        checkpoint_every: 2,
-        export_images: true,
-        distill: DistillConfig { method: Method::DmHdd, ipc: 2, iterations, batch_real: 16, width: 8, seed: 11, ..DistillConfig::default() },
-        eval: hyperdistill::eval::EvalConfig { nets: 0, ..Default::default() },
-        ..RunConfig::default()
-    }
+    small_run(out, iterations, 11)
 }
 
 #[test]

@@ -114,3 +114,20 @@ pub fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A DM+HDD run on the embedded dataset small enough for a test (IPC 2, width 8, batch_real 16, a checkpoint every 2
+/// iterations, no evaluation), exporting its set into `out`.
+pub fn small_run(out: &std::path::Path, iterations: usize, seed: u64) -> hyperdistill::run::RunConfig {
+    use hyperdistill::distill::{DistillConfig, Method};
+    hyperdistill::run::RunConfig {
+        dataset: "embedded".into(),
+        out: out.to_path_buf(),
+        eval_every: 0,
+        log_every: 1,
+        checkpoint_every: 2,
+        export_images: true,
+        distill: DistillConfig { method: Method::DmHdd, ipc: 2, iterations, batch_real: 16, width: 8, seed, ..DistillConfig::default() },
+        eval: hyperdistill::eval::EvalConfig { nets: 0, ..Default::default() },
+        ..hyperdistill::run::RunConfig::default()
+    }
+}
