@@ -25,6 +25,9 @@ use hyperdistill::run::{self, RunConfig, Shard, Start};
                   Vulkan driver (Debian: apt-get install mesa-vulkan-drivers libvulkan1). HYPERDISTILL_SHADER_BOUNDS_CHECKS=off \
                   drops wgpu's runtime bounds checks from the shaders (faster; the checks are on by default); \
                   HYPERDISTILL_SUBGROUPS=off keeps kernels that use subgroups from running on GPUs that have them. \
+                  HYPERDISTILL_AUTOTUNE=off|on|refresh: pick each convolution's kernel by timing the candidates on this \
+                  device once per shape, remembered in the cache directory (default: on for GPUs, off for CPU adapters; \
+                  `info` lists the picks; a resumed run uses the kernels its checkpoint recorded). \
                   HYPERDISTILL_MAX_FILE_MB and HYPERDISTILL_MAX_DATASET_MB bound what a dataset file may make it hold \
                   (1024 and 16384 MiB)."
 )]
@@ -471,7 +474,9 @@ struct BenchArgs {
     /// What to measure, comma separated: peak (dense matmul, every kernel variant), kernels (each conv kernel
     /// as a fraction of the peak), distill (iterations), eval (training epochs and the test pass), passes
     /// (whole-network forward and forward + backward), breakdown (one distillation iteration and one evaluation
-    /// epoch timed kernel by kernel with GPU timestamps, where the adapter has them).
+    /// epoch timed kernel by kernel with GPU timestamps, where the adapter has them), autotune (the kernel autotuner
+    /// from an empty table: every candidate's time per convolution pass and shape, the picks, the tuning cost, then
+    /// iterations and epochs with the rule's kernels against the picks, alternated).
     #[arg(long, default_value = "peak,kernels,distill,eval", value_delimiter = ',')]
     parts: Vec<bench::Part>,
     /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).
