@@ -131,30 +131,6 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, progress: &indicatif::ProgressBar) ->
 }
 
 /// Zeroed operands of every kernel of one convolution (the kernels' speed does not depend on the values).
-struct ConvBuffers {
-    x: wgpu::Buffer,
-    w: wgpu::Buffer,
-    bias: wgpu::Buffer,
-    y: wgpu::Buffer,
-    dx: wgpu::Buffer,
-    dw: wgpu::Buffer,
-    scratch: wgpu::Buffer,
-}
-
-impl ConvBuffers {
-    fn new(gpu: &Gpu, s: &crate::shapes::ConvShape) -> Result<Self, GpuError> {
-        Ok(ConvBuffers {
-            x: gpu.zeros("x", s.x_len())?,
-            w: gpu.zeros("w", s.w_len())?,
-            bias: gpu.zeros("b", s.cout)?,
-            y: gpu.zeros("y", s.y_len())?,
-            dx: gpu.zeros("dx", s.x_len())?,
-            dw: gpu.zeros("dw", s.w_len())?,
-            scratch: gpu.zeros("scratch", crate::nn::ops::conv_weight_scratch_len_any(s))?,
-        })
-    }
-}
-
 /// One kernel's timing in `profile`.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelTiming {
@@ -186,7 +162,7 @@ pub fn profile(gpu: &Gpu, channels: usize, image: usize, width: usize, n: usize,
         out.push(KernelTiming { kernel: name, ms: m, gflops: 2.0 * macs as f64 / 1e9 / (m / 1e3) });
     };
     for (b, s) in cfg.conv_shapes(n).iter().enumerate() {
-        let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
+        let crate::nn::tune::ConvBuffers { x, w, b: bias, y, dx, dw, scratch, .. } = crate::nn::tune::ConvBuffers::new(gpu, s)?;
         time(format!("conv{b} forward {}→{} {}x{}", s.cin, s.cout, s.h, s.w), s.macs(), &|e| ops::conv_forward(gpu, e, s, &x, &w, &bias, &y, &scratch));
         time(format!("conv{b} backward_input"), s.macs(), &|e| ops::conv_backward_input(gpu, e, s, &y, &w, &dx, &scratch));
         time(format!("conv{b} backward_weight"), s.macs(), &|e| ops::conv_backward_weight(gpu, e, s, &x, &y, &dw, &scratch));
@@ -801,8 +777,7 @@ pub fn conv_kernels(gpu: &Gpu, (channels, side): (usize, usize), width: usize, n
     let cfg = ConvNetConfig::square(channels, side, width, 10).expect("valid shape");
     let mut out = vec![];
     for (layer, s) in cfg.conv_shapes(n).iter().enumerate() {
-        let ConvBuffers { x, w, bias, y, dx, dw, scratch } = ConvBuffers::new(gpu, s)?;
-        let rows = gpu.zeros("bench_row_stats", ops::row_stats_len(s))?;
+        let crate::nn::tune::ConvBuffers { x, w, b: bias, y, dx, dw, scratch, rowstats, .. } = crate::nn::tune::ConvBuffers::new(gpu, s)?;
         type Record<'a> = Box<dyn Fn(&mut wgpu::CommandEncoder) + 'a>;
         // every forward kernel that fits the shape (the vec4 ones include their weight transpose), then the backward ones
         let (xr, wr, br, yr, sr) = (&x, &w, &bias, &y, &scratch);
@@ -814,7 +789,7 @@ pub fn conv_kernels(gpu: &Gpu, (channels, side): (usize, usize), width: usize, n
             .collect();
         // the whole-row kernels once more in their variant that also writes row statistics for the norm (the
         // forward ConvNet runs on CPU adapters, ops::row_stats_fit)
-        let rsr = &rows;
+        let rsr = &rowstats;
         for (k, name) in ops::ConvForward::available(s).into_iter().filter_map(|k| Some((k, k.row_stats_name()?))) {
             kernels.push((name.to_string(), Box::new(move |e: &mut wgpu::CommandEncoder| ops::conv_forward_row_stats(gpu, e, k, s, xr, wr, br, yr, sr, rsr))));
         }

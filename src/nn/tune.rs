@@ -24,7 +24,7 @@ pub const RUNS: usize = 5;
 pub const HOPELESS: f64 = 3.0;
 /// Seconds of measuring per pass and shape after which the candidates not yet timed are skipped.
 pub const BUDGET_S: f64 = 3.0;
-/// Another kernel replaces the rule's only where its median is at most this fraction of the rule's.
+/// Another kernel replaces the rule's only where its time (fastest counted run) is at most this fraction of the rule's.
 pub const MARGIN: f64 = 0.97;
 
 /// The kernels of one convolution shape's three passes, fixed when a workspace is made.
@@ -35,7 +35,7 @@ pub struct ConvKernels {
     pub weight: ConvBackwardWeight,
 }
 
-/// The buffers a convolution pass reads and writes, sized for one shape (the tuner's scratch).
+/// The buffers a convolution pass reads and writes, sized for one shape (the tuner's and the bench's scratch).
 pub struct ConvBuffers {
     pub x: Buffer,
     pub w: Buffer,
@@ -48,13 +48,11 @@ pub struct ConvBuffers {
     pub scratch: Buffer,
     /// the whole-row forward kernels' row statistics (what they write in a network with the fused block tail)
     pub rowstats: Buffer,
-    /// copied from one to the other before every timed run, so that no candidate finds its operands in a cache a
-    /// network would not have left them in (`FLUSH_BYTES` each: twice the largest last-level caches — 50 MB of L2 on an
-    /// H100, 32 MiB of L3 on this project's CPU machine)
-    flush: [Buffer; 2],
 }
 
-/// Bytes of each of the two buffers the tuner copies between to empty the caches before a timed run.
+/// Bytes of each of the two buffers the tuner copies between before every timed run, so that no candidate finds its
+/// operands in a cache a network would not have left them in: twice the largest last-level caches (50 MB of L2 on an
+/// H100, 32 MiB of L3 on this project's CPU machine).
 pub const FLUSH_BYTES: usize = 64 << 20;
 
 impl ConvBuffers {
@@ -71,7 +69,6 @@ impl ConvBuffers {
             dw: gpu.zeros("tune-dw", s.w_len())?,
             scratch: gpu.zeros("tune-scratch", ops::conv_weight_scratch_len_any(s).max(s.w_len()))?,
             rowstats: gpu.zeros("tune-rowstats", ops::row_stats_len(s))?,
-            flush: [gpu.zeros("tune-flush", FLUSH_BYTES / 4)?, gpu.zeros("tune-flush", FLUSH_BYTES / 4)?],
         })
     }
 }
@@ -283,6 +280,7 @@ pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<Co
         *buffers = Some(ConvBuffers::new(gpu, s)?);
     }
     let b = buffers.as_ref().unwrap();
+    let flush = [gpu.zeros("tune-flush", FLUSH_BYTES / 4)?, gpu.zeros("tune-flush", FLUSH_BYTES / 4)?];
     let profiler = gpu.profiler(64);
     let timing = if profiler.is_some() { "gpu timestamps" } else { "wall clock" };
     let rule = K::rule(gpu, s);
@@ -302,7 +300,7 @@ pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<Co
             if round == 0 {
                 k.encode(gpu, &mut gpu.encoder(), s, b); // compiles the pipelines; never submitted
             }
-            runs[i].push(time_run(gpu, profiler.as_ref(), &|enc| k.encode(gpu, enc, s, b), b).await?);
+            runs[i].push(time_run(gpu, profiler.as_ref(), &|enc| k.encode(gpu, enc, s, b), &flush, &b.b).await?);
             let best = runs.iter().filter_map(|r| so_far(r)).fold(f64::INFINITY, f64::min);
             if so_far(&runs[i]).is_some_and(|t| t > HOPELESS * best) {
                 alive[i] = false;
@@ -366,24 +364,25 @@ impl Clock {
 
 /// Milliseconds of one run of `encode`: GPU timestamps summed over its dispatches where there is a profiler (native),
 /// else wall clock around submit and the GPU's completion — natively `submit_wait`, in a browser the read-back of
-/// one float, which completes after the run (the read-back's own cost is in every candidate's time alike). The
-/// caches are emptied before (`ConvBuffers::flush`).
-async fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, encode: &dyn Fn(&mut CommandEncoder), b: &ConvBuffers)
-    -> Result<f64, GpuError> {
-    // empty the caches first, and wait for it: the timed run starts cold, as a network's layer finds its weights
-    let mut flush = gpu.encoder();
-    flush.copy_buffer_to_buffer(&b.flush[0], 0, &b.flush[1], 0, FLUSH_BYTES as u64);
+/// one float of `probe`, which completes after the run (the read-back's own cost is in every candidate's time alike).
+/// The caches are emptied before (a copy between the two `flush` buffers).
+async fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::KernelProfiler>>, encode: &dyn Fn(&mut CommandEncoder),
+    flush: &[Buffer; 2], probe: &Buffer) -> Result<f64, GpuError> {
+    // empty the caches first (`FLUSH_BYTES`), and wait for it: the timed run starts cold
+    let mut f = gpu.encoder();
+    f.copy_buffer_to_buffer(&flush[0], 0, &flush[1], 0, FLUSH_BYTES as u64);
     #[cfg(not(target_arch = "wasm32"))]
-    gpu.submit_wait(flush);
+    gpu.submit_wait(f);
     #[cfg(target_arch = "wasm32")]
     {
-        gpu.submit(flush);
-        gpu.read_many_async(&[(&b.b, 1)]).await?;
+        gpu.submit(f);
+        gpu.read_many_async(&[(probe, 1)]).await?;
     }
     let mut enc = gpu.encoder();
     let start = Clock::start();
     #[cfg(not(target_arch = "wasm32"))]
     {
+        let _ = probe;
         match profiler {
             Some(p) => {
                 {
@@ -405,7 +404,7 @@ async fn time_run(gpu: &Gpu, profiler: Option<&std::sync::Arc<crate::gpu::Kernel
         let _ = profiler;
         encode(&mut enc);
         gpu.submit(enc);
-        gpu.read_many_async(&[(&b.b, 1)]).await?;
+        gpu.read_many_async(&[(probe, 1)]).await?;
         Ok(start.seconds() * 1e3)
     }
 }
