@@ -1,19 +1,24 @@
-// conv_gemm.wgsl — the three passes of the 3×3 convolution as implicit GEMMs, for GPUs: C[GM, GN] = A[GM, GK] · B[GK, GN]
-// with both operands gathered on the fly from the tensors (im2col without the copy). One entry point; the pipeline
-// constant PASS picks the pass, BM × BN the output tile of a workgroup and TM × TN the register block of an invocation,
-// so that the autotuner (src/nn/tune.rs) can time several tilings of the same pass and keep the fastest.
+// conv_gemm.wgsl — the three passes of a K×K convolution (any stride and zero padding) as implicit GEMMs, for GPUs:
+// C[GM, GN] = A[GM, GK] · B[GK, GN] with both operands gathered on the fly from the tensors (im2col without the copy).
+// One entry point; the pipeline constant PASS picks the pass, BM × BN the output tile of a workgroup and TM × TN the
+// register block of an invocation, so that the autotuner (src/nn/tune.rs) can time several tilings of the same pass and
+// keep the fastest. ConvNet-3's 3×3 stride-1 convolutions (K = 3, STRIDE = 1, the defaults) and the evaluation pool's
+// 5×5, strided 3×3 and 1×1 ones (layers.wgsl's shapes) run on it alike; so would a linear layer (K = H = W = 1).
 //
-//   PASS 0 forward          y[n,co,oy,ox] = Σ_k w[co,k] · x̃[k,(n,oy,ox)] + b[co]     GM = COUT, GN = N·HO·WO, GK = CIN·9
-//   PASS 1 input gradient   dx[n,ci,iy,ix] = Σ_k w[(co,t),ci] · dỹ[(co,t),(n,iy,ix)]  GM = CIN,  GN = N·H·W,   GK = COUT·9
-//   PASS 2 weight gradient  part[s,co,(ci,t)] = Σ_{q ∈ split s} dy[co,q] · x̃[q,(ci,t)] GM = COUT, GN = CIN·9,   GK = N·HO·WO
-//                           (split-K: the sum over q is cut into NSPLIT chunks of KCHUNK, conv_weight.wgsl's
-//                           reduce_weight adds them up in a fixed order; NSPLIT = 1 writes dw directly)
-// with k = (ci, ky, kx) or (co, ky, kx), t = ky·3 + kx, and x̃ / dỹ the zero-padded taps.
+//   KK = K·K taps, t = ky·K + kx; x̃ / dỹ the zero-padded taps
+//   PASS 0 forward          y[n,co,oy,ox] = Σ_k w[co,k] · x̃[k,(n,oy,ox)] + b[co]     GM = COUT, GN = N·HO·WO, GK = CIN·KK
+//   PASS 1 input gradient   dx[n,ci,iy,ix] = Σ_k w[(co,t),ci] · dỹ[(co,t),(n,iy,ix)]  GM = CIN,  GN = N·H·W,   GK = COUT·KK
+//   PASS 2 weight gradient  part[s,co,(ci,t)] = Σ_{q ∈ split s} dy[co,q] · x̃[q,(ci,t)] GM = COUT, GN = CIN·KK,  GK = N·HO·WO
+//                           (split-K: the sum over q is cut into NSPLIT chunks of KCHUNK, a reduce kernel —
+//                           conv_weight.wgsl's reduce_weight or layers.wgsl's conv_reduce_weight — adds them up in a
+//                           fixed order; NSPLIT = 1 writes dw directly)
+// with k = (ci, ky, kx) or (co, ky, kx), and x̃[(ci,t),(n,oy,ox)] = x[n, ci, oy·STRIDE + ky − PAD, ox·STRIDE + kx − PAD].
 //
 // entry point  bindings (group 0, in order)                                  one workgroup computes
 // gemm         0 a-source, 1 b-source, 2 bias, 3 out (rw):                   a BM × BN tile of C (of split s for PASS 2);
-//                PASS 0: w, x, b, y · PASS 1: w, dy, (unused: w), dx ·         an invocation a TM × TN block of it
-//                PASS 2: dy, x, (unused: dy), partials [NSPLIT,COUT,CIN,3,3]
+//                PASS 0: w, x, b (read only if HAS_BIAS = 1), y ·             an invocation a TM × TN block of it
+//                PASS 1: w, dy, (unused: w), dx ·
+//                PASS 2: dy, x, (unused: dy), partials [NSPLIT,COUT,CIN,K,K]
 // Dispatch: TILES_M·TILES_N·NSPLIT workgroups of THREADS = (BM/TM)·(BN/TN) invocations (gpu::dispatch_workgroups).
 //
 // Why this shape: a GEMM tile reuses each staged operand element BM (or BN) times from workgroup memory, which is what
@@ -29,8 +34,12 @@ override COUT: u32;
 override H: u32;
 override W: u32;
 override PAD: u32;
-override HO: u32 = H + 2u * PAD - 2u;
-override WO: u32 = W + 2u * PAD - 2u;
+override K: u32 = 3u;        // kernel side
+override STRIDE: u32 = 1u;
+override HAS_BIAS: u32 = 1u;  // PASS 0: add b
+override HO: u32 = (H + 2u * PAD - K) / STRIDE + 1u;
+override WO: u32 = (W + 2u * PAD - K) / STRIDE + 1u;
+override KK: u32 = K * K;
 
 override PASS: u32;
 override GM: u32;        // rows of C
@@ -62,20 +71,21 @@ fn a_at(m: u32, k: u32, k_end: u32) -> f32 {
     if (PASS == 0u) {
         return a_src[m * GK + k];                        // w [COUT, CIN·9] as stored
     } else if (PASS == 1u) {
-        let co = k / 9u;
-        return a_src[(co * CIN + m) * 9u + k % 9u];      // w[co, ci = m, t]
+        let co = k / KK;
+        return a_src[(co * CIN + m) * KK + k % KK];      // w[co, ci = m, t]
     }
     let n = k / (HO * WO);
     return a_src[(n * COUT + m) * HO * WO + k % (HO * WO)];  // dy[n, co = m, oy, ox]
 }
 
-// x̃[(ci, t), p] = x[n, ci, oy + ky − PAD, ox + kx − PAD] at output position p = (n, oy, ox), tap t = ky·3 + kx
+// x̃[(ci, t), p] = x[n, ci, oy·STRIDE + ky − PAD, ox·STRIDE + kx − PAD] at output position p = (n, oy, ox), tap
+// t = ky·K + kx
 fn x_tap(p: u32, ci: u32, t: u32) -> f32 {
     let ox = p % WO;
     let oy = (p / WO) % HO;
     let n = p / (WO * HO);
-    let iy = i32(oy + t / 3u) - i32(PAD);
-    let ix = i32(ox + t % 3u) - i32(PAD);
+    let iy = i32(oy * STRIDE + t / K) - i32(PAD);
+    let ix = i32(ox * STRIDE + t % K) - i32(PAD);
     if (iy < 0 || iy >= i32(H) || ix < 0 || ix >= i32(W)) { return 0.0; }
     return b_src[((n * CIN + ci) * H + u32(iy)) * W + u32(ix)];
 }
@@ -84,20 +94,23 @@ fn x_tap(p: u32, ci: u32, t: u32) -> f32 {
 fn b_at(k: u32, c: u32, k_end: u32) -> f32 {
     if (c >= GN || k >= k_end) { return 0.0; }
     if (PASS == 0u) {
-        return x_tap(c, k / 9u, k % 9u);                 // x̃[(ci, t), (n, oy, ox)]
+        return x_tap(c, k / KK, k % KK);                 // x̃[(ci, t), (n, oy, ox)]
     } else if (PASS == 1u) {
-        // dỹ[(co, ky, kx), (n, iy, ix)] = dy[n, co, iy − ky + PAD, ix − kx + PAD]
-        let co = k / 9u;
-        let t = k % 9u;
+        // dỹ[(co, ky, kx), (n, iy, ix)] = dy[n, co, oy, ox] where oy·STRIDE = iy + PAD − ky (and likewise ox), else 0
+        let co = k / KK;
+        let t = k % KK;
         let ix = c % W;
         let iy = (c / W) % H;
         let n = c / (W * H);
-        let oy = i32(iy + PAD) - i32(t / 3u);
-        let ox = i32(ix + PAD) - i32(t % 3u);
-        if (oy < 0 || oy >= i32(HO) || ox < 0 || ox >= i32(WO)) { return 0.0; }
-        return b_src[((n * COUT + co) * HO + u32(oy)) * WO + u32(ox)];
+        let sy = i32(iy + PAD) - i32(t / K);
+        let sx = i32(ix + PAD) - i32(t % K);
+        if (sy < 0 || sx < 0) { return 0.0; }
+        let oy = u32(sy) / STRIDE;
+        let ox = u32(sx) / STRIDE;
+        if (u32(sy) % STRIDE != 0u || u32(sx) % STRIDE != 0u || oy >= HO || ox >= WO) { return 0.0; }
+        return b_src[((n * COUT + co) * HO + oy) * WO + ox];
     }
-    return x_tap(k, c / 9u, c % 9u);                     // x̃ᵀ[(n, oy, ox), (ci, t)]
+    return x_tap(k, c / KK, c % KK);                     // x̃ᵀ[(n, oy, ox), (ci, t)]
 }
 
 // where C[m, c] goes (PASS 2: in split s's partial sums)
@@ -113,7 +126,7 @@ fn c_index(m: u32, c: u32, s: u32) -> u32 {
         let n = c / (W * H);
         return ((n * CIN + m) * H + iy) * W + ix;
     }
-    return (s * COUT + m) * CIN * 9u + c;
+    return (s * COUT + m) * CIN * KK + c;
 }
 
 @compute @workgroup_size(THREADS)
@@ -164,7 +177,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let m = m0 + ty * TM + i;
         if (m >= GM) { break; }
         var add = 0.0;
-        if (PASS == 0u) { add = bias[m]; }
+        if (PASS == 0u && HAS_BIAS == 1u) { add = bias[m]; }
         for (var j = 0u; j < TN; j++) {
             let c = c0 + tx + j * (BN / TN);
             if (c < GN) { c_out[c_index(m, c, s)] = acc[i * TN + j] + add; }

@@ -7,29 +7,26 @@ use crate::shapes::{ConvShape, KConvShape, LinearShape, NormShape, PoolShape, Wi
 /// Instance-norm epsilon (PyTorch GroupNorm default), as in shaders/norm.wgsl.
 pub const NORM_EPS: f64 = 1e-5;
 
-/// ConvNet-3's 3×3, stride-1 convolution as the general one below.
-fn k3(s: &ConvShape) -> KConvShape {
-    KConvShape { n: s.n, cin: s.cin, cout: s.cout, h: s.h, w: s.w, k: 3, stride: 1, pad: s.pad }
-}
+// ConvNet-3's 3×3, stride-1 convolution is the general one below (`ConvShape::k3`).
 
 /// y[n,co,oy,ox] = b[co] + Σ_ci Σ_ky Σ_kx w[co,ci,ky,kx] · x[n,ci,oy+ky−pad,ox+kx−pad]  (zero outside)
 pub fn conv_forward(s: &ConvShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
-    kconv_forward(&k3(s), x, w, Some(b))
+    kconv_forward(&s.k3(), x, w, Some(b))
 }
 
 /// dx = ∂L/∂x given dy = ∂L/∂y: each output scatters dy·w back onto the inputs it read.
 pub fn conv_backward_input(s: &ConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
-    kconv_backward_input(&k3(s), dy, w)
+    kconv_backward_input(&s.k3(), dy, w)
 }
 
 /// dw[co,ci,ky,kx] = Σ_n,oy,ox dy[n,co,oy,ox] · x[n,ci,oy+ky−pad,ox+kx−pad]
 pub fn conv_backward_weight(s: &ConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
-    kconv_backward_weight(&k3(s), x, dy)
+    kconv_backward_weight(&s.k3(), x, dy)
 }
 
 /// db[co] = Σ_n,oy,ox dy[n,co,oy,ox]
 pub fn conv_backward_bias(s: &ConvShape, dy: &[f64]) -> Vec<f64> {
-    kconv_backward_bias(&k3(s), dy)
+    kconv_backward_bias(&s.k3(), dy)
 }
 
 /// Instance norm: returns (y, stats) with stats[2·plane] = mean, stats[2·plane+1] = 1/sqrt(var + eps).

@@ -72,6 +72,11 @@ impl ConvShape {
     pub fn macs(&self) -> u64 {
         (self.y_len() * self.cin * 9) as u64
     }
+
+    /// The same convolution as a `KConvShape` (K = 3, stride 1).
+    pub fn k3(&self) -> KConvShape {
+        KConvShape { n: self.n, cin: self.cin, cout: self.cout, h: self.h, w: self.w, k: 3, stride: 1, pad: self.pad }
+    }
 }
 
 /// Instance norm over planes: x [n,c,hw].

@@ -27,7 +27,14 @@ fn kconv_kernels_match_reference() {
         KConvShape { n: 3, cin: 4, cout: 6, h: 7, w: 7, k: 3, stride: 2, pad: 1 },
         KConvShape { n: 2, cin: 4, cout: 3, h: 8, w: 8, k: 1, stride: 2, pad: 0 },
         KConvShape { n: 2, cin: 3, cout: 4, h: 6, w: 5, k: 3, stride: 1, pad: 1 },
+        // a linear layer (37 → 10) as a 1×1 convolution of 1×1 maps: the GEMM kernels run it too
+        KConvShape { n: 5, cin: 37, cout: 10, h: 1, w: 1, k: 1, stride: 1, pad: 0 },
+        // enough positions (2·12·12·... ) and channels for the GEMM weight gradient to split its sum (split-K)
+        KConvShape { n: 16, cin: 3, cout: 5, h: 12, w: 12, k: 5, stride: 1, pad: 2 },
     ];
+    let lin = KConvShape { n: 5, cin: 37, cout: 10, h: 1, w: 1, k: 1, stride: 1, pad: 0 };
+    let split = |s: &KConvShape| ops::GEMM_TILES.iter().any(|t| t.kweight_splits(s) > 1);
+    assert!(split(&shapes[7]), "a shape whose GEMM weight gradient is split");
     for s in shapes {
         let tag = format!("k{} s{} p{} {}x{}x{}x{}→{}", s.k, s.stride, s.pad, s.n, s.cin, s.h, s.w, s.cout);
         let x = rand_vec(&mut rng, s.x_len(), 1.0);
@@ -36,7 +43,7 @@ fn kconv_kernels_match_reference() {
         let dy = rand_vec(&mut rng, s.y_len(), 1.0);
         let (xb, wb, bb, dyb) = (up(g, &x), up(g, &w), up(g, &b), up(g, &dy));
         let (y, y0, dx, dw, db) = (poisoned(g, s.y_len()), poisoned(g, s.y_len()), poisoned(g, s.x_len()), poisoned(g, s.w_len()), poisoned(g, s.cout));
-        let scratch = g.zeros("scratch", ops::kconv_weight_scratch_len(&s)).unwrap();
+        let scratch = g.zeros("scratch", ops::kconv_weight_scratch_len_any(&s)).unwrap();
         let mut enc = g.encoder();
         ops::kconv_forward(g, &mut enc, &s, &xb, &wb, Some(&bb), &y);
         ops::kconv_forward(g, &mut enc, &s, &xb, &wb, None, &y0);
@@ -49,6 +56,26 @@ fn kconv_kernels_match_reference() {
         check(&format!("{tag} backward_input"), &down(g, &dx, s.x_len()), &r::kconv_backward_input(&s, &dy, &w), TOL);
         check(&format!("{tag} backward_weight"), &down(g, &dw, s.w_len()), &r::kconv_backward_weight(&s, &x, &dy), TOL);
         check(&format!("{tag} backward_bias"), &down(g, &db, s.cout), &r::kconv_backward_bias(&s, &dy), TOL);
+        if s == lin {
+            let l = hyperdistill::shapes::LinearShape { n: s.n, inp: s.cin, out: s.cout };
+            // (the references add in another order: equal to rounding)
+            check("1×1 convolution of 1×1 maps = linear layer (references)", &r::kconv_forward(&s, &x, &w, Some(&b)), &r::linear_forward(&l, &x, &w, &b), 1e-6);
+        }
+        // every implicit-GEMM tiling (conv_gemm.wgsl with K, STRIDE and HAS_BIAS) on the same inputs
+        for k in ops::KConvKernel::available().into_iter().filter(|&k| k != ops::KConvKernel::Direct) {
+            let (y, y0, dx, dw) = (poisoned(g, s.y_len()), poisoned(g, s.y_len()), poisoned(g, s.x_len()), poisoned(g, s.w_len()));
+            let mut enc = g.encoder();
+            ops::kconv_forward_with(g, &mut enc, k, &s, &xb, &wb, Some(&bb), &y);
+            ops::kconv_forward_with(g, &mut enc, k, &s, &xb, &wb, None, &y0);
+            ops::kconv_backward_input_with(g, &mut enc, k, &s, &dyb, &wb, &dx);
+            ops::kconv_backward_weight_with(g, &mut enc, k, &s, &xb, &dyb, &dw, &scratch);
+            g.submit_wait(enc);
+            let tag = format!("{tag} {} (weight split {})", k.name(), k.weight_partials(&s));
+            check(&format!("{tag} forward"), &down(g, &y, s.y_len()), &r::kconv_forward(&s, &x, &w, Some(&b)), TOL);
+            check(&format!("{tag} forward, no bias"), &down(g, &y0, s.y_len()), &r::kconv_forward(&s, &x, &w, None), TOL);
+            check(&format!("{tag} backward_input"), &down(g, &dx, s.x_len()), &r::kconv_backward_input(&s, &dy, &w), TOL);
+            check(&format!("{tag} backward_weight"), &down(g, &dw, s.w_len()), &r::kconv_backward_weight(&s, &x, &dy), TOL);
+        }
     }
 }
 
@@ -100,8 +127,7 @@ fn pool_and_add_kernels_match_reference() {
 }
 
 /// One network of the pool, GPU against reference: logits, ∂L/∂x and every parameter gradient.
-fn graph_matches_reference(graph: &Graph, n: usize, seed: u64) {
-    let g = gpu();
+fn graph_matches_reference(g: &hyperdistill::gpu::Gpu, graph: &Graph, n: usize, seed: u64) {
     let mut rng = rng(seed);
     let params = graph.init(&mut rng);
     let p64: Vec<Vec<f64>> = params.iter().map(|t| to_f64(t)).collect();
@@ -150,8 +176,40 @@ fn every_network_of_the_pool_matches_reference() {
     for (arch, div) in [(Arch::Mlp, 8), (Arch::LeNet, 1), (Arch::AlexNet, 16), (Arch::Vgg11, 32), (Arch::ResNet18, 32)] {
         for (c, side, seed) in [(1, 28, 1), (3, 32, 2)] {
             let graph = Graph::scaled(arch, c, side, 10, 8, div).unwrap();
-            graph_matches_reference(&graph, 2, seed);
+            graph_matches_reference(gpu(), &graph, 2, seed);
         }
+    }
+}
+
+#[test]
+fn pool_networks_on_gemm_kernels_match_reference() {
+    // every convolution pass of LeNet, AlexNet, VGG11 and ResNet18 pinned to an implicit-GEMM tiling (as the autotuner
+    // picks them on GPUs, and a resume pins them), the tilings taken in turn, on a device of its own so that no other
+    // test sees the pins
+    use hyperdistill::nn::tune::{self, TuneShape};
+    let g = hyperdistill::gpu::Gpu::new().unwrap();
+    let n = 2;
+    let mut pins = std::collections::BTreeMap::new();
+    let mut graphs = vec![];
+    for (arch, div, c, side) in [(Arch::LeNet, 1, 1, 28), (Arch::AlexNet, 16, 3, 32), (Arch::Vgg11, 32, 1, 28), (Arch::ResNet18, 32, 3, 32)] {
+        let graph = Graph::scaled(arch, c, side, 10, 8, div).unwrap();
+        for i in (0..graph.nodes.len()).filter(|&i| matches!(graph.nodes[i].layer, hyperdistill::nn::arch::Layer::Conv { .. })) {
+            let t = ops::GEMM_TILES[pins.len() / 3 % ops::GEMM_TILES.len()];
+            for op in ["kconv_forward", "kconv_input_grad", "kconv_weight_grad"] {
+                pins.insert(graph.conv_shape(i, n).key(op), t.name().to_string());
+            }
+        }
+        graphs.push(graph);
+    }
+    g.kernels.pin(&pins);
+    for (i, graph) in graphs.iter().enumerate() {
+        graph_matches_reference(&g, graph, n, 40 + i as u64);
+    }
+    // every pass of every convolution ran its pinned tiling
+    let used = g.kernels.used();
+    for (key, name) in &pins {
+        assert_eq!(used.get(key), Some(name), "{key}");
+        assert!(tune::parse_key(key).is_none() && hyperdistill::shapes::KConvShape::parse_key(key).is_some_and(|(_, s)| s.key(&key[..key.find(' ').unwrap()]) == *key));
     }
 }
 

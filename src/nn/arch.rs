@@ -13,7 +13,7 @@ use wgpu::{Buffer, CommandEncoder};
 
 use crate::gpu::{Gpu, GpuError};
 use crate::nn::convnet::GpuGrads;
-use crate::nn::ops;
+use crate::nn::{ops, tune};
 use crate::reference as r;
 use crate::shapes::{KConvShape, LinearShape, NormShape, WindowShape};
 
@@ -496,6 +496,8 @@ pub struct GraphWorkspace {
     tmp: Option<Buffer>,
     partial: Option<Buffer>,
     weight_scratch: Option<Buffer>,
+    /// each convolution node's kernels (`nn::tune`: measured, pinned or the rule), None for other nodes
+    kernels: Vec<Option<tune::KConvPicks>>,
 }
 
 impl GraphWorkspace {
@@ -533,7 +535,10 @@ impl GpuGraphNet {
         for nd in &g.nodes {
             stats.push(if nd.layer == Layer::Norm { Some(gpu.zeros("arch_stats", 2 * n * nd.out.c)?) } else { None });
         }
-        let mut ws = GraphWorkspace { n, tensors, stats, grads: vec![], tmp: None, partial: None, weight_scratch: None };
+        let kernels = (0..g.nodes.len())
+            .map(|i| matches!(g.nodes[i].layer, Layer::Conv { .. }).then(|| tune::KConvPicks::new(gpu, &g.conv_shape(i, n))))
+            .collect();
+        let mut ws = GraphWorkspace { n, tensors, stats, grads: vec![], tmp: None, partial: None, weight_scratch: None, kernels };
         if train {
             ws.grads = lens.iter().map(|&l| gpu.zeros("arch_d", l)).collect::<Result<_, _>>()?;
             ws.tmp = Some(gpu.zeros("arch_tmp", *lens.iter().max().unwrap())?);
@@ -541,7 +546,7 @@ impl GpuGraphNet {
             ws.partial = Some(gpu.zeros("arch_partial", 2 * n * max_c)?);
             let scratch = (0..g.nodes.len())
                 .filter(|&i| matches!(g.nodes[i].layer, Layer::Conv { .. }))
-                .map(|i| ops::kconv_weight_scratch_len(&g.conv_shape(i, n)))
+                .map(|i| ops::kconv_weight_scratch_len_any(&g.conv_shape(i, n)))
                 .max()
                 .unwrap_or(1);
             ws.weight_scratch = Some(gpu.zeros("arch_wscratch", scratch)?);
@@ -556,7 +561,10 @@ impl GpuGraphNet {
             let q = &self.params[self.first[i]..];
             let (x, y) = (&ws.tensors[nd.input], &ws.tensors[i + 1]);
             match nd.layer {
-                Layer::Conv { bias, .. } => ops::kconv_forward(gpu, enc, &g.conv_shape(i, n), x, &q[0], bias.then(|| &q[1]), y),
+                Layer::Conv { bias, .. } => {
+                    let k = ws.kernels[i].as_ref().expect("a convolution's kernels").forward.0;
+                    ops::kconv_forward_with(gpu, enc, k, &g.conv_shape(i, n), x, &q[0], bias.then(|| &q[1]), y)
+                }
                 Layer::Norm => ops::norm_forward(gpu, enc, &g.norm_shape(i, n), x, &q[0], &q[1], y, ws.stats[i + 1].as_ref().unwrap()),
                 Layer::Relu => ops::relu_forward(gpu, enc, n * nd.out.size(), x, y),
                 Layer::MaxPool(k) => ops::maxpool_forward(gpu, enc, &g.window_shape(i, n, k), x, y),
@@ -590,14 +598,16 @@ impl GpuGraphNet {
             match nd.layer {
                 Layer::Conv { bias, .. } => {
                     let s = g.conv_shape(i, n);
-                    ops::kconv_backward_weight(gpu, enc, &s, x, dy, &grads.tensors[first], ws.weight_scratch.as_ref().unwrap());
+                    let picks = ws.kernels[i].as_ref().expect("a convolution's kernels");
+                    let scratch = ws.weight_scratch.as_ref().unwrap();
+                    ops::kconv_backward_weight_with(gpu, enc, picks.weight(gpu).0, &s, x, dy, &grads.tensors[first], scratch);
                     // ∂L/∂b ≡ 0 where only instance norms read the conv's output (they subtract each plane's
                     // mean): the buffer stays as `grads` allocated it, zero (see GpuConvNet::backward)
                     if bias && !g.feeds_only_norms(i) {
                         ops::kconv_backward_bias(gpu, enc, &s, dy, &grads.tensors[first + 1]);
                     }
                     if want {
-                        ops::kconv_backward_input(gpu, enc, &s, dy, &q[0], target(&written, nd.input));
+                        ops::kconv_backward_input_with(gpu, enc, picks.input(gpu).0, &s, dy, &q[0], target(&written, nd.input));
                     }
                 }
                 Layer::Norm => {

@@ -60,22 +60,41 @@ impl GemmTile {
     /// How many ways the weight gradient's sum over N·HO·WO positions is split (split-K), so that small weight
     /// tensors still give the device about 256 workgroups; each chunk keeps at least 64 slices of depth BK.
     pub fn weight_splits(self, s: &ConvShape) -> usize {
-        let tiles = s.cout.div_ceil(self.bm) * (s.cin * 9).div_ceil(self.bn);
+        self.kweight_splits(&s.k3())
+    }
+
+    /// `weight_splits` for any kernel size and stride.
+    pub fn kweight_splits(self, s: &KConvShape) -> usize {
+        let tiles = s.cout.div_ceil(self.bm) * (s.cin * s.k * s.k).div_ceil(self.bn);
         let k = s.n * s.ho() * s.wo();
         (256 / tiles.max(1)).clamp(1, (k / (64 * GEMM_BK)).max(1))
     }
 
     /// Pipeline constants and workgroup count for pass `pass` (0 forward, 1 input gradient, 2 weight gradient with
-    /// `splits` chunks) of shape `s`.
+    /// `splits` chunks) of ConvNet-3's shape `s`.
     fn launch(self, s: &ConvShape, pass: u32, splits: usize) -> (Vec<(&'static str, f64)>, u64) {
+        let mut c = conv_consts(s).to_vec();
+        let groups = self.launch_consts(&s.k3(), pass, splits, &mut c);
+        (c, groups)
+    }
+
+    /// The same for any kernel size and stride; `bias`: the forward adds one.
+    fn klaunch(self, s: &KConvShape, bias: bool, pass: u32, splits: usize) -> (Vec<(&'static str, f64)>, u64) {
+        let mut c = kconv_consts(s, bias);
+        let groups = self.launch_consts(s, pass, splits, &mut c);
+        (c, groups)
+    }
+
+    /// Adds the GEMM's constants to `c` (the shape's), returns the workgroup count.
+    fn launch_consts(self, s: &KConvShape, pass: u32, splits: usize, c: &mut Vec<(&'static str, f64)>) -> u64 {
+        let kk = s.k * s.k;
         let (gm, gn, gk) = match pass {
-            0 => (s.cout, s.n * s.ho() * s.wo(), s.cin * 9),
-            1 => (s.cin, s.n * s.h * s.w, s.cout * 9),
-            _ => (s.cout, s.cin * 9, s.n * s.ho() * s.wo()),
+            0 => (s.cout, s.n * s.ho() * s.wo(), s.cin * kk),
+            1 => (s.cin, s.n * s.h * s.w, s.cout * kk),
+            _ => (s.cout, s.cin * kk, s.n * s.ho() * s.wo()),
         };
         let kchunk = if pass == 2 { gk.div_ceil(splits).div_ceil(GEMM_BK) * GEMM_BK } else { gk };
         let (tiles_m, tiles_n) = (gm.div_ceil(self.bm), gn.div_ceil(self.bn));
-        let mut c = conv_consts(s).to_vec();
         c.extend([
             ("PASS", pass as f64),
             ("GM", gm as f64),
@@ -91,7 +110,7 @@ impl GemmTile {
             ("NSPLIT", splits as f64),
             ("KCHUNK", kchunk as f64),
         ]);
-        (c, (tiles_m * tiles_n * splits) as u64)
+        (tiles_m * tiles_n * splits) as u64
     }
 }
 
@@ -934,6 +953,85 @@ pub fn kconv_backward_weight(gpu: &Gpu, enc: &mut CommandEncoder, s: &KConvShape
 
 pub fn kconv_backward_bias(gpu: &Gpu, enc: &mut CommandEncoder, s: &KConvShape, dy: &Buffer, db: &Buffer) {
     gpu.dispatch(enc, &shaders::LAYERS, "conv_backward_bias", &kconv_consts(s, false), &[dy, db], s.cout as u64);
+}
+
+/// Which kernel runs one pass of an evaluation-pool convolution (any K, stride, padding): layers.wgsl's direct kernels
+/// (one output per invocation, the hand-made choice everywhere: they are the fast form on lavapipe) or an implicit-GEMM
+/// tiling of `conv_gemm.wgsl` (the GPU-class kernels, picked where the autotuner measures them faster).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KConvKernel {
+    Direct,
+    Gemm(GemmTile),
+}
+
+impl KConvKernel {
+    /// Every kernel that can run a pass of any shape: the direct one and each tiling.
+    pub fn available() -> Vec<KConvKernel> {
+        std::iter::once(KConvKernel::Direct).chain(GEMM_TILES.map(KConvKernel::Gemm)).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KConvKernel::Direct => "direct",
+            KConvKernel::Gemm(t) => t.name(),
+        }
+    }
+
+    /// How many partial sums of the weight gradient this kernel writes before `conv_reduce_weight` adds them up
+    /// (1: a GEMM writes dw directly).
+    pub fn weight_partials(self, s: &KConvShape) -> usize {
+        match self {
+            KConvKernel::Direct => kconv_weight_splits(s),
+            KConvKernel::Gemm(t) => t.kweight_splits(s),
+        }
+    }
+}
+
+/// Scratch floats enough for every weight-gradient kernel of `s`.
+pub fn kconv_weight_scratch_len_any(s: &KConvShape) -> usize {
+    KConvKernel::available().into_iter().map(|k| k.weight_partials(s) * s.w_len()).max().unwrap_or(0)
+}
+
+/// `kconv_forward` with a chosen kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn kconv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKernel, s: &KConvShape, x: &Buffer, w: &Buffer, b: Option<&Buffer>,
+    y: &Buffer) {
+    match k {
+        KConvKernel::Direct => kconv_forward(gpu, enc, s, x, w, b, y),
+        KConvKernel::Gemm(t) => {
+            let (c, groups) = t.klaunch(s, b.is_some(), 0, 1);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b.unwrap_or(w), y], groups);
+        }
+    }
+}
+
+/// `kconv_backward_input` with a chosen kernel.
+pub fn kconv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKernel, s: &KConvShape, dy: &Buffer, w: &Buffer, dx: &Buffer) {
+    match k {
+        KConvKernel::Direct => kconv_backward_input(gpu, enc, s, dy, w, dx),
+        KConvKernel::Gemm(t) => {
+            let (c, groups) = t.klaunch(s, false, 1, 1);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx], groups);
+        }
+    }
+}
+
+/// `kconv_backward_weight` with a chosen kernel; `scratch` holds at least `k.weight_partials(s) · s.w_len()` floats.
+#[allow(clippy::too_many_arguments)]
+pub fn kconv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKernel, s: &KConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer,
+    scratch: &Buffer) {
+    let KConvKernel::Gemm(t) = k else { return kconv_backward_weight(gpu, enc, s, x, dy, dw, scratch) };
+    let splits = t.kweight_splits(s);
+    assert!(splits == 1 || scratch.size() as usize >= 4 * splits * s.w_len(), "weight-gradient scratch too small for {k:?} on {s:?}");
+    let (c, groups) = t.klaunch(s, false, 2, splits);
+    // one split is the whole sum: written straight into dw
+    let out = if splits == 1 { dw } else { scratch };
+    gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out], groups);
+    if splits > 1 {
+        let mut consts = kconv_consts(s, false);
+        consts.push(("NSPLIT", splits as f64));
+        gpu.dispatch(enc, &shaders::LAYERS, "conv_reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
+    }
 }
 
 fn window_consts(s: &WindowShape) -> [(&'static str, f64); 4] {

@@ -15,8 +15,8 @@ use std::time::Instant;
 use wgpu::{Buffer, CommandEncoder};
 
 use crate::gpu::{Autotune, Gpu, GpuError, Tuned};
-use crate::nn::ops::{self, ConvBackwardInput, ConvBackwardWeight, ConvForward};
-use crate::shapes::ConvShape;
+use crate::nn::ops::{self, ConvBackwardInput, ConvBackwardWeight, ConvForward, KConvKernel};
+use crate::shapes::{ConvShape, KConvShape};
 
 /// Counted runs per candidate (after one warm-up), in interleaved rounds.
 pub const RUNS: usize = 5;
@@ -56,36 +56,101 @@ pub struct ConvBuffers {
 pub const FLUSH_BYTES: usize = 64 << 20;
 
 impl ConvBuffers {
-    /// Buffers for `s` holding small deterministic values (timing does not depend on them, but NaNs could).
+    /// Buffers for ConvNet-3's shape `s` holding small deterministic values (timing does not depend on them, but NaNs
+    /// could).
     pub fn new(gpu: &Gpu, s: &ConvShape) -> Result<ConvBuffers, GpuError> {
+        let scratch = ops::conv_weight_scratch_len_any(s).max(s.w_len());
+        Self::with_lens(gpu, [s.x_len(), s.w_len(), s.cout, s.y_len(), scratch, ops::row_stats_len(s)])
+    }
+
+    /// The same for an evaluation-pool convolution.
+    pub fn for_kconv(gpu: &Gpu, s: &KConvShape) -> Result<ConvBuffers, GpuError> {
+        Self::with_lens(gpu, [s.x_len(), s.w_len(), s.cout, s.y_len(), ops::kconv_weight_scratch_len_any(s).max(s.w_len()), 1])
+    }
+
+    /// Lengths of x, w, b, y (and dy), the scratch and the row statistics.
+    fn with_lens(gpu: &Gpu, [x, w, b, y, scratch, rowstats]: [usize; 6]) -> Result<ConvBuffers, GpuError> {
         let fill = |len: usize, k: usize| -> Vec<f32> { (0..len).map(|i| (((i * 37 + k * 11) % 97) as f32 - 48.0) / 97.0).collect() };
         Ok(ConvBuffers {
-            x: gpu.upload("tune-x", &fill(s.x_len(), 1))?,
-            w: gpu.upload("tune-w", &fill(s.w_len(), 2))?,
-            b: gpu.upload("tune-b", &fill(s.cout, 3))?,
-            y: gpu.zeros("tune-y", s.y_len())?,
-            dy: gpu.upload("tune-dy", &fill(s.y_len(), 4))?,
-            dx: gpu.zeros("tune-dx", s.x_len())?,
-            dw: gpu.zeros("tune-dw", s.w_len())?,
-            scratch: gpu.zeros("tune-scratch", ops::conv_weight_scratch_len_any(s).max(s.w_len()))?,
-            rowstats: gpu.zeros("tune-rowstats", ops::row_stats_len(s))?,
+            x: gpu.upload("tune-x", &fill(x, 1))?,
+            w: gpu.upload("tune-w", &fill(w, 2))?,
+            b: gpu.upload("tune-b", &fill(b, 3))?,
+            y: gpu.zeros("tune-y", y)?,
+            dy: gpu.upload("tune-dy", &fill(y, 4))?,
+            dx: gpu.zeros("tune-dx", x)?,
+            dw: gpu.zeros("tune-dw", w)?,
+            scratch: gpu.zeros("tune-scratch", scratch)?,
+            rowstats: gpu.zeros("tune-rowstats", rowstats)?,
         })
+    }
+}
+
+/// A shape whose passes the tuner measures: how it is written in table keys, and its scratch buffers.
+pub trait TuneShape: Copy + PartialEq + std::fmt::Debug {
+    /// The table key of pass `op` on this shape.
+    fn key(&self, op: &str) -> String;
+    /// The pass and shape a key names (the inverse of `key`); None for other strings.
+    fn parse_key(k: &str) -> Option<(String, Self)>;
+    fn buffers(&self, gpu: &Gpu) -> Result<ConvBuffers, GpuError>;
+}
+
+/// `op n{n} {cin}x{h}x{w}>{cout}` and the rest of a key.
+fn key_fields(k: &str) -> Option<(String, [usize; 5], &str)> {
+    let mut it = k.splitn(4, ' ');
+    let op = it.next()?.to_string();
+    let n = it.next()?.strip_prefix('n')?.parse().ok()?;
+    let (input, cout) = it.next()?.split_once('>')?;
+    let dims: Vec<usize> = input.split('x').map(str::parse).collect::<Result<_, _>>().ok()?;
+    let [cin, h, w] = dims[..] else { return None };
+    Some((op, [n, cin, h, w, cout.parse().ok()?], it.next()?))
+}
+
+/// e.g. `conv_forward n64 1x28x28>128 pad3`
+impl TuneShape for ConvShape {
+    fn key(&self, op: &str) -> String {
+        format!("{op} n{} {}x{}x{}>{} pad{}", self.n, self.cin, self.h, self.w, self.cout, self.pad)
+    }
+    fn parse_key(k: &str) -> Option<(String, Self)> {
+        let (op, [n, cin, h, w, cout], rest) = key_fields(k)?;
+        Some((op, ConvShape { n, cin, cout, h, w, pad: rest.strip_prefix("pad")?.parse().ok()? }))
+    }
+    fn buffers(&self, gpu: &Gpu) -> Result<ConvBuffers, GpuError> {
+        ConvBuffers::new(gpu, self)
+    }
+}
+
+/// e.g. `kconv_forward n256 64x16x16>128 k3s2p1`
+impl TuneShape for KConvShape {
+    fn key(&self, op: &str) -> String {
+        format!("{op} n{} {}x{}x{}>{} k{}s{}p{}", self.n, self.cin, self.h, self.w, self.cout, self.k, self.stride, self.pad)
+    }
+    fn parse_key(k: &str) -> Option<(String, Self)> {
+        let (op, [n, cin, h, w, cout], rest) = key_fields(k)?;
+        let (k, rest) = rest.strip_prefix('k')?.split_once('s')?;
+        let (stride, pad) = rest.split_once('p')?;
+        let (k, stride, pad) = (k.parse().ok()?, stride.parse().ok()?, pad.parse().ok()?);
+        Some((op, KConvShape { n, cin, cout, h, w, k, stride, pad }))
+    }
+    fn buffers(&self, gpu: &Gpu) -> Result<ConvBuffers, GpuError> {
+        ConvBuffers::for_kconv(gpu, self)
     }
 }
 
 /// One convolution pass whose kernel can be chosen.
 pub trait ConvPass: Copy + PartialEq + std::fmt::Debug {
+    type Shape: TuneShape;
     /// The pass's name in keys and tables.
     const OP: &'static str;
-    fn available(s: &ConvShape) -> Vec<Self>;
+    fn available(s: &Self::Shape) -> Vec<Self>;
     /// The hand-made choice.
-    fn rule(gpu: &Gpu, s: &ConvShape) -> Self;
+    fn rule(gpu: &Gpu, s: &Self::Shape) -> Self;
     fn name(self) -> &'static str;
     /// Record this pass on `b`.
-    fn encode(self, gpu: &Gpu, enc: &mut CommandEncoder, s: &ConvShape, b: &ConvBuffers);
+    fn encode(self, gpu: &Gpu, enc: &mut CommandEncoder, s: &Self::Shape, b: &ConvBuffers);
 }
 
 impl ConvPass for ConvForward {
+    type Shape = ConvShape;
     const OP: &'static str = "conv_forward";
     fn available(s: &ConvShape) -> Vec<Self> {
         ConvForward::available(s)
@@ -108,6 +173,7 @@ impl ConvPass for ConvForward {
 }
 
 impl ConvPass for ConvBackwardInput {
+    type Shape = ConvShape;
     const OP: &'static str = "conv_input_grad";
     fn available(s: &ConvShape) -> Vec<Self> {
         ConvBackwardInput::available(s)
@@ -124,6 +190,7 @@ impl ConvPass for ConvBackwardInput {
 }
 
 impl ConvPass for ConvBackwardWeight {
+    type Shape = ConvShape;
     const OP: &'static str = "conv_weight_grad";
     fn available(s: &ConvShape) -> Vec<Self> {
         ConvBackwardWeight::available(s)
@@ -139,21 +206,44 @@ impl ConvPass for ConvBackwardWeight {
     }
 }
 
-/// The table key of pass `op` on shape `s`, e.g. `conv_forward n64 1x28x28>128 pad3`.
-pub fn key(op: &str, s: &ConvShape) -> String {
-    format!("{op} n{} {}x{}x{}>{} pad{}", s.n, s.cin, s.h, s.w, s.cout, s.pad)
+/// One pass of an evaluation-pool convolution (`PASS`: 0 forward, 1 input gradient, 2 weight gradient) with its kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KConvPass<const PASS: u32>(pub KConvKernel);
+pub type KForward = KConvPass<0>;
+pub type KInput = KConvPass<1>;
+pub type KWeight = KConvPass<2>;
+
+impl<const PASS: u32> ConvPass for KConvPass<PASS> {
+    type Shape = KConvShape;
+    const OP: &'static str = ["kconv_forward", "kconv_input_grad", "kconv_weight_grad"][PASS as usize];
+    fn available(_: &KConvShape) -> Vec<Self> {
+        KConvKernel::available().into_iter().map(KConvPass).collect()
+    }
+    /// The direct kernels everywhere: the only ones the pool had before the GEMMs, and the fast form on lavapipe.
+    fn rule(_: &Gpu, _: &KConvShape) -> Self {
+        KConvPass(KConvKernel::Direct)
+    }
+    fn name(self) -> &'static str {
+        self.0.name()
+    }
+    /// The forward with a bias (the pool's networks mostly have one; its cost is one add per output).
+    fn encode(self, gpu: &Gpu, enc: &mut CommandEncoder, s: &KConvShape, b: &ConvBuffers) {
+        match PASS {
+            0 => ops::kconv_forward_with(gpu, enc, self.0, s, &b.x, &b.w, Some(&b.b), &b.y),
+            1 => ops::kconv_backward_input_with(gpu, enc, self.0, s, &b.dy, &b.w, &b.dx),
+            _ => ops::kconv_backward_weight_with(gpu, enc, self.0, s, &b.x, &b.dy, &b.dw, &b.scratch),
+        }
+    }
 }
 
-/// The pass and shape a key names (the inverse of `key`); None for other strings.
+/// The table key of pass `op` on shape `s`, e.g. `conv_forward n64 1x28x28>128 pad3`.
+pub fn key(op: &str, s: &impl TuneShape) -> String {
+    s.key(op)
+}
+
+/// The pass and ConvNet-3 shape a key names (the inverse of `key`); None for other strings.
 pub fn parse_key(k: &str) -> Option<(String, ConvShape)> {
-    let mut it = k.split(' ');
-    let op = it.next()?.to_string();
-    let n = it.next()?.strip_prefix('n')?.parse().ok()?;
-    let (input, cout) = it.next()?.split_once('>')?;
-    let dims: Vec<usize> = input.split('x').map(str::parse).collect::<Result<_, _>>().ok()?;
-    let pad = it.next()?.strip_prefix("pad")?.parse().ok()?;
-    let [cin, h, w] = dims[..] else { return None };
-    Some((op, ConvShape { n, cin, cout: cout.parse().ok()?, h, w, pad }))
+    ConvShape::parse_key(k)
 }
 
 /// The kernels `s`'s passes run on `gpu`: pinned ones first (a resume), else the measured picks (tuning the shape now
@@ -167,36 +257,41 @@ pub fn conv_kernels(gpu: &Gpu, s: &ConvShape) -> ConvKernels {
 /// workspace runs it), each gradient pass's at its first use — a workspace that never runs a pass (the real images'
 /// forward-only batches, the app's view network) never has it measured.
 #[derive(Debug)]
-pub struct ConvPicks {
-    pub shape: ConvShape,
-    pub forward: ConvForward,
-    input: std::sync::OnceLock<ConvBackwardInput>,
-    weight: std::sync::OnceLock<ConvBackwardWeight>,
+pub struct Picks<F: ConvPass, I: ConvPass<Shape = F::Shape>, W: ConvPass<Shape = F::Shape>> {
+    pub shape: F::Shape,
+    pub forward: F,
+    input: std::sync::OnceLock<I>,
+    weight: std::sync::OnceLock<W>,
 }
 
-impl ConvPicks {
-    pub fn new(gpu: &Gpu, s: &ConvShape) -> ConvPicks {
-        ConvPicks { shape: *s, forward: pick(gpu, s), input: Default::default(), weight: Default::default() }
+/// ConvNet-3's convolutions.
+pub type ConvPicks = Picks<ConvForward, ConvBackwardInput, ConvBackwardWeight>;
+/// The evaluation pool's convolutions.
+pub type KConvPicks = Picks<KForward, KInput, KWeight>;
+
+impl<F: ConvPass, I: ConvPass<Shape = F::Shape>, W: ConvPass<Shape = F::Shape>> Picks<F, I, W> {
+    pub fn new(gpu: &Gpu, s: &F::Shape) -> Self {
+        Picks { shape: *s, forward: pick(gpu, s), input: Default::default(), weight: Default::default() }
     }
 
     /// The input gradient's kernel (decided now if this is its first use).
-    pub fn input(&self, gpu: &Gpu) -> ConvBackwardInput {
+    pub fn input(&self, gpu: &Gpu) -> I {
         *self.input.get_or_init(|| pick(gpu, &self.shape))
     }
 
     /// The weight gradient's kernel (decided now if this is its first use).
-    pub fn weight(&self, gpu: &Gpu) -> ConvBackwardWeight {
+    pub fn weight(&self, gpu: &Gpu) -> W {
         *self.weight.get_or_init(|| pick(gpu, &self.shape))
     }
 }
 
 /// The kernel pass `K` runs on `s` (see `conv_kernels`).
-pub fn pick<K: ConvPass>(gpu: &Gpu, s: &ConvShape) -> K {
+pub fn pick<K: ConvPass>(gpu: &Gpu, s: &K::Shape) -> K {
     pick_with(gpu, s, &mut None)
 }
 
-fn pick_with<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>) -> K {
-    let key = key(K::OP, s);
+fn pick_with<K: ConvPass>(gpu: &Gpu, s: &K::Shape, buffers: &mut Option<ConvBuffers>) -> K {
+    let key = s.key(K::OP);
     let by_name = |name: &str| K::available(s).into_iter().find(|k| k.name() == name);
     let chosen = if let Some(name) = gpu.kernels.pinned(&key) {
         by_name(&name).unwrap_or_else(|| {
@@ -252,12 +347,24 @@ pub async fn tune_pending(gpu: &Gpu) -> Result<usize, GpuError> {
     let start = Clock::start();
     let mut measured = 0;
     for key in pending {
-        let Some((op, s)) = parse_key(&key) else { continue };
-        let mut buffers = None;
-        let t = match op.as_str() {
-            ConvForward::OP => tune::<ConvForward>(gpu, &s, &mut buffers).await?.1,
-            ConvBackwardInput::OP => tune::<ConvBackwardInput>(gpu, &s, &mut buffers).await?.1,
-            _ => tune::<ConvBackwardWeight>(gpu, &s, &mut buffers).await?.1,
+        let t = match tune_key::<ConvForward>(gpu, &key).await? {
+            Some(t) => t,
+            None => match tune_key::<ConvBackwardInput>(gpu, &key).await? {
+                Some(t) => t,
+                None => match tune_key::<ConvBackwardWeight>(gpu, &key).await? {
+                    Some(t) => t,
+                    None => match tune_key::<KForward>(gpu, &key).await? {
+                        Some(t) => t,
+                        None => match tune_key::<KInput>(gpu, &key).await? {
+                            Some(t) => t,
+                            None => match tune_key::<KWeight>(gpu, &key).await? {
+                                Some(t) => t,
+                                None => continue,
+                            },
+                        },
+                    },
+                },
+            },
         };
         log::info!("autotune {key}: {} {:.3} ms ({} candidates, {} skipped; {:.1} s so far)", t.kernel, t.ms, t.candidates.len(), t.skipped.len(),
             start.seconds());
@@ -268,6 +375,14 @@ pub async fn tune_pending(gpu: &Gpu) -> Result<usize, GpuError> {
     Ok(measured)
 }
 
+/// `tune` for the pass and shape `key` names, if it names pass `K`.
+async fn tune_key<K: ConvPass>(gpu: &Gpu, key: &str) -> Result<Option<Tuned>, GpuError> {
+    match K::Shape::parse_key(key) {
+        Some((op, s)) if op == K::OP => Ok(Some(tune::<K>(gpu, &s, &mut None).await?.1)),
+        _ => Ok(None),
+    }
+}
+
 /// Time the candidates of pass `K` on `s` and return the pick with the measurements. The candidates run in rounds,
 /// each candidate once per round (the rule's kernel first, then the other register-blocked kernels, then the GEMM
 /// tilings), so that whatever else disturbs the device (a CPU adapter shares its cores) falls on all of them alike;
@@ -275,9 +390,9 @@ pub async fn tune_pending(gpu: &Gpu) -> Result<usize, GpuError> {
 /// once `BUDGET_S` seconds have gone on this pass and shape no new round starts, and candidates not run by then are
 /// listed as skipped. A candidate's time is its fastest counted run (the least disturbed). The pick is the fastest,
 /// except that the rule's kernel stays unless another is at least `MARGIN` faster.
-pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &ConvShape, buffers: &mut Option<ConvBuffers>) -> Result<(K, Tuned), GpuError> {
+pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &K::Shape, buffers: &mut Option<ConvBuffers>) -> Result<(K, Tuned), GpuError> {
     if buffers.is_none() {
-        *buffers = Some(ConvBuffers::new(gpu, s)?);
+        *buffers = Some(s.buffers(gpu)?);
     }
     let b = buffers.as_ref().unwrap();
     let flush = [gpu.zeros("tune-flush", FLUSH_BYTES / 4)?, gpu.zeros("tune-flush", FLUSH_BYTES / 4)?];
