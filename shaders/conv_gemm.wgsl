@@ -15,10 +15,12 @@
 // with k = (ci, ky, kx) or (co, ky, kx), and x̃[(ci,t),(n,oy,ox)] = x[n, ci, oy·STRIDE + ky − PAD, ox·STRIDE + kx − PAD].
 //
 // entry point  bindings (group 0, in order)                                  one workgroup computes
-// gemm         0 a-source, 1 b-source, 2 bias, 3 out (rw):                   a BM × BN tile of C (of split s for PASS 2);
-//                PASS 0: w, x, b (read only if HAS_BIAS = 1), y ·             an invocation a TM × TN block of it
-//                PASS 1: w, dy, (unused: w), dx ·
-//                PASS 2: dy, x, (unused: dy), partials [NSPLIT,COUT,CIN,K,K]
+// gemm         0 a-source, 1 b-source, 2 bias, 3 out (rw),                  a BM × BN tile of C (of split s for PASS 2);
+//              4 the a-source again as vec4 (read only if VEC_A = 1;          an invocation a TM × TN block of it
+//                else any buffer of ≥ 16 bytes):
+//                PASS 0: w, x, b (read only if HAS_BIAS = 1), y, w ·
+//                PASS 1: w, dy, (unused: w), dx, (unused) ·
+//                PASS 2: dy, x, (unused: dy), partials [NSPLIT,COUT,CIN,K,K], dy
 // Dispatch: TILES_M·TILES_N·NSPLIT workgroups of THREADS = (BM/TM)·(BN/TN) invocations (gpu::dispatch_workgroups).
 //
 // Why this shape: a GEMM tile reuses each staged operand element BM (or BN) times from workgroup memory, which is what
@@ -54,6 +56,9 @@ override TILES_N: u32;   // ⌈GN / BN⌉
 override TILES_M: u32;   // ⌈GM / BM⌉
 override NSPLIT: u32 = 1u;
 override KCHUNK: u32;    // GK for PASS 0 and 1; ⌈GK / NSPLIT⌉ rounded up to BK for PASS 2
+// 1: stage A with vec4 loads (the host sets it where A is contiguous along k in aligned runs of 4: PASS 0 with
+// GK % 4 == 0, PASS 2 with HO·WO % 4 == 0, so that k0, the chunk ends and the image boundaries are multiples of 4)
+override VEC_A: u32 = 0u;
 
 const BK: u32 = 8u;      // depth of the slice staged per barrier pair
 
@@ -61,6 +66,7 @@ const BK: u32 = 8u;      // depth of the slice staged per barrier pair
 @group(0) @binding(1) var<storage, read> b_src: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c_out: array<f32>;
+@group(0) @binding(4) var<storage, read> a_src4: array<vec4<f32>>;
 
 var<workgroup> a_tile: array<f32, BK * BM>;  // [BK][BM]
 var<workgroup> b_tile: array<f32, BK * BN>;  // [BK][BN]
@@ -145,12 +151,32 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var acc: array<f32, 64>;  // acc[i·TN + j]
     for (var i = 0u; i < 64u; i++) { acc[i] = 0.0; }
     for (var k0 = k_begin; k0 < k_end; k0 += BK) {
-        // stage A, k fastest across invocations: A is contiguous along k (w for PASS 0, dy for PASS 2; runs of 9
+        // stage A, k fastest across invocations: A is contiguous along k (w for PASS 0, dy for PASS 2; runs of KK
         // taps for PASS 1)
-        for (var e = li; e < BK * BM; e += THREADS) {
-            let kk = e % BK;
-            let m = e / BK;
-            a_tile[kk * BM + m] = a_at(m0 + m, k0 + kk, k_end);
+        if (VEC_A == 1u) {
+            // four k at a time: a[m, k..k+4] is one aligned vec4 of w (PASS 0) or of dy (PASS 2); k < k_end implies
+            // k + 3 < k_end (both multiples of 4)
+            for (var e = li; e < BK * BM / 4u; e += THREADS) {
+                let kq = (e % (BK / 4u)) * 4u;
+                let m = e / (BK / 4u);
+                let k = k0 + kq;
+                var v = vec4<f32>(0.0);
+                if (m0 + m < GM && k < k_end) {
+                    if (PASS == 0u) {
+                        v = a_src4[((m0 + m) * GK + k) / 4u];
+                    } else {
+                        let n = k / (HO * WO);
+                        v = a_src4[((n * COUT + m0 + m) * HO * WO + k % (HO * WO)) / 4u];
+                    }
+                }
+                for (var j = 0u; j < 4u; j++) { a_tile[(kq + j) * BM + m] = v[j]; }
+            }
+        } else {
+            for (var e = li; e < BK * BM; e += THREADS) {
+                let kk = e % BK;
+                let m = e / BK;
+                a_tile[kk * BM + m] = a_at(m0 + m, k0 + kk, k_end);
+            }
         }
         // stage B: columns fastest where B is contiguous along them (image rows for PASS 0 and 1), k for PASS 2
         for (var e = li; e < BK * BN; e += THREADS) {

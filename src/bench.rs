@@ -519,22 +519,38 @@ pub struct AutotuneBench {
     pub picks: Vec<(String, crate::gpu::Tuned)>,
     /// what the hand-made rule runs for the same keys
     pub rule: Vec<(String, String)>,
-    /// distillation iteration, median ms over the alternated runs: the rule's kernels, the tuned ones
-    pub iteration_rule_ms: f64,
-    pub iteration_tuned_ms: f64,
-    /// evaluation training epoch (ConvNet-3, batch `eval_batch`), ms: the rule's kernels, the tuned ones
-    pub epoch_rule_ms: f64,
-    pub epoch_tuned_ms: f64,
-    /// every measurement behind the medians, in the order taken (iterations: rule and tuned alternated; epochs: the
-    /// first tuned one, then rule and tuned alternated)
-    pub iteration_rule_runs: Vec<f64>,
-    pub iteration_tuned_runs: Vec<f64>,
-    pub epoch_rule_runs: Vec<f64>,
-    pub epoch_tuned_runs: Vec<f64>,
+    /// distillation iteration, ms: the rule's kernels against the picks
+    pub iteration: AbTimes,
+    /// evaluation training epoch (batch `eval_batch`) of each `--eval-arch` network, ms: the rule's kernels against
+    /// the picks
+    pub epochs: Vec<(String, AbTimes)>,
 }
 
-/// Evaluation measurements per side in `--parts autotune`, alternated.
-const EPOCH_ROUNDS: usize = 5;
+/// Alternated measurements of the same work with the rule's kernels and with the autotuner's picks.
+#[derive(Clone, Debug, Serialize)]
+pub struct AbTimes {
+    pub rule_ms: f64,
+    pub tuned_ms: f64,
+    /// tuned_ms / rule_ms, and its 90 % bootstrap interval (the medians of 2,000 resamples of each side's runs)
+    pub ratio: f64,
+    pub ratio_low: f64,
+    pub ratio_high: f64,
+    /// every measurement behind the medians, in the order taken
+    pub rule_runs: Vec<f64>,
+    pub tuned_runs: Vec<f64>,
+}
+
+impl AbTimes {
+    fn new(rule_runs: Vec<f64>, tuned_runs: Vec<f64>) -> AbTimes {
+        use rand::RngExt;
+        let (rule_ms, tuned_ms) = (median(&mut rule_runs.clone()), median(&mut tuned_runs.clone()));
+        let mut rng = crate::rng::stream(0, "bench-bootstrap");
+        let mut resample = |v: &[f64]| -> f64 { median(&mut (0..v.len()).map(|_| v[rng.random_range(0..v.len())]).collect::<Vec<_>>()) };
+        let mut ratios: Vec<f64> = (0..2000).map(|_| resample(&tuned_runs) / resample(&rule_runs)).collect();
+        ratios.sort_by(f64::total_cmp);
+        AbTimes { rule_ms, tuned_ms, ratio: tuned_ms / rule_ms, ratio_low: ratios[100], ratio_high: ratios[1899], rule_runs, tuned_runs }
+    }
+}
 
 /// `--parts autotune` for one configuration: tune its shapes from an empty in-memory table (the user's table file
 /// is neither read nor written), then build one distiller with the rule's kernels and one with the picks and time
@@ -548,9 +564,12 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
         gpu.kernels.set_mode(Autotune::On);
         let spent = gpu.kernels.spent();
         let (ds, mut tuned) = warm_distiller(gpu, case, 0, o.seed, &mut || {})?;
-        let eval_case = EvalCase { arch: crate::nn::arch::Arch::ConvNet, channels: case.channels, side: case.side, ipc: case.ipc, width: case.width,
-            batch: o.eval_batch };
-        let epoch_tuned = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+        let eval_cases: Vec<EvalCase> = o.eval_archs.iter()
+            .map(|&arch| EvalCase { arch, channels: case.channels, side: case.side, ipc: case.ipc, width: case.width, batch: o.eval_batch })
+            .collect();
+        // each network's first tuned epoch measurement (its shapes tuned in that measurement's untimed warm-up)
+        let first_tuned = eval_cases.iter().map(|c| Ok(eval_epoch(gpu, c, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch))
+            .collect::<Result<Vec<f64>, anyhow::Error>>()?;
         let tuning_s = gpu.kernels.spent() - spent;
         progress.inc(1);
         let picks: Vec<(String, crate::gpu::Tuned)> = gpu.kernels.table().into_iter().collect();
@@ -572,14 +591,18 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
             b.push(t.elapsed().as_secs_f64() * 1e3);
             progress.inc(2);
         }
-        // evaluation epochs, alternated: the rule, the picks, … (the tuned measurement above came first, its shapes
-        // tuned in its untimed warm-up)
-        let (mut epoch_rule, mut epoch_tuned) = (vec![], vec![epoch_tuned]);
-        for round in 0..2 * EPOCH_ROUNDS - 1 {
-            let tuned = round % 2 == 1;
-            gpu.kernels.set_mode(if tuned { Autotune::On } else { Autotune::Off });
-            let ms = eval_epoch(gpu, &eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
-            if tuned { epoch_tuned.push(ms) } else { epoch_rule.push(ms) }
+        // evaluation epochs per network, alternated: the rule, the picks, … as many of each as iterations (the first
+        // tuned measurement is the one above)
+        let mut epochs = vec![];
+        for (eval_case, first) in eval_cases.iter().zip(first_tuned) {
+            let (mut epoch_rule, mut epoch_tuned) = (vec![], vec![first]);
+            for round in 0..2 * rep.runs - 1 {
+                let tuned = round % 2 == 1;
+                gpu.kernels.set_mode(if tuned { Autotune::On } else { Autotune::Off });
+                let ms = eval_epoch(gpu, eval_case, o.eval_epochs, o.test_images, o.seed)?.ms_per_epoch;
+                if tuned { epoch_tuned.push(ms) } else { epoch_rule.push(ms) }
+            }
+            epochs.push((eval_case.arch.name().to_string(), AbTimes::new(epoch_rule, epoch_tuned)));
         }
         Ok(AutotuneBench {
             shape: format!("{0}x{1}x{1}", case.channels, case.side),
@@ -590,14 +613,8 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
             tuning_s,
             picks,
             rule: rule_kernels,
-            iteration_rule_runs: a.clone(),
-            iteration_tuned_runs: b.clone(),
-            epoch_rule_runs: epoch_rule.clone(),
-            epoch_tuned_runs: epoch_tuned.clone(),
-            iteration_rule_ms: median(&mut a),
-            iteration_tuned_ms: median(&mut b),
-            epoch_rule_ms: median(&mut epoch_rule),
-            epoch_tuned_ms: median(&mut epoch_tuned),
+            iteration: AbTimes::new(a, b),
+            epochs,
         })
     })();
     gpu.kernels.set_mode(mode);
@@ -614,7 +631,7 @@ fn rule_picks(gpu: &Gpu, picks: &[(String, crate::gpu::Tuned)]) -> Vec<(String, 
             shapes.insert(k.clone(), s);
         }
     }
-    shapes
+    let mut rule: Vec<(String, String)> = shapes
         .into_iter()
         .map(|(k, (op, s))| {
             let name = match op.as_str() {
@@ -624,7 +641,10 @@ fn rule_picks(gpu: &Gpu, picks: &[(String, crate::gpu::Tuned)]) -> Vec<(String, 
             };
             (k, name.to_string())
         })
-        .collect()
+        .collect();
+    // the evaluation pool's convolutions: the direct kernels
+    rule.extend(picks.iter().filter(|(k, _)| k.starts_with("kconv_")).map(|(k, _)| (k.clone(), ops::KConvKernel::Direct.name().to_string())));
+    rule
 }
 
 /// Where one distillation iteration's GPU time goes, kernel by kernel.
@@ -1091,10 +1111,12 @@ impl SuiteReport {
                 writeln!(out, "    not timed (budget of {} s spent): {}", crate::nn::tune::BUDGET_S, t.skipped.join(", "))?;
             }
         }
-        writeln!(out, "  iteration (alternated, median of {}): rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3}", o.runs, a.iteration_rule_ms,
-            a.iteration_tuned_ms, a.iteration_tuned_ms / a.iteration_rule_ms)?;
-        writeln!(out, "  evaluation epoch (ConvNet-3, median of {EPOCH_ROUNDS} alternated measurements each): rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3}", a.epoch_rule_ms, a.epoch_tuned_ms,
-            a.epoch_tuned_ms / a.epoch_rule_ms)?;
+        let ab = |t: &AbTimes| format!("rule {:.1} ms, tuned {:.1} ms, tuned/rule {:.3} (90 % interval {:.3}–{:.3})", t.rule_ms, t.tuned_ms, t.ratio,
+            t.ratio_low, t.ratio_high);
+        writeln!(out, "  iteration (alternated, median of {}): {}", a.iteration.rule_runs.len(), ab(&a.iteration))?;
+        for (arch, t) in &a.epochs {
+            writeln!(out, "  evaluation epoch, {arch} (alternated, median of {}): {}", t.rule_runs.len(), ab(t))?;
+        }
     }
         Ok(std::mem::take(out))
     }

@@ -420,6 +420,8 @@ pub struct Gpu {
     /// The convolution kernels picked per shape: measured here (HYPERDISTILL_AUTOTUNE), pinned by a resume, or the
     /// rule (`nn::tune`).
     pub kernels: KernelPicks,
+    /// 16 zero bytes: bound where a kernel declares a binding that a pipeline constant leaves unread (`spare_binding`)
+    spare: std::sync::OnceLock<wgpu::Buffer>,
 }
 
 /// The autotuner's table file for this adapter and build: `<cache>/autotune/<table_id>.toml`.
@@ -576,8 +578,21 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             counters: AtomicCounters::default(),
+            spare: std::sync::OnceLock::new(),
             bounds_checks: !matches!(std::env::var("HYPERDISTILL_SHADER_BOUNDS_CHECKS").as_deref(), Ok("off" | "0" | "false")),
         }
+    }
+
+    /// `b` where it can be bound as an array of vec4 (≥ 16 bytes), else a 16-byte buffer of zeros made once: for a
+    /// binding the kernel reads only under a pipeline constant the caller has set off for such a buffer.
+    pub fn vec4_binding<'a>(&'a self, b: &'a wgpu::Buffer) -> &'a wgpu::Buffer {
+        if b.size() >= 16 {
+            return b;
+        }
+        self.spare.get_or_init(|| {
+            self.note_buffer_created(16);
+            self.device.create_buffer(&wgpu::BufferDescriptor { label: Some("spare"), size: 16, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
+        })
     }
 
     /// What this `Gpu` has asked of wgpu so far (see `Counters`).

@@ -476,7 +476,7 @@ struct BenchArgs {
     /// (whole-network forward and forward + backward), breakdown (one distillation iteration and one evaluation
     /// epoch timed kernel by kernel with GPU timestamps, where the adapter has them), autotune (the kernel autotuner
     /// from an empty table: every candidate's time per convolution pass and shape, the picks, the tuning cost, then
-    /// iterations and epochs with the rule's kernels against the picks, alternated).
+    /// iterations and epochs of each --eval-arch network with the rule's kernels against the picks, alternated).
     #[arg(long, default_value = "peak,kernels,distill,eval", value_delimiter = ',')]
     parts: Vec<bench::Part>,
     /// Input shapes, comma separated: fmnist (1×28×28), cifar (3×32×32), tiny (3×64×64).

@@ -35,6 +35,11 @@ fn kconv_kernels_match_reference() {
     let lin = KConvShape { n: 5, cin: 37, cout: 10, h: 1, w: 1, k: 1, stride: 1, pad: 0 };
     let split = |s: &KConvShape| ops::GEMM_TILES.iter().any(|t| t.kweight_splits(s) > 1);
     assert!(split(&shapes[7]), "a shape whose GEMM weight gradient is split");
+    for pass in [0, 2] {
+        // both ways of staging the GEMM's A operand: vec4 loads where it is contiguous in aligned fours, scalar elsewhere
+        let vec = shapes.iter().filter(|s| ops::gemm_vec_a(s, pass)).count();
+        assert!(vec > 0 && vec < shapes.len(), "pass {pass}: {vec} of {} shapes stage A as vec4", shapes.len());
+    }
     for s in shapes {
         let tag = format!("k{} s{} p{} {}x{}x{}x{}→{}", s.k, s.stride, s.pad, s.n, s.cin, s.h, s.w, s.cout);
         let x = rand_vec(&mut rng, s.x_len(), 1.0);

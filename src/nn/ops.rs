@@ -96,6 +96,7 @@ impl GemmTile {
         let kchunk = if pass == 2 { gk.div_ceil(splits).div_ceil(GEMM_BK) * GEMM_BK } else { gk };
         let (tiles_m, tiles_n) = (gm.div_ceil(self.bm), gn.div_ceil(self.bn));
         c.extend([
+            ("VEC_A", if gemm_vec_a(s, pass) { 1.0 } else { 0.0 }),
             ("PASS", pass as f64),
             ("GM", gm as f64),
             ("GN", gn as f64),
@@ -111,6 +112,17 @@ impl GemmTile {
             ("KCHUNK", kchunk as f64),
         ]);
         (tiles_m * tiles_n * splits) as u64
+    }
+}
+
+/// Whether the GEMM of pass `pass` stages its A operand as aligned vec4 (conv_gemm.wgsl's VEC_A): w rows (forward) of
+/// a multiple of 4, or dy planes (weight gradient) of a multiple of 4; the input gradient's A (w transposed) is not
+/// contiguous in runs of 4.
+pub fn gemm_vec_a(s: &KConvShape, pass: u32) -> bool {
+    match pass {
+        0 => (s.cin * s.k * s.k) % 4 == 0,
+        2 => (s.ho() * s.wo()) % 4 == 0,
+        _ => false,
     }
 }
 
@@ -227,7 +239,7 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
         }
         ConvForward::Gemm(t) => {
             let (c, groups) = t.launch(s, 0, 1);
-            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b, y], groups);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b, y, gpu.vec4_binding(w)], groups);
         }
     }
 }
@@ -397,7 +409,7 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
         }
         ConvBackwardInput::Gemm(t) => {
             let (c, groups) = t.launch(s, 1, 1);
-            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx], groups);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx, gpu.vec4_binding(w)], groups);
         }
         ConvBackwardInput::Channel1Vec4 => {
             for xb in 0..s.w.div_ceil(8) {
@@ -526,7 +538,7 @@ pub fn conv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBac
         let (c, groups) = t.launch(s, 2, splits);
         // one split is the whole sum: written straight into dw
         let out = if splits == 1 { dw } else { scratch };
-        gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out], groups);
+        gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out, gpu.vec4_binding(dy)], groups);
         if splits > 1 {
             gpu.dispatch(enc, &shaders::CONV_WEIGHT, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
         }
@@ -1000,7 +1012,7 @@ pub fn kconv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKernel, s
         KConvKernel::Direct => kconv_forward(gpu, enc, s, x, w, b, y),
         KConvKernel::Gemm(t) => {
             let (c, groups) = t.klaunch(s, b.is_some(), 0, 1);
-            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b.unwrap_or(w), y], groups);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b.unwrap_or(w), y, gpu.vec4_binding(w)], groups);
         }
     }
 }
@@ -1011,7 +1023,7 @@ pub fn kconv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKe
         KConvKernel::Direct => kconv_backward_input(gpu, enc, s, dy, w, dx),
         KConvKernel::Gemm(t) => {
             let (c, groups) = t.klaunch(s, false, 1, 1);
-            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx], groups);
+            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx, gpu.vec4_binding(w)], groups);
         }
     }
 }
@@ -1026,7 +1038,7 @@ pub fn kconv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvK
     let (c, groups) = t.klaunch(s, false, 2, splits);
     // one split is the whole sum: written straight into dw
     let out = if splits == 1 { dw } else { scratch };
-    gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out], groups);
+    gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out, gpu.vec4_binding(dy)], groups);
     if splits > 1 {
         let mut consts = kconv_consts(s, false);
         consts.push(("NSPLIT", splits as f64));

@@ -24,8 +24,12 @@ pub const RUNS: usize = 5;
 pub const HOPELESS: f64 = 3.0;
 /// Seconds of measuring per pass and shape after which the candidates not yet timed are skipped.
 pub const BUDGET_S: f64 = 3.0;
-/// Another kernel replaces the rule's only where its time (fastest counted run) is at most this fraction of the rule's.
+/// Another kernel replaces the rule's only where it beat the rule's run by this factor in every round both were
+/// counted in (at least `PAIRED` of them), and its fastest run is this factor of the rule's fastest.
 pub const MARGIN: f64 = 0.97;
+/// Counted rounds a candidate must have run beside the rule to replace it: with every one won, the chance that
+/// a kernel no faster than the rule gets in by noise alone is at most 2^-PAIRED (a sign test; 1/8).
+pub const PAIRED: usize = 3;
 
 /// The kernels of one convolution shape's three passes, fixed when a workspace is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,8 +392,8 @@ async fn tune_key<K: ConvPass>(gpu: &Gpu, key: &str) -> Result<Option<Tuned>, Gp
 /// tilings), so that whatever else disturbs the device (a CPU adapter shares its cores) falls on all of them alike;
 /// the first round warms up and is not counted. A candidate whose fastest run is `HOPELESS` × the best one's drops out;
 /// once `BUDGET_S` seconds have gone on this pass and shape no new round starts, and candidates not run by then are
-/// listed as skipped. A candidate's time is its fastest counted run (the least disturbed). The pick is the fastest,
-/// except that the rule's kernel stays unless another is at least `MARGIN` faster.
+/// listed as skipped. A candidate's time is its fastest counted run (the least disturbed). The pick is the fastest of
+/// the rule's kernel and the candidates that beat it by `MARGIN` in every paired round (`beats`).
 pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &K::Shape, buffers: &mut Option<ConvBuffers>) -> Result<(K, Tuned), GpuError> {
     if buffers.is_none() {
         *buffers = Some(s.buffers(gpu)?);
@@ -435,17 +439,34 @@ pub async fn tune<K: ConvPass>(gpu: &Gpu, s: &K::Shape, buffers: &mut Option<Con
             None => skipped.push(k.name().to_string()),
         }
     }
-    let rule_ms = candidates[rule.name()];
-    let (mut pick, mut ms) = (rule, rule_ms);
-    for (&k, r) in order.iter().zip(&runs) {
-        if let Some(t) = so_far(r).filter(|&t| t < ms) {
-            (pick, ms) = (k, t);
+    let i = choose(&runs);
+    let (pick, ms) = (order[i], candidates[order[i].name()]);
+    Ok((pick, Tuned { kernel: pick.name().to_string(), ms, timing: timing.to_string(), candidates, skipped }))
+}
+
+/// Which candidate to keep, given each one's runs (the warm-up first; the rule's kernel is candidate 0): the fastest
+/// (by its fastest counted run) of the rule's kernel and the candidates that `beats` it.
+pub fn choose(runs: &[Vec<f64>]) -> usize {
+    let time = |i: usize| fastest(&runs[i], runs[i].len() > 1);
+    let rule_ms = time(0).unwrap_or(f64::INFINITY);
+    let mut pick = 0;
+    for i in 1..runs.len() {
+        if let Some(t) = time(i).filter(|&t| t <= MARGIN * rule_ms && beats(&runs[i], &runs[0])) {
+            if t < time(pick).unwrap_or(f64::INFINITY) {
+                pick = i;
+            }
         }
     }
-    if ms > MARGIN * rule_ms {
-        (pick, ms) = (rule, rule_ms);
-    }
-    Ok((pick, Tuned { kernel: pick.name().to_string(), ms, timing: timing.to_string(), candidates, skipped }))
+    pick
+}
+
+/// Whether runs `a` beat the rule's runs `rule` by `MARGIN` in every counted round both ran (a candidate's runs are
+/// consecutive rounds from the first), and there were at least `PAIRED` such rounds. Rounds are compared pairwise
+/// because whatever disturbs the device (a CPU adapter shares its cores) moves both runs of a round together: on
+/// lavapipe the fastest runs of kernels within ±10 % of each other swapped order from one tuning to the next.
+fn beats(a: &[f64], rule: &[f64]) -> bool {
+    let pairs: Vec<(f64, f64)> = a.iter().zip(rule).skip(1).map(|(&x, &y)| (x, y)).collect();
+    pairs.len() >= PAIRED && pairs.iter().all(|&(x, y)| x <= MARGIN * y)
 }
 
 /// The fastest of a candidate's runs, without the warm-up (the first) when `counted_only`; None when there is none.
