@@ -686,6 +686,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Eval(args) => {
             let job = args.job()?;
+            // before any work: an evaluation's JSON (one part of a split evaluation) holds one network
+            if args.json.is_some() && args.eval_arch.len() > 1 {
+                bail!("--json takes one network of the pool (--eval-arch), not {}", args.eval_arch.len());
+            }
             let gpu = open_gpu()?;
             let cache = cache_or_default(args.cache.clone());
             let results = run::evaluate_set(&gpu, &job, &cache, &mut |m| eprintln!("{m}"))?;

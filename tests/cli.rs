@@ -188,6 +188,12 @@ fn distill_with_hyperbolic_pruning_keeps_the_fraction() {
     let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--keep-syn", "0"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--keep-syn must be in (0, 1], got 0"));
+    // a JSON part holds one network: refused before any network is trained, not after
+    let json = set.with_file_name("two.json");
+    let o = hyperdistill(&["eval", "--synset", set.to_str().unwrap(), "--eval-arch", "mlp,lenet", "--epochs", "1", "--nets", "1", "--json", json.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--json takes one network of the pool (--eval-arch), not 2"), "{err}");
+    assert!(!err.contains("net 1/1") && !json.exists(), "it trained before refusing: {err}");
 }
 
 #[test]
