@@ -24,7 +24,6 @@ pub mod report;
 pub mod rng;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod selfcheck;
 pub mod shaders;
 pub mod shapes;

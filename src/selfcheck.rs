@@ -1,8 +1,8 @@
-//! selfcheck: a small ConvNet-3 forward and input-backward on the GPU against the CPU reference, for
-//! `hyperdistill info` (and anyone who wants to know whether this adapter computes correctly).
+//! selfcheck: a small ConvNet-3 forward and input-backward on the GPU against the CPU reference, and every
+//! candidate kernel of each convolution pass against it (`conv_kernels`, which a browser can await), for
+//! `hyperdistill info`, the page's `?kernelcheck` (and anyone who wants to know whether this adapter computes correctly).
 
 use crate::gpu::{Gpu, GpuError};
-use crate::nn::convnet::{ref_backward, ref_forward, ConvNetConfig, ConvNetParams, GpuConvNet, Upstream};
 use rand::RngExt;
 
 /// Largest acceptable ‖gpu − reference‖ / ‖reference‖.
@@ -32,8 +32,10 @@ fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     (num / den.max(1e-300)).sqrt()
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Run the check on a 1×28×28 and a 3×32×32 network of width 16, batch 4.
 pub fn run(gpu: &Gpu, seed: u64) -> Result<Vec<CheckResult>, GpuError> {
+    use crate::nn::convnet::{ref_backward, ref_forward, ConvNetConfig, ConvNetParams, GpuConvNet, Upstream};
     let mut out = vec![];
     for (channels, image) in [(1, 28), (3, 32)] {
         let cfg = ConvNetConfig::square(channels, image, 16, 10).expect("valid built-in shape");
@@ -68,6 +70,87 @@ pub fn run(gpu: &Gpu, seed: u64) -> Result<Vec<CheckResult>, GpuError> {
     Ok(out)
 }
 
+/// One kernel of one convolution pass on one shape against the CPU reference.
+pub struct KernelCheck {
+    /// the pass and shape, as the autotuner's table keys them
+    pub key: String,
+    pub kernel: String,
+    /// None: not run on this device, for this reason (`ConvPass::barred`)
+    pub rel_err: Result<f64, &'static str>,
+}
+
+/// Every kernel the autotuner may pick, run against the f64 reference on fresh random inputs with its output poisoned
+/// with NaN first: ConvNet-3's register-blocked kernels and GEMM tilings for the three passes on a shape every kernel
+/// fits (the GEMMs' vec4 staging on) and on one that divides nothing (scalar staging), and the evaluation pool's
+/// direct kernels and tilings on a strided 3×3 and a 5×5. Each run is its own submission and read-back, awaited, so a
+/// browser can run it.
+pub async fn conv_kernels(gpu: &Gpu, seed: u64) -> Result<Vec<KernelCheck>, GpuError> {
+    use crate::nn::ops::{self, ConvBackwardInput, ConvBackwardWeight, ConvForward};
+    use crate::nn::tune::{ConvBuffers, KForward, KInput, KWeight};
+    use crate::reference as r;
+    use crate::shapes::{ConvShape, KConvShape};
+    let mut rng = crate::rng::stream(seed, "selfcheck-kernels");
+    let mut rand = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let f64s = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
+    let mut out = vec![];
+    // small maps: the compilers unroll the kernels' loops over the map (SwiftShader took over 2 minutes, and lost
+    // the device, compiling `backward_weight` for 8×8 maps)
+    for s in [ConvShape { n: 2, cin: 4, cout: 8, h: 4, w: 4, pad: 1 }, ConvShape { n: 2, cin: 3, cout: 5, h: 5, w: 5, pad: 1 }] {
+        let (x, w, b, dy) = (rand(s.x_len()), rand(s.w_len()), rand(s.cout), rand(s.y_len()));
+        let (x6, w6, b6, dy6) = (f64s(&x), f64s(&w), f64s(&b), f64s(&dy));
+        let bufs = ConvBuffers::with_data(gpu, [&x, &w, &b, &dy], ops::conv_weight_scratch_len_any(&s).max(4 * s.w_len()), ops::row_stats_len(&s))?;
+        check::<ConvForward>(gpu, &s, &bufs, (&bufs.y, &r::conv_forward(&s, &x6, &w6, &b6)), &mut out).await?;
+        check::<ConvBackwardInput>(gpu, &s, &bufs, (&bufs.dx, &r::conv_backward_input(&s, &dy6, &w6)), &mut out).await?;
+        check::<ConvBackwardWeight>(gpu, &s, &bufs, (&bufs.dw, &r::conv_backward_weight(&s, &x6, &dy6)), &mut out).await?;
+    }
+    for s in [KConvShape { n: 2, cin: 4, cout: 6, h: 7, w: 7, k: 3, stride: 2, pad: 1 }, KConvShape { n: 2, cin: 3, cout: 4, h: 6, w: 6, k: 5, stride: 1, pad: 2 }] {
+        let (x, w, b, dy) = (rand(s.x_len()), rand(s.w_len()), rand(s.cout), rand(s.y_len()));
+        let (x6, w6, b6, dy6) = (f64s(&x), f64s(&w), f64s(&b), f64s(&dy));
+        let bufs = ConvBuffers::with_data(gpu, [&x, &w, &b, &dy], ops::kconv_weight_scratch_len_any(&s).max(s.w_len()), 1)?;
+        check::<KForward>(gpu, &s, &bufs, (&bufs.y, &r::kconv_forward(&s, &x6, &w6, Some(&b6))), &mut out).await?;
+        check::<KInput>(gpu, &s, &bufs, (&bufs.dx, &r::kconv_backward_input(&s, &dy6, &w6)), &mut out).await?;
+        check::<KWeight>(gpu, &s, &bufs, (&bufs.dw, &r::kconv_backward_weight(&s, &x6, &dy6)), &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// Every kernel of pass `K` on `s`: `output` poisoned, the pass encoded on `b`, submitted, read back, compared.
+async fn check<K: crate::nn::tune::ConvPass>(gpu: &Gpu, s: &K::Shape, b: &crate::nn::tune::ConvBuffers, (output, want): (&wgpu::Buffer, &[f64]),
+    out: &mut Vec<KernelCheck>) -> Result<(), GpuError> {
+    use crate::nn::tune::TuneShape;
+    for k in K::available(s) {
+        if let Some(why) = k.barred(gpu) {
+            out.push(KernelCheck { key: s.key(K::OP), kernel: k.name().to_string(), rel_err: Err(why) });
+            continue;
+        }
+        gpu.write(output, &vec![f32::NAN; want.len()]);
+        let mut enc = gpu.encoder();
+        k.encode(gpu, &mut enc, s, b);
+        gpu.submit(enc);
+        let got = gpu.read_many_async(&[(output, want.len())]).await?.remove(0);
+        out.push(KernelCheck { key: s.key(K::OP), kernel: k.name().to_string(), rel_err: Ok(rel_err(&got, want)) });
+    }
+    Ok(())
+}
+
+/// One line on `conv_kernels`' results: how many ran, the worst, every kernel over `TOLERANCE`, and any not run here
+/// (with the reason). The flag: at least one ran and every one that ran passed.
+pub fn kernel_summary(checks: &[KernelCheck]) -> (String, bool) {
+    let ran: Vec<(&KernelCheck, f64)> = checks.iter().filter_map(|c| c.rel_err.ok().map(|e| (c, e))).collect();
+    let worst = ran.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+    let bad: Vec<String> = ran.iter().filter(|(_, e)| !(*e < TOLERANCE)).map(|(c, e)| format!("{} on {} ({e:.1e})", c.kernel, c.key)).collect();
+    let mut line = match worst {
+        Some((w, e)) => format!("{} kernels of {} (pass, shape) pairs against the reference, worst relative error {e:.1e} ({} on {})", ran.len(),
+            ran.iter().map(|(c, _)| &c.key).collect::<std::collections::BTreeSet<_>>().len(), w.kernel, w.key),
+        None => "no kernels checked".to_string(),
+    };
+    for c in checks.iter().filter(|c| c.rel_err.is_err()) {
+        line.push_str(&format!("; not run: {} on {} ({})", c.kernel, c.key, c.rel_err.err().unwrap_or_default()));
+    }
+    if bad.is_empty() { (line, !ran.is_empty()) } else { (format!("{line}; FAILED: {}", bad.join(", ")), false) }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 /// What `hyperdistill info` prints: the adapter, the limits that matter, its features, and the self-check (`run`)
 /// with its errors. The flag is whether every check passed.
 pub fn info_report(gpu: &Gpu, seed: u64) -> Result<(String, bool), anyhow::Error> {
@@ -102,8 +185,12 @@ pub fn info_report(gpu: &Gpu, seed: u64) -> Result<(String, bool), anyhow::Error
     }
     let max = results.iter().map(CheckResult::max_err).fold(0.0, f64::max);
     writeln!(out, "  max relative error {max:.2e} (tolerance {TOLERANCE:.0e})")?;
+    // every kernel the autotuner may pick, whatever it picks here
+    let checks = pollster::block_on(conv_kernels(gpu, seed)).map_err(|e| anyhow::anyhow!("the kernel check could not run: {e}"))?;
+    let (line, kernels_ok) = kernel_summary(&checks);
+    writeln!(out, "kernel check {line}  {}", if kernels_ok { "ok" } else { "FAILED" })?;
     out.push_str(&kernel_table(gpu));
-    Ok((out, results.iter().all(CheckResult::passed)))
+    Ok((out, results.iter().all(CheckResult::passed) && kernels_ok))
 }
 
 /// `info`'s account of the convolution kernels: the autotuner's mode, its table file and every measured pick (with

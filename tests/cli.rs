@@ -16,7 +16,12 @@ fn info_reports_adapter_and_passes_self_check() {
     for needle in ["adapter", "backend", "max_storage_buffer_binding_size", "max relative error"] {
         assert!(stdout.contains(needle), "info output lacks '{needle}'");
     }
-    assert_eq!(stdout.matches("  ok").count(), 2, "both self-check shapes must pass");
+    assert_eq!(stdout.matches("  ok").count(), 3, "both self-check shapes and the kernel check must pass");
+    // every kernel the autotuner may pick, against the reference: 7 tilings × 3 passes on each of 2 ConvNet-3 shapes
+    // and (with the direct kernel) 8 × 3 on each of 2 pool shapes are 90, plus the register-blocked ones
+    let line = stdout.lines().find(|l| l.starts_with("kernel check ")).expect("a kernel check line");
+    let n: usize = line["kernel check ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(n > 90 && line.contains("12 (pass, shape) pairs against the reference") && line.ends_with("  ok"), "{line}");
 }
 
 #[test]

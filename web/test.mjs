@@ -259,6 +259,17 @@ async function main() {
     s = await status(page);
     result.autotune.second = s.kernels;
     if (s.kernels !== `autotune on: ${m1[1]} picks known, 0 measured now`) fail(`a second visit measured again: ${JSON.stringify(result.autotune)}`);
+
+    // 5. ?kernelcheck: every kernel the autotuner may pick (ConvNet-3's and the pool's, the GEMM tilings among them)
+    // run on this browser's GPU against the CPU reference (compiled to wasm), outputs poisoned with NaN first
+    const t5 = Date.now();
+    await page.goto('about:blank');
+    await page.goto(url + '?kernelcheck&paused#settings=' + encodeURIComponent(tiny));
+    await page.waitForFunction(() => /^(ok|FAILED):/.test(document.getElementById('hd-status').dataset.kernelCheck ?? ''), null, { timeout: 300000 }).catch(() => {});
+    s = await status(page);
+    result.kernel_check = { says: s.kernelCheck, seconds: (Date.now() - t5) / 1000 };
+    const m5 = /^ok: (\d+) kernels of 12 \(pass, shape\) pairs against the reference/.exec(s.kernelCheck ?? '');
+    if (!m5 || Number(m5[1]) <= 90) fail(`the kernel check in the browser: ${JSON.stringify(result.kernel_check)}`);
     await ctx.close();
 
     // 4. without WebGPU: the page explains what is needed instead of a blank canvas

@@ -455,6 +455,9 @@ impl ConvBackwardWeight {
             ConvBackwardWeight::Row8
         } else if ConvBackwardWeight::RowsVec4.fits(s) {
             ConvBackwardWeight::RowsVec4
+        } else if cfg!(target_arch = "wasm32") {
+            // a browser's CPU WebGPU (SwiftShader) never finishes the scalar kernel (`tune::ConvPass::barred`)
+            ConvBackwardWeight::Gemm(GEMM_TILES[0])
         } else {
             ConvBackwardWeight::Scalar
         }

@@ -60,7 +60,30 @@ pub fn compute_gpu(rs: &eframe::egui_wgpu::RenderState) -> anyhow::Result<Gpu> {
     if let Some(text) = storage().and_then(|s| s.get_item(&table_key(&gpu)).ok().flatten()) {
         gpu.kernels.load_text(&text);
     }
+    if search.trim_start_matches('?').split('&').any(|kv| kv == "kernelcheck") {
+        spawn_kernel_check(rs);
+    }
     Ok(gpu)
+}
+
+/// `?kernelcheck`: every kernel the autotuner may pick against the CPU reference on this browser's GPU
+/// (`selfcheck::conv_kernels`, on a `Gpu` of its own over the same device), beside the session; the verdict goes into
+/// the status element as `data-kernel-check` ("ok: …" or "FAILED: …") and the console.
+fn spawn_kernel_check(rs: &eframe::egui_wgpu::RenderState) {
+    let (adapter, device, queue) = (rs.adapter.clone(), rs.device.clone(), rs.queue.clone());
+    report_value("kernel-check", "running");
+    wasm_bindgen_futures::spawn_local(async move {
+        let gpu = Gpu::from_device(adapter, device, queue);
+        let verdict = match crate::selfcheck::conv_kernels(&gpu, 0).await {
+            Ok(checks) => {
+                let (line, ok) = crate::selfcheck::kernel_summary(&checks);
+                format!("{} {line}", if ok { "ok:" } else { "FAILED:" })
+            }
+            Err(e) => format!("FAILED: the kernel check could not run: {e}"),
+        };
+        log::info!("kernel check: {verdict}");
+        report_value("kernel-check", &verdict);
+    });
 }
 
 fn storage() -> Option<web_sys::Storage> {
