@@ -558,10 +558,12 @@ impl AbTimes {
 fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, progress: &indicatif::ProgressBar)
     -> Result<AutotuneBench, anyhow::Error> {
     use crate::gpu::Autotune;
-    let (mode, file) = (gpu.kernels.mode(), gpu.kernels.file());
+    let (mode, file, budget) = (gpu.kernels.mode(), gpu.kernels.file(), gpu.kernels.budget());
     let result = (|| -> Result<AutotuneBench, anyhow::Error> {
         gpu.kernels.set_file(None);
         gpu.kernels.set_mode(Autotune::On);
+        // every shape measured now, whatever the session budget (the point is the whole first-run cost)
+        gpu.kernels.set_budget(f64::INFINITY);
         let spent = gpu.kernels.spent();
         let (ds, mut tuned) = warm_distiller(gpu, case, 0, o.seed, &mut || {})?;
         let eval_cases: Vec<EvalCase> = o.eval_archs.iter()
@@ -619,6 +621,7 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
     })();
     gpu.kernels.set_mode(mode);
     gpu.kernels.set_file(file);
+    gpu.kernels.set_budget(budget);
     result
 }
 

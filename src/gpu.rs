@@ -147,7 +147,16 @@ pub struct KernelPicks {
     spent: Mutex<f64>,
     /// keys a browser's workspace wanted measured (it cannot wait for the GPU then): `nn::tune::tune_pending`
     pending: Mutex<std::collections::BTreeSet<String>>,
+    /// seconds of measuring this process may spend (natively; `TUNE_BUDGET_S`); keys met after that run the rule and
+    /// are measured by a later run
+    budget: Mutex<f64>,
+    /// keys that ran the rule because the budget was spent
+    deferred: Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// Seconds of measuring one process may spend on new shapes by default (HYPERDISTILL_AUTOTUNE_BUDGET): the first run
+/// on a device costs at most about this much; shapes past it run the rule this time and are measured by later runs.
+pub const TUNE_BUDGET_S: f64 = 10.0;
 
 impl KernelPicks {
     fn new(mode: Autotune, file: Option<std::path::PathBuf>) -> KernelPicks {
@@ -160,6 +169,8 @@ impl KernelPicks {
             used: Mutex::default(),
             spent: Mutex::new(0.0),
             pending: Mutex::default(),
+            budget: Mutex::new(TUNE_BUDGET_S),
+            deferred: Mutex::default(),
         };
         picks.set_file(file);
         picks
@@ -275,6 +286,25 @@ impl KernelPicks {
     /// Wall seconds this process has spent measuring candidates.
     pub fn spent(&self) -> f64 {
         *self.spent.lock().unwrap()
+    }
+
+    /// Seconds of measuring this process may spend (see `TUNE_BUDGET_S`).
+    pub fn budget(&self) -> f64 {
+        *self.budget.lock().unwrap()
+    }
+
+    pub fn set_budget(&self, seconds: f64) {
+        *self.budget.lock().unwrap() = seconds;
+    }
+
+    /// `key` ran the rule because the budget was spent.
+    pub fn note_deferred(&self, key: &str) {
+        self.deferred.lock().unwrap().insert(key.to_string());
+    }
+
+    /// Keys left for a later run because the budget was spent.
+    pub fn deferred(&self) -> std::collections::BTreeSet<String> {
+        self.deferred.lock().unwrap().clone()
     }
 
     /// Note that `key` ran `kernel` in this process.
@@ -567,8 +597,15 @@ impl Gpu {
         let file = Some(autotune_file(&info));
         #[cfg(target_arch = "wasm32")]
         let file = None;
+        let kernels = KernelPicks::new(mode, file);
+        if let Ok(b) = std::env::var("HYPERDISTILL_AUTOTUNE_BUDGET") {
+            match b.trim().parse::<f64>() {
+                Ok(s) if s >= 0.0 => kernels.set_budget(s),
+                _ => eprintln!("warning: HYPERDISTILL_AUTOTUNE_BUDGET must be a number of seconds (≥ 0, or inf), not '{b}'; using {TUNE_BUDGET_S}"),
+            }
+        }
         Gpu {
-            kernels: KernelPicks::new(mode, file),
+            kernels,
             info,
             subgroup_size,
             limits: device.limits(),

@@ -215,7 +215,13 @@ pub fn kernel_table(gpu: &Gpu) -> String {
     }
     // what ran otherwise: the rule (autotuning off) or a resumed run's recorded kernel
     for (key, k) in gpu.kernels.used().iter().filter(|(key, k)| table.get(*key).is_none_or(|t| t.kernel != **k)) {
-        let why = if gpu.kernels.pinned(key).is_some() { "pinned by a resume" } else { "rule" };
+        let why = if gpu.kernels.pinned(key).is_some() {
+            "pinned by a resume"
+        } else if gpu.kernels.deferred().contains(key) {
+            "rule: this run's measuring budget was spent, a later run measures it"
+        } else {
+            "rule"
+        };
         let _ = writeln!(out, "  {key:<44} {k:<24} ({why})");
     }
     out

@@ -196,3 +196,23 @@ fn the_pool_convolutions_are_tuned_too() {
         assert_eq!(g.kernels.used()[&key], name);
     }
 }
+
+#[test]
+fn a_spent_budget_defers_new_shapes_to_a_later_run() {
+    // HYPERDISTILL_AUTOTUNE_BUDGET: once a process has measured for that long, a new shape runs the rule and is not
+    // written to the table (so a later run measures it); a budget left measures it
+    let g = Gpu::new().unwrap();
+    g.kernels.set_file(None);
+    g.kernels.set_mode(Autotune::On);
+    let s = ConvShape { n: 2, cin: 3, cout: 8, h: 6, w: 6, pad: 1 };
+    g.kernels.set_budget(0.0);
+    let k = tune::conv_kernels(&g, &s);
+    assert_eq!((k.forward, k.input, k.weight), (ops::ConvForward::of(&g, &s), ops::ConvBackwardInput::of(&g, &s), ops::ConvBackwardWeight::of(&g, &s)));
+    assert!(g.kernels.table().is_empty() && g.kernels.spent() == 0.0, "nothing measured with no budget");
+    assert_eq!(g.kernels.deferred().len(), 3);
+    assert!(hyperdistill::selfcheck::kernel_table(&g).contains("rule: this run's measuring budget was spent"));
+    g.kernels.set_budget(f64::INFINITY);
+    tune::conv_kernels(&g, &s);
+    assert_eq!(g.kernels.table().len(), 3, "a later run (budget left) measures the deferred shapes");
+    assert_eq!(Gpu::new().unwrap().kernels.budget(), hyperdistill::gpu::TUNE_BUDGET_S);
+}

@@ -324,6 +324,12 @@ fn pick_with<K: ConvPass>(gpu: &Gpu, s: &K::Shape, buffers: &mut Option<ConvBuff
     } else {
         match gpu.kernels.tuned(&key).and_then(|t| by_name(&t.kernel)) {
             Some(k) => k,
+            // this process has measured enough: the rule now, the shape measured by a later run
+            #[cfg(not(target_arch = "wasm32"))]
+            None if gpu.kernels.spent() >= gpu.kernels.budget() => {
+                gpu.kernels.note_deferred(&key);
+                K::rule(gpu, s)
+            }
             #[cfg(not(target_arch = "wasm32"))]
             None => match timed(gpu, || pollster::block_on(tune::<K>(gpu, s, buffers))) {
                 Ok((k, t)) => {

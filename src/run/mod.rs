@@ -415,7 +415,8 @@ pub fn run(gpu: &Gpu, cfg: &RunConfig, start: Start, cache: &Path) -> Result<Out
     let mut log = |v: serde_json::Value| -> Result<()> { writeln!(metrics, "{v}").context("writing metrics.jsonl") };
     log(serde_json::json!({"event": if resume { "resume" } else { "start" }, "iteration": d.iteration(), "adapter": gpu.describe(),
         "seed": cfg.distill.seed, "dataset": ds.name, "quick_eval": cfg.eval.quick,
-        "autotune": format!("{:?}", gpu.kernels.mode()).to_lowercase(), "kernels": gpu.kernels.used()}))?;
+        "autotune": format!("{:?}", gpu.kernels.mode()).to_lowercase(), "kernels": gpu.kernels.used(),
+        "autotune_seconds": gpu.kernels.spent(), "autotune_deferred": gpu.kernels.deferred()}))?;
     if let Some((before, after)) = pruned {
         log(serde_json::json!({"event": "prune", "keep_real": cfg.keep_real, "prune_nets": cfg.prune_nets, "train_before": before, "train_after": after}))?;
     }
