@@ -154,8 +154,9 @@ pub struct KernelPicks {
     deferred: Mutex<std::collections::BTreeSet<String>>,
 }
 
-/// Seconds of measuring one process may spend on new shapes by default (HYPERDISTILL_AUTOTUNE_BUDGET): the first run
-/// on a device costs at most about this much; shapes past it run the rule this time and are measured by later runs.
+/// Seconds of measuring one process may spend on new shapes by default under `Autotune::On`
+/// (HYPERDISTILL_AUTOTUNE_BUDGET): the first run on a device costs at most about this much; shapes past it run the rule
+/// this time and are measured by later runs. `Autotune::Refresh` measures every shape it meets.
 pub const TUNE_BUDGET_S: f64 = 10.0;
 
 impl KernelPicks {

@@ -28,8 +28,8 @@ use hyperdistill::run::{self, RunConfig, Shard, Start};
                   HYPERDISTILL_AUTOTUNE=off|on|refresh: pick each convolution's kernel by timing the candidates on this \
                   device once per shape, remembered in the cache directory (default: on for GPUs, off for CPU adapters; \
                   `info` lists the picks; a resumed run uses the kernels its checkpoint recorded); a run measures for at \
-                  most HYPERDISTILL_AUTOTUNE_BUDGET seconds (default 10, inf for no bound), later shapes run the \
-                  hand-made choice and are measured by later runs. \
+                  most HYPERDISTILL_AUTOTUNE_BUDGET seconds (default 10, inf for no bound; refresh measures every \
+                  shape), later shapes run the hand-made choice and are measured by later runs. \
                   HYPERDISTILL_MAX_FILE_MB and HYPERDISTILL_MAX_DATASET_MB bound what a dataset file may make it hold \
                   (1024 and 16384 MiB)."
 )]

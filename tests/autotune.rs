@@ -214,5 +214,12 @@ fn a_spent_budget_defers_new_shapes_to_a_later_run() {
     g.kernels.set_budget(f64::INFINITY);
     tune::conv_kernels(&g, &s);
     assert_eq!(g.kernels.table().len(), 3, "a later run (budget left) measures the deferred shapes");
+    // refresh measures every shape it meets, whatever the budget (a bound would re-time the same first shapes on
+    // every refreshing run)
+    g.kernels.set_budget(0.0);
+    g.kernels.set_mode(Autotune::Refresh);
+    let spent = g.kernels.spent();
+    tune::conv_kernels(&g, &s);
+    assert!(g.kernels.spent() > spent, "refresh skipped a shape for the budget");
     assert_eq!(Gpu::new().unwrap().kernels.budget(), hyperdistill::gpu::TUNE_BUDGET_S);
 }

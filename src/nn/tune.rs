@@ -324,9 +324,10 @@ fn pick_with<K: ConvPass>(gpu: &Gpu, s: &K::Shape, buffers: &mut Option<ConvBuff
     } else {
         match gpu.kernels.tuned(&key).and_then(|t| by_name(&t.kernel)) {
             Some(k) => k,
-            // this process has measured enough: the rule now, the shape measured by a later run
+            // this process has measured enough: the rule now, the shape measured by a later run (`refresh` asks for
+            // every shape now, whatever it costs: a budget would re-time the same first shapes on every run)
             #[cfg(not(target_arch = "wasm32"))]
-            None if gpu.kernels.spent() >= gpu.kernels.budget() => {
+            None if gpu.kernels.mode() == Autotune::On && gpu.kernels.spent() >= gpu.kernels.budget() => {
                 gpu.kernels.note_deferred(&key);
                 K::rule(gpu, s)
             }
