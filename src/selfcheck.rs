@@ -75,7 +75,7 @@ pub struct KernelCheck {
     /// the pass and shape, as the autotuner's table keys them
     pub key: String,
     pub kernel: String,
-    /// None: not run on this device, for this reason (`ConvPass::barred`)
+    /// the relative error, or why the kernel was not run on this device (`ConvPass::barred`)
     pub rel_err: Result<f64, &'static str>,
 }
 
