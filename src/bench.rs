@@ -627,27 +627,7 @@ fn autotune_case(gpu: &Gpu, case: &DistillCase, rep: Repeats, o: &SuiteOptions, 
 
 /// The rule's kernel for each measured key (the key names the pass and the shape).
 fn rule_picks(gpu: &Gpu, picks: &[(String, crate::gpu::Tuned)]) -> Vec<(String, String)> {
-    use crate::nn::{ops, tune};
-    let mut shapes = std::collections::BTreeMap::new();
-    for (k, _) in picks {
-        if let Some(s) = tune::parse_key(k) {
-            shapes.insert(k.clone(), s);
-        }
-    }
-    let mut rule: Vec<(String, String)> = shapes
-        .into_iter()
-        .map(|(k, (op, s))| {
-            let name = match op.as_str() {
-                "conv_forward" => ops::ConvForward::of(gpu, &s).name(),
-                "conv_input_grad" => ops::ConvBackwardInput::of(gpu, &s).name(),
-                _ => ops::ConvBackwardWeight::of(gpu, &s).name(),
-            };
-            (k, name.to_string())
-        })
-        .collect();
-    // the evaluation pool's convolutions: the direct kernels
-    rule.extend(picks.iter().filter(|(k, _)| k.starts_with("kconv_")).map(|(k, _)| (k.clone(), ops::KConvKernel::Direct.name().to_string())));
-    rule
+    picks.iter().filter_map(|(k, _)| Some((k.clone(), crate::nn::tune::rule_name(gpu, k)?.to_string()))).collect()
 }
 
 /// Where one distillation iteration's GPU time goes, kernel by kernel.

@@ -71,22 +71,9 @@ impl GemmTile {
     }
 
     /// Pipeline constants and workgroup count for pass `pass` (0 forward, 1 input gradient, 2 weight gradient with
-    /// `splits` chunks) of ConvNet-3's shape `s`.
-    fn launch(self, s: &ConvShape, pass: u32, splits: usize) -> (Vec<(&'static str, f64)>, u64) {
-        let mut c = conv_consts(s).to_vec();
-        let groups = self.launch_consts(&s.k3(), pass, splits, &mut c);
-        (c, groups)
-    }
-
-    /// The same for any kernel size and stride; `bias`: the forward adds one.
-    fn klaunch(self, s: &KConvShape, bias: bool, pass: u32, splits: usize) -> (Vec<(&'static str, f64)>, u64) {
+    /// `splits` chunks) of shape `s` (ConvNet-3's as `ConvShape::k3`); `bias`: the forward adds one.
+    fn launch(self, s: &KConvShape, bias: bool, pass: u32, splits: usize) -> (Vec<(&'static str, f64)>, u64) {
         let mut c = kconv_consts(s, bias);
-        let groups = self.launch_consts(s, pass, splits, &mut c);
-        (c, groups)
-    }
-
-    /// Adds the GEMM's constants to `c` (the shape's), returns the workgroup count.
-    fn launch_consts(self, s: &KConvShape, pass: u32, splits: usize, c: &mut Vec<(&'static str, f64)>) -> u64 {
         let kk = s.k * s.k;
         let (gm, gn, gk) = match pass {
             0 => (s.cout, s.n * s.ho() * s.wo(), s.cin * kk),
@@ -111,7 +98,7 @@ impl GemmTile {
             ("NSPLIT", splits as f64),
             ("KCHUNK", kchunk as f64),
         ]);
-        (tiles_m * tiles_n * splits) as u64
+        (c, (tiles_m * tiles_n * splits) as u64)
     }
 }
 
@@ -237,10 +224,7 @@ pub fn conv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvForward, s:
             gpu.dispatch(enc, &shaders::CONV_FORWARD, "transpose_weight", &consts, &[w, wt], s.w_len() as u64);
             gpu.dispatch(enc, &shaders::CONV_FORWARD, k.name(), &consts, &[x, wt, b, y], (s.n * (s.cout / c) * s.ho()) as u64);
         }
-        ConvForward::Gemm(t) => {
-            let (c, groups) = t.launch(s, 0, 1);
-            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b, y, gpu.vec4_binding(w)], groups);
-        }
+        ConvForward::Gemm(t) => kconv_forward_with(gpu, enc, KConvKernel::Gemm(t), &s.k3(), x, w, Some(b), y),
     }
 }
 
@@ -407,10 +391,7 @@ pub fn conv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBack
             let rows = if k == ConvBackwardInput::Row2Vec4 { s.h / 2 } else { s.h };
             gpu.dispatch(enc, &shaders::CONV_INPUT, k.name(), &consts, &[dy, w, dx], (s.n * s.cin * rows) as u64);
         }
-        ConvBackwardInput::Gemm(t) => {
-            let (c, groups) = t.launch(s, 1, 1);
-            gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx, gpu.vec4_binding(w)], groups);
-        }
+        ConvBackwardInput::Gemm(t) => kconv_backward_input_with(gpu, enc, KConvKernel::Gemm(t), &s.k3(), dy, w, dx),
         ConvBackwardInput::Channel1Vec4 => {
             for xb in 0..s.w.div_ceil(8) {
                 let mut cb = consts.to_vec();
@@ -534,19 +515,11 @@ pub fn conv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: ConvBac
     scratch: &Buffer) {
     assert!(k.fits(s), "conv backward_weight kernel {k:?} cannot run {s:?}");
     assert!(scratch.size() as usize >= 4 * k.scratch_len(s), "weight-gradient scratch too small for {k:?} on {s:?}");
+    if let ConvBackwardWeight::Gemm(t) = k {
+        return kconv_backward_weight_with(gpu, enc, KConvKernel::Gemm(t), &s.k3(), x, dy, dw, scratch);
+    }
     let mut consts = conv_consts(s).to_vec();
     consts.push(("NSPLIT", k.partials(s) as f64));
-    if let ConvBackwardWeight::Gemm(t) = k {
-        let splits = k.partials(s);
-        let (c, groups) = t.launch(s, 2, splits);
-        // one split is the whole sum: written straight into dw
-        let out = if splits == 1 { dw } else { scratch };
-        gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out, gpu.vec4_binding(dy)], groups);
-        if splits > 1 {
-            gpu.dispatch(enc, &shaders::CONV_WEIGHT, "reduce_weight", &consts, &[scratch, dw], s.w_len() as u64);
-        }
-        return;
-    }
     let inv = match k {
         ConvBackwardWeight::Scalar => k.partials(s) * s.cout.div_ceil(4) * s.cin,
         ConvBackwardWeight::RowsVec4 => s.ho() * s.cin * (s.cout / 4),
@@ -1014,7 +987,7 @@ pub fn kconv_forward_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKernel, s
     match k {
         KConvKernel::Direct => kconv_forward(gpu, enc, s, x, w, b, y),
         KConvKernel::Gemm(t) => {
-            let (c, groups) = t.klaunch(s, b.is_some(), 0, 1);
+            let (c, groups) = t.launch(s, b.is_some(), 0, 1);
             gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, x, b.unwrap_or(w), y, gpu.vec4_binding(w)], groups);
         }
     }
@@ -1025,20 +998,22 @@ pub fn kconv_backward_input_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKe
     match k {
         KConvKernel::Direct => kconv_backward_input(gpu, enc, s, dy, w, dx),
         KConvKernel::Gemm(t) => {
-            let (c, groups) = t.klaunch(s, false, 1, 1);
+            let (c, groups) = t.launch(s, false, 1, 1);
             gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[w, dy, w, dx, gpu.vec4_binding(w)], groups);
         }
     }
 }
 
 /// `kconv_backward_weight` with a chosen kernel; `scratch` holds at least `k.weight_partials(s) · s.w_len()` floats.
+/// (ConvNet-3's GEMM weight gradient runs here too: `conv_reduce_weight` adds the splits in the order `reduce_weight`
+/// does.)
 #[allow(clippy::too_many_arguments)]
 pub fn kconv_backward_weight_with(gpu: &Gpu, enc: &mut CommandEncoder, k: KConvKernel, s: &KConvShape, x: &Buffer, dy: &Buffer, dw: &Buffer,
     scratch: &Buffer) {
     let KConvKernel::Gemm(t) = k else { return kconv_backward_weight(gpu, enc, s, x, dy, dw, scratch) };
     let splits = t.kweight_splits(s);
     assert!(splits == 1 || scratch.size() as usize >= 4 * splits * s.w_len(), "weight-gradient scratch too small for {k:?} on {s:?}");
-    let (c, groups) = t.klaunch(s, false, 2, splits);
+    let (c, groups) = t.launch(s, false, 2, splits);
     // one split is the whole sum: written straight into dw
     let out = if splits == 1 { dw } else { scratch };
     gpu.dispatch_workgroups(enc, &shaders::CONV_GEMM, "gemm", &c, &[dy, x, dy, out, gpu.vec4_binding(dy)], groups);

@@ -374,24 +374,21 @@ pub async fn tune_pending(gpu: &Gpu) -> Result<usize, GpuError> {
     let start = Clock::start();
     let mut measured = 0;
     for key in pending {
-        let t = match tune_key::<ConvForward>(gpu, &key).await? {
-            Some(t) => t,
-            None => match tune_key::<ConvBackwardInput>(gpu, &key).await? {
-                Some(t) => t,
-                None => match tune_key::<ConvBackwardWeight>(gpu, &key).await? {
-                    Some(t) => t,
-                    None => match tune_key::<KForward>(gpu, &key).await? {
-                        Some(t) => t,
-                        None => match tune_key::<KInput>(gpu, &key).await? {
-                            Some(t) => t,
-                            None => match tune_key::<KWeight>(gpu, &key).await? {
-                                Some(t) => t,
-                                None => continue,
-                            },
-                        },
-                    },
-                },
-            },
+        // the pass the key names, of the six
+        let t = if let Some(t) = tune_key::<ConvForward>(gpu, &key).await? {
+            t
+        } else if let Some(t) = tune_key::<ConvBackwardInput>(gpu, &key).await? {
+            t
+        } else if let Some(t) = tune_key::<ConvBackwardWeight>(gpu, &key).await? {
+            t
+        } else if let Some(t) = tune_key::<KForward>(gpu, &key).await? {
+            t
+        } else if let Some(t) = tune_key::<KInput>(gpu, &key).await? {
+            t
+        } else if let Some(t) = tune_key::<KWeight>(gpu, &key).await? {
+            t
+        } else {
+            continue;
         };
         log::info!("autotune {key}: {} {:.3} ms ({} candidates, {} skipped; {:.1} s so far)", t.kernel, t.ms, t.candidates.len(), t.skipped.len(),
             start.seconds());
@@ -400,6 +397,19 @@ pub async fn tune_pending(gpu: &Gpu) -> Result<usize, GpuError> {
     }
     gpu.kernels.note_spent(start.seconds());
     Ok(measured)
+}
+
+/// The hand-made rule's kernel for the pass and shape a table key names; None for a key no pass has.
+pub fn rule_name(gpu: &Gpu, key: &str) -> Option<&'static str> {
+    fn rule_of<K: ConvPass>(gpu: &Gpu, key: &str) -> Option<&'static str> {
+        K::Shape::parse_key(key).filter(|(op, _)| op == K::OP).map(|(_, s)| K::rule(gpu, &s).name())
+    }
+    rule_of::<ConvForward>(gpu, key)
+        .or_else(|| rule_of::<ConvBackwardInput>(gpu, key))
+        .or_else(|| rule_of::<ConvBackwardWeight>(gpu, key))
+        .or_else(|| rule_of::<KForward>(gpu, key))
+        .or_else(|| rule_of::<KInput>(gpu, key))
+        .or_else(|| rule_of::<KWeight>(gpu, key))
 }
 
 /// `tune` for the pass and shape `key` names, if it names pass `K`.
