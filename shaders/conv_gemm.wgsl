@@ -9,9 +9,8 @@
 //   PASS 0 forward          y[n,co,oy,ox] = Σ_k w[co,k] · x̃[k,(n,oy,ox)] + b[co]     GM = COUT, GN = N·HO·WO, GK = CIN·KK
 //   PASS 1 input gradient   dx[n,ci,iy,ix] = Σ_k w[(co,t),ci] · dỹ[(co,t),(n,iy,ix)]  GM = CIN,  GN = N·H·W,   GK = COUT·KK
 //   PASS 2 weight gradient  part[s,co,(ci,t)] = Σ_{q ∈ split s} dy[co,q] · x̃[q,(ci,t)] GM = COUT, GN = CIN·KK,  GK = N·HO·WO
-//                           (split-K: the sum over q is cut into NSPLIT chunks of KCHUNK, a reduce kernel —
-//                           conv_weight.wgsl's reduce_weight or layers.wgsl's conv_reduce_weight — adds them up in a
-//                           fixed order; NSPLIT = 1 writes dw directly)
+//                           (split-K: the sum over q is cut into NSPLIT chunks of KCHUNK, layers.wgsl's
+//                           conv_reduce_weight adds them up in a fixed order; NSPLIT = 1 writes dw directly)
 // with k = (ci, ky, kx) or (co, ky, kx), and x̃[(ci,t),(n,oy,ox)] = x[n, ci, oy·STRIDE + ky − PAD, ox·STRIDE + kx − PAD].
 //
 // entry point  bindings (group 0, in order)                                  one workgroup computes
